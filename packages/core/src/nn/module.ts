@@ -1,0 +1,169 @@
+/**
+ * `Module`: a tfjs-layers `Layer` that also keeps its parameters under the reference
+ * checkpoint's names (PyTorch style: `experts.0.gate_proj.weight`), recursively through child
+ * modules. This is what lets @mllm load the authors' safetensors unchanged.
+ *
+ * Layout at the boundary vs inside: a parameter with `layout: 'linear'` is stored `[in, out]`
+ * internally (a plain `matMul(x, W)` is ~10× faster than a transposed operand on wasm) and is
+ * transposed to PyTorch's `[out, in]` only when written to / read from a state dict.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import type { InitFn } from './initializers.js';
+
+type LayerVariable = tfl.LayerVariable;
+/** What `Layer.dispose()` returns. */
+export type DisposeResult = ReturnType<tfl.layers.Layer['dispose']>;
+
+/** Base constructor arguments of every @mllm module (a subset of tfjs `LayerArgs`). */
+export interface ModuleArgs {
+  /** Layer name (tfjs makes a unique one from the class name when omitted). */
+  name?: string;
+  /** Start trainable (default true). */
+  trainable?: boolean;
+}
+
+/** `plain`: same layout inside and in the reference. `linear`: internal `[in, out]`, reference `[out, in]`. */
+export type ParameterLayout = 'plain' | 'linear';
+
+export interface Parameter {
+  /** The tfjs variable holding the value in the internal layout. */
+  readonly variable: LayerVariable;
+  readonly layout: ParameterLayout;
+  /** Shape in the reference (PyTorch) layout. */
+  readonly referenceShape: readonly number[];
+}
+
+export interface AddParameterOptions {
+  layout?: ParameterLayout;
+  trainable?: boolean;
+}
+
+/** Convert an internal-layout value to the reference layout (new tensor). */
+export function toReferenceLayout(value: tf.Tensor, layout: ParameterLayout): tf.Tensor {
+  return layout === 'linear' ? tf.transpose(value) : value.clone();
+}
+
+/** Convert a reference-layout value to the internal layout (new tensor). */
+export function fromReferenceLayout(value: tf.Tensor, layout: ParameterLayout): tf.Tensor {
+  return layout === 'linear' ? tf.transpose(value) : value.clone();
+}
+
+export abstract class Module extends tfl.layers.Layer {
+  constructor(args: ModuleArgs = {}) {
+    super(args);
+  }
+
+  private readonly localParameters = new Map<string, Parameter>();
+  private readonly childModules = new Map<string, Module>();
+  private disposedModule = false;
+
+  /**
+   * Create a parameter. `referenceShape` is the PyTorch shape (`[out, in]` for a Linear weight);
+   * `init` receives the internal shape.
+   */
+  protected addParameter(
+    name: string,
+    referenceShape: number[],
+    init: InitFn,
+    options: AddParameterOptions = {},
+  ): LayerVariable {
+    const layout = options.layout ?? 'plain';
+    if (this.localParameters.has(name) || this.childModules.has(name)) {
+      throw new Error(`${this.name}: parameter name '${name}' is already used`);
+    }
+    if (layout === 'linear' && referenceShape.length !== 2) {
+      throw new Error(`${this.name}: linear-layout parameter '${name}' must be 2-D, got [${referenceShape}]`);
+    }
+    const internalShape = layout === 'linear' ? [referenceShape[1], referenceShape[0]] : [...referenceShape];
+    const variable = this.addWeight(name, internalShape, 'float32', tfl.initializers.zeros(), undefined, options.trainable ?? true);
+    const initial = init(internalShape);
+    variable.write(initial);
+    initial.dispose();
+    this.localParameters.set(name, { variable, layout, referenceShape: [...referenceShape] });
+    return variable;
+  }
+
+  /** Register a child module under `name` (its parameters become `name.<child param>`). */
+  protected addModule<M extends Module>(name: string, module: M): M {
+    if (this.localParameters.has(name) || this.childModules.has(name)) {
+      throw new Error(`${this.name}: child name '${name}' is already used`);
+    }
+    this.childModules.set(name, module);
+    return module;
+  }
+
+  /** Remove a child (not disposed: the caller owns it again). */
+  protected removeModule(name: string): Module | undefined {
+    const child = this.childModules.get(name);
+    this.childModules.delete(name);
+    return child;
+  }
+
+  /** Direct children, in registration order. */
+  children(): Array<[string, Module]> {
+    return [...this.childModules.entries()];
+  }
+
+  /** Every parameter under its reference name (recursive, dot-joined), registration order. */
+  namedParameters(prefix = ''): Array<[string, Parameter]> {
+    const out: Array<[string, Parameter]> = [];
+    for (const [name, parameter] of this.localParameters) out.push([prefix + name, parameter]);
+    for (const [name, child] of this.childModules) out.push(...child.namedParameters(`${prefix}${name}.`));
+    return out;
+  }
+
+  /** The tf.Variables of trainable parameters (what an optimizer updates). */
+  trainableVariables(): tf.Variable[] {
+    return this.namedParameters()
+      .filter(([, p]) => p.variable.trainable)
+      .map(([, p]) => p.variable.read() as tf.Variable);
+  }
+
+  /** Freeze (`false`) or unfreeze (`true`) this module and all its children, by structure. */
+  setTrainable(trainable: boolean): this {
+    for (const [, p] of this.namedParameters()) p.variable.trainable = trainable;
+    return this;
+  }
+
+  /** Number of scalar parameters (reference shapes). */
+  parameterCount(): number {
+    return this.namedParameters().reduce((n, [, p]) => n + p.referenceShape.reduce((a, b) => a * b, 1), 0);
+  }
+
+  override get trainableWeights(): LayerVariable[] {
+    return this.namedParameters().filter(([, p]) => p.variable.trainable).map(([, p]) => p.variable);
+  }
+  override set trainableWeights(_weights: LayerVariable[]) {
+    throw new Error(`${this.name}: trainableWeights is derived from the module's parameters`);
+  }
+  override get nonTrainableWeights(): LayerVariable[] {
+    return this.namedParameters().filter(([, p]) => !p.variable.trainable).map(([, p]) => p.variable);
+  }
+  override set nonTrainableWeights(_weights: LayerVariable[]) {
+    throw new Error(`${this.name}: nonTrainableWeights is derived from the module's parameters`);
+  }
+
+  /** True after `dispose()`. */
+  get isDisposed(): boolean {
+    return this.disposedModule;
+  }
+
+  /** Dispose every parameter of this module and its children. Idempotent. */
+  override dispose(): DisposeResult {
+    let numDisposedVariables = 0;
+    if (!this.disposedModule) {
+      for (const [, child] of this.childModules) numDisposedVariables += child.dispose().numDisposedVariables;
+      for (const [, p] of this.localParameters) {
+        p.variable.dispose();
+        numDisposedVariables++;
+      }
+      this.disposedModule = true;
+    }
+    return { refCountAfterDispose: 0, numDisposedVariables };
+  }
+
+  protected assertUsable(): void {
+    if (this.disposedModule) throw new Error(`${this.name} is disposed`);
+  }
+}
