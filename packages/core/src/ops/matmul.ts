@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 
 /** `[M, K] · [K, N] → [M, N]` with an explicit-transpose gradient. */
 export const matMul2d: (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D = tf.customGrad(
-  (a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+  ((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
     save([a, b]);
     return {
       value: tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D),
@@ -19,12 +19,12 @@ export const matMul2d: (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D = tf.cust
         return [tf.matMul(dy as tf.Tensor2D, tf.transpose(sb)), tf.matMul(tf.transpose(sa), dy as tf.Tensor2D)];
       },
     };
-  },
+  }) as unknown as Parameters<typeof tf.customGrad>[0],
 ) as unknown as (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D;
 
 /** `[B, M, K] · [B, K, N] → [B, M, N]` with an explicit-transpose gradient. */
 export const batchMatMul: (a: tf.Tensor3D, b: tf.Tensor3D) => tf.Tensor3D = tf.customGrad(
-  (a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+  ((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
     save([a, b]);
     return {
       value: tf.matMul(a as tf.Tensor3D, b as tf.Tensor3D),
@@ -37,7 +37,7 @@ export const batchMatMul: (a: tf.Tensor3D, b: tf.Tensor3D) => tf.Tensor3D = tf.c
         ];
       },
     };
-  },
+  }) as unknown as Parameters<typeof tf.customGrad>[0],
 ) as unknown as (a: tf.Tensor3D, b: tf.Tensor3D) => tf.Tensor3D;
 
 /**

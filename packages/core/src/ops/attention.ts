@@ -1,0 +1,80 @@
+/** Multi-head attention math as pure functions. Shapes: B batch, h heads, L length, d head dim. */
+import * as tf from '@tensorflow/tfjs-core';
+import { batchMatMul } from './matmul.js';
+import { maskedSoftmax } from './softmax.js';
+
+/** `[B, L, h·d] → [B, h, L, d]`. */
+export function splitHeads(x: tf.Tensor, heads: number): tf.Tensor4D {
+  const [B, L, H] = x.shape as [number, number, number];
+  if (H % heads !== 0) throw new Error(`splitHeads: width ${H} is not divisible by heads ${heads}`);
+  return tf.tidy(() => tf.transpose(tf.reshape(x, [B, L, heads, H / heads]), [0, 2, 1, 3]) as tf.Tensor4D); // [B, h, L, d]
+}
+
+/** `[B, h, L, d] → [B, L, h·d]`. */
+export function mergeHeads(x: tf.Tensor): tf.Tensor3D {
+  const [B, h, L, d] = x.shape as [number, number, number, number];
+  return tf.tidy(() => tf.reshape(tf.transpose(x, [0, 2, 1, 3]), [B, L, h * d]) as tf.Tensor3D); // [B, L, h·d]
+}
+
+export interface AttentionResult {
+  /** `[B, h, Lq, d]` */
+  output: tf.Tensor4D;
+  /** `[B, h, Lq, Lk]` softmax probabilities (masked positions exactly 0). */
+  probs: tf.Tensor4D;
+}
+
+/**
+ * `softmax(q·kᵀ·scale, masked) · v`.
+ * q `[B, h, Lq, d]`, k/v `[B, h, Lk, d]`, mask broadcastable to `[B, h, Lq, Lk]` (nonzero = attend),
+ * scale defaults to `1/√d`. Products run as 3-D plain matMuls with explicit transposes.
+ */
+export function scaledDotProductAttention(
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  mask?: tf.Tensor | null,
+  scale?: number,
+): AttentionResult {
+  const [B, h, Lq, d] = q.shape as [number, number, number, number];
+  const Lk = k.shape[2] as number;
+  if (k.rank !== 4 || k.shape[0] !== B || k.shape[1] !== h || k.shape[3] !== d) {
+    throw new Error(`attention: k must be [${B}, ${h}, Lk, ${d}], got [${k.shape}]`);
+  }
+  if (v.rank !== 4 || v.shape[0] !== B || v.shape[1] !== h || v.shape[2] !== Lk) {
+    throw new Error(`attention: v must be [${B}, ${h}, ${Lk}, dv], got [${v.shape}]`);
+  }
+  return tf.tidy(() => {
+    const dv = v.shape[3] as number;
+    const q3 = tf.reshape(q, [B * h, Lq, d]) as tf.Tensor3D; // [B·h, Lq, d]
+    const kT = tf.reshape(tf.transpose(k, [0, 1, 3, 2]), [B * h, d, Lk]) as tf.Tensor3D; // [B·h, d, Lk]
+    const scores = tf.mul(batchMatMul(q3, kT), scale ?? 1 / Math.sqrt(d)); // [B·h, Lq, Lk]
+    const scores4 = tf.reshape(scores, [B, h, Lq, Lk]);
+    const probs = maskedSoftmax(scores4, mask ?? null) as tf.Tensor4D; // [B, h, Lq, Lk]
+    const v3 = tf.reshape(v, [B * h, Lk, dv]) as tf.Tensor3D;
+    const out = batchMatMul(tf.reshape(probs, [B * h, Lq, Lk]) as tf.Tensor3D, v3); // [B·h, Lq, dv]
+    return { output: tf.reshape(out, [B, h, Lq, dv]) as tf.Tensor4D, probs };
+  });
+}
+
+/** Causal mask `[1, 1, L, L]` (query i sees keys j ≤ i), bool. */
+export function causalMask(length: number): tf.Tensor4D {
+  return tf.tidy(() => {
+    const i = tf.expandDims(tf.range(0, length, 1, 'int32'), 1); // [L, 1]
+    const j = tf.expandDims(tf.range(0, length, 1, 'int32'), 0); // [1, L]
+    return tf.reshape(tf.greaterEqual(i, j), [1, 1, length, length]) as tf.Tensor4D;
+  });
+}
+
+/** Causal-by-position mask `[B, 1, Lq, Lk]`: key visible iff keyPosition ≤ queryPosition. */
+export function positionCausalMask(queryPositions: tf.Tensor2D, keyPositions: tf.Tensor2D): tf.Tensor4D {
+  return tf.tidy(() => {
+    const qp = tf.expandDims(tf.expandDims(queryPositions, 2), 1); // [B, 1, Lq, 1]
+    const kp = tf.expandDims(tf.expandDims(keyPositions, 1), 1); // [B, 1, 1, Lk]
+    return tf.lessEqual(kp, qp) as tf.Tensor4D;
+  });
+}
+
+/** Padding mask `[B, Lk]` (1 = real) → `[B, 1, 1, Lk]` bool. */
+export function keyPaddingMask(keyMask: tf.Tensor2D): tf.Tensor4D {
+  return tf.tidy(() => tf.reshape(tf.notEqual(keyMask, 0), [keyMask.shape[0], 1, 1, keyMask.shape[1]]) as tf.Tensor4D);
+}
