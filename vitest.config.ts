@@ -11,6 +11,7 @@ export default defineConfig({
       '@mllm/core/testing': fileURLToPath(new URL('./packages/core/src/testing/index.ts', import.meta.url)),
       '@mllm/core': pkg('core'),
       '@mllm/parrot': pkg('parrot'),
+      '@mllm/eval': pkg('eval'),
       '@mllm/wings': pkg('wings'),
       '@mllm/vpgc': pkg('vpgc'),
     },

@@ -1,0 +1,227 @@
+/**
+ * `mllm-eval`: evaluate a model on MMMB / multilingual MMBench TSVs.
+ *
+ *   mllm-eval --model <checkpoint-dir | model.mjs> --data <tsv...> --out <dir> [options]
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { basename, extname, join } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { PostprocessMode } from './answer-extraction.js';
+import { BadRowError } from './bad-row.js';
+import { loadEvalModel, type HostLoaderImporter } from './eval-model.js';
+import { evaluate, type DatasetSpec } from './evaluate.js';
+import { isKnownLanguage, normalizeLanguage } from './languages.js';
+import { createProgress, type ProgressStream } from './progress.js';
+import type { InstructionRule } from './prompt.js';
+import { comparisonTable, reportToCsv, reportToJson, reportToMarkdown } from './report.js';
+import { readTsvRecords } from './tsv-source.js';
+
+export const USAGE = `Usage: mllm-eval --model <checkpoint|module.mjs> --data <file.tsv> [--data …] --out <dir> [options]
+
+Evaluates a multimodal model on multiple-choice TSVs (MMMB, multilingual MMBench).
+
+Required:
+  --model <spec>        checkpoint directory (needs @mllm/core's loadHostModel) or a .js/.mjs/.cjs
+                        module exporting an EvalModel (default export, createModel or model)
+  --data <tsv>          benchmark file; repeatable; also accepted as positional arguments.
+                        Prefix with a language to set the language of rows without one: pt=mmmb_pt.tsv
+  --out <dir>           output directory (report.md, report.csv, report.json, comparison.md,
+                        predictions.jsonl)
+Options:
+  --language <code>     default language of rows without a language column (en zh/cn pt ar tr ru)
+  --circular <mode>     auto (default: circular when rotated copies exist) | on | off
+  --benchmark <name>    auto (default: MMBench if circular else MMMB) | mmmb | mmbench
+  --on-bad-row <mode>   error (default) | skip (skipped rows are counted in the report)
+  --postprocess <mode>  all (default) | reference (English prompts only, as in Parrot) | none
+  --instruction <rule>  row-language (default) | reference (dataset-name suffix, as in Parrot)
+  --limit <n>           evaluate at most n rows per file
+  --no-progress         no progress output
+  -h, --help            this help
+`;
+
+/** Streams and environment of a CLI run (injectable for tests). */
+export interface CliIo {
+  readonly stdout: ProgressStream;
+  readonly stderr: ProgressStream;
+  /** Overrides how `@mllm/core`'s `loadHostModel` is looked up. */
+  readonly hostLoader?: HostLoaderImporter;
+  /** Clock for the progress display. */
+  readonly now?: () => number;
+}
+
+class UsageError extends Error {}
+
+function parseDataArgument(argument: string): { path: string; language?: string } {
+  const match = /^([A-Za-z][A-Za-z-]{1,9})=(.+)$/.exec(argument);
+  if (match) {
+    const language = normalizeLanguage(match[1]);
+    if (isKnownLanguage(language)) return { path: match[2], language };
+  }
+  return { path: argument };
+}
+
+function choice<T extends string>(name: string, value: string | undefined, allowed: readonly T[], fallback: T): T {
+  if (value === undefined) return fallback;
+  if (!(allowed as readonly string[]).includes(value)) {
+    throw new UsageError(`--${name}: expected one of ${allowed.join(', ')}, got ${JSON.stringify(value)}`);
+  }
+  return value as T;
+}
+
+async function countRows(path: string): Promise<number> {
+  let count = -1; // header
+  for await (const _record of readTsvRecords(path)) count++;
+  return Math.max(0, count);
+}
+
+/** Runs the CLI with `argv` (without node and script); resolves to the exit code. */
+export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+  const print = (text: string) => io.stdout.write(text);
+  const fail = (text: string) => io.stderr.write(text);
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      allowPositionals: true,
+      options: {
+        model: { type: 'string' },
+        data: { type: 'string', multiple: true },
+        out: { type: 'string' },
+        language: { type: 'string' },
+        circular: { type: 'string' },
+        benchmark: { type: 'string' },
+        'on-bad-row': { type: 'string' },
+        postprocess: { type: 'string' },
+        instruction: { type: 'string' },
+        limit: { type: 'string' },
+        'no-progress': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (error) {
+    fail(`mllm-eval: ${(error as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    print(USAGE);
+    return 0;
+  }
+  let datasets: DatasetSpec[];
+  let settings;
+  try {
+    if (!values.model) throw new UsageError('--model is required');
+    if (!values.out) throw new UsageError('--out is required');
+    const dataArguments = [...(values.data ?? []), ...positionals];
+    if (dataArguments.length === 0) throw new UsageError('at least one --data <file.tsv> is required');
+    const circularMode = choice('circular', values.circular, ['auto', 'on', 'off'] as const, 'auto');
+    const benchmarkMode = choice('benchmark', values.benchmark, ['auto', 'mmmb', 'mmbench'] as const, 'auto');
+    const onBadRow = choice('on-bad-row', values['on-bad-row'], ['error', 'skip'] as const, 'error');
+    const postprocess = choice<PostprocessMode>('postprocess', values.postprocess, ['all', 'reference', 'none'], 'all');
+    const instructionRule = choice<InstructionRule>('instruction', values.instruction, ['row-language', 'reference'], 'row-language');
+    let limit: number | undefined;
+    if (values.limit !== undefined) {
+      limit = Number(values.limit);
+      if (!Number.isInteger(limit) || limit < 1) throw new UsageError(`--limit: expected a positive integer, got ${JSON.stringify(values.limit)}`);
+    }
+    let language: string | undefined;
+    if (values.language !== undefined) {
+      language = normalizeLanguage(values.language);
+      if (!isKnownLanguage(language)) {
+        throw new UsageError(`--language: expected one of en, zh (cn), pt, ar, tr, ru, got ${JSON.stringify(values.language)}`);
+      }
+    }
+    datasets = dataArguments.map((argument) => {
+      const { path, language: fileLanguage } = parseDataArgument(argument);
+      return {
+        source: { path },
+        name: undefined,
+        language: fileLanguage,
+        ...(benchmarkMode === 'auto' ? {} : { benchmark: benchmarkMode === 'mmmb' ? 'MMMB' : 'MMBench' }),
+      } as DatasetSpec;
+    });
+    settings = {
+      circular: circularMode === 'auto' ? ('auto' as const) : circularMode === 'on',
+      onBadRow,
+      postprocess,
+      instructionRule,
+      limit,
+      language,
+      modelSpec: values.model,
+      out: values.out,
+      progress: !values['no-progress'],
+    };
+  } catch (error) {
+    if (error instanceof UsageError) {
+      fail(`mllm-eval: ${error.message}\n\n${USAGE}`);
+      return 2;
+    }
+    throw error;
+  }
+
+  // Name datasets after their files (as evaluate does), so the reference instruction rule sees `_pt` etc.
+  datasets = datasets.map((spec) => {
+    const path = (spec.source as { path: string }).path;
+    return { ...spec, name: basename(path, extname(path)) };
+  });
+
+  let model;
+  try {
+    for (const spec of datasets) {
+      const path = (spec.source as { path: string }).path;
+      if (!existsSync(path)) throw new Error(`--data: no such file ${JSON.stringify(path)}`);
+    }
+    model = await loadEvalModel(settings.modelSpec, io.hostLoader);
+  } catch (error) {
+    fail(`mllm-eval: ${(error as Error).message}\n`);
+    return 1;
+  }
+
+  try {
+    let total = 0;
+    for (const spec of datasets) {
+      const rows = await countRows((spec.source as { path: string }).path);
+      total += settings.limit === undefined ? rows : Math.min(rows, settings.limit);
+    }
+    const progress = settings.progress ? createProgress({ total, stream: io.stderr, label: 'evaluating', now: io.now }) : undefined;
+    const result = await evaluate({
+      model,
+      datasets,
+      language: settings.language,
+      circular: settings.circular,
+      onBadRow: settings.onBadRow,
+      postprocess: settings.postprocess,
+      instructionRule: settings.instructionRule,
+      limit: settings.limit,
+      onRow: () => progress?.tick(),
+    });
+    progress?.done();
+    await mkdir(settings.out, { recursive: true });
+    const { report } = result;
+    await writeFile(join(settings.out, 'report.md'), reportToMarkdown(report));
+    await writeFile(join(settings.out, 'report.csv'), reportToCsv(report));
+    await writeFile(join(settings.out, 'report.json'), reportToJson(report));
+    await writeFile(join(settings.out, 'comparison.md'), comparisonTable(report));
+    await writeFile(
+      join(settings.out, 'predictions.jsonl'),
+      result.rows.map((row) => JSON.stringify(row)).join('\n') + (result.rows.length ? '\n' : ''),
+    );
+    const overall = report.overall;
+    print(
+      `overall accuracy ${Number.isNaN(overall.accuracy) ? '–' : overall.accuracy.toFixed(2)}% ` +
+        `(${overall.correct}/${overall.total} questions, ${report.rowsEvaluated} rows, ${report.skippedRows} skipped)\n` +
+        `reports written to ${settings.out}\n`,
+    );
+    return 0;
+  } catch (error) {
+    if (error instanceof BadRowError) {
+      fail(`\nmllm-eval: bad row: ${error.message}\n(use --on-bad-row skip to skip and count such rows)\n`);
+      return 1;
+    }
+    fail(`\nmllm-eval: ${(error as Error).stack ?? String(error)}\n`);
+    return 1;
+  } finally {
+    await model.dispose?.();
+  }
+}

@@ -1,0 +1,140 @@
+/**
+ * The model interface the harness drives, and how `--model` specs are turned into models.
+ */
+import { existsSync, statSync } from 'node:fs';
+import { resolve as resolvePath, extname } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type * as tf from '@tensorflow/tfjs-core';
+import type { OptionChoice } from './benchmark-reader.js';
+
+/**
+ * A multimodal model under evaluation.
+ *
+ * Images are `[H, W, 3]` float32 tensors with values in [0, 1] (the decoded benchmark image, not
+ * resized or normalized: preprocessing is the model's job). They belong to the harness and are
+ * disposed right after the call returns, so a model must not keep them. The prompt is plain text
+ * without any image placeholder or chat template (Parrot puts `<image>\n` before it).
+ */
+export interface EvalModel {
+  /** Optional display name used in reports. */
+  readonly name?: string;
+  /** Greedy generation for `prompt` with `images`; returns the answer text. */
+  generate(prompt: string, images: readonly tf.Tensor3D[]): string | Promise<string>;
+  /**
+   * Log-likelihood (natural log, summed over the option's tokens) of each option as the answer to
+   * `prompt`, used when the generated text names no unique option. One finite number (or -Infinity)
+   * per option, in the given order. Models without it score unresolved answers as wrong, like the
+   * reference's `exact_matching` mode.
+   */
+  scoreOptions?(
+    prompt: string,
+    images: readonly tf.Tensor3D[],
+    options: readonly OptionChoice[],
+  ): readonly number[] | Promise<readonly number[]>;
+  /** Releases weights when the CLI is done. */
+  dispose?(): void | Promise<void>;
+}
+
+/** Turns a `--model` spec into a model, or returns undefined when the spec is not for it. */
+export type ModelLoader = (spec: string) => EvalModel | undefined | Promise<EvalModel | undefined>;
+
+const registeredLoaders: ModelLoader[] = [];
+
+/** Registers a loader tried (most recent first) before the built-in ones. Returns an unregister function. */
+export function registerModelLoader(loader: ModelLoader): () => void {
+  if (typeof loader !== 'function') throw new TypeError(`registerModelLoader: expected a function, got ${typeof loader}`);
+  registeredLoaders.unshift(loader);
+  return () => {
+    const position = registeredLoaders.indexOf(loader);
+    if (position >= 0) registeredLoaders.splice(position, 1);
+  };
+}
+
+/** Checks that `value` implements {@link EvalModel}; throws naming `what` otherwise. */
+export function assertEvalModel(value: unknown, what: string): asserts value is EvalModel {
+  if (typeof value !== 'object' || value === null || typeof (value as EvalModel).generate !== 'function') {
+    throw new TypeError(`${what}: expected an object with a generate(prompt, images) method, got ${describe(value)}`);
+  }
+  const score = (value as EvalModel).scoreOptions;
+  if (score !== undefined && typeof score !== 'function') {
+    throw new TypeError(`${what}: scoreOptions must be a function when present, got ${typeof score}`);
+  }
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (typeof value !== 'object') return typeof value;
+  const keys = Object.keys(value as object);
+  return `an object with keys [${keys.slice(0, 8).join(', ')}${keys.length > 8 ? ', …' : ''}]`;
+}
+
+const MODULE_EXTENSIONS = new Set(['.js', '.mjs', '.cjs']);
+
+/**
+ * Loads an evaluation model from a JS module. The module exports (in order of preference) `default`,
+ * `createModel` or `model`: either an {@link EvalModel} or a (possibly async) factory returning one;
+ * a factory receives the module path.
+ */
+export async function loadModelModule(path: string): Promise<EvalModel> {
+  const absolute = resolvePath(path);
+  const loaded = (await import(pathToFileURL(absolute).href)) as Record<string, unknown>;
+  const candidate = loaded.default ?? loaded.createModel ?? loaded.model;
+  if (candidate === undefined) {
+    throw new TypeError(`model module ${path}: exports none of default, createModel, model`);
+  }
+  const model = typeof candidate === 'function' ? await (candidate as (spec: string) => unknown)(absolute) : candidate;
+  assertEvalModel(model, `model module ${path}`);
+  return model;
+}
+
+/** Imports `@mllm/core` and returns its `loadHostModel` export, or undefined if there is none. */
+export type HostLoaderImporter = () => Promise<((spec: string) => unknown) | undefined>;
+
+const importHostLoader: HostLoaderImporter = async () => {
+  try {
+    // A computed specifier keeps bundlers and type-checkers from requiring @mllm/core to be present.
+    const specifier = '@mllm/core';
+    const core = (await import(/* @vite-ignore */ specifier)) as Record<string, unknown>;
+    const loader = core.loadHostModel;
+    return typeof loader === 'function' ? (loader as (spec: string) => unknown) : undefined;
+  } catch {
+    return undefined;
+  }
+};
+
+/**
+ * Resolves a `--model` spec:
+ * 1. registered loaders ({@link registerModelLoader}), most recent first;
+ * 2. an existing `.js` / `.mjs` / `.cjs` file: {@link loadModelModule};
+ * 3. `loadHostModel(spec)` from `@mllm/core` (a checkpoint directory), when core exports it;
+ * otherwise a clear error.
+ */
+export async function loadEvalModel(spec: string, hostLoader: HostLoaderImporter = importHostLoader): Promise<EvalModel> {
+  if (typeof spec !== 'string' || spec.trim() === '') {
+    throw new TypeError(`model: expected a checkpoint directory or a JS module path, got ${JSON.stringify(spec)}`);
+  }
+  for (const loader of [...registeredLoaders]) {
+    const model = await loader(spec);
+    if (model !== undefined) {
+      assertEvalModel(model, `model loader result for ${spec}`);
+      return model;
+    }
+  }
+  if (MODULE_EXTENSIONS.has(extname(spec)) && existsSync(spec) && statSync(spec).isFile()) {
+    return loadModelModule(spec);
+  }
+  const loadHostModel = await hostLoader();
+  if (loadHostModel === undefined) {
+    throw new Error(
+      `cannot load model ${JSON.stringify(spec)}: it is not a .js/.mjs/.cjs model module, no registered loader ` +
+        `accepted it, and @mllm/core does not export loadHostModel (checkpoint loading is not available in this ` +
+        `version). Pass a JS module exporting an EvalModel, or register a loader with registerModelLoader().`,
+    );
+  }
+  if (!existsSync(spec)) {
+    throw new Error(`cannot load model ${JSON.stringify(spec)}: no such checkpoint directory or module file`);
+  }
+  const model = await loadHostModel(spec);
+  assertEvalModel(model, `@mllm/core loadHostModel(${JSON.stringify(spec)})`);
+  return model;
+}
