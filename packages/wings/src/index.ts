@@ -1,0 +1,10 @@
+/**
+ * @mllm/wings: Wings (arXiv 2406.03496) learners for a host MLLM — the LoRRA visual/textual
+ * learners, the attention-driven router, their wiring after each decoder layer's attention, and
+ * adapter-style injection/save/load in the reference checkpoint layout.
+ */
+export * from './low-rank-projection.js';
+export * from './lorra.js';
+export * from './router.js';
+export * from './wings-layer.js';
+export * from './learner-keys.js';

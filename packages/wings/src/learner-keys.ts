@@ -1,0 +1,139 @@
+/**
+ * Key/value sources of the two learners, built from the host's forward context (the same for
+ * every layer):
+ *
+ * - visual: the projector output (`visualTokens [numImages, Ni, H]`) of each sample's images,
+ *   concatenated per sample in span order, at the images' real positions in the sequence;
+ *   samples with fewer image tokens are right-padded with masked keys.
+ * - textual (clean): the layer-0 embeddings `inputEmbeddings [B, L, H]` at real positions, keys
+ *   restricted to text tokens by `textMask`, causal by real position.
+ * - textual (reference-compat `misalignedTextMask`): see `ReferenceCompat.misalignedTextMask`.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { LearnerKeys } from './wings-layer.js';
+
+/** The parts of the host's `ForwardContext` the learners read. */
+export interface WingsForwardContext {
+  inputEmbeddings: tf.Tensor3D; // [B, L, H]
+  positions: tf.Tensor2D; // [B, L]
+  attentionMask: tf.Tensor2D; // [B, L]
+  textMask: tf.Tensor2D; // [B, L]
+  imageSpans: Array<Array<{ imageIndex: number; start: number; length: number }>>;
+  hasImage: tf.Tensor1D; // [B]
+  visualTokens: tf.Tensor3D | null; // [numImages, Ni, H]
+  isPrefill: boolean;
+}
+
+/** Visual keys for every sample (null when the batch has no image tokens). Call inside a tidy. */
+export function buildVisualKeys(ctx: WingsForwardContext, causalByPosition = false): LearnerKeys | null {
+  const tokens = ctx.visualTokens;
+  const [B, L, H] = ctx.inputEmbeddings.shape;
+  if (!tokens || ctx.imageSpans.every((spans) => spans.length === 0)) return null;
+  const [numImages, Ni, Hv] = tokens.shape;
+  if (Hv !== H) throw new Error(`Wings: visualTokens must be [numImages, Ni, ${H}], got [${tokens.shape.join(', ')}]`);
+  if (ctx.imageSpans.length !== B) throw new Error(`Wings: imageSpans must have ${B} entries (one per sample), got ${ctx.imageSpans.length}`);
+  const rows: number[][] = [];
+  const sequenceIndex: number[][] = [];
+  for (let b = 0; b < B; b++) {
+    const sampleRows: number[] = [];
+    const sampleIndex: number[] = [];
+    for (const span of ctx.imageSpans[b]) {
+      if (span.imageIndex < 0 || span.imageIndex >= numImages) {
+        throw new Error(`Wings: imageSpans[${b}] imageIndex ${span.imageIndex} is outside [0, ${numImages})`);
+      }
+      if (span.length !== Ni || span.start < 0 || span.start + span.length > L) {
+        throw new Error(`Wings: imageSpans[${b}] span start ${span.start} length ${span.length} must hold ${Ni} tokens inside [0, ${L})`);
+      }
+      for (let k = 0; k < span.length; k++) {
+        sampleRows.push(span.imageIndex * Ni + k);
+        sampleIndex.push(span.start + k);
+      }
+    }
+    rows.push(sampleRows);
+    sequenceIndex.push(sampleIndex);
+  }
+  const Nk = Math.max(...rows.map((r) => r.length));
+  const gatherRows = new Int32Array(B * Nk);
+  const gatherPositions = new Int32Array(B * Nk);
+  const keyMask = new Float32Array(B * Nk);
+  for (let b = 0; b < B; b++) {
+    for (let k = 0; k < Nk; k++) {
+      const real = k < rows[b].length;
+      gatherRows[b * Nk + k] = real ? rows[b][k] : 0;
+      gatherPositions[b * Nk + k] = b * L + (real ? sequenceIndex[b][k] : 0);
+      keyMask[b * Nk + k] = real ? 1 : 0;
+    }
+  }
+  const flatTokens = tf.reshape(tokens, [numImages * Ni, H]); // [numImages·Ni, H]
+  const source = tf.reshape(tf.gather(flatTokens, tf.tensor1d(gatherRows, 'int32')), [B, Nk, H]) as tf.Tensor3D; // [B, Nk, H]
+  const flatPositions = tf.reshape(tf.cast(ctx.positions, 'int32'), [B * L]); // [B·L]
+  const positions = tf.reshape(tf.gather(flatPositions, tf.tensor1d(gatherPositions, 'int32')), [B, Nk]) as tf.Tensor2D; // [B, Nk]
+  return { source, positions, keyMask: tf.tensor2d(keyMask, [B, Nk]), causalByPosition };
+}
+
+/** Clean textual keys: all positions, text tokens only, causal by real position. */
+export function buildTextualKeys(ctx: WingsForwardContext): LearnerKeys {
+  return { source: ctx.inputEmbeddings, positions: ctx.positions, keyMask: ctx.textMask, causalByPosition: true };
+}
+
+/**
+ * The reference's textual key lists (per sample, sequence indices) and their right-padding counts.
+ * Image samples: `[systemPromptLength, b) ∪ [b+n, L)` around the first image span `[b, b+n)`;
+ * samples without an image: `[0, L)`. Shorter lists repeat their last index.
+ */
+export function referenceTextKeyIndices(
+  imageSpans: WingsForwardContext['imageSpans'],
+  length: number,
+  systemPromptLength: number,
+): { indices: number[][]; padding: number[] } {
+  const lists = imageSpans.map((spans) => {
+    const out: number[] = [];
+    if (spans.length === 0) {
+      for (let i = 0; i < length; i++) out.push(i);
+      return out;
+    }
+    const { start, length: n } = spans[0];
+    for (let i = systemPromptLength; i < start; i++) out.push(i);
+    for (let i = start + n; i < length; i++) out.push(i);
+    return out;
+  });
+  const Lk = Math.max(...lists.map((l) => l.length));
+  if (Lk === 0) throw new Error(`Wings: the reference text key lists are empty (systemPromptLength ${systemPromptLength}, length ${length})`);
+  const padding = lists.map((l) => Lk - l.length);
+  const indices = lists.map((l) => {
+    const last = l.length ? l[l.length - 1] : 0;
+    return [...l, ...new Array<number>(Lk - l.length).fill(last)];
+  });
+  return { indices, padding };
+}
+
+/** Reference-compat textual keys (`misalignedTextMask`). Call inside a tidy. */
+export function buildReferenceTextualKeys(ctx: WingsForwardContext, systemPromptLength: number): LearnerKeys {
+  const [B, L, H] = ctx.inputEmbeddings.shape;
+  const { indices, padding } = referenceTextKeyIndices(ctx.imageSpans, L, systemPromptLength);
+  const Lk = indices[0].length;
+  const flatIndex = new Int32Array(B * Lk);
+  const keyIndex = new Int32Array(B * Lk);
+  const rowValid = new Float32Array(B * L);
+  for (let b = 0; b < B; b++) {
+    for (let j = 0; j < Lk; j++) {
+      flatIndex[b * Lk + j] = b * L + indices[b][j];
+      keyIndex[b * Lk + j] = indices[b][j];
+    }
+    for (let t = 0; t < L; t++) rowValid[b * L + t] = t < L - padding[b] ? 1 : 0;
+  }
+  const flatEmbeddings = tf.reshape(ctx.inputEmbeddings, [B * L, H]); // [B·L, H]
+  const source = tf.reshape(tf.gather(flatEmbeddings, tf.tensor1d(flatIndex, 'int32')), [B, Lk, H]) as tf.Tensor3D; // [B, Lk, H]
+  const causalByColumn = tf.lessEqual(tf.range(0, Lk, 1, 'int32').reshape([1, 1, Lk]), tf.range(0, L, 1, 'int32').reshape([1, L, 1])); // [1, L, Lk]: j ≤ t
+  const columnValid = tf.notEqual(tf.reshape(tf.slice(ctx.attentionMask, [0, 0], [B, Lk]), [B, 1, Lk]), 0); // [B, 1, Lk]
+  const rows = tf.notEqual(tf.tensor3d(rowValid, [B, L, 1]), 0); // [B, L, 1]
+  const attendMask = tf.logicalAnd(tf.logicalAnd(causalByColumn, columnValid), rows) as tf.Tensor3D; // [B, L, Lk]
+  return {
+    source,
+    positions: tf.tensor2d(keyIndex, [B, Lk], 'int32'),
+    keyMask: tf.ones([B, Lk]) as tf.Tensor2D,
+    causalByPosition: false,
+    attendMask,
+    fullyMaskedRows: 'uniform',
+  };
+}

@@ -1,0 +1,226 @@
+/**
+ * Test-only: an independent float64 re-computation of the Wings math with plain JS loops
+ * (no tfjs), plus small helpers for tests (random arrays, numerical gradients).
+ */
+import * as tf from '@tensorflow/tfjs';
+
+export type Matrix = number[][];
+
+/** Deterministic uniform(-scale, scale) numbers (mulberry32). */
+export function randomArray(seed: number, count: number, scale = 1): number[] {
+  let s = seed >>> 0;
+  const out: number[] = [];
+  for (let i = 0; i < count; i++) {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    const u = ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    out.push((2 * u - 1) * scale);
+  }
+  return out;
+}
+
+export function randomMatrix(seed: number, rows: number, cols: number, scale = 1): Matrix {
+  const flat = randomArray(seed, rows * cols, scale);
+  return Array.from({ length: rows }, (_, r) => flat.slice(r * cols, (r + 1) * cols));
+}
+
+/** `x [M, K] · Wᵀ` with `W [N, K]` (PyTorch Linear) → `[M, N]`. */
+export function linear64(x: Matrix, weight: Matrix): Matrix {
+  return x.map((row) => weight.map((w) => row.reduce((s, v, k) => s + v * w[k], 0)));
+}
+
+export function add64(a: Matrix, b: Matrix): Matrix {
+  return a.map((row, i) => row.map((v, j) => v + b[i][j]));
+}
+
+/** Reference weights of one learner, PyTorch layout: `A [r, H]`, `B [H, r]`. */
+export interface LearnerWeights64 {
+  q: [Matrix, Matrix];
+  k: [Matrix, Matrix];
+  v: [Matrix, Matrix];
+  o: [Matrix, Matrix];
+}
+
+export function randomLearnerWeights(seed: number, H: number, r: number, scale = 0.3): LearnerWeights64 {
+  const pair = (s: number): [Matrix, Matrix] => [randomMatrix(s, r, H, scale), randomMatrix(s + 1, H, r, scale)];
+  return { q: pair(seed), k: pair(seed + 10), v: pair(seed + 20), o: pair(seed + 30) };
+}
+
+/** The learner weights as a reference state dict (`q_proj.0.weight`, …) with a prefix. */
+export function learnerStateDict(w: LearnerWeights64, prefix = ''): Map<string, tf.Tensor> {
+  const out = new Map<string, tf.Tensor>();
+  for (const p of ['q', 'k', 'v', 'o'] as const) {
+    out.set(`${prefix}${p}_proj.0.weight`, tf.tensor2d(w[p][0]));
+    out.set(`${prefix}${p}_proj.1.weight`, tf.tensor2d(w[p][1]));
+  }
+  return out;
+}
+
+/** Rotate-half rotary on one head vector at position `pos`. */
+export function rope64(x: number[], pos: number, theta: number): number[] {
+  const d = x.length;
+  const half = d / 2;
+  const out = new Array<number>(d);
+  for (let i = 0; i < d; i++) {
+    const f = i % half;
+    const angle = pos * Math.pow(theta, (-2 * f) / d);
+    const rotated = i < half ? -x[i + half] : x[i - half];
+    out[i] = x[i] * Math.cos(angle) + rotated * Math.sin(angle);
+  }
+  return out;
+}
+
+export interface LearnerCase64 {
+  /** `[B][Lq][H]` */
+  query: number[][][];
+  /** `[B][Lk][H]` */
+  source: number[][][];
+  queryPositions: number[][];
+  keyPositions: number[][];
+  /** `[B][Lk]` */
+  keyMask?: number[][];
+  causalByPosition?: boolean;
+  /** `[B][Lq][Lk]` */
+  attendMask?: number[][][];
+  fullyMaskedRows?: 'zero' | 'uniform';
+}
+
+/**
+ * Float64 LoRRA: Q = X + X·A_qᵀ·B_qᵀ, K/V likewise on F, rotary, softmax over allowed keys,
+ * out = O·A_oᵀ·B_oᵀ. `lowRank: false` drops the q/k/v corrections (plain cross-attention).
+ */
+export function lorra64(
+  w: LearnerWeights64,
+  heads: number,
+  theta: number,
+  c: LearnerCase64,
+  options: { lowRank?: boolean } = {},
+): number[][][] {
+  const lowRank = options.lowRank ?? true;
+  const proj = (x: Matrix, p: [Matrix, Matrix]) => (lowRank ? add64(x, linear64(linear64(x, p[0]), p[1])) : x);
+  return c.query.map((X, b) => {
+    const F = c.source[b];
+    const H = X[0].length;
+    const d = H / heads;
+    const Q = proj(X, w.q);
+    const K = proj(F, w.k);
+    const V = proj(F, w.v);
+    const O: Matrix = X.map(() => new Array<number>(H).fill(0));
+    for (let h = 0; h < heads; h++) {
+      const qh = Q.map((row, t) => rope64(row.slice(h * d, (h + 1) * d), c.queryPositions[b][t], theta));
+      const kh = K.map((row, j) => rope64(row.slice(h * d, (h + 1) * d), c.keyPositions[b][j], theta));
+      for (let t = 0; t < X.length; t++) {
+        const allowed = kh.map((_, j) => {
+          let ok = !c.keyMask || c.keyMask[b][j] !== 0;
+          if (c.causalByPosition) ok = ok && c.keyPositions[b][j] <= c.queryPositions[b][t];
+          if (c.attendMask) ok = ok && c.attendMask[b][t][j] !== 0;
+          return ok;
+        });
+        const scores = kh.map((k) => k.reduce((s, v, i) => s + v * qh[t][i], 0) / Math.sqrt(d));
+        let probs: number[];
+        if (!allowed.some(Boolean)) {
+          probs = c.fullyMaskedRows === 'uniform' ? scores.map(() => 1 / scores.length) : scores.map(() => 0);
+        } else {
+          const max = Math.max(...scores.filter((_, j) => allowed[j]));
+          const e = scores.map((s, j) => (allowed[j] ? Math.exp(s - max) : 0));
+          const z = e.reduce((a, v) => a + v, 0);
+          probs = e.map((v) => v / z);
+        }
+        for (let i = 0; i < d; i++) {
+          O[t][h * d + i] = probs.reduce((s, p, j) => s + p * V[j][h * d + i], 0);
+        }
+      }
+    }
+    return linear64(linear64(O, w.o[0]), w.o[1]);
+  });
+}
+
+/** Float64 router: head-sum, first L columns of W, SiLU, softmax over 2. Returns `[B][Lq][2]`. */
+export function router64(weight: Matrix, bias: number[], probs: number[][][][]): number[][][] {
+  return probs.map((perHead) => {
+    const Lq = perHead[0].length;
+    const L = perHead[0][0].length;
+    const out: number[][] = [];
+    for (let t = 0; t < Lq; t++) {
+      const s = new Array<number>(L).fill(0);
+      for (const head of perHead) for (let j = 0; j < L; j++) s[j] += head[t][j];
+      const z = [0, 1].map((o) => bias[o] + s.reduce((acc, v, j) => acc + v * weight[o][j], 0));
+      const a = z.map((v) => v / (1 + Math.exp(-v)));
+      const m = Math.max(...a);
+      const e = a.map((v) => Math.exp(v - m));
+      out.push(e.map((v) => v / (e[0] + e[1])));
+    }
+    return out;
+  });
+}
+
+/** Max |a − b| / max(|b|, tiny) over nested arrays. */
+export function maxRelativeError(actual: unknown, expected: unknown): number {
+  const a = (actual as number[]).flat(Infinity as 1) as number[];
+  const e = (expected as number[]).flat(Infinity as 1) as number[];
+  if (a.length !== e.length) throw new Error(`length mismatch ${a.length} vs ${e.length}`);
+  const scale = Math.max(1e-30, ...e.map(Math.abs));
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - e[i]) / scale);
+  return worst;
+}
+
+/** Random softmax rows `[B][heads][Lq][L]` (causal when `causal`). */
+export function randomAttentionProbs(seed: number, B: number, heads: number, Lq: number, L: number, causal = true): number[][][][] {
+  const raw = randomArray(seed, B * heads * Lq * L, 3);
+  let n = 0;
+  return Array.from({ length: B }, () =>
+    Array.from({ length: heads }, () =>
+      Array.from({ length: Lq }, (_, t) => {
+        const row = Array.from({ length: L }, (_, j) => {
+          const v = raw[n++];
+          return causal && j > t ? 0 : Math.exp(v);
+        });
+        const z = row.reduce((a, v) => a + v, 0);
+        return row.map((v) => v / z);
+      }),
+    ),
+  );
+}
+
+/**
+ * Central-difference check of d(loss)/d(variable) for every variable, in float32 with step `eps`.
+ * Returns the worst relative error `|analytic − numeric| / max(|numeric|∞, floor)` per variable.
+ */
+export function numericalGradientErrors(
+  loss: () => tf.Scalar,
+  variables: tf.Variable[],
+  options: { eps?: number; samples?: number; seed?: number } = {},
+): number[] {
+  const eps = options.eps ?? 1e-2;
+  const samples = options.samples ?? 6;
+  const { value, grads } = tf.variableGrads(loss, variables);
+  value.dispose();
+  const errors: number[] = [];
+  let pick = options.seed ?? 7;
+  for (const variable of variables) {
+    const analytic = grads[variable.name].dataSync();
+    const original = variable.dataSync().slice();
+    const size = original.length;
+    const scale = Math.max(1e-3, ...Array.from(analytic, Math.abs));
+    let worst = 0;
+    for (let s = 0; s < Math.min(samples, size); s++) {
+      pick = (pick * 1103515245 + 12345) % 2147483648;
+      const index = s === 0 ? analytic.indexOf(Math.max(...Array.from(analytic))) : pick % size;
+      const evaluate = (delta: number) => {
+        const values = original.slice();
+        values[index] += delta;
+        tf.tidy(() => variable.assign(tf.tensor(values, variable.shape)));
+        return tf.tidy(() => loss().dataSync()[0]);
+      };
+      const numeric = (evaluate(eps) - evaluate(-eps)) / (2 * eps);
+      tf.tidy(() => variable.assign(tf.tensor(original, variable.shape)));
+      worst = Math.max(worst, Math.abs(numeric - analytic[index]) / scale);
+    }
+    errors.push(worst);
+  }
+  tf.dispose(Object.values(grads));
+  return errors;
+}

@@ -1,0 +1,201 @@
+/**
+ * One decoder layer's Wings modules and their combination into the residual stream, run right
+ * after the main attention residual (`h = h_in + attn`) and before the MLP:
+ *
+ *   stage 1:  h ← h + out_v·hasImage
+ *   stage 2:  (w_v, w_t) = router(P)            P = the layer's main attention probabilities [B, heads, L, L]
+ *             h ← h + w_v·out_v·hasImage + w_t·out_t
+ *
+ * with `out_v = attn_pool(h, visual keys)` and `out_t = attn_t_pool(h, textual keys)`. Children are
+ * named like the reference decoder layer's attributes: `attn_pool` (visual learner), `attn_t_pool`
+ * (textual learner, created in both stages like the reference, used and trained only in stage 2),
+ * `reweight_module` (router, stage 2 only).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import {
+  Module,
+  loadStateDict,
+  stateDict,
+  type LoadStateDictOptions,
+  type LoadStateDictResult,
+  type ModuleArgs,
+  type StateDict,
+} from '@mllm/core';
+import { LoRRA, type FullyMaskedRows } from './lorra.js';
+import { WingsRouter } from './router.js';
+
+/** Switches that reproduce the public reference code's behaviour (all off = the clean design). */
+export interface ReferenceCompat {
+  /**
+   * Stage 2 adds both weighted learner outputs twice (`h + 2·w_v·out_v + 2·w_t·out_t`), as the
+   * reference layer does when no text-key padding was needed (batch-1 inference, equal key counts).
+   */
+  doubleAdd?: boolean;
+  /**
+   * Stage 2 on a batch without any image: no router, `h + out_t` (the reference's `images=None`
+   * path, where only the textual learner runs and its output is added unweighted).
+   */
+  textOnlyNoRouter?: boolean;
+  /**
+   * Textual keys gathered like the reference (image samples: positions `[systemPromptLength, b) ∪
+   * [b+n, L)` around the first image `[b, b+n)`, right padding included; samples without an image:
+   * `[0, L)`), right-padded to equal length by repeating the last index, and masked by column index
+   * instead of real position (`j ≤ t` and attention mask at sequence position j), the padded count
+   * of last query rows fully masked, which the reference's additive mask turns into a uniform
+   * average over all keys. Leaks future tokens for image samples.
+   */
+  misalignedTextMask?: boolean;
+}
+
+export type WingsStage = 1 | 2;
+
+export interface WingsLayerArgs extends ModuleArgs {
+  hiddenSize: number;
+  numHeads: number;
+  rank: number;
+  ropeTheta: number;
+  /** 1: visual learner only, no router; 2: both learners and the router. */
+  stage: WingsStage;
+  /** Router width = maximum key sequence length (4096 in the release). */
+  routerMaxLength: number;
+  initStd?: number;
+}
+
+/** Keys/values for one learner, prepared once per forward (the same for every layer). */
+export interface LearnerKeys {
+  /** `[B, Lk, H]` */
+  source: tf.Tensor3D;
+  /** `[B, Lk]` real positions. */
+  positions: tf.Tensor2D;
+  /** `[B, Lk]` 1 = real key. */
+  keyMask: tf.Tensor2D;
+  /** Causal by real position (`posK ≤ posQ`). */
+  causalByPosition: boolean;
+  /** Optional explicit `[B, Lq, Lk]` mask (reference-compat text mask). */
+  attendMask?: tf.Tensor3D | null;
+  fullyMaskedRows?: FullyMaskedRows;
+}
+
+export interface WingsLayerInputs {
+  /** `h_in + attn` `[B, L, H]`: the learners' query stream. */
+  residual: tf.Tensor3D;
+  /** `[B, L]` real positions of the queries. */
+  positions: tf.Tensor2D;
+  /** Main attention probabilities `[B, heads, L, L]` (stage 2 only). */
+  attentionProbs: tf.Tensor4D | null;
+  /** `[B]` 1 = the sample has at least one image. */
+  hasImage: tf.Tensor1D;
+  /** Visual keys (null when the batch has no image). */
+  visual: LearnerKeys | null;
+  /** Textual keys (stage 2). */
+  textual: LearnerKeys | null;
+  referenceCompat?: ReferenceCompat;
+}
+
+export class WingsLayer extends Module {
+  static readonly className = 'WingsLayer';
+  readonly stage: WingsStage;
+  readonly hiddenSize: number;
+  readonly numHeads: number;
+  readonly rank: number;
+  readonly ropeTheta: number;
+  readonly routerMaxLength: number;
+  readonly initStd: number;
+  /** Visual learner (`attn_pool`). */
+  readonly visualLearner: LoRRA;
+  /** Textual learner (`attn_t_pool`). */
+  readonly textualLearner: LoRRA;
+  /** Router (`reweight_module`), stage 2 only. */
+  readonly router: WingsRouter | null;
+
+  constructor(args: WingsLayerArgs) {
+    super(args);
+    if (args.stage !== 1 && args.stage !== 2) throw new Error(`WingsLayer: stage must be 1 or 2, got ${String(args.stage)}`);
+    this.stage = args.stage;
+    this.hiddenSize = args.hiddenSize;
+    this.numHeads = args.numHeads;
+    this.rank = args.rank;
+    this.ropeTheta = args.ropeTheta;
+    this.routerMaxLength = args.routerMaxLength;
+    this.initStd = args.initStd ?? 0.02;
+    const learner = () =>
+      new LoRRA({ hiddenSize: args.hiddenSize, numHeads: args.numHeads, rank: args.rank, ropeTheta: args.ropeTheta, initStd: this.initStd });
+    this.visualLearner = this.addModule('attn_pool', learner());
+    this.textualLearner = this.addModule('attn_t_pool', learner());
+    this.router = this.stage === 2 ? this.addModule('reweight_module', new WingsRouter({ maxLength: args.routerMaxLength })) : null;
+    // Stage 1 trains only the visual learner (the reference freezes attn_t_pool there).
+    if (this.stage === 1) this.textualLearner.setTrainable(false);
+    this.built = true;
+  }
+
+  private runLearner(learner: LoRRA, residual: tf.Tensor3D, positions: tf.Tensor2D, keys: LearnerKeys): tf.Tensor3D {
+    return learner.forward({
+      query: residual,
+      source: keys.source,
+      queryPositions: positions,
+      keyPositions: keys.positions,
+      keyMask: keys.keyMask,
+      causalByPosition: keys.causalByPosition,
+      attendMask: keys.attendMask ?? null,
+      fullyMaskedRows: keys.fullyMaskedRows,
+    });
+  }
+
+  /** The new residual stream `[B, L, H]` (see the file comment for the formula). */
+  forward(inputs: WingsLayerInputs): tf.Tensor3D {
+    this.assertUsable();
+    const compat = inputs.referenceCompat ?? {};
+    const { residual, positions } = inputs;
+    const B = residual.shape[0];
+    if (inputs.hasImage.rank !== 1 || inputs.hasImage.shape[0] !== B) {
+      throw new Error(`WingsLayer: hasImage must be [${B}], got [${inputs.hasImage.shape.join(', ')}]`);
+    }
+    return tf.tidy(() => {
+      const hasImage = tf.reshape(tf.cast(inputs.hasImage, 'float32'), [B, 1, 1]); // [B, 1, 1]
+      const anyImage = inputs.visual !== null;
+      if (this.stage === 1) {
+        if (!anyImage) return tf.clone(residual);
+        const outVisual = this.runLearner(this.visualLearner, residual, positions, inputs.visual!); // [B, L, H]
+        return tf.add(residual, tf.mul(outVisual, hasImage)) as tf.Tensor3D;
+      }
+      if (!inputs.textual) throw new Error('WingsLayer: stage 2 needs textual keys');
+      const outTextual = this.runLearner(this.textualLearner, residual, positions, inputs.textual); // [B, L, H]
+      if (!anyImage && compat.textOnlyNoRouter) return tf.add(residual, outTextual) as tf.Tensor3D;
+      if (!inputs.attentionProbs) throw new Error('WingsLayer: stage 2 needs the layer attentionProbs [B, heads, L, L] for the router');
+      const weights = this.router!.forward(inputs.attentionProbs); // [B, L, 1] each
+      const factor = compat.doubleAdd ? 2 : 1;
+      let update = tf.mul(weights.textual, outTextual); // [B, L, H]
+      if (anyImage) {
+        const outVisual = this.runLearner(this.visualLearner, residual, positions, inputs.visual!); // [B, L, H]
+        update = tf.add(update, tf.mul(tf.mul(weights.visual, outVisual), hasImage));
+      }
+      return tf.add(residual, factor === 1 ? update : tf.mul(update, factor)) as tf.Tensor3D;
+    });
+  }
+
+  loadStateDict(dict: StateDict | Iterable<[string, tf.Tensor]>, options: LoadStateDictOptions = {}): LoadStateDictResult {
+    return loadStateDict(this, dict, options);
+  }
+
+  stateDict(prefix = ''): StateDict {
+    return stateDict(this, prefix);
+  }
+
+  override call(): tf.Tensor {
+    throw new Error('WingsLayer: use forward({ residual, positions, attentionProbs, hasImage, visual, textual })');
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return {
+      ...super.getConfig(),
+      hiddenSize: this.hiddenSize,
+      numHeads: this.numHeads,
+      rank: this.rank,
+      ropeTheta: this.ropeTheta,
+      stage: this.stage,
+      routerMaxLength: this.routerMaxLength,
+      initStd: this.initStd,
+    };
+  }
+}
+tf.serialization.registerClass(WingsLayer, 'mllm');
