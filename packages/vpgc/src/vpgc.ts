@@ -1,0 +1,256 @@
+/**
+ * VPG-C (Visual Prompt Generator Complete, Cheetah, ICLR 2024): re-queries the frozen Q-Former with
+ * guidance from the LLM's middle layer and adds the result to the image tokens, in one LLM pass.
+ *
+ * At the input of decoder layer `U` (0-based `updateLayer`; the output of layer `U` 1-based), only on
+ * the prefill pass:
+ *
+ *   c_b   = h[b, t_b, :]                           raw residual stream at the last prompt token t_b, [B, H]
+ *   g_b   = c_b·W_qpᵀ + b_qp                       qformer_proj, [B, Dq]
+ *   Q_k   = query_tokens + g_{s(k)}                [n, Nq, Dq]   (image k of sample s(k); one g per sample)
+ *   O_k   = QFormer(Q_k, ln_vision(F_k))           the VPG's frozen Q-Former, [n, Nq, Dq]
+ *   R_k   = O_k·W_llmᵀ + b_llm                     llm_proj, [n, Nq, H]   (llama_proj is NOT re-applied)
+ *   h[s(k), span_k, :] += R_k                      residual on image k's Nq token positions only
+ *
+ * Trainable tensors (reference names below `llama_model.model.`): `query_tokens` `[1, Nq, Dq]` (a copy
+ * of the VPG's queries), `qformer_proj.{weight [Dq, H], bias [Dq]}`, `llm_proj.{weight [H, Dq], bias [H]}`,
+ * both projections zero-initialised, so a fresh VPG-C leaves the host's output exactly unchanged.
+ *
+ * Dropout: the reference never calls `.eval()`, so its Q-Former re-run keeps dropout 0.1 even at
+ * inference. Here dropout is on only when `training` is true, or when `dropoutAtInference` is set
+ * (reference behaviour).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { Module, Linear, zerosInit, assertPositiveInt, type ModuleArgs } from '@mllm/core';
+import type { QFormerVPG } from './qformer-vpg.js';
+import type { ImageSpan, VPGCForwardContext } from './hook-types.js';
+
+export interface VPGCArgs extends ModuleArgs {
+  /** The VPG whose (frozen) Q-Former and `ln_vision` are re-run. Not owned: not a child, not trained. */
+  vpg: QFormerVPG;
+  /** LLM hidden width `H` (default: the VPG's `llmHiddenSize`). */
+  llmHiddenSize?: number;
+  /** 0-based decoder layer at whose input the hook runs (reference: 16 of 32; rule `⌊L/2⌋`). */
+  updateLayer: number;
+  /** Keep the Q-Former's dropout on at inference, like the reference (default false). */
+  dropoutAtInference?: boolean;
+}
+
+/** The hook's inputs, validated and explicit (what `VPGC.addResidual` reads from the host context). */
+export interface VPGCInputs {
+  /** `[B, L, H]` hidden states entering layer `updateLayer`. */
+  hidden: tf.Tensor3D;
+  /** `[B]` guidance token per sample. */
+  lastPromptIndex: number[];
+  /** `[n, Nv, Dv]` raw vision features (before `ln_vision`). */
+  imageFeatures: tf.Tensor3D;
+  /** `[n]` sample of each image. */
+  imageToSample: number[];
+  /** Per sample, the spans of its images. */
+  imageSpans: ImageSpan[][];
+}
+
+/** Number of layers → default update layer `⌊L/2⌋` (16 for 32 layers). */
+export function defaultUpdateLayer(numLayers: number): number {
+  assertPositiveInt('defaultUpdateLayer', 'numLayers', numLayers);
+  return Math.floor(numLayers / 2);
+}
+
+/**
+ * Row index into `[R_flat (n·Nq rows); zero row]` for every position of the flattened `[B·L]`
+ * sequence: image k's token t at `(s(k), start_k + t)` ↦ `k·Nq + t`; everything else ↦ the zero row `n·Nq`.
+ * Validates the spans (length Nq, inside the sequence, image/sample consistent, no overlap).
+ */
+export function imageSpanScatterIndex(
+  batchSize: number,
+  sequenceLength: number,
+  numImages: number,
+  numQueries: number,
+  imageSpans: ImageSpan[][],
+  imageToSample: number[],
+): Int32Array {
+  if (imageSpans.length !== batchSize) {
+    throw new Error(`VPGC: imageSpans must have one list per sample (${batchSize}), got ${imageSpans.length}`);
+  }
+  if (imageToSample.length !== numImages) {
+    throw new Error(`VPGC: imageToSample must have length numImages = ${numImages}, got ${imageToSample.length}`);
+  }
+  const zeroRow = numImages * numQueries;
+  const index = new Int32Array(batchSize * sequenceLength).fill(zeroRow);
+  const seen = new Set<number>();
+  imageSpans.forEach((spans, sample) => {
+    for (const span of spans) {
+      const { imageIndex, start, length } = span;
+      if (!Number.isInteger(imageIndex) || imageIndex < 0 || imageIndex >= numImages) {
+        throw new Error(`VPGC: imageSpans[${sample}] imageIndex must be in [0, ${numImages}), got ${imageIndex}`);
+      }
+      if (imageToSample[imageIndex] !== sample) {
+        throw new Error(`VPGC: image ${imageIndex} is in imageSpans[${sample}] but imageToSample says sample ${imageToSample[imageIndex]}`);
+      }
+      if (length !== numQueries) {
+        throw new Error(`VPGC: image span length must equal the number of queries ${numQueries}, got ${length} (image ${imageIndex})`);
+      }
+      if (!Number.isInteger(start) || start < 0 || start + length > sequenceLength) {
+        throw new Error(`VPGC: image ${imageIndex} span [${start}, ${start + length}) is outside the sequence [0, ${sequenceLength})`);
+      }
+      if (seen.has(imageIndex)) throw new Error(`VPGC: image ${imageIndex} appears in more than one span`);
+      seen.add(imageIndex);
+      for (let t = 0; t < length; t++) {
+        const position = sample * sequenceLength + start + t;
+        if (index[position] !== zeroRow) throw new Error(`VPGC: image spans overlap at sample ${sample}, position ${start + t}`);
+        index[position] = imageIndex * numQueries + t;
+      }
+    }
+  });
+  return index;
+}
+
+export class VPGC extends Module {
+  static readonly className = 'VPGC';
+  readonly vpg: QFormerVPG;
+  readonly llmHiddenSize: number;
+  readonly qformerWidth: number;
+  readonly numQueryTokens: number;
+  readonly updateLayer: number;
+  /** Reference behaviour: dropout in the Q-Former re-run even at inference. */
+  dropoutAtInference: boolean;
+  /** Training mode (dropout in the Q-Former re-run, like the reference under `model.train()`). */
+  training = false;
+  readonly qformerProj: Linear;
+  readonly llmProj: Linear;
+  private queryTokens!: tfl.LayerVariable;
+
+  constructor(args: VPGCArgs) {
+    super(args);
+    this.vpg = args.vpg;
+    this.llmHiddenSize = args.llmHiddenSize ?? args.vpg.llmHiddenSize;
+    assertPositiveInt('VPGC', 'llmHiddenSize', this.llmHiddenSize);
+    if (!Number.isInteger(args.updateLayer) || args.updateLayer < 0) {
+      throw new Error(`VPGC: updateLayer must be a non-negative integer, got ${String(args.updateLayer)}`);
+    }
+    this.updateLayer = args.updateLayer;
+    this.dropoutAtInference = args.dropoutAtInference ?? false;
+    this.qformerWidth = args.vpg.qformerWidth;
+    this.numQueryTokens = args.vpg.numQueryTokens;
+    const source = args.vpg.queryTokensValue;
+    this.queryTokens = this.addParameter('query_tokens', [1, this.numQueryTokens, this.qformerWidth], () => source.clone());
+    this.qformerProj = this.addModule(
+      'qformer_proj',
+      new Linear({ inFeatures: this.llmHiddenSize, outFeatures: this.qformerWidth, weightInit: zerosInit, biasInit: zerosInit }),
+    );
+    this.llmProj = this.addModule(
+      'llm_proj',
+      new Linear({ inFeatures: this.qformerWidth, outFeatures: this.llmHiddenSize, weightInit: zerosInit, biasInit: zerosInit }),
+    );
+    this.built = true;
+  }
+
+  /** The VPG-C queries `[1, Nq, Dq]` (variable value; do not dispose). */
+  get queryTokensValue(): tf.Tensor3D {
+    return this.queryTokens.read() as tf.Tensor3D;
+  }
+
+  /** Whether the Q-Former re-run uses dropout. */
+  get dropoutActive(): boolean {
+    return this.training || this.dropoutAtInference;
+  }
+
+  /** Guidance vectors: hidden `[B, L, H]`, lastPromptIndex `[B]` → `g` `[B, Dq]`. */
+  guidance(hidden: tf.Tensor3D, lastPromptIndex: number[]): tf.Tensor2D {
+    this.assertUsable();
+    const [B, L, H] = hidden.shape;
+    if (H !== this.llmHiddenSize) throw new Error(`VPGC: hidden must be [B, L, ${this.llmHiddenSize}], got [${hidden.shape}]`);
+    if (lastPromptIndex.length !== B) {
+      throw new Error(`VPGC: lastPromptIndex must have one entry per sample (${B}), got ${lastPromptIndex.length}`);
+    }
+    lastPromptIndex.forEach((t, b) => {
+      if (!Number.isInteger(t) || t < 0 || t >= L) throw new Error(`VPGC: lastPromptIndex[${b}] must be in [0, ${L}), got ${t}`);
+    });
+    return tf.tidy(() => {
+      const flat = tf.reshape(hidden, [B * L, H]); // [B·L, H]
+      const rows = tf.tensor1d(lastPromptIndex.map((t, b) => b * L + t), 'int32');
+      const tokens = tf.gather(flat, rows); // [B, H]
+      return this.qformerProj.forward(tokens) as tf.Tensor2D; // [B, Dq]
+    });
+  }
+
+  /**
+   * Residual visual prompts per image: guidance `[B, Dq]`, imageFeatures `[n, Nv, Dv]` (raw),
+   * imageToSample `[n]` → `R` `[n, Nq, H]`.
+   */
+  residualPrompts(guidance: tf.Tensor2D, imageFeatures: tf.Tensor3D, imageToSample: number[]): tf.Tensor3D {
+    this.assertUsable();
+    const n = imageFeatures.shape[0];
+    if (imageToSample.length !== n) {
+      throw new Error(`VPGC: imageToSample must have length numImages = ${n}, got ${imageToSample.length}`);
+    }
+    imageToSample.forEach((b, k) => {
+      if (!Number.isInteger(b) || b < 0 || b >= guidance.shape[0]) {
+        throw new Error(`VPGC: imageToSample[${k}] must be in [0, ${guidance.shape[0]}), got ${b}`);
+      }
+    });
+    return tf.tidy(() => {
+      const perImage = tf.gather(guidance, tf.tensor1d(imageToSample, 'int32')); // [n, Dq]
+      const queries = tf.add(this.queryTokensValue, tf.expandDims(perImage, 1)) as tf.Tensor3D; // [1,Nq,Dq]+[n,1,Dq] → [n, Nq, Dq]
+      const normalized = this.vpg.normalizeFeatures(imageFeatures); // [n, Nv, Dv]
+      const output = this.vpg.qformer.forward(queries, normalized, { training: this.dropoutActive }); // [n, Nq, Dq]
+      return this.llmProj.forward(output) as tf.Tensor3D; // [n, Nq, H]
+    });
+  }
+
+  /** The additive residual `[B, L, H]`: `R_k` on image k's span, exactly 0 elsewhere. */
+  residual(inputs: VPGCInputs): tf.Tensor3D {
+    const { hidden, imageFeatures } = inputs;
+    const [B, L, H] = hidden.shape;
+    const n = imageFeatures.shape[0];
+    const index = imageSpanScatterIndex(B, L, n, this.numQueryTokens, inputs.imageSpans, inputs.imageToSample);
+    return tf.tidy(() => {
+      const g = this.guidance(hidden, inputs.lastPromptIndex); // [B, Dq]
+      const prompts = this.residualPrompts(g, imageFeatures, inputs.imageToSample); // [n, Nq, H]
+      const table = tf.concat([tf.reshape(prompts, [n * this.numQueryTokens, H]), tf.zeros([1, H])], 0); // [n·Nq + 1, H]
+      const scattered = tf.gather(table, tf.tensor1d(index, 'int32')); // [B·L, H]
+      return tf.reshape(scattered, [B, L, H]) as tf.Tensor3D; // [B, L, H]
+    });
+  }
+
+  /** `h + residual` `[B, L, H]` (a new tensor; `hidden` is not modified). */
+  addResidual(inputs: VPGCInputs): tf.Tensor3D {
+    return tf.tidy(() => tf.add(inputs.hidden, this.residual(inputs)) as tf.Tensor3D);
+  }
+
+  /**
+   * The host hook body: at layer `updateLayer` on the prefill pass with images, `h + residual`;
+   * otherwise null (hidden unchanged).
+   */
+  beforeLayer(layerIndex: number, hidden: tf.Tensor3D, ctx: VPGCForwardContext): tf.Tensor3D | null {
+    if (layerIndex !== this.updateLayer || !ctx.isPrefill || !ctx.imageFeatures || ctx.imageFeatures.shape[0] === 0) return null;
+    return this.addResidual({
+      hidden,
+      lastPromptIndex: ctx.lastPromptIndex,
+      imageFeatures: ctx.imageFeatures,
+      imageToSample: ctx.imageToSample,
+      imageSpans: ctx.imageSpans,
+    });
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    throw new Error('VPGC: use addResidual(inputs) or the hook returned by attachVPGC; it needs image spans and features');
+  }
+
+  override computeOutputShape(inputShape: tfl.Shape): tfl.Shape {
+    return inputShape;
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return {
+      ...super.getConfig(),
+      llmHiddenSize: this.llmHiddenSize,
+      qformerWidth: this.qformerWidth,
+      numQueryTokens: this.numQueryTokens,
+      updateLayer: this.updateLayer,
+      dropoutAtInference: this.dropoutAtInference,
+    };
+  }
+}
+tf.serialization.registerClass(VPGC, 'mllm');
