@@ -17,3 +17,8 @@ export * from './nn/layer-norm.js';
 export * from './nn/swiglu.js';
 export * from './nn/projector.js';
 export * from './nn/attention.js';
+export * from './io/half-float.js';
+export * from './io/strict-json.js';
+export * from './io/safetensors.js';
+export * from './io/safetensors-node.js';
+export * from './io/sharded.js';
