@@ -110,7 +110,7 @@ export async function loadFromSafetensorsFile(
   try {
     for (const info of selected) {
       const bytes = await file.readBytes(info);
-      created.set(info.name, decodeSafetensorsTensor(info, bytes));
+      created.set(info.name, decodeSafetensorsTensor(info, bytes, true)); // freshly read: used in place
     }
   } catch (error) {
     disposeTensorMap(created);

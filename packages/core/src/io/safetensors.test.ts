@@ -432,6 +432,18 @@ describe('safetensors: malformed files', () => {
     expectError(() => loadSafetensors(file, { maxHeaderBytes: 16 }), 'HEADER_TOO_LARGE', /limit is 16/);
   });
 
+  it('loaded tensors never alias the input bytes', () => {
+    const tensors = referenceTensors();
+    const bytes = saveSafetensors(tensors);
+    const { tensors: loaded } = loadSafetensors(bytes);
+    bytes.fill(0xff, 8 + Number(new DataView(bytes.buffer).getBigUint64(0, true)));
+    expect(Array.from(loaded.get('bias')!.dataSync())).toEqual([1.5, 2.5, -3.25]);
+    expect(Array.from(loaded.get('ids')!.dataSync())).toEqual([3, -1, 2147483647, 0]);
+    expect(Array.from(loaded.get('mask')!.dataSync())).toEqual([1, 0]);
+    disposeAll(loaded);
+    disposeAll(tensors);
+  });
+
   it('loads from a Node Buffer that is a view into a larger pooled buffer', () => {
     const tensors = referenceTensors();
     const bytes = saveSafetensors(tensors);

@@ -384,13 +384,18 @@ export function safetensorsTensorBytes(bytes: Uint8Array, header: SafetensorsHea
   return bytes.subarray(header.dataOffset + info.dataOffsets[0], header.dataOffset + info.dataOffsets[1]);
 }
 
-/** Copy `bytes` into a fresh aligned buffer, swapping to host order if the host is big-endian. */
-function alignedCopy(bytes: Uint8Array, elementBytes: number): ArrayBuffer {
-  const copy = new Uint8Array(bytes); // a copy even when `bytes` is a Node Buffer (whose slice() is a view)
+/**
+ * `bytes` in host byte order at an offset aligned to `elementBytes`, copying only when needed: when
+ * unaligned, on a big-endian host, or when `copy` is asked (the caller will keep or mutate it).
+ */
+function hostOrderBytes(bytes: Uint8Array, elementBytes: number, copy: boolean): Uint8Array {
+  const aligned = bytes.byteOffset % elementBytes === 0;
+  if (isLittleEndian && aligned && !copy) return bytes;
+  const out = Uint8Array.prototype.slice.call(bytes); // a real copy even for a Node Buffer (whose slice() is a view)
   if (!isLittleEndian && elementBytes > 1) {
-    for (let i = 0; i < copy.length; i += elementBytes) copy.subarray(i, i + elementBytes).reverse();
+    for (let i = 0; i < out.length; i += elementBytes) out.subarray(i, i + elementBytes).reverse();
   }
-  return copy.buffer;
+  return out;
 }
 
 function outOfRange(info: SafetensorsTensorInfo, index: number, value: bigint | number): SafetensorsError {
@@ -437,10 +442,15 @@ export function safetensorsLoadDtype(info: SafetensorsTensorInfo): 'float32' | '
   return dtype;
 }
 
-/** Decode one tensor's raw bytes into values of its tfjs dtype. Range-checks narrowing dtypes. */
+/**
+ * Decode one tensor's raw bytes into values of its tfjs dtype. Range-checks narrowing dtypes.
+ * With `bytesAreOwned` (a fresh buffer nobody else holds, e.g. just read from a file) F32, I32 and
+ * BOOL data are used in place instead of copied.
+ */
 export function decodeSafetensorsValues(
   info: SafetensorsTensorInfo,
   bytes: Uint8Array,
+  bytesAreOwned = false,
 ): { dtype: 'float32' | 'int32' | 'bool'; values: Float32Array | Int32Array | Uint8Array } {
   const dtype = safetensorsLoadDtype(info);
   if (bytes.length !== info.byteLength) {
@@ -452,39 +462,45 @@ export function decodeSafetensorsValues(
   }
   checkSafetensorsValueRange(info, bytes);
   const elementBytes = DTYPE_BYTES.get(info.dtype)!;
-  const buffer = alignedCopy(bytes, elementBytes);
+  // F32, I32 and BOOL values become the tensor's storage: never alias the caller's bytes.
+  const keepsStorage = info.dtype === 'F32' || info.dtype === 'I32' || info.dtype === 'BOOL';
+  const host = hostOrderBytes(bytes, elementBytes, keepsStorage && !bytesAreOwned);
+  const count = host.length / elementBytes;
+  const { buffer, byteOffset } = host;
   switch (info.dtype) {
-    case 'F32': return { dtype, values: new Float32Array(buffer) };
-    case 'F16': return { dtype, values: decodeFloat16Array(new Uint16Array(buffer)) };
-    case 'BF16': return { dtype, values: decodeBfloat16Array(new Uint16Array(buffer)) };
-    case 'F64': return { dtype, values: Float32Array.from(new Float64Array(buffer)) };
-    case 'I32': return { dtype, values: new Int32Array(buffer) };
-    case 'U32': return { dtype, values: new Int32Array(buffer) }; // range-checked: bits are equal
+    case 'F32': return { dtype, values: new Float32Array(buffer, byteOffset, count) };
+    case 'F16': return { dtype, values: decodeFloat16Array(new Uint16Array(buffer, byteOffset, count)) };
+    case 'BF16': return { dtype, values: decodeBfloat16Array(new Uint16Array(buffer, byteOffset, count)) };
+    case 'F64': return { dtype, values: Float32Array.from(new Float64Array(buffer, byteOffset, count)) };
+    case 'I32': return { dtype, values: new Int32Array(buffer, byteOffset, count) };
+    case 'U32': return { dtype, values: Int32Array.from(new Int32Array(buffer, byteOffset, count)) }; // range-checked
     case 'I64':
     case 'U64': {
       // Range-checked: each value equals its low 32 bits read as int32.
-      const words = new Int32Array(buffer);
-      const values = new Int32Array(words.length / 2);
-      for (let i = 0; i < values.length; i++) values[i] = words[2 * i];
+      const words = new Int32Array(buffer, byteOffset, count * 2);
+      const values = new Int32Array(count);
+      for (let i = 0; i < count; i++) values[i] = words[2 * i];
       return { dtype, values };
     }
-    case 'U8': return { dtype, values: Int32Array.from(new Uint8Array(buffer)) };
-    case 'I8': return { dtype, values: Int32Array.from(new Int8Array(buffer)) };
-    case 'I16': return { dtype, values: Int32Array.from(new Int16Array(buffer)) };
-    case 'U16': return { dtype, values: Int32Array.from(new Uint16Array(buffer)) };
+    case 'U8': return { dtype, values: Int32Array.from(host) };
+    case 'I8': return { dtype, values: Int32Array.from(new Int8Array(buffer, byteOffset, count)) };
+    case 'I16': return { dtype, values: Int32Array.from(new Int16Array(buffer, byteOffset, count)) };
+    case 'U16': return { dtype, values: Int32Array.from(new Uint16Array(buffer, byteOffset, count)) };
     case 'BOOL': {
-      const values = new Uint8Array(buffer);
-      for (let i = 0; i < values.length; i++) values[i] = values[i] === 0 ? 0 : 1;
-      return { dtype, values };
+      for (let i = 0; i < host.length; i++) host[i] = host[i] === 0 ? 0 : 1;
+      return { dtype, values: host };
     }
     default:
       throw new SafetensorsError('UNSUPPORTED_DTYPE', `tensor ${quote(info.name)}: dtype ${info.dtype} cannot be loaded`, info.name);
   }
 }
 
-/** Decode one tensor's raw bytes (exactly `info.byteLength`) into a new tensor. */
-export function decodeSafetensorsTensor(info: SafetensorsTensorInfo, bytes: Uint8Array): tf.Tensor {
-  const { dtype, values } = decodeSafetensorsValues(info, bytes);
+/**
+ * Decode one tensor's raw bytes (exactly `info.byteLength`) into a new tensor.
+ * `bytesAreOwned`: see `decodeSafetensorsValues`.
+ */
+export function decodeSafetensorsTensor(info: SafetensorsTensorInfo, bytes: Uint8Array, bytesAreOwned = false): tf.Tensor {
+  const { dtype, values } = decodeSafetensorsValues(info, bytes, bytesAreOwned);
   return tf.tensor(values, info.shape, dtype);
 }
 
@@ -627,14 +643,20 @@ export function planSafetensors(
   return { head, entries, byteLength: head.length + offset };
 }
 
+/** A copy of a typed array's bytes (a memcpy). */
+function copyBytes(array: ArrayBufferView): Uint8Array {
+  return Uint8Array.prototype.slice.call(new Uint8Array(array.buffer, array.byteOffset, array.byteLength));
+}
+
 /** Encode one entry's values (as returned by `dataSync`/`data`) into little-endian bytes. */
 export function encodeSafetensorsEntry(entry: SafetensorsPlanEntry, values: ArrayLike<number>): Uint8Array {
+  const floats = () => (values instanceof Float32Array ? values : Float32Array.from(values));
   let out: Uint8Array;
   switch (entry.dtype) {
-    case 'F32': out = new Uint8Array(Float32Array.from(values).buffer); break;
-    case 'F16': out = new Uint8Array(encodeFloat16Array(Float32Array.from(values)).buffer); break;
-    case 'BF16': out = new Uint8Array(encodeBfloat16Array(Float32Array.from(values)).buffer); break;
-    case 'I32': out = new Uint8Array(Int32Array.from(values).buffer); break;
+    case 'F32': out = copyBytes(floats()); break;
+    case 'F16': out = new Uint8Array(encodeFloat16Array(floats()).buffer); break;
+    case 'BF16': out = new Uint8Array(encodeBfloat16Array(floats()).buffer); break;
+    case 'I32': out = copyBytes(values instanceof Int32Array ? values : Int32Array.from(values)); break;
     case 'BOOL': out = Uint8Array.from(values, (v) => (v ? 1 : 0)); break;
   }
   if (!isLittleEndian && entry.dtype !== 'BOOL') {
