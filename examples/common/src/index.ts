@@ -1,0 +1,3 @@
+export * from './cli-flags.js';
+export * from './plots.js';
+export * from './table.js';

@@ -1,0 +1,101 @@
+/**
+ * Plots as SVG through Vega-Lite (a charting library; no hand-drawn pixels), rendered headless
+ * in Node with Vega's SVG renderer.
+ */
+import * as vega from 'vega';
+import * as vegaLite from 'vega-lite';
+
+export type VegaLiteSpec = vegaLite.TopLevelSpec;
+
+/** Render a Vega-Lite spec to an SVG string. */
+export async function renderSvg(spec: VegaLiteSpec): Promise<string> {
+  const compiled = vegaLite.compile(spec).spec;
+  const view = new vega.View(vega.parse(compiled), { renderer: 'none' });
+  const svg = await view.toSVG();
+  view.finalize();
+  return svg;
+}
+
+/** Grouped bars: one bar per `series` inside each `group`, optional error bars from `low`/`high`. */
+export function groupedBarSpec(args: {
+  title: string;
+  rows: Array<{ group: string; series: string; value: number; low?: number; high?: number }>;
+  yTitle: string;
+  yDomain?: [number, number];
+}): VegaLiteSpec {
+  const hasError = args.rows.some((r) => r.low !== undefined && r.high !== undefined);
+  const layers: any[] = [
+    {
+      mark: 'bar',
+      encoding: {
+        x: { field: 'group', type: 'nominal', title: null, sort: null },
+        xOffset: { field: 'series', type: 'nominal', sort: null },
+        y: { field: 'value', type: 'quantitative', title: args.yTitle, scale: args.yDomain ? { domain: args.yDomain } : {} },
+        color: { field: 'series', type: 'nominal', title: null, sort: null },
+      },
+    },
+  ];
+  if (hasError) {
+    layers.push({
+      mark: { type: 'errorbar', ticks: true },
+      encoding: {
+        x: { field: 'group', type: 'nominal', sort: null },
+        xOffset: { field: 'series', type: 'nominal', sort: null },
+        y: { field: 'low', type: 'quantitative', title: args.yTitle },
+        y2: { field: 'high' },
+      },
+    });
+  }
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: args.title,
+    width: 420,
+    height: 240,
+    data: { values: args.rows },
+    layer: layers,
+  } as VegaLiteSpec;
+}
+
+/** Lines of `value` over `x`, one per `series`. */
+export function lineSpec(args: {
+  title: string;
+  rows: Array<{ x: number; value: number; series: string }>;
+  xTitle: string;
+  yTitle: string;
+}): VegaLiteSpec {
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: args.title,
+    width: 420,
+    height: 240,
+    data: { values: args.rows },
+    mark: 'line',
+    encoding: {
+      x: { field: 'x', type: 'quantitative', title: args.xTitle },
+      y: { field: 'value', type: 'quantitative', title: args.yTitle },
+      color: { field: 'series', type: 'nominal', title: null },
+    },
+  } as VegaLiteSpec;
+}
+
+/** Heat map of `value` over (`row`, `column`). */
+export function heatmapSpec(args: {
+  title: string;
+  rows: Array<{ row: string; column: string; value: number }>;
+  rowTitle: string;
+  columnTitle: string;
+  valueTitle: string;
+}): VegaLiteSpec {
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: args.title,
+    data: { values: args.rows },
+    mark: 'rect',
+    encoding: {
+      y: { field: 'row', type: 'nominal', title: args.rowTitle, sort: null },
+      x: { field: 'column', type: 'nominal', title: args.columnTitle, sort: null },
+      color: { field: 'value', type: 'quantitative', title: args.valueTitle },
+      tooltip: [{ field: 'value', type: 'quantitative', format: '.3f' }],
+    },
+  } as VegaLiteSpec;
+}

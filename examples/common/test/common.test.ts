@@ -1,0 +1,26 @@
+import { describe, expect, it } from 'vitest';
+import { groupedBarSpec, markdownTable, meanStd, parseExampleFlags, renderSvg } from '../src/index.js';
+
+describe('example helpers', () => {
+  it('renders a grouped bar chart to SVG with one rect per bar', async () => {
+    const svg = await renderSvg(groupedBarSpec({
+      title: 't', yTitle: 'acc',
+      rows: [{ group: 'en', series: 'a', value: 0.5 }, { group: 'en', series: 'b', value: 0.7 }, { group: 'zh', series: 'a', value: 0.2 }],
+    }));
+    expect(svg.startsWith('<svg')).toBe(true);
+    expect((svg.match(/role-mark.*?marktype="rect"|<path[^>]*aria-roledescription="bar"/g) ?? []).length).toBeGreaterThan(0);
+  });
+  it('parses flags and rejects bad ones', () => {
+    const f = parseExampleFlags(['--backend', 'cpu', '--steps=5', '--seeds', '1,2,3', '--out', 'x', '--smoke'], { out: 'o', seeds: [0] });
+    expect(f).toMatchObject({ backend: 'cpu', steps: 5, seeds: [1, 2, 3], out: 'x', smoke: true });
+    expect(() => parseExampleFlags(['--steps', '-1'], { out: 'o', seeds: [0] })).toThrow(/--steps must be a positive integer/);
+    expect(() => parseExampleFlags(['--bogus'], { out: 'o', seeds: [0] })).toThrow(/unknown flag/);
+    expect(() => parseExampleFlags(['--backend', 'gpu'], { out: 'o', seeds: [0] })).toThrow(/--backend must be one of/);
+  });
+  it('formats tables and statistics', () => {
+    expect(markdownTable(['a', 'b'], [[1, 0.5]])).toBe('| a | b     |\n| - | ----- |\n| 1 | 0.500 |');
+    const s = meanStd([1, 2, 3]);
+    expect(s.mean).toBe(2);
+    expect(s.std).toBeCloseTo(1, 12);
+  });
+});
