@@ -6,7 +6,6 @@ import { join } from 'node:path';
 import { saveSafetensors, SafetensorsError, type SafetensorsErrorCode } from './safetensors.js';
 import { readSafetensorsFile, readSafetensorsFileHeader, writeSafetensorsFile, writeFileAtomically } from './safetensors-node.js';
 
-tf.setBackend('cpu');
 
 let root: string;
 beforeAll(async () => {
