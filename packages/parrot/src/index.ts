@@ -1,0 +1,9 @@
+/**
+ * @mllm/parrot: Parrot's text-guided multilingual mixture of experts over visual tokens
+ * (Sun et al., "Parrot: Multilingual Visual Instruction Tuning", AIDC-AI/Parrot).
+ */
+export * from './parrot-moe.js';
+export * from './routing.js';
+export * from './experts.js';
+export * from './reference-config.js';
+export * from './hooks.js';
