@@ -8,3 +8,5 @@ export * from './lorra.js';
 export * from './router.js';
 export * from './wings-layer.js';
 export * from './learner-keys.js';
+export * from './inject.js';
+export * from './adapter-io.js';

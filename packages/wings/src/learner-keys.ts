@@ -24,14 +24,22 @@ export interface WingsForwardContext {
   isPrefill: boolean;
 }
 
-/** Visual keys for every sample (null when the batch has no image tokens). Call inside a tidy. */
+/**
+ * Visual keys for every sample (null when the batch has no image tokens). Key positions are the
+ * image tokens' sequence indices (= real positions: the host counts positions from 0 per sample
+ * with right padding), so this also works on cached decode steps, where `imageSpans` and
+ * `visualTokens` still describe the prompt. Call inside a tidy.
+ */
 export function buildVisualKeys(ctx: WingsForwardContext, causalByPosition = false): LearnerKeys | null {
   const tokens = ctx.visualTokens;
-  const [B, L, H] = ctx.inputEmbeddings.shape;
+  const B = ctx.imageSpans.length;
+  const H = ctx.inputEmbeddings.shape[2];
   if (!tokens || ctx.imageSpans.every((spans) => spans.length === 0)) return null;
   const [numImages, Ni, Hv] = tokens.shape;
   if (Hv !== H) throw new Error(`Wings: visualTokens must be [numImages, Ni, ${H}], got [${tokens.shape.join(', ')}]`);
-  if (ctx.imageSpans.length !== B) throw new Error(`Wings: imageSpans must have ${B} entries (one per sample), got ${ctx.imageSpans.length}`);
+  if (ctx.inputEmbeddings.shape[0] !== B) {
+    throw new Error(`Wings: imageSpans must have ${ctx.inputEmbeddings.shape[0]} entries (one per sample), got ${B}`);
+  }
   const rows: number[][] = [];
   const sequenceIndex: number[][] = [];
   for (let b = 0; b < B; b++) {
@@ -41,8 +49,8 @@ export function buildVisualKeys(ctx: WingsForwardContext, causalByPosition = fal
       if (span.imageIndex < 0 || span.imageIndex >= numImages) {
         throw new Error(`Wings: imageSpans[${b}] imageIndex ${span.imageIndex} is outside [0, ${numImages})`);
       }
-      if (span.length !== Ni || span.start < 0 || span.start + span.length > L) {
-        throw new Error(`Wings: imageSpans[${b}] span start ${span.start} length ${span.length} must hold ${Ni} tokens inside [0, ${L})`);
+      if (span.length !== Ni || span.start < 0) {
+        throw new Error(`Wings: imageSpans[${b}] span (start ${span.start}, length ${span.length}) must hold the image's ${Ni} visual tokens`);
       }
       for (let k = 0; k < span.length; k++) {
         sampleRows.push(span.imageIndex * Ni + k);
@@ -54,21 +62,24 @@ export function buildVisualKeys(ctx: WingsForwardContext, causalByPosition = fal
   }
   const Nk = Math.max(...rows.map((r) => r.length));
   const gatherRows = new Int32Array(B * Nk);
-  const gatherPositions = new Int32Array(B * Nk);
+  const keyPositions = new Int32Array(B * Nk);
   const keyMask = new Float32Array(B * Nk);
   for (let b = 0; b < B; b++) {
     for (let k = 0; k < Nk; k++) {
       const real = k < rows[b].length;
       gatherRows[b * Nk + k] = real ? rows[b][k] : 0;
-      gatherPositions[b * Nk + k] = b * L + (real ? sequenceIndex[b][k] : 0);
+      keyPositions[b * Nk + k] = real ? sequenceIndex[b][k] : 0;
       keyMask[b * Nk + k] = real ? 1 : 0;
     }
   }
   const flatTokens = tf.reshape(tokens, [numImages * Ni, H]); // [numImages·Ni, H]
   const source = tf.reshape(tf.gather(flatTokens, tf.tensor1d(gatherRows, 'int32')), [B, Nk, H]) as tf.Tensor3D; // [B, Nk, H]
-  const flatPositions = tf.reshape(tf.cast(ctx.positions, 'int32'), [B * L]); // [B·L]
-  const positions = tf.reshape(tf.gather(flatPositions, tf.tensor1d(gatherPositions, 'int32')), [B, Nk]) as tf.Tensor2D; // [B, Nk]
-  return { source, positions, keyMask: tf.tensor2d(keyMask, [B, Nk]), causalByPosition };
+  return {
+    source,
+    positions: tf.tensor2d(keyPositions, [B, Nk], 'int32'),
+    keyMask: tf.tensor2d(keyMask, [B, Nk]),
+    causalByPosition,
+  };
 }
 
 /** Clean textual keys: all positions, text tokens only, causal by real position. */

@@ -5,6 +5,8 @@ import { LoRRA } from './lorra.js';
 import {
   learnerStateDict,
   lorra64,
+  RELATIVE_TOLERANCE,
+  ON_WEBGPU,
   maxRelativeError,
   numericalGradientErrors,
   randomArray,
@@ -87,7 +89,7 @@ describe('LoRRA', () => {
     const learner = loaded(0, w);
     const c = makeCase(5, 2, 5, 4);
     const expected = lorra64(w, HEADS, THETA, c, { lowRank: false });
-    expect(maxRelativeError(run(learner, c), expected)).toBeLessThan(1e-5);
+    expect(maxRelativeError(run(learner, c), expected)).toBeLessThan(RELATIVE_TOLERANCE);
     // …and differs from it once the low-rank corrections are non-zero.
     const full = randomLearnerWeights(11, H, R);
     expect(maxRelativeError(lorra64(full, HEADS, THETA, c), expected)).toBeGreaterThan(1e-2);
@@ -104,13 +106,13 @@ describe('LoRRA', () => {
     const before = tf.memory().numTensors;
     const got = run(learner, c);
     expect(tf.memory().numTensors).toBe(before);
-    expect(maxRelativeError(got, lorra64(w, HEADS, THETA, c))).toBeLessThan(1e-5);
+    expect(maxRelativeError(got, lorra64(w, HEADS, THETA, c))).toBeLessThan(RELATIVE_TOLERANCE);
     // Query 0 of sample 1 (position 0) precedes every key: its row is fully masked → 0.
     expect(got[1][0].every((v) => v === 0)).toBe(true);
     // Without masks the result differs.
     const unmasked = { ...c, keyMask: undefined, causalByPosition: false };
     expect(maxRelativeError(lorra64(w, HEADS, THETA, unmasked), lorra64(w, HEADS, THETA, c))).toBeGreaterThan(1e-3);
-    expect(maxRelativeError(run(learner, unmasked), lorra64(w, HEADS, THETA, unmasked))).toBeLessThan(1e-5);
+    expect(maxRelativeError(run(learner, unmasked), lorra64(w, HEADS, THETA, unmasked))).toBeLessThan(RELATIVE_TOLERANCE);
     learner.dispose();
   });
 
@@ -121,7 +123,7 @@ describe('LoRRA', () => {
     c.attendMask = [[[1, 0, 1, 0], [0, 0, 0, 0], [1, 1, 1, 1]]];
     for (const rows of ['zero', 'uniform'] as const) {
       const got = run(learner, { ...c, fullyMaskedRows: rows });
-      expect(maxRelativeError(got, lorra64(w, HEADS, THETA, { ...c, fullyMaskedRows: rows }))).toBeLessThan(1e-5);
+      expect(maxRelativeError(got, lorra64(w, HEADS, THETA, { ...c, fullyMaskedRows: rows }))).toBeLessThan(RELATIVE_TOLERANCE);
       if (rows === 'zero') expect(got[0][1].every((v) => v === 0)).toBe(true);
       else expect(Math.max(...got[0][1].map(Math.abs))).toBeGreaterThan(1e-3);
     }
@@ -158,8 +160,11 @@ describe('LoRRA', () => {
     const before = tf.memory().numTensors;
     const loss = () =>
       tf.sum(tf.mul(learner.forward({ query, source, queryPositions: qp, keyPositions: kp, keyMask, causalByPosition: true }), weights)) as tf.Scalar;
-    const errors = numericalGradientErrors(loss, [...learner.trainableVariables(), query, source], { eps: 1e-2 });
-    expect(errors.length).toBe(10);
+    const all = [...learner.trainableVariables(), query, source];
+    // Software WebGPU needs ~0.7 s per forward: check A_q, B_k, B_o and the query there.
+    const checked = ON_WEBGPU ? [all[0], all[3], all[7], all[8]] : all;
+    const errors = numericalGradientErrors(loss, checked, { eps: 1e-2, samples: ON_WEBGPU ? 2 : 6 });
+    expect(errors.length).toBe(checked.length);
     for (const e of errors) expect(e).toBeLessThan(2e-2);
     expect(tf.memory().numTensors).toBe(before);
     tf.dispose([query, source, qp, kp, keyMask, weights]);

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { StateDictError, disposeStateDict } from '@mllm/core';
 import { WingsRouter } from './router.js';
-import { maxRelativeError, numericalGradientErrors, randomAttentionProbs, randomMatrix, router64 } from './reference-math.testutil.js';
+import { ON_WEBGPU, RELATIVE_TOLERANCE, maxRelativeError, numericalGradientErrors, randomAttentionProbs, randomMatrix, router64 } from './reference-math.testutil.js';
 
 const MAX = 12;
 
@@ -54,8 +54,8 @@ describe('WingsRouter', () => {
     const got = route(router, probs);
     expect(tf.memory().numTensors).toBe(before);
     const expected = router64(weight, bias, probs);
-    expect(maxRelativeError(got.visual, expected.map((b) => b.map((t) => [t[0]])))).toBeLessThan(1e-5);
-    expect(maxRelativeError(got.textual, expected.map((b) => b.map((t) => [t[1]])))).toBeLessThan(1e-5);
+    expect(maxRelativeError(got.visual, expected.map((b) => b.map((t) => [t[0]])))).toBeLessThan(RELATIVE_TOLERANCE);
+    expect(maxRelativeError(got.textual, expected.map((b) => b.map((t) => [t[1]])))).toBeLessThan(RELATIVE_TOLERANCE);
     for (const [v, t] of got.visual.flat().map((v, i) => [v[0], got.textual.flat()[i][0]])) expect(v + t).toBeCloseTo(1, 6);
     // Columns ≥ L never matter.
     const changed = weight.map((row) => row.map((v, j) => (j >= 6 ? v + 100 : v)));

@@ -1,0 +1,289 @@
+/**
+ * Adapter-style use of Wings on a host model (PEFT-like): `injectWings(model, config)` attaches a
+ * `WingsLayer` to each chosen decoder layer through the host's `afterAttention` hook, freezes the
+ * base model by structure and leaves only the learners (and, in stage 2, the routers) trainable.
+ *
+ * Per chosen layer ℓ, after `h = h_in + attn(norm1(h_in))` and before the MLP:
+ *   stage 1:  h ← h + out_v·hasImage
+ *   stage 2:  h ← h + w_v·out_v·hasImage + w_t·out_t,   (w_v, w_t) = router(P_ℓ)
+ * with visual keys = the projector output of the sample's images (`ctx.visualTokens`, at the
+ * images' positions) and textual keys = the layer-0 embeddings of the text tokens
+ * (`ctx.inputEmbeddings` masked by `ctx.textMask`, causal by real position).
+ *
+ * The modules are registered in the host under the reference names
+ * (`model.layers.{i}.attn_pool.*`, `model.layers.{i}.attn_t_pool.*`,
+ * `model.layers.{i}.reweight_module.*`), so a reference checkpoint loads into the host in one call.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { Module, assertPositiveInt, loadStateDict, stateDict, type LoadStateDictOptions, type LoadStateDictResult, type StateDict } from '@mllm/core';
+import { WingsLayer, type ReferenceCompat, type WingsStage } from './wings-layer.js';
+import { loadAdapter, saveAdapter } from './adapter-io.js';
+import { buildReferenceTextualKeys, buildTextualKeys, buildVisualKeys, type WingsForwardContext } from './learner-keys.js';
+
+/** The parts of the host's `DecoderHooks` Wings provides (structurally compatible with @mllm/core). */
+export interface WingsDecoderHooks {
+  afterAttention(
+    layerIndex: number,
+    args: { residual: tf.Tensor3D; attentionProbs: tf.Tensor4D | null },
+    ctx: WingsForwardContext,
+  ): tf.Tensor3D | null;
+  attentionProbsLayers: number[];
+  requiresFullSequence: boolean;
+  namedModules(): Array<[string, Module]>;
+}
+
+/** What `injectWings` needs from the host model (`HostLM`/`HostMLLM` of @mllm/core). */
+export interface WingsHostModel {
+  addHooks(hooks: WingsDecoderHooks): { remove(): void };
+  setTrainable(trainable: boolean): unknown;
+  /** Host text config (read for defaults). */
+  textConfig?: { hiddenSize: number; numHeads: number; numLayers: number; ropeTheta: number };
+}
+
+export interface WingsConfig {
+  /** 1: visual learners only (no router); 2: visual + textual learners and routers. */
+  stage: WingsStage;
+  /** Low-rank dimension r (reference `lora_dim`, 64 in the release). */
+  rank: number;
+  /** Decoder layers that get learners: indices, a RegExp tested on `model.layers.{i}`, or 'all' (default, as released). */
+  layers?: number[] | RegExp | 'all';
+  /** Router width = maximum key sequence length (default 4096, the release's). */
+  routerMaxLength?: number;
+  /** Defaults from the host's text config. */
+  hiddenSize?: number;
+  numHeads?: number;
+  numLayers?: number;
+  ropeTheta?: number;
+  /** Std of the learners' down-projection init (default 0.02). */
+  initStd?: number;
+  /** Mask the visual learner causally by position (default false: unmasked, as the reference). */
+  visualCausal?: boolean;
+  /** Reproduce the public reference's behaviour (all off by default). */
+  referenceCompat?: ReferenceCompat;
+  /** Tokens before the user turn that the reference excludes from text keys (needed by `misalignedTextMask`; Qwen1.5 release: 14). */
+  systemPromptLength?: number;
+  /** Freeze the host model's own parameters (default true). */
+  freezeBase?: boolean;
+}
+
+/** Fully resolved configuration (what `adapter_config.json` records). */
+export interface ResolvedWingsConfig {
+  stage: WingsStage;
+  rank: number;
+  layers: number[];
+  routerMaxLength: number;
+  hiddenSize: number;
+  numHeads: number;
+  numLayers: number;
+  ropeTheta: number;
+  initStd: number;
+  visualCausal: boolean;
+  referenceCompat: Required<ReferenceCompat>;
+  systemPromptLength: number;
+}
+
+/** Resolve defaults from the host and validate (errors name the field and value). */
+export function resolveWingsConfig(config: WingsConfig, host?: WingsHostModel['textConfig']): ResolvedWingsConfig {
+  if (!config || typeof config !== 'object') throw new Error(`WingsConfig: expected an object, got ${String(config)}`);
+  if (config.stage !== 1 && config.stage !== 2) throw new Error(`WingsConfig: stage must be 1 or 2, got ${String(config.stage)}`);
+  const pick = (key: 'hiddenSize' | 'numHeads' | 'numLayers' | 'ropeTheta'): number => {
+    const value = config[key] ?? host?.[key];
+    if (value === undefined) throw new Error(`WingsConfig: ${key} is required (the host model has no textConfig.${key})`);
+    if (host && config[key] !== undefined && config[key] !== host[key]) {
+      throw new Error(`WingsConfig: ${key} ${config[key]} differs from the host model's ${host[key]}`);
+    }
+    return value;
+  };
+  const hiddenSize = pick('hiddenSize');
+  const numHeads = pick('numHeads');
+  const numLayers = pick('numLayers');
+  const ropeTheta = pick('ropeTheta');
+  assertPositiveInt('WingsConfig', 'rank', config.rank);
+  assertPositiveInt('WingsConfig', 'numLayers', numLayers);
+  const routerMaxLength = config.routerMaxLength ?? 4096;
+  assertPositiveInt('WingsConfig', 'routerMaxLength', routerMaxLength);
+  const selector = config.layers ?? 'all';
+  let layers: number[];
+  if (selector === 'all') layers = Array.from({ length: numLayers }, (_, i) => i);
+  else if (selector instanceof RegExp) layers = Array.from({ length: numLayers }, (_, i) => i).filter((i) => selector.test(`model.layers.${i}`));
+  else if (Array.isArray(selector)) {
+    for (const i of selector) {
+      if (!Number.isInteger(i) || i < 0 || i >= numLayers) throw new Error(`WingsConfig: layers entries must be integers in [0, ${numLayers}), got ${String(i)}`);
+    }
+    layers = [...new Set(selector)].sort((a, b) => a - b);
+  } else throw new Error(`WingsConfig: layers must be an index list, a RegExp or 'all', got ${String(selector)}`);
+  if (layers.length === 0) throw new Error(`WingsConfig: layers selects no decoder layer (${String(selector)})`);
+  const compat = config.referenceCompat ?? {};
+  const systemPromptLength = config.systemPromptLength ?? 0;
+  if (!Number.isInteger(systemPromptLength) || systemPromptLength < 0) {
+    throw new Error(`WingsConfig: systemPromptLength must be a non-negative integer, got ${String(systemPromptLength)}`);
+  }
+  if (compat.misalignedTextMask && config.systemPromptLength === undefined) {
+    throw new Error('WingsConfig: referenceCompat.misalignedTextMask needs systemPromptLength (the reference excludes that many leading tokens of image samples from the text keys)');
+  }
+  return {
+    stage: config.stage,
+    rank: config.rank,
+    layers,
+    routerMaxLength,
+    hiddenSize,
+    numHeads,
+    numLayers,
+    ropeTheta,
+    initStd: config.initStd ?? 0.02,
+    visualCausal: config.visualCausal ?? false,
+    referenceCompat: {
+      doubleAdd: compat.doubleAdd ?? false,
+      textOnlyNoRouter: compat.textOnlyNoRouter ?? false,
+      misalignedTextMask: compat.misalignedTextMask ?? false,
+    },
+    systemPromptLength,
+  };
+}
+
+/** The adapter's modules: child `model.layers.{i}` → `WingsLayer` (so names are the reference's). */
+export class WingsAdapter extends Module {
+  static readonly className = 'WingsAdapter';
+  readonly config: ResolvedWingsConfig;
+  private readonly byIndex = new Map<number, WingsLayer>();
+
+  constructor(config: ResolvedWingsConfig) {
+    super({ name: 'wings_adapter' });
+    this.config = config;
+    for (const i of config.layers) {
+      const layer = new WingsLayer({
+        hiddenSize: config.hiddenSize,
+        numHeads: config.numHeads,
+        rank: config.rank,
+        ropeTheta: config.ropeTheta,
+        stage: config.stage,
+        routerMaxLength: config.routerMaxLength,
+        initStd: config.initStd,
+      });
+      this.byIndex.set(i, this.addModule(`model.layers.${i}`, layer));
+    }
+    this.built = true;
+  }
+
+  /** The Wings modules of decoder layer `index`, or undefined. */
+  layer(index: number): WingsLayer | undefined {
+    return this.byIndex.get(index);
+  }
+
+  /** Stage-appropriate trainability: stage 1 trains `attn_pool` only; stage 2 trains everything. */
+  resetTrainable(): void {
+    for (const layer of this.byIndex.values()) {
+      layer.setTrainable(true);
+      if (this.config.stage === 1) layer.textualLearner.setTrainable(false);
+    }
+  }
+
+  /**
+   * The per-layer update as a host `afterAttention` hook body: `residual [B, L, H]` → new residual,
+   * or null when layer `index` has no learners (or stage 1 sees no image).
+   */
+  afterAttention(index: number, residual: tf.Tensor3D, attentionProbs: tf.Tensor4D | null, ctx: WingsForwardContext): tf.Tensor3D | null {
+    const layer = this.byIndex.get(index);
+    if (!layer) return null;
+    const c = this.config;
+    if (c.stage === 2 && !ctx.isPrefill) {
+      throw new Error('Wings: the stage-2 textual learner needs the full sequence; run without KV cache (the hooks set requiresFullSequence)');
+    }
+    if (c.stage === 1 && (!ctx.visualTokens || ctx.imageSpans.every((spans) => spans.length === 0))) return null;
+    return tf.tidy(() => {
+      const visual = buildVisualKeys(ctx, c.visualCausal);
+      const textual =
+        c.stage === 2
+          ? c.referenceCompat.misalignedTextMask
+            ? buildReferenceTextualKeys(ctx, c.systemPromptLength)
+            : buildTextualKeys(ctx)
+          : null;
+      return layer.forward({
+        residual,
+        positions: ctx.positions,
+        attentionProbs,
+        hasImage: ctx.hasImage,
+        visual,
+        textual,
+        referenceCompat: c.referenceCompat,
+      });
+    });
+  }
+
+  /** Host hooks driving this adapter. */
+  hooks(): WingsDecoderHooks {
+    const stage2 = this.config.stage === 2;
+    return {
+      afterAttention: (index, args, ctx) => this.afterAttention(index, args.residual, args.attentionProbs, ctx),
+      attentionProbsLayers: stage2 ? [...this.config.layers] : [],
+      // Stage 1 (visual keys only, unmasked or causal by position) gives the same result for a
+      // cached decode step as for the full sequence; stage 2's textual keys need every earlier token.
+      requiresFullSequence: stage2,
+      namedModules: () => this.namedChildren(),
+    };
+  }
+
+  /** `[model.layers.{i}.attn_pool, learner]`, … — the names the modules take in the host. */
+  namedChildren(): Array<[string, Module]> {
+    const out: Array<[string, Module]> = [];
+    for (const [i, layer] of this.byIndex) {
+      out.push([`model.layers.${i}.attn_pool`, layer.visualLearner]);
+      out.push([`model.layers.${i}.attn_t_pool`, layer.textualLearner]);
+      if (layer.router) out.push([`model.layers.${i}.reweight_module`, layer.router]);
+    }
+    return out;
+  }
+
+  loadStateDict(dict: StateDict | Iterable<[string, tf.Tensor]>, options: LoadStateDictOptions = {}): LoadStateDictResult {
+    return loadStateDict(this, dict, options);
+  }
+
+  stateDict(prefix = ''): StateDict {
+    return stateDict(this, prefix);
+  }
+
+  override call(): tf.Tensor {
+    throw new Error('WingsAdapter: runs through the host hooks (afterAttention)');
+  }
+}
+
+/** Handle returned by `injectWings`. */
+export interface WingsInjection {
+  adapter: WingsAdapter;
+  config: ResolvedWingsConfig;
+  /** Detach the hooks (the learners stay alive until `adapter.dispose()`). */
+  remove(): void;
+  /** Write `adapter_model.safetensors` (learner/router weights only) and `adapter_config.json` into `dir`. */
+  saveAdapter(dir: string): Promise<void>;
+  /** Load weights saved by `saveAdapter` (strict by default). */
+  loadAdapter(dir: string, options?: { strict?: boolean }): Promise<LoadStateDictResult>;
+}
+
+/**
+ * Attach Wings learners to `model`'s chosen decoder layers, freeze the base model (by structure)
+ * and make the stage's Wings modules trainable. Save/load the adapter with `saveAdapter` /
+ * `loadAdapter` (adapter-io).
+ */
+export function injectWings(model: WingsHostModel, config: WingsConfig): WingsInjection {
+  if (!model || typeof model.addHooks !== 'function') {
+    throw new Error('injectWings: model must be a host model with addHooks(hooks) (@mllm/core HostLM/HostMLLM)');
+  }
+  const resolved = resolveWingsConfig(config, model.textConfig);
+  const adapter = new WingsAdapter(resolved);
+  if (config.freezeBase ?? true) model.setTrainable(false);
+  let handle: { remove(): void };
+  try {
+    handle = model.addHooks(adapter.hooks());
+  } catch (error) {
+    adapter.dispose();
+    throw error;
+  }
+  adapter.resetTrainable();
+  return {
+    adapter,
+    config: resolved,
+    remove: () => handle.remove(),
+    saveAdapter: (dir) => saveAdapter(adapter, dir),
+    loadAdapter: (dir, options) => loadAdapter(adapter, dir, options),
+  };
+}
