@@ -1,23 +1,12 @@
 import { defineConfig } from 'tsup';
 
-export default defineConfig([
-  {
-    entry: ['src/index.ts'],
-    format: ['esm', 'cjs'],
-    dts: true,
-    sourcemap: true,
-    clean: true,
-    target: 'es2022',
-    external: [/^@tensorflow\//, /^@mllm\//, 'webgpu'],
-  },
-  {
-    // The `mllm-eval` binary (ESM, keeps the `#!/usr/bin/env node` line).
-    entry: { cli: 'src/cli.ts' },
-    format: ['esm'],
-    dts: false,
-    sourcemap: true,
-    clean: false,
-    target: 'es2022',
-    external: [/^@tensorflow\//, /^@mllm\//, 'webgpu'],
-  },
-]);
+export default defineConfig({
+  // src/cli.ts is the `mllm-eval` binary (dist/cli.js keeps its `#!/usr/bin/env node` line).
+  entry: ['src/index.ts', 'src/cli.ts'],
+  format: ['esm', 'cjs'],
+  dts: { entry: 'src/index.ts' },
+  sourcemap: true,
+  clean: true,
+  target: 'es2022',
+  external: [/^@tensorflow\//, /^@mllm\//, 'webgpu'],
+});

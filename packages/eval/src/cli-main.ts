@@ -8,8 +8,10 @@ import { existsSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { PostprocessMode } from './answer-extraction.js';
+import { ensureBackend } from './backend.js';
 import { BadRowError } from './bad-row.js';
 import { loadEvalModel, type HostLoaderImporter } from './eval-model.js';
+import type { ScoreTarget } from './host-model-adapter.js';
 import { evaluate, type DatasetSpec } from './evaluate.js';
 import { isKnownLanguage, normalizeLanguage } from './languages.js';
 import { createProgress, type ProgressStream } from './progress.js';
@@ -36,6 +38,10 @@ Options:
   --postprocess <mode>  all (default) | reference (English prompts only, as in Parrot) | none
   --instruction <rule>  row-language (default) | reference (dataset-name suffix, as in Parrot)
   --limit <n>           evaluate at most n rows per file
+  --max-new-tokens <n>  generation budget for checkpoint models (default 64)
+  --score-target <t>    what the log-likelihood fallback scores for checkpoint models:
+                        letter (default) | text | letter-text
+  --backend <name>      cpu | wasm | webgpu (default: what the model registered, else cpu)
   --no-progress         no progress output
   -h, --help            this help
 `;
@@ -95,6 +101,9 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         postprocess: { type: 'string' },
         instruction: { type: 'string' },
         limit: { type: 'string' },
+        backend: { type: 'string' },
+        'max-new-tokens': { type: 'string' },
+        'score-target': { type: 'string' },
         'no-progress': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -125,6 +134,14 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       limit = Number(values.limit);
       if (!Number.isInteger(limit) || limit < 1) throw new UsageError(`--limit: expected a positive integer, got ${JSON.stringify(values.limit)}`);
     }
+    let maxNewTokens: number | undefined;
+    if (values['max-new-tokens'] !== undefined) {
+      maxNewTokens = Number(values['max-new-tokens']);
+      if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1) {
+        throw new UsageError(`--max-new-tokens: expected a positive integer, got ${JSON.stringify(values['max-new-tokens'])}`);
+      }
+    }
+    const scoreTarget = choice<ScoreTarget>('score-target', values['score-target'], ['letter', 'text', 'letter-text'], 'letter');
     let language: string | undefined;
     if (values.language !== undefined) {
       language = normalizeLanguage(values.language);
@@ -151,6 +168,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       modelSpec: values.model,
       out: values.out,
       progress: !values['no-progress'],
+      backend: values.backend,
+      hostOptions: { maxNewTokens, scoreTarget },
     };
   } catch (error) {
     if (error instanceof UsageError) {
@@ -172,7 +191,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       const path = (spec.source as { path: string }).path;
       if (!existsSync(path)) throw new Error(`--data: no such file ${JSON.stringify(path)}`);
     }
-    model = await loadEvalModel(settings.modelSpec, io.hostLoader);
+    model = await loadEvalModel(settings.modelSpec, io.hostLoader, settings.hostOptions);
+    await ensureBackend(settings.backend);
   } catch (error) {
     fail(`mllm-eval: ${(error as Error).message}\n`);
     return 1;

@@ -2,10 +2,11 @@
  * The model interface the harness drives, and how `--model` specs are turned into models.
  */
 import { existsSync, statSync } from 'node:fs';
-import { resolve as resolvePath, extname } from 'node:path';
+import { basename, resolve as resolvePath, extname } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type * as tf from '@tensorflow/tfjs-core';
 import type { OptionChoice } from './benchmark-reader.js';
+import { adaptHostModel, type HostAdapterOptions, type HostModelLike } from './host-model-adapter.js';
 
 /**
  * A multimodal model under evaluation.
@@ -77,7 +78,12 @@ const MODULE_EXTENSIONS = new Set(['.js', '.mjs', '.cjs']);
  */
 export async function loadModelModule(path: string): Promise<EvalModel> {
   const absolute = resolvePath(path);
-  const loaded = (await import(pathToFileURL(absolute).href)) as Record<string, unknown>;
+  let loaded = (await import(pathToFileURL(absolute).href)) as Record<string, unknown>;
+  // A CommonJS module arrives as { default: module.exports }: look inside it.
+  const inner = loaded.default as Record<string, unknown> | undefined;
+  if (inner && typeof inner === 'object' && typeof inner.generate !== 'function' && (inner.createModel || inner.model)) {
+    loaded = inner;
+  }
   const candidate = loaded.default ?? loaded.createModel ?? loaded.model;
   if (candidate === undefined) {
     throw new TypeError(`model module ${path}: exports none of default, createModel, model`);
@@ -106,10 +112,15 @@ const importHostLoader: HostLoaderImporter = async () => {
  * Resolves a `--model` spec:
  * 1. registered loaders ({@link registerModelLoader}), most recent first;
  * 2. an existing `.js` / `.mjs` / `.cjs` file: {@link loadModelModule};
- * 3. `loadHostModel(spec)` from `@mllm/core` (a checkpoint directory), when core exports it;
+ * 3. `loadHostModel(spec)` from `@mllm/core` (a checkpoint directory), when core exports it, wrapped
+ *    with {@link adaptHostModel} (`hostOptions`: image size, max new tokens, …);
  * otherwise a clear error.
  */
-export async function loadEvalModel(spec: string, hostLoader: HostLoaderImporter = importHostLoader): Promise<EvalModel> {
+export async function loadEvalModel(
+  spec: string,
+  hostLoader: HostLoaderImporter = importHostLoader,
+  hostOptions: HostAdapterOptions = {},
+): Promise<EvalModel> {
   if (typeof spec !== 'string' || spec.trim() === '') {
     throw new TypeError(`model: expected a checkpoint directory or a JS module path, got ${JSON.stringify(spec)}`);
   }
@@ -134,7 +145,9 @@ export async function loadEvalModel(spec: string, hostLoader: HostLoaderImporter
   if (!existsSync(spec)) {
     throw new Error(`cannot load model ${JSON.stringify(spec)}: no such checkpoint directory or module file`);
   }
-  const model = await loadHostModel(spec);
-  assertEvalModel(model, `@mllm/core loadHostModel(${JSON.stringify(spec)})`);
-  return model;
+  const host = (await loadHostModel(spec)) as HostModelLike;
+  if (!host || typeof host.generate !== 'function') {
+    throw new TypeError(`@mllm/core loadHostModel(${JSON.stringify(spec)}) returned no model with generate()`);
+  }
+  return adaptHostModel(host, { ...hostOptions, name: hostOptions.name ?? basename(resolvePath(spec)) });
 }

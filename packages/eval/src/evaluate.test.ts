@@ -187,9 +187,11 @@ describe('evaluate: circular MMBench', () => {
   });
 
   it('a rotation without its original is a bad row (error naming it, or skipped and counted)', async () => {
-    const orphan = rows.filter((row) => row.index !== 1);
-    orphan.find((row) => row.index === 1_000_001)!.image = IMAGE;
-    orphan.find((row) => row.index === 2_000_001)!.image = { reference: 1_000_001 };
+    const orphan = rows
+      .filter((row) => row.index !== 1)
+      .map((row) =>
+        row.index === 1_000_001 ? { ...row, image: IMAGE } : row.index === 2_000_001 ? { ...row, image: { reference: 1_000_001 } } : row,
+      );
     const source = writeTsv(orphan);
     const error = await evaluate({ model: scriptedModel(replies), datasets: [{ source }] }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(BadRowError);

@@ -12,6 +12,8 @@ export * from './tsv-writer.js';
 export * from './prompt.js';
 export * from './answer-extraction.js';
 export * from './eval-model.js';
+export * from './host-model-adapter.js';
+export * from './backend.js';
 export * from './evaluate.js';
 export * from './published-results.js';
 export * from './report.js';
