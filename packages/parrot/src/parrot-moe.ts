@@ -21,6 +21,8 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import {
   Linear,
   Module,
+  disposeTensorMap,
+  loadSafetensors,
   SwiGLU,
   assertPositiveInt,
   loadStateDict,
@@ -307,6 +309,24 @@ export class ParrotMoE extends Module {
   loadStateDict(dict: StateDict | Iterable<[string, tf.Tensor]>, options: LoadStateDictOptions = {}): LoadStateDictResult {
     this.assertUsable();
     return loadStateDict(this, dict, options);
+  }
+
+  /**
+   * Load the MoE's tensors from safetensors bytes (a full Parrot checkpoint or a shard holding
+   * them): only names under `prefix` (default `model.moe_model.`) are decoded (F32/F16/BF16 → float32),
+   * then loaded with `loadStateDict` semantics; the decoded tensors are disposed afterwards.
+   * For sharded checkpoints on Node use core's `loadShardedCheckpoint(dir, { filter })` and
+   * {@link ParrotMoE.loadStateDict}.
+   */
+  loadSafetensors(bytes: Uint8Array, options: LoadStateDictOptions = {}): LoadStateDictResult {
+    this.assertUsable();
+    const prefix = options.prefix ?? PARROT_CHECKPOINT_PREFIX;
+    const { tensors } = loadSafetensors(bytes, { filter: (name) => name.startsWith(prefix) });
+    try {
+      return loadStateDict(this, tensors, { ...options, prefix });
+    } finally {
+      disposeTensorMap(tensors);
+    }
   }
 
   /** The weights under reference names and layouts (new tensors, caller disposes). */
