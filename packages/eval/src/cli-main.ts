@@ -191,6 +191,10 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       const path = (spec.source as { path: string }).path;
       if (!existsSync(path)) throw new Error(`--data: no such file ${JSON.stringify(path)}`);
     }
+    // A JS model module may register its own backend when imported, so the default backend is
+    // chosen after loading it; checkpoints build tensors while loading, so they need one before.
+    const isModule = /\.(c|m)?js$/.test(settings.modelSpec);
+    if (!isModule) await ensureBackend(settings.backend);
     model = await loadEvalModel(settings.modelSpec, io.hostLoader, settings.hostOptions);
     await ensureBackend(settings.backend);
   } catch (error) {
