@@ -33,6 +33,7 @@ interface HostShape {
   projector?: unknown;
   visualProjector?: unknown;
   config?: { text?: { numLayers?: number }; numLayers?: number };
+  textConfig?: { numLayers?: number };
   setTrainable?(trainable: boolean): unknown;
 }
 
@@ -54,7 +55,7 @@ export function attachVPGC(model: VPGCHost, config: AttachVPGCConfig = {}): Atta
       (candidate === undefined ? 'undefined' : (candidate as object).constructor?.name ?? typeof candidate));
   }
   const vpg = candidate;
-  const numLayers = config.numLayers ?? host.config?.text?.numLayers ?? host.config?.numLayers;
+  const numLayers = config.numLayers ?? host.textConfig?.numLayers ?? host.config?.text?.numLayers ?? host.config?.numLayers;
   const updateLayer = config.updateLayer ?? config.vpgc?.updateLayer ?? (numLayers !== undefined ? defaultUpdateLayer(numLayers) : undefined);
   if (updateLayer === undefined) throw new Error('attachVPGC: pass config.updateLayer or config.numLayers (the host config has no numLayers)');
   if (numLayers !== undefined && (updateLayer < 0 || updateLayer >= numLayers)) {

@@ -10,4 +10,5 @@ export * from './qformer-vpg.js';
 export * from './hook-types.js';
 export * from './vpgc.js';
 export * from './state-dict-io.js';
+export * from './adapter.js';
 export * from './attach.js';

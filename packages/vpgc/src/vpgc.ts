@@ -24,6 +24,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { Module, Linear, zerosInit, assertPositiveInt, type ModuleArgs } from '@mllm/core';
 import type { QFormerVPG } from './qformer-vpg.js';
+import { gatherRows } from './gather-rows.js';
 import type { ImageSpan, VPGCForwardContext } from './hook-types.js';
 
 export interface VPGCArgs extends ModuleArgs {
@@ -169,8 +170,7 @@ export class VPGC extends Module {
     });
     return tf.tidy(() => {
       const flat = tf.reshape(hidden, [B * L, H]); // [B·L, H]
-      const rows = tf.tensor1d(lastPromptIndex.map((t, b) => b * L + t), 'int32');
-      const tokens = tf.gather(flat, rows); // [B, H]
+      const tokens = gatherRows(flat as tf.Tensor2D, lastPromptIndex.map((t, b) => b * L + t)); // [B, H]
       return this.qformerProj.forward(tokens) as tf.Tensor2D; // [B, Dq]
     });
   }
@@ -191,7 +191,7 @@ export class VPGC extends Module {
       }
     });
     return tf.tidy(() => {
-      const perImage = tf.gather(guidance, tf.tensor1d(imageToSample, 'int32')); // [n, Dq]
+      const perImage = gatherRows(guidance, imageToSample); // [n, Dq]
       const queries = tf.add(this.queryTokensValue, tf.expandDims(perImage, 1)) as tf.Tensor3D; // [1,Nq,Dq]+[n,1,Dq] → [n, Nq, Dq]
       const normalized = this.vpg.normalizeFeatures(imageFeatures); // [n, Nv, Dv]
       const output = this.vpg.qformer.forward(queries, normalized, { training: this.dropoutActive }); // [n, Nq, Dq]
@@ -209,7 +209,7 @@ export class VPGC extends Module {
       const g = this.guidance(hidden, inputs.lastPromptIndex); // [B, Dq]
       const prompts = this.residualPrompts(g, imageFeatures, inputs.imageToSample); // [n, Nq, H]
       const table = tf.concat([tf.reshape(prompts, [n * this.numQueryTokens, H]), tf.zeros([1, H])], 0); // [n·Nq + 1, H]
-      const scattered = tf.gather(table, tf.tensor1d(index, 'int32')); // [B·L, H]
+      const scattered = gatherRows(table as tf.Tensor2D, index); // [B·L, H]
       return tf.reshape(scattered, [B, L, H]) as tf.Tensor3D; // [B, L, H]
     });
   }

@@ -1,9 +1,14 @@
-/** Test backend selection: `MLLM_BACKEND` (cpu, wasm, webgpu), default cpu. */
+/**
+ * Test backend: the root vitest config runs every file once per backend project (cpu, wasm,
+ * webgpu), setting `MLLM_TEST_BACKEND` and starting the backend in its setup file. Without that
+ * setup (a bare vitest run), `MLLM_BACKEND` (default cpu) is started here.
+ */
 import { beforeAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '@mllm/core';
 
 export function useTestBackend(): void {
+  if (process.env.MLLM_TEST_BACKEND) return;
   beforeAll(async () => {
     const requested = process.env.MLLM_BACKEND ?? 'cpu';
     await initBackend(requested, { allowFallbackAdapter: true });

@@ -1,0 +1,284 @@
+import { describe, expect, it, vi } from 'vitest';
+import * as tf from '@tensorflow/tfjs';
+import { disposeStateDict, stateDict } from '@mllm/core';
+import { VPGC, attachVPGC, defaultUpdateLayer, imageSpanScatterIndex, vpgcStateDict } from './index.js';
+import { vpgcHook64, type ParamsF64 } from './test-support/float64-reference.js';
+import { backendTolerance, useTestBackend } from './test-support/backend.js';
+import { relativeError, randomValues } from './test-support/params.js';
+import { FakeHost } from './test-support/fake-host.js';
+import {
+  B, H, L, Nq, Nv, imageSpans, imageStart, imageToSample, lastPromptIndex, makeBatch, makeVpg, qformerShape,
+  randomizeVpg, randomizeVpgc, splice,
+} from './test-support/fixture.js';
+
+useTestBackend();
+
+function hook64(params: ParamsF64, hidden: Float64Array, features: Float64Array): Float64Array {
+  const Dv = qformerShape.encoderWidth;
+  const images = [0, 1, 2].map((k) => features.slice(k * Nv * Dv, (k + 1) * Nv * Dv));
+  return vpgcHook64(params, qformerShape, { hidden, B, L, H, lastPromptIndex, images, Nv, imageToSample, imageStart });
+}
+
+describe('VPGC', () => {
+  it('has the reference names, shapes and zero init; queries copy the VPG queries', () => {
+    const vpg = makeVpg();
+    randomizeVpg(vpg, 1);
+    const vpgc = new VPGC({ vpg, updateLayer: 2 });
+    const dict = vpgcStateDict(vpgc);
+    expect([...dict.keys()].sort()).toEqual([
+      'llama_model.model.llm_proj.bias', 'llama_model.model.llm_proj.weight', 'llama_model.model.qformer_proj.bias',
+      'llama_model.model.qformer_proj.weight', 'llama_model.model.query_tokens',
+    ]);
+    expect(dict.get('llama_model.model.qformer_proj.weight')!.shape).toEqual([8, H]);
+    expect(dict.get('llama_model.model.llm_proj.weight')!.shape).toEqual([H, 8]);
+    expect(dict.get('llama_model.model.query_tokens')!.shape).toEqual([1, Nq, 8]);
+    for (const key of ['qformer_proj.weight', 'qformer_proj.bias', 'llm_proj.weight', 'llm_proj.bias']) {
+      expect(Array.from(dict.get(`llama_model.model.${key}`)!.dataSync()).every((v) => v === 0)).toBe(true);
+    }
+    expect(Array.from(dict.get('llama_model.model.query_tokens')!.dataSync())).toEqual(Array.from(vpg.queryTokensValue.dataSync()));
+    // 7B accounting of the paper (D = 4096, d = 768, K = 32): 6,320,896 parameters.
+    expect((4096 * 768 + 768) + (768 * 4096 + 4096) + 32 * 768).toBe(6_320_896);
+    expect(vpgc.parameterCount()).toBe(H * 8 + 8 + 8 * H + H + Nq * 8);
+    disposeStateDict(dict);
+    vpgc.dispose();
+    vpg.dispose();
+    expect(defaultUpdateLayer(32)).toBe(16);
+    expect(defaultUpdateLayer(5)).toBe(2);
+  });
+
+  it('at init: the residual is exactly zero and the host logits are exactly unchanged; with g = 0 the re-run equals the first pass', () => {
+    const vpg = makeVpg();
+    randomizeVpg(vpg, 2);
+    const host = new FakeHost(H, 4, 10, vpg);
+    const batch = makeBatch(20);
+    const embeddings = splice(vpg, batch);
+    const before = host.forward(embeddings, batch.ctx);
+    const attached = attachVPGC(host);
+    expect(attached.vpgc.updateLayer).toBe(2);
+    const after = host.forward(embeddings, batch.ctx);
+    expect(Array.from(after.dataSync())).toEqual(Array.from(before.dataSync()));
+    const residual = attached.vpgc.residual({ hidden: batch.hiddenTensor, ...batch.ctx, imageFeatures: batch.featuresTensor });
+    expect(Array.from(residual.dataSync()).every((v) => v === 0)).toBe(true);
+    // g = 0 (qformer_proj zero) and copied queries: the second Q-Former pass reproduces the first.
+    const first = vpg.encode(batch.featuresTensor);
+    const g = tf.zeros([B, 8]) as tf.Tensor2D;
+    const second = tf.tidy(() => {
+      const queries = tf.add(attached.vpgc.queryTokensValue, tf.zeros([3, 1, 8])) as tf.Tensor3D;
+      return vpg.qformer.forward(queries, vpg.normalizeFeatures(batch.featuresTensor));
+    });
+    expect(Array.from(second.dataSync())).toEqual(Array.from(first.dataSync()));
+    tf.dispose([embeddings, before, after, residual, first, g, second]);
+    attached.remove();
+    attached.vpgc.dispose();
+    host.dispose();
+    vpg.dispose();
+    batch.dispose();
+  });
+
+  it('matches the float64 hook: guidance from the last prompt token, shared by a sample\'s images, residual only on image spans', () => {
+    const vpg = makeVpg();
+    const vpgParams = randomizeVpg(vpg, 3);
+    const vpgc = new VPGC({ vpg, updateLayer: 2 });
+    const vpgcParams = randomizeVpgc(vpgc, 4);
+    const batch = makeBatch(30);
+    const start = tf.memory().numTensors;
+    const out = vpgc.addResidual({ hidden: batch.hiddenTensor, ...batch.ctx, imageFeatures: batch.featuresTensor });
+    expect(tf.memory().numTensors).toBe(start + 1);
+    const expected = hook64(new Map([...vpgParams, ...vpgcParams]), batch.hidden, batch.features);
+    const actual = out.dataSync();
+    expect(relativeError(actual, expected)).toBeLessThan(backendTolerance(1e-5));
+    const onSpan = new Set<number>();
+    imageSpans.forEach((spans, b) => spans.forEach((s) => { for (let t = 0; t < s.length; t++) onSpan.add(b * L + s.start + t); }));
+    for (let p = 0; p < B * L; p++) {
+      const row = Array.from(actual.slice(p * H, (p + 1) * H));
+      const input = Array.from(Float32Array.from(batch.hidden.slice(p * H, (p + 1) * H)));
+      if (onSpan.has(p)) expect(row).not.toEqual(input);
+      else expect(row).toEqual(input); // bit-exact outside image spans (guidance token included)
+    }
+    // The guidance token matters: moving it changes the residual.
+    const moved = vpgc.addResidual({ hidden: batch.hiddenTensor, ...batch.ctx, imageFeatures: batch.featuresTensor, lastPromptIndex: [12, 12] });
+    expect(relativeError(moved.dataSync(), actual)).toBeGreaterThan(1e-4);
+    tf.dispose([out, moved]);
+    vpgc.dispose();
+    vpg.dispose();
+    batch.dispose();
+  });
+
+  it('fires only at updateLayer on the prefill pass (cached decode steps never re-run the Q-Former)', () => {
+    const vpg = makeVpg();
+    randomizeVpg(vpg, 5);
+    const host = new FakeHost(H, 4, 10, vpg);
+    const attached = attachVPGC(host, { updateLayer: 1 });
+    randomizeVpgc(attached.vpgc, 6);
+    const run = vi.spyOn(vpg.qformer, 'run');
+    const batch = makeBatch(40);
+    const embeddings = splice(vpg, batch);
+    run.mockClear();
+    const baseline = tf.tidy(() => {
+      attached.remove();
+      return host.forward(embeddings, batch.ctx, true);
+    });
+    const baseInputs = host.recorded.map((t) => t.dataSync());
+    host.clearRecorded();
+    const again = attachVPGC(host, { vpgc: attached.vpgc });
+    const prefill = host.forward(embeddings, batch.ctx, true);
+    expect(run).toHaveBeenCalledTimes(1);
+    // Layer inputs 0 and 1 (before the hook) are the hook-free ones; from the hook on they differ.
+    expect(Array.from(host.recorded[0].dataSync())).toEqual(Array.from(baseInputs[0]));
+    expect(relativeError(host.recorded[1].dataSync(), baseInputs[1])).toBeGreaterThan(1e-4);
+    expect(relativeError(prefill.dataSync(), baseline.dataSync())).toBeGreaterThan(1e-4);
+    host.clearRecorded();
+    run.mockClear();
+    const decode = host.forward(embeddings, { ...batch.ctx, isPrefill: false });
+    expect(run).not.toHaveBeenCalled();
+    expect(Array.from(decode.dataSync())).toEqual(Array.from(baseline.dataSync()));
+    expect(attached.vpgc.beforeLayer(0, batch.hiddenTensor, batch.ctx)).toBeNull();
+    expect(attached.vpgc.beforeLayer(1, batch.hiddenTensor, { ...batch.ctx, imageFeatures: null })).toBeNull();
+    expect(again.hooks.requiresFullSequence).toBe(false);
+    expect(again.hooks.modules()).toEqual([attached.vpgc]);
+    run.mockRestore();
+    tf.dispose([embeddings, baseline, prefill, decode]);
+    again.remove();
+    attached.vpgc.dispose();
+    host.dispose();
+    vpg.dispose();
+    batch.dispose();
+  });
+
+  it('analytic gradients of the 5 tensors match float64 central differences', () => {
+    const vpg = makeVpg();
+    const vpgParams = randomizeVpg(vpg, 7);
+    const vpgc = new VPGC({ vpg, updateLayer: 2 });
+    const vpgcParams = randomizeVpgc(vpgc, 8, 0.2);
+    const batch = makeBatch(50);
+    const weights = randomValues(99, B * L * H);
+    const w = tf.tensor3d(Float32Array.from(weights), [B, L, H]);
+    const variables = vpgc.trainableVariables();
+    expect(variables).toHaveLength(5);
+    const { value, grads } = tf.variableGrads(
+      () => tf.sum(tf.mul(vpgc.addResidual({ hidden: batch.hiddenTensor, ...batch.ctx, imageFeatures: batch.featuresTensor }), w)) as tf.Scalar,
+      variables,
+    );
+    const all = new Map([...vpgParams, ...vpgcParams]);
+    const loss64 = (): number => {
+      const out = hook64(all, batch.hidden, batch.features);
+      let s = 0;
+      for (let i = 0; i < out.length; i++) s += out[i] * weights[i];
+      return s;
+    };
+    expect(Math.abs(value.dataSync()[0] - loss64()) / Math.abs(loss64())).toBeLessThan(backendTolerance(1e-5));
+    for (const [name, parameter] of vpgc.namedParameters()) {
+      const reference = all.get(`llama_model.model.${name}`)!;
+      const gradient = grads[parameter.variable.read().name];
+      // internal layout → reference layout
+      const analytic = (parameter.layout === 'linear' ? tf.transpose(gradient) : gradient.clone());
+      const analyticData = analytic.dataSync();
+      analytic.dispose();
+      const numeric = new Float64Array(reference.data.length);
+      const step = 1e-5;
+      for (let i = 0; i < reference.data.length; i++) {
+        const keep = reference.data[i];
+        reference.data[i] = keep + step;
+        const plus = loss64();
+        reference.data[i] = keep - step;
+        const minus = loss64();
+        reference.data[i] = keep;
+        numeric[i] = (plus - minus) / (2 * step);
+      }
+      expect(relativeError(analyticData, numeric), name).toBeLessThan(backendTolerance(2e-4));
+    }
+    tf.dispose([value, w, ...Object.values(grads)]);
+    vpgc.dispose();
+    vpg.dispose();
+    batch.dispose();
+  });
+
+  it('a training step changes only the VPG-C tensors (step 1: only llm_proj, as the zero init implies)', () => {
+    const vpg = makeVpg();
+    randomizeVpg(vpg, 9);
+    const host = new FakeHost(H, 4, 10, vpg);
+    const attached = attachVPGC(host);
+    const vpgc = attached.vpgc;
+    const batch = makeBatch(60);
+    const embeddings = splice(vpg, batch);
+    const target = tf.randomNormal([B, L, 10], 0, 1, 'float32', 5);
+    const snapshot = (modules: Array<{ namedParameters(): Array<[string, { variable: { read(): tf.Tensor } }]> }>) =>
+      modules.flatMap((m) => m.namedParameters().map(([n, p]) => [n, Array.from(p.variable.read().dataSync())] as [string, number[]]));
+    const frozenBefore = snapshot(host.modules() as never);
+    const optimizer = tf.train.adam(1e-2);
+    const step = () => {
+      const { value, grads } = tf.variableGrads(() => tf.mean(tf.square(tf.sub(host.forward(embeddings, batch.ctx), target))) as tf.Scalar);
+      // structural freezing: only VPG-C variables are trainable at all
+      const names = new Set(vpgc.trainableVariables().map((v) => v.name));
+      expect(Object.keys(grads).filter((n) => !names.has(n))).toEqual([]);
+      expect(Object.keys(grads).sort()).toEqual([...names].sort());
+      optimizer.applyGradients(grads);
+      tf.dispose([value, ...Object.values(grads)]);
+    };
+    const values = () => new Map(vpgc.namedParameters().map(([n, p]) => [n, Array.from(p.variable.read().dataSync())]));
+    const initial = values();
+    step();
+    const afterOne = values();
+    const changed = (a: Map<string, number[]>, b: Map<string, number[]>) => [...a.keys()].filter((k) => a.get(k)!.some((v, i) => v !== b.get(k)![i])).sort();
+    expect(changed(initial, afterOne)).toEqual(['llm_proj.bias', 'llm_proj.weight']);
+    step();
+    expect(changed(initial, values())).toEqual(['llm_proj.bias', 'llm_proj.weight', 'qformer_proj.bias', 'qformer_proj.weight', 'query_tokens']);
+    expect(snapshot(host.modules() as never)).toEqual(frozenBefore);
+    optimizer.dispose();
+    tf.dispose([embeddings, target]);
+    attached.remove();
+    vpgc.dispose();
+    host.dispose();
+    vpg.dispose();
+    batch.dispose();
+  });
+
+  it('dropout: off at inference by default, on with dropoutAtInference (reference) or training', () => {
+    const vpg = new (makeVpg().constructor as typeof import('./qformer-vpg.js').QFormerVPG)({
+      qformer: { ...qformerShape, hiddenDropoutProb: 0.3, attentionProbsDropoutProb: 0.3 }, numQueryTokens: Nq, llmHiddenSize: H,
+    });
+    const vpgc = new VPGC({ vpg, updateLayer: 2 });
+    randomizeVpgc(vpgc, 10);
+    const batch = makeBatch(70);
+    const inputs = { hidden: batch.hiddenTensor, ...batch.ctx, imageFeatures: batch.featuresTensor };
+    const a = vpgc.addResidual(inputs);
+    const b = vpgc.addResidual(inputs);
+    expect(Array.from(a.dataSync())).toEqual(Array.from(b.dataSync()));
+    vpgc.dropoutAtInference = true;
+    const c = vpgc.addResidual(inputs);
+    expect(relativeError(c.dataSync(), a.dataSync())).toBeGreaterThan(1e-5);
+    vpgc.dropoutAtInference = false;
+    vpgc.training = true;
+    const d = vpgc.addResidual(inputs);
+    expect(relativeError(d.dataSync(), a.dataSync())).toBeGreaterThan(1e-5);
+    tf.dispose([a, b, c, d]);
+    vpgc.dispose();
+    vpg.dispose();
+    batch.dispose();
+  });
+
+  it('rejects bad spans, indices and shapes with clear errors, leaking nothing', () => {
+    const vpg = makeVpg();
+    const vpgc = new VPGC({ vpg, updateLayer: 2 });
+    const batch = makeBatch(80);
+    const inputs = { hidden: batch.hiddenTensor, ...batch.ctx, imageFeatures: batch.featuresTensor };
+    const host = new FakeHost(H, 4, 10, vpg);
+    const start = tf.memory().numTensors;
+    expect(() => vpgc.addResidual({ ...inputs, lastPromptIndex: [13] })).toThrow(/lastPromptIndex must have one entry per sample \(2\), got 1/);
+    expect(() => vpgc.addResidual({ ...inputs, lastPromptIndex: [13, 16] })).toThrow(/lastPromptIndex\[1\] must be in \[0, 16\), got 16/);
+    expect(() => vpgc.addResidual({ ...inputs, imageSpans: [[{ imageIndex: 0, start: 2, length: 3 }], []], imageToSample: [0, 0, 1] })).toThrow(/span length must equal the number of queries 4, got 3/);
+    expect(() => vpgc.addResidual({ ...inputs, imageSpans: [[{ imageIndex: 0, start: 14, length: 4 }], []] })).toThrow(/span \[14, 18\) is outside the sequence \[0, 16\)/);
+    expect(() => vpgc.addResidual({ ...inputs, imageSpans: [[{ imageIndex: 2, start: 0, length: 4 }], []] })).toThrow(/image 2 is in imageSpans\[0\] but imageToSample says sample 1/);
+    expect(() => vpgc.addResidual({ ...inputs, imageSpans: [[{ imageIndex: 0, start: 0, length: 4 }, { imageIndex: 1, start: 2, length: 4 }], []] })).toThrow(/overlap/);
+    expect(() => vpgc.addResidual({ ...inputs, imageToSample: [0, 1] })).toThrow(/imageToSample must have length numImages = 3, got 2/);
+    expect(() => vpgc.addResidual({ ...inputs, hidden: tf.zeros([B, L, 5]) as tf.Tensor3D })).toThrow(/hidden must be \[B, L, 12\], got \[2,16,5\]/);
+    expect(() => new VPGC({ vpg, updateLayer: -1 })).toThrow(/updateLayer must be a non-negative integer, got -1/);
+    expect(() => attachVPGC(host, { updateLayer: 4 })).toThrow(/updateLayer must be in \[0, 4\), got 4/);
+    expect(tf.memory().numTensors).toBe(start + 1); // the tf.zeros above
+    expect(imageSpanScatterIndex(1, 6, 1, 2, [[{ imageIndex: 0, start: 3, length: 2 }]], [0])).toEqual(Int32Array.from([2, 2, 2, 0, 1, 2]));
+    host.dispose();
+    vpgc.dispose();
+    vpg.dispose();
+    batch.dispose();
+  });
+});
