@@ -1,0 +1,54 @@
+/**
+ * A seeded random stream for data order whose state can be saved and restored, so a run resumed
+ * from a checkpoint draws exactly the batches an uninterrupted run would have drawn.
+ *
+ * Same generator (mulberry32) and seeding as core `createRng(seed)`: `new SeededRandom(s).next()`
+ * yields the same sequence as `createRng(s)()`.
+ */
+export class SeededRandom {
+  private state: number;
+
+  constructor(seed: number) {
+    if (!Number.isFinite(seed)) throw new Error(`SeededRandom: seed must be a finite number, got ${seed}`);
+    this.state = (Math.floor(seed) ^ 0x85ebca6b) >>> 0;
+  }
+
+  /** A float in [0, 1). */
+  next(): number {
+    this.state = (this.state + 0x6d2b79f5) >>> 0;
+    let t = this.state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+
+  /** An integer in [0, n). */
+  nextInt(n: number): number {
+    if (!Number.isInteger(n) || n <= 0) throw new Error(`SeededRandom.nextInt: n must be a positive integer, got ${n}`);
+    return Math.floor(this.next() * n);
+  }
+
+  /** Shuffle `items` in place (Fisher–Yates) and return it. */
+  shuffle<T>(items: T[]): T[] {
+    for (let i = items.length - 1; i > 0; i--) {
+      const j = this.nextInt(i + 1);
+      const swap = items[i];
+      items[i] = items[j];
+      items[j] = swap;
+    }
+    return items;
+  }
+
+  /** The full generator state (a uint32). */
+  getState(): number {
+    return this.state;
+  }
+
+  /** Restore a state from `getState()`. */
+  setState(state: number): void {
+    if (!Number.isInteger(state) || state < 0 || state > 0xffffffff) {
+      throw new Error(`SeededRandom.setState: state must be a uint32 integer, got ${state}`);
+    }
+    this.state = state >>> 0;
+  }
+}
