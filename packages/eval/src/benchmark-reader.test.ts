@@ -123,6 +123,15 @@ describe('readBenchmarkRows: sources', () => {
     }
   });
 
+  it('reads CRLF line endings, a UTF-8 byte-order mark and { path } sources', async () => {
+    const crlf = '\ufeff' + text.replace(/\n/g, '\r\n');
+    const rows = await readAll({ text: crlf });
+    expect(rows.map((row) => row.question)).toEqual(['question 0', 'Ünïcödé 中文 ✓']);
+    expect(rows[0].index).toBe(0);
+    expect(Array.from(rows[1].images[0].data)).toEqual(Array.from(RED_GREY.data));
+    expect((await readAll({ path: FIXTURE })).length).toBe(4);
+  });
+
   it('rejects unsupported sources and headers without required columns', async () => {
     await expect(readAll(42 as unknown as TsvSource)).rejects.toThrow(/source: expected a file path/);
     await expect(readAll('index\tquestion\tA\tB\n1\tq\ta\tb\n')).rejects.toThrow(/no 'answer' column/);

@@ -103,6 +103,8 @@ describe('image codec', () => {
     expect(() => decodeImage(truncated)).toThrow(/corrupt PNG/);
     const badJpeg = Uint8Array.from([0xff, 0xd8, 0xff, 0x00, 0x01, 0x02]);
     expect(() => decodeImage(badJpeg)).toThrow(/corrupt JPEG/);
+    const jpegBytes = encodeJpeg(testImage(16, 16), 90);
+    expect(() => decodeImage(jpegBytes.slice(0, Math.floor(jpegBytes.length / 2)))).toThrow(/corrupt JPEG/);
   });
 
   it('pixelImageToTensor gives a [H, W, 3] float32 tensor with the pixels, and validates input', () => {

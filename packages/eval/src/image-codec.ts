@@ -89,17 +89,14 @@ function decodePng(bytes: Uint8Array): PixelImage {
 function decodeJpeg(bytes: Uint8Array): PixelImage {
   let decoded;
   try {
-    decoded = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, maxMemoryUsageInMB: 1024 });
+    // Strict decoding: a truncated or corrupt JPEG is an error, not a silently half-grey image.
+    decoded = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false, tolerantDecoding: false, maxMemoryUsageInMB: 1024 });
   } catch (error) {
     throw new ImageDecodeError(`corrupt JPEG: ${(error as Error).message ?? String(error)}`);
   }
-  const { width, height, data: rgba } = decoded;
+  const { width, height, data: rgb } = decoded; // RGB bytes (grey JPEGs are expanded to RGB)
   const data = new Float32Array(height * width * 3);
-  for (let pixel = 0; pixel < height * width; pixel++) {
-    data[pixel * 3] = rgba[pixel * 4] / 255;
-    data[pixel * 3 + 1] = rgba[pixel * 4 + 1] / 255;
-    data[pixel * 3 + 2] = rgba[pixel * 4 + 2] / 255;
-  }
+  for (let i = 0; i < data.length; i++) data[i] = rgb[i] / 255;
   return { height, width, data };
 }
 
