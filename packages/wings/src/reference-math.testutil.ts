@@ -3,15 +3,13 @@
  * (no tfjs), plus small helpers for tests (random arrays, numerical gradients).
  */
 import * as tf from '@tensorflow/tfjs';
-import { testBackend } from '@mllm/core/testing';
 
 /**
  * Relative tolerance (max |error| / max |expected|) for float32 results against float64: 1e-5,
  * except WebGPU, whose sin/cos/exp (rotary, softmax) are only good to ~1e-4 relative.
  */
-export const RELATIVE_TOLERANCE = testBackend() === 'webgpu' ? 3e-4 : 1e-5;
-/** The slow software WebGPU gets fewer central-difference samples. */
-export const ON_WEBGPU = testBackend() === 'webgpu';
+export const ON_WEBGPU = (process.env.MLLM_TEST_BACKEND || tf.getBackend()) === 'webgpu';
+export const RELATIVE_TOLERANCE = ON_WEBGPU ? 3e-4 : 1e-5;
 
 export type Matrix = number[][];
 

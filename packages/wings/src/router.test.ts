@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { StateDictError, disposeStateDict } from '@mllm/core';
 import { WingsRouter } from './router.js';
-import { ON_WEBGPU, RELATIVE_TOLERANCE, maxRelativeError, numericalGradientErrors, randomAttentionProbs, randomMatrix, router64 } from './reference-math.testutil.js';
+import { RELATIVE_TOLERANCE, maxRelativeError, numericalGradientErrors, randomAttentionProbs, randomMatrix, router64 } from './reference-math.testutil.js';
 
 const MAX = 12;
 
