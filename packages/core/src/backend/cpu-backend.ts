@@ -1,0 +1,31 @@
+/**
+ * The plain-JavaScript `cpu` backend (`@tensorflow/tfjs-backend-cpu`, also bundled by
+ * `@tensorflow/tfjs`). Always works when installed; the slowest choice.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { activateBackend } from './activate-backend.js';
+import { importOptional } from './runtime.js';
+import type { StartResult } from './start-result.js';
+
+/** Registers (by importing the package when needed) and starts the cpu backend. */
+export async function startCpuBackend(verbose: boolean): Promise<StartResult> {
+  if (tf.findBackendFactory('cpu') == null) {
+    const imported = await importOptional('@tensorflow/tfjs-backend-cpu');
+    if (!imported.ok) {
+      return { ok: false, why: `@tensorflow/tfjs-backend-cpu is not installed (${imported.error})` };
+    }
+  }
+  const activated = await activateBackend('cpu', verbose);
+  if (!activated.ok) return { ok: false, why: activated.why };
+  if (!verbose) silenceCpuNodeHint();
+  return { ok: true, why: 'plain JavaScript kernels, always available' };
+}
+
+/**
+ * The cpu backend prints a one-time "install tfjs-node" hint on its first tensor in Node.
+ * `initBackend` chose cpu deliberately and reports why, so that hint is marked as shown.
+ */
+function silenceCpuNodeHint(): void {
+  const backend = tf.findBackend('cpu') as unknown as { firstUse?: boolean } | null;
+  if (backend && typeof backend.firstUse === 'boolean') backend.firstUse = false;
+}

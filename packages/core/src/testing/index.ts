@@ -1,0 +1,22 @@
+/**
+ * `@mllm/core/testing`: helpers for testing tfjs code on every backend — which backend the test
+ * run uses, float64 comparisons with per-backend tolerances, tensor-leak checks, and numerical
+ * gradient checks. Framework-agnostic (failures throw plain Errors); the vitest wiring (one project
+ * per backend, setup file, per-backend summary) lives in the repository's root `vitest.config.ts`.
+ */
+export {
+  testBackend,
+  skipOnBackend,
+  backendTolerance,
+  BACKEND_TOLERANCES,
+  TEST_BACKEND_ENV_VARIABLE,
+  type Tolerance,
+} from './test-backend.js';
+export { expectClose, toFloat64, readNumeric, type ExpectCloseOptions, type Numeric, type NestedNumbers } from './expect-close.js';
+export { expectNoLeaks, withLeakCheck, collectTensors } from './leak-check.js';
+export {
+  checkGradients,
+  checkVariableGradients,
+  type GradientCheckOptions,
+  type GradientCheckReport,
+} from './check-gradients.js';

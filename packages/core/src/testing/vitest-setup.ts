@@ -1,0 +1,32 @@
+/**
+ * Vitest setup file of the per-backend test projects (see the root `vitest.config.ts`): starts the
+ * backend named by `MLLM_TEST_BACKEND` before each test file and fails the file loudly when the
+ * active backend is not that one (no silent fallback to cpu). On webgpu it also requires a real
+ * WebGPU device (in Node: Dawn, on a GPU-less machine through SwiftShader).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { describeBackendChoice, initBackend } from '../backend/init-backend.js';
+import { TEST_BACKEND_ENV_VARIABLE, testBackend } from './test-backend.js';
+
+const requested = process.env[TEST_BACKEND_ENV_VARIABLE];
+if (requested === undefined || requested === '') {
+  throw new Error(`vitest-setup: ${TEST_BACKEND_ENV_VARIABLE} is not set; run the suite through the root vitest.config.ts projects`);
+}
+const expected = testBackend();
+
+let choice: Awaited<ReturnType<typeof initBackend>>;
+try {
+  choice = await initBackend(expected);
+} catch (error) {
+  throw new Error(`vitest-setup: the ${expected} test project cannot start its backend: ${(error as Error).message}`);
+}
+const active = tf.getBackend();
+if (active !== expected || choice.backend !== expected) {
+  throw new Error(`vitest-setup: expected backend ${expected} but tfjs is on ${active}\n${describeBackendChoice(choice)}`);
+}
+if (expected === 'webgpu') {
+  const device = (tf.backend() as unknown as { device?: unknown }).device;
+  if (choice.webgpuAdapter === undefined || device == null) {
+    throw new Error(`vitest-setup: webgpu is active but has no WebGPU device/adapter\n${describeBackendChoice(choice)}`);
+  }
+}
