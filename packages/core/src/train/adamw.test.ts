@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { AdamW, Linear, Trainer, cosineScheduleWithWarmup, loadStateDict, setSeed } from '../index.js';
+import { AdamW, Linear, Module, Trainer, cosineScheduleWithWarmup, loadStateDict, setSeed } from '../index.js';
 import { fixedMatrix } from './test-fixtures.js';
 
 /** PyTorch `torch.optim.AdamW` (single-tensor path) in float64, elementwise. */
@@ -174,6 +174,34 @@ describe('AdamW', () => {
     bad.forEach((t) => t.dispose());
     optimizer.dispose();
     layer.dispose();
+  });
+
+  it('optimizes modules attached after it was built (hooks), with their group settings', () => {
+    class Host extends Module {
+      static readonly className = 'Host';
+      constructor() {
+        super({});
+        this.addModule('lm', new Linear({ inFeatures: 2, outFeatures: 2 }));
+      }
+      attach(name: string, module: Module): void {
+        this.addModule(name, module);
+      }
+    }
+    const host = new Host();
+    const optimizer = new AdamW(host, { lr: 1e-3, weightDecay: 0, groups: [{ name: 'hooks', params: [/^hooks\./], lr: 0.5 }], allowUnmatched: true });
+    const learner = new Linear({ inFeatures: 2, outFeatures: 1, bias: false });
+    host.attach('hooks.0', learner);
+    const before = Array.from(learner.kernelValue.dataSync());
+    const grads = new Map<string, tf.Tensor>([['hooks.0.weight', tf.tensor2d([[1], [-1]])]]);
+    optimizer.step(grads);
+    grads.forEach((g) => g.dispose());
+    const after = Array.from(learner.kernelValue.dataSync());
+    // first Adam step: Δ = −lr·g/(|g| + eps) ≈ −0.5·sign(g)
+    expect(after[0] - before[0]).toBeCloseTo(-0.5, 6);
+    expect(after[1] - before[1]).toBeCloseTo(0.5, 6);
+    expect(optimizer.learningRate('hooks.0.weight')).toBe(0.5);
+    optimizer.dispose();
+    host.dispose();
   });
 
   it('validates options and gradients, and leaks no tensors across steps', () => {

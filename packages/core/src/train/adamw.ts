@@ -14,7 +14,7 @@
  * math in float32. `m` and `v` are created lazily (zeros) on a parameter's first update.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { fromReferenceLayout, toReferenceLayout, type Module, type Parameter } from '../nn/module.js';
+import { fromReferenceLayout, toReferenceLayout, type Module, type Parameter, type ParameterLayout } from '../nn/module.js';
 import { ParameterGroups, type ParameterGroupSpec, type ParameterGroupsOptions } from './parameter-groups.js';
 
 export interface AdamWOptions extends ParameterGroupsOptions {
@@ -46,6 +46,8 @@ interface SlotState {
   v: tf.Variable;
   /** Number of updates applied to this parameter. */
   step: number;
+  /** The parameter's layout (for the reference-layout state dict). */
+  layout: ParameterLayout;
 }
 
 /** Suffixes of the optimizer state-dict keys: `<parameter name>.<suffix>`. */
@@ -68,7 +70,7 @@ export class AdamW {
   readonly betas: [number, number];
   readonly eps: number;
   readonly groups: ParameterGroups;
-  private readonly parameters: Map<string, Parameter>;
+  private parameters: Map<string, Parameter>;
   private readonly slots = new Map<string, SlotState>();
   private disposed = false;
 
@@ -111,7 +113,20 @@ export class AdamW {
 
   /** The learning rate parameter `name` gets with schedule multiplier `lrFactor`. */
   learningRate(name: string, lrFactor = 1): number {
-    return this.groups.resolve(name).lr * lrFactor;
+    return this.groups.resolve(name, this.parameter(name)).lr * lrFactor;
+  }
+
+  /**
+   * The model's parameter `name`. The model is re-read when the name is unknown, so modules
+   * attached after the optimizer was built (hooks, a new projector) are optimized too.
+   */
+  private parameter(name: string): Parameter | undefined {
+    let parameter = this.parameters.get(name);
+    if (!parameter) {
+      this.parameters = new Map(this.model.namedParameters());
+      parameter = this.parameters.get(name);
+    }
+    return parameter;
   }
 
   private assertUsable(): void {
@@ -127,14 +142,15 @@ export class AdamW {
   step(grads: Map<string, tf.Tensor>, lrFactor = 1): void {
     this.assertUsable();
     checkOption('lrFactor', lrFactor, lrFactor >= 0, 'a finite number >= 0');
+    this.parameters = new Map(this.model.namedParameters()); // children may have been added or swapped
     for (const [name, grad] of grads) {
-      const parameter = this.parameters.get(name);
-      if (!parameter) throw new Error(`AdamW.step: gradient for unknown parameter '${name}'`);
+      const parameter = this.parameter(name);
+      if (!parameter) throw new Error(`AdamW.step: gradient for unknown parameter '${name}' (not a parameter of ${this.model.name})`);
       const variable = parameter.variable.read() as tf.Variable;
       if (!grad.shape.every((d, i) => d === variable.shape[i]) || grad.rank !== variable.rank) {
         throw new Error(`AdamW.step: gradient for '${name}' has shape [${grad.shape}], expected [${variable.shape}] (internal layout)`);
       }
-      const { lr: baseLr, weightDecay } = this.groups.resolve(name);
+      const { lr: baseLr, weightDecay } = this.groups.resolve(name, parameter);
       const lr = baseLr * lrFactor;
       let slot = this.slots.get(name);
       if (!slot) {
@@ -142,6 +158,7 @@ export class AdamW {
           m: tf.tidy(() => tf.variable(tf.zerosLike(variable), false)),
           v: tf.tidy(() => tf.variable(tf.zerosLike(variable), false)),
           step: 0,
+          layout: parameter.layout,
         };
         this.slots.set(name, slot);
       }
@@ -171,9 +188,8 @@ export class AdamW {
     this.assertUsable();
     const out = new Map<string, tf.Tensor>();
     for (const [name, slot] of this.slots) {
-      const layout = this.parameters.get(name)!.layout;
-      out.set(`${name}.exp_avg`, tf.tidy(() => toReferenceLayout(slot.m, layout)));
-      out.set(`${name}.exp_avg_sq`, tf.tidy(() => toReferenceLayout(slot.v, layout)));
+      out.set(`${name}.exp_avg`, tf.tidy(() => toReferenceLayout(slot.m, slot.layout)));
+      out.set(`${name}.exp_avg_sq`, tf.tidy(() => toReferenceLayout(slot.v, slot.layout)));
       out.set(`${name}.step`, tf.scalar(slot.step, 'int32'));
     }
     return out;
@@ -195,7 +211,7 @@ export class AdamW {
         continue;
       }
       const name = key.slice(0, key.length - suffix.length - 1);
-      const parameter = this.parameters.get(name);
+      const parameter = this.parameter(name);
       if (!parameter) {
         problems.push(`key '${key}' names no parameter of the model`);
         continue;
@@ -223,10 +239,10 @@ export class AdamW {
     if (problems.length) throw new Error(`AdamW.loadStateDict: ${problems.length} problem(s):\n  ${problems.join('\n  ')}`);
     this.resetState();
     for (const [name, entry] of entries) {
-      const layout = this.parameters.get(name)!.layout;
+      const layout = this.parameter(name)!.layout;
       const toVariable = (t: tf.Tensor) =>
         tf.tidy(() => tf.variable(fromReferenceLayout(t.dtype === 'float32' ? t : tf.cast(t, 'float32'), layout), false));
-      this.slots.set(name, { m: toVariable(entry.exp_avg!), v: toVariable(entry.exp_avg_sq!), step: steps.get(name)! });
+      this.slots.set(name, { m: toVariable(entry.exp_avg!), v: toVariable(entry.exp_avg_sq!), step: steps.get(name)!, layout });
     }
   }
 

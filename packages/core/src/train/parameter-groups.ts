@@ -93,9 +93,16 @@ export class ParameterGroups {
     return out;
   }
 
-  /** Hyperparameters of a parameter of the model the groups were built for. */
-  resolve(name: string): GroupHyperparameters {
-    const found = this.byName.get(name);
+  /**
+   * Hyperparameters of parameter `name`. Parameters added to the model after the groups were
+   * built (hook modules, a swapped projector) are resolved on first use when `parameter` is given.
+   */
+  resolve(name: string, parameter?: Parameter): GroupHyperparameters {
+    let found = this.byName.get(name);
+    if (!found && parameter) {
+      found = this.resolveFresh(name, parameter);
+      this.byName.set(name, found);
+    }
     if (!found) throw new Error(`ParameterGroups: unknown parameter '${name}'`);
     return found;
   }
