@@ -10,7 +10,7 @@ describe('gatherRows', () => {
     expect(gatherRows(x, idx).arraySync()).toEqual([[5, 6], [1, 2], [5, 6], [5, 6]]);
     const w = [[0.5, -1], [2, 0.25], [-0.75, 1.5], [1, 1]];
     const f = (v: tf.Tensor) => tf.sum(tf.mul(tf.square(gatherRows(v as tf.Tensor2D, idx)), tf.tensor2d(w)));
-    const g = tf.grad(f)(x).arraySync();
+    const g = tf.grad(f)(x).arraySync() as number[][];
     // float64 central differences of Σ w·gather(x)²
     const base = x.arraySync();
     const value = (xs: number[][]) => idx.reduce((s, r, m) => s + xs[r].reduce((a, v, j) => a + w[m][j] * v * v, 0), 0);
