@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { AdamW, Linear, Module, ParameterGroups, RMSNorm, hfNoDecaySelector, nameMatchesPattern, setSeed } from '../index.js';
+import { AdamW, Linear, Module, ParameterGroups, RMSNorm, hfNoDecaySelector, llavaParameterGroups, nameMatchesPattern, setSeed } from '../index.js';
 import { TinyMultimodal, fixedMatrix, meanSquaredError } from './test-fixtures.js';
 
 describe('name patterns', () => {
@@ -83,5 +83,23 @@ describe('parameter groups', () => {
     const chosen = block.namedParameters().filter(([n, p]) => select(n, p)).map(([n]) => n);
     expect(chosen).toEqual(['proj.bias', 'post_attention_layernorm.weight']);
     block.dispose();
+  });
+
+  it('llavaParameterGroups reproduces the reference create_optimizer groups (substring keys)', () => {
+    setSeed(3);
+    const model = new TinyMultimodal();
+    const specs = llavaParameterGroups(model, { mmProjectorLr: 2e-3 });
+    const groups = new ParameterGroups(model.namedParameters(), { lr: 2e-5, weightDecay: 0.05 }, specs);
+    // reference: decay = not in a norm layer and "bias" not in name; projector = "mm_projector" in name
+    for (const [name] of model.namedParameters()) {
+      const decay = !name.includes('bias');
+      const projector = name.includes('mm_projector');
+      expect(groups.resolve(name)).toMatchObject({ lr: projector ? 2e-3 : 2e-5, weightDecay: decay ? 0.05 : 0 });
+    }
+    const follow = new ParameterGroups(model.namedParameters(), { lr: 1, weightDecay: 0 },
+      llavaParameterGroups(model, { mmProjectorLr: 3, projectorKeys: ['moe'] }));
+    expect(follow.resolve('moe.weight').lr).toBe(3);
+    expect(follow.resolve('mm_projector.fc1.weight').lr).toBe(1);
+    model.dispose();
   });
 });

@@ -131,3 +131,32 @@ export function hfNoDecaySelector(model: Module): ParameterPredicate {
   visit(model);
   return (name, parameter) => name.includes('bias') || normVariables.has(parameter.variable);
 }
+
+export interface LlavaParameterGroupOptions {
+  /** `mm_projector_lr`: learning rate of the projector parameters (unset: no projector group, one lr for all). */
+  mmProjectorLr?: number;
+  /** Name substrings that select the projector group (default `['mm_projector']`; Wings' `lr_projector_follow_tuned_keys`). */
+  projectorKeys?: string[];
+  /** Wings' `vision_tower_lr_follow_mm_projector`: vision-tower parameters get the projector lr too. */
+  visionTowerFollowsProjector?: boolean;
+}
+
+/**
+ * The parameter groups of the LLaVA-style trainers used by Parrot and Wings (`create_optimizer`):
+ * no weight decay for norm-layer parameters and names containing `bias`; with `mmProjectorLr`,
+ * parameters whose name contains a projector key (substring match, as the reference does) get that
+ * lr. Equivalent to the reference's four groups via cascading; use as `new AdamW(model,
+ * { lr, weightDecay, groups: llavaParameterGroups(model, { mmProjectorLr: 2e-5 }) })`.
+ */
+export function llavaParameterGroups(model: Module, options: LlavaParameterGroupOptions = {}): ParameterGroupSpec[] {
+  const groups: ParameterGroupSpec[] = [{ name: 'no_decay', params: [hfNoDecaySelector(model)], weightDecay: 0 }];
+  if (options.mmProjectorLr !== undefined) {
+    const keys = [...(options.projectorKeys ?? ['mm_projector'])];
+    if (options.visionTowerFollowsProjector) keys.push('vision_tower');
+    if (keys.length === 0 || keys.some((k) => typeof k !== 'string' || k.length === 0)) {
+      throw new Error(`llavaParameterGroups: projectorKeys must be non-empty strings, got ${JSON.stringify(options.projectorKeys)}`);
+    }
+    groups.push({ name: 'projector', params: [(name: string) => keys.some((k) => name.includes(k))], lr: options.mmProjectorLr });
+  }
+  return groups;
+}
