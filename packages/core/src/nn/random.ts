@@ -11,6 +11,19 @@ export function setSeed(seed: number): void {
   state = (Math.floor(seed) ^ 0x9e3779b9) >>> 0;
 }
 
+/** The global seed stream's state (save it in a checkpoint to resume dropout/init draws exactly). */
+export function getSeedState(): number {
+  return state;
+}
+
+/** Restore a state returned by `getSeedState()`. */
+export function setSeedState(saved: number): void {
+  if (!Number.isInteger(saved) || saved < 0 || saved > 0xffffffff) {
+    throw new Error(`setSeedState: state must be an unsigned 32-bit integer, got ${saved}`);
+  }
+  state = saved >>> 0;
+}
+
 /** Next 32-bit seed from the global stream (mulberry32 step). */
 export function nextSeed(): number {
   state = (state + 0x6d2b79f5) >>> 0;
