@@ -12,3 +12,4 @@ export * from './vpgc.js';
 export * from './state-dict-io.js';
 export * from './adapter.js';
 export * from './attach.js';
+export * from './synthetic/index.js';

@@ -169,7 +169,7 @@ describe('VPGC', () => {
     expect(Math.abs(value.dataSync()[0] - loss64()) / Math.abs(loss64())).toBeLessThan(backendTolerance(1e-5));
     for (const [name, parameter] of vpgc.namedParameters()) {
       const reference = all.get(`llama_model.model.${name}`)!;
-      const gradient = grads[parameter.variable.read().name];
+      const gradient = grads[(parameter.variable.read() as tf.Variable).name];
       // internal layout → reference layout
       const analytic = (parameter.layout === 'linear' ? tf.transpose(gradient) : gradient.clone());
       const analyticData = analytic.dataSync();
@@ -212,7 +212,7 @@ describe('VPGC', () => {
       const names = new Set(vpgc.trainableVariables().map((v) => v.name));
       expect(Object.keys(grads).filter((n) => !names.has(n))).toEqual([]);
       expect(Object.keys(grads).sort()).toEqual([...names].sort());
-      optimizer.applyGradients(grads);
+      optimizer.applyGradients(grads as unknown as tf.NamedVariableMap);
       tf.dispose([value, ...Object.values(grads)]);
     };
     const values = () => new Map(vpgc.namedParameters().map(([n, p]) => [n, Array.from(p.variable.read().dataSync())]));
