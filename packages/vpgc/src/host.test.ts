@@ -131,7 +131,7 @@ describe('VPG-C on the host MLLM', () => {
     for (let step = 0; step < 2; step++) {
       const { value, grads } = tf.variableGrads(() => model.loss(batch));
       expect(Object.keys(grads).sort()).toEqual(vpgc.trainableVariables().map((v) => v.name).sort());
-      optimizer.applyGradients(grads as unknown as tf.NamedVariableMap);
+      optimizer.applyGradients(grads as never);
       tf.dispose([value, ...Object.values(grads)]);
     }
     expect(tf.memory().numTensors - start).toBeLessThanOrEqual(10); // Adam slots (2 per variable)

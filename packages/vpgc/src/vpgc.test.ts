@@ -212,7 +212,7 @@ describe('VPGC', () => {
       const names = new Set(vpgc.trainableVariables().map((v) => v.name));
       expect(Object.keys(grads).filter((n) => !names.has(n))).toEqual([]);
       expect(Object.keys(grads).sort()).toEqual([...names].sort());
-      optimizer.applyGradients(grads as unknown as tf.NamedVariableMap);
+      optimizer.applyGradients(grads as never);
       tf.dispose([value, ...Object.values(grads)]);
     };
     const values = () => new Map(vpgc.namedParameters().map(([n, p]) => [n, Array.from(p.variable.read().dataSync())]));
