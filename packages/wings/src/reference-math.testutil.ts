@@ -1,14 +1,15 @@
 /**
  * Test-only: an independent float64 re-computation of the Wings math with plain JS loops
- * (no tfjs), plus small helpers for tests (random arrays, numerical gradients).
+ * (no tfjs), plus small helpers for tests (random arrays, tolerances).
  */
 import * as tf from '@tensorflow/tfjs';
+import { testBackend } from '@mllm/core/testing';
 
 /**
  * Relative tolerance (max |error| / max |expected|) for float32 results against float64: 1e-5,
  * except WebGPU, whose sin/cos/exp (rotary, softmax) are only good to ~1e-4 relative.
  */
-export const ON_WEBGPU = (process.env.MLLM_TEST_BACKEND || tf.getBackend()) === 'webgpu';
+export const ON_WEBGPU = testBackend() === 'webgpu';
 export const RELATIVE_TOLERANCE = ON_WEBGPU ? 3e-4 : 1e-5;
 
 export type Matrix = number[][];
@@ -190,44 +191,4 @@ export function randomAttentionProbs(seed: number, B: number, heads: number, Lq:
       }),
     ),
   );
-}
-
-/**
- * Central-difference check of d(loss)/d(variable) for every variable, in float32 with step `eps`.
- * Returns the worst relative error `|analytic − numeric| / max(|numeric|∞, floor)` per variable.
- */
-export function numericalGradientErrors(
-  loss: () => tf.Scalar,
-  variables: tf.Variable[],
-  options: { eps?: number; samples?: number; seed?: number } = {},
-): number[] {
-  const eps = options.eps ?? 1e-2;
-  const samples = options.samples ?? 6;
-  const { value, grads } = tf.variableGrads(loss, variables);
-  value.dispose();
-  const errors: number[] = [];
-  let pick = options.seed ?? 7;
-  for (const variable of variables) {
-    const analytic = grads[variable.name].dataSync();
-    const original = variable.dataSync().slice();
-    const size = original.length;
-    const scale = Math.max(1e-3, ...Array.from(analytic, Math.abs));
-    let worst = 0;
-    for (let s = 0; s < Math.min(samples, size); s++) {
-      pick = (pick * 1103515245 + 12345) % 2147483648;
-      const index = s === 0 ? analytic.indexOf(Math.max(...Array.from(analytic))) : pick % size;
-      const evaluate = (delta: number) => {
-        const values = original.slice();
-        values[index] += delta;
-        tf.tidy(() => variable.assign(tf.tensor(values, variable.shape)));
-        return tf.tidy(() => loss().dataSync()[0]);
-      };
-      const numeric = (evaluate(eps) - evaluate(-eps)) / (2 * eps);
-      tf.tidy(() => variable.assign(tf.tensor(original, variable.shape)));
-      worst = Math.max(worst, Math.abs(numeric - analytic[index]) / scale);
-    }
-    errors.push(worst);
-  }
-  tf.dispose(Object.values(grads));
-  return errors;
 }
