@@ -91,8 +91,8 @@ describe('ParrotMoE gradients vs float64 central differences', () => {
       };
 
       // analytic (tfjs, float32)
-      const visual = tf.variable(tf.tensor3d(batch.visual), true, 'visual_input');
-      const text = tf.variable(tf.tensor3d(batch.paddedText), true, 'text_input');
+      const visual = tf.tidy(() => tf.variable(tf.tensor3d(batch.visual), true, 'visual_input'));
+      const text = tf.tidy(() => tf.variable(tf.tensor3d(batch.paddedText), true, 'text_input'));
       const textMask = tf.tensor2d(batch.mask);
       const parameters = moe.namedParameters();
       const { value, grads } = tf.variableGrads(() => {

@@ -10,7 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { Module } from '@mllm/core';
-import type { ParrotMoE, ParrotMoEOutputs } from './parrot-moe.js';
+import { PARROT_CHECKPOINT_PREFIX, type ParrotMoE, type ParrotMoEOutputs } from './parrot-moe.js';
 
 /** Arguments of the host's `transformVisual` hook (see the host `DecoderHooks`). */
 export interface TransformVisualArgs {
@@ -28,10 +28,23 @@ export interface TransformVisualArgs {
 export interface ParrotHooks {
   transformVisual(args: TransformVisualArgs): tf.Tensor3D;
   requiresFullSequence: false;
-  modules(): Module[];
+  /** `[[childName, moe]]`: the MoE's parameters appear in the host as `model.moe_model.*` (the reference names). */
+  namedModules(): Array<[string, Module]>;
 }
 
 export interface ParrotHooksOptions {
+  /**
+   * Name of the MoE inside the host model (default `model.moe_model`, as in
+   * `ParrotQwen2ForCausalLM`), so a full Parrot checkpoint loads into the host in one call.
+   */
+  childName?: string;
+  /**
+   * Samples with several images. `clean` (default): every image goes through the MoE with its
+   * sample's text. `reference`: reproduce AIDC-AI/Parrot's `prepare_inputs_labels_for_multimodal`,
+   * which runs the MoE only on the first image of a sample and splices **zeros** for its later
+   * images (their slots in a zero-initialised buffer are never written) — in both stages.
+   */
+  multiImage?: 'clean' | 'reference';
   /**
    * Called with every forward's outputs (routing weights, text attention, aux loss) before they
    * are disposed; `clone()` what you keep (and `tf.keep` it when inside a tidy). Inside a gradient
@@ -40,9 +53,15 @@ export interface ParrotHooksOptions {
   onForward?: (outputs: Omit<ParrotMoEOutputs, 'output'>) => void;
 }
 
-/** Gather per-image rows of a per-sample tensor: `x [B, ...]`, `imageToSample [numImages]` → `[numImages, ...]`. */
+/**
+ * Per-image rows of a per-sample tensor: `x [B, ...]`, `imageToSample [numImages]` → `[numImages, ...]`.
+ * Slices + concat rather than `tf.gather`, whose gradient (`UnsortedSegmentSum`) the wasm backend lacks.
+ */
 function gatherSamples<T extends tf.Tensor>(x: T, imageToSample: number[]): T {
-  return tf.tidy(() => tf.gather(x, tf.tensor1d(imageToSample, 'int32'), 0)) as T;
+  return tf.tidy(() => {
+    const rows = imageToSample.map((s) => tf.slice(x, [s, ...x.shape.slice(1).map(() => 0)], [1, ...x.shape.slice(1)])); // each [1, ...]
+    return rows.length === 1 ? rows[0] : tf.concat(rows, 0); // [numImages, ...]
+  }) as T;
 }
 
 /**
@@ -50,9 +69,14 @@ function gatherSamples<T extends tf.Tensor>(x: T, imageToSample: number[]): T {
  * `moe.forward({visual, text: its sample's text, textMask: its sample's prompt mask}).output`.
  */
 export function parrotHooks(moe: ParrotMoE, options: ParrotHooksOptions = {}): ParrotHooks {
+  const childName = options.childName ?? PARROT_CHECKPOINT_PREFIX.slice(0, -1);
+  const multiImage = options.multiImage ?? 'clean';
+  if (multiImage !== 'clean' && multiImage !== 'reference') {
+    throw new Error(`parrotHooks: multiImage must be 'clean' or 'reference', got ${JSON.stringify(options.multiImage)}`);
+  }
   return {
     requiresFullSequence: false,
-    modules: () => [moe],
+    namedModules: () => [[childName, moe]],
     transformVisual({ visual, textEmbeddings, promptTextMask, imageToSample }: TransformVisualArgs): tf.Tensor3D {
       const numImages = visual.shape[0];
       const B = textEmbeddings.shape[0];
@@ -75,7 +99,12 @@ export function parrotHooks(moe: ParrotMoE, options: ParrotHooksOptions = {}): P
           rest.textAttention.dispose();
           rest.auxLoss?.dispose();
         }
-        return output;
+        if (multiImage === 'clean') return output;
+        const keep = imageToSample.map((sample, i) => (imageToSample.indexOf(sample) === i ? 1 : 0));
+        if (keep.every((k) => k === 1)) return output;
+        const zeroed = tf.tidy(() => tf.mul(output, tf.tensor3d(keep, [numImages, 1, 1]))) as tf.Tensor3D; // [numImages, N, D]
+        output.dispose();
+        return zeroed;
       } finally {
         text.dispose();
         textMask.dispose();
