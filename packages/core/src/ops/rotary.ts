@@ -16,7 +16,8 @@ export function rotaryCosSin(positions: tf.Tensor2D, headDim: number, theta: num
     const angles = tf.mul(tf.expandDims(tf.cast(positions, 'float32'), -1), tf.tensor1d(invFreq)); // [B, L, d/2]
     const emb = tf.concat([angles, angles], -1); // [B, L, d]
     const emb4 = tf.expandDims(emb, 1) as tf.Tensor4D; // [B, 1, L, d]
-    return { cos: tf.cos(emb4), sin: tf.sin(emb4) };
+    const { sin, cos } = accurateSinCos(emb4);
+    return { cos: cos as tf.Tensor4D, sin: sin as tf.Tensor4D };
   });
 }
 
@@ -32,4 +33,42 @@ export function rotateHalf(x: tf.Tensor): tf.Tensor {
 /** `x [B, h, L, d]` rotated by `cos`, `sin` `[B, 1, L, d]`. */
 export function applyRotary(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor): tf.Tensor {
   return tf.tidy(() => tf.add(tf.mul(x, cos), tf.mul(rotateHalf(x), sin)));
+}
+
+// Cody–Waite split of π/2 (HI has few significant bits, so k·HI is exact in float32).
+const PIO2_HI = 1.5703125;
+const PIO2_MID = 4.837512969970703125e-4;
+const PIO2_LO = 7.549789948768648e-8;
+
+/**
+ * sin and cos to float32 accuracy on every backend. GPU `sin`/`cos` are allowed an absolute
+ * error of 2⁻¹¹ by the Vulkan/WGSL spec (SwiftShader's reach ~2e-4 at rotary angles), far from
+ * PyTorch's. So: reduce `a = k·π/2 + r` with |r| ≤ π/4, evaluate Taylor polynomials (error < 2e-9),
+ * and pick the quadrant. Elementwise, no gradient needed (used on position tables).
+ */
+export function accurateSinCos(angle: tf.Tensor): { sin: tf.Tensor; cos: tf.Tensor } {
+  return tf.tidy(() => {
+    const k = tf.round(tf.mul(angle, 2 / Math.PI));
+    const r = tf.sub(tf.sub(tf.sub(angle, tf.mul(k, PIO2_HI)), tf.mul(k, PIO2_MID)), tf.mul(k, PIO2_LO));
+    const r2 = tf.mul(r, r);
+    // sin r = r(1 − r²/6(1 − r²/20(1 − r²/42(1 − r²/72))))
+    let s = tf.sub(1, tf.div(r2, 72));
+    s = tf.sub(1, tf.mul(tf.div(r2, 42), s));
+    s = tf.sub(1, tf.mul(tf.div(r2, 20), s));
+    s = tf.mul(r, tf.sub(1, tf.mul(tf.div(r2, 6), s)));
+    // cos r = 1 − r²/2(1 − r²/12(1 − r²/30(1 − r²/56(1 − r²/90))))
+    let c = tf.sub(1, tf.div(r2, 90));
+    c = tf.sub(1, tf.mul(tf.div(r2, 56), c));
+    c = tf.sub(1, tf.mul(tf.div(r2, 30), c));
+    c = tf.sub(1, tf.mul(tf.div(r2, 12), c));
+    c = tf.sub(1, tf.mul(tf.div(r2, 2), c));
+    const quadrant = tf.mod(k, 4); // floor-mod: 0..3
+    const odd = tf.equal(tf.mod(quadrant, 2), 1);
+    const sinBase = tf.where(odd, c, s);
+    const cosBase = tf.where(odd, s, c);
+    const sinSign = tf.where(tf.greaterEqual(quadrant, 2), tf.onesLike(k).neg(), tf.onesLike(k));
+    const cosNegative = tf.logicalOr(tf.equal(quadrant, 1), tf.equal(quadrant, 2));
+    const cosSign = tf.where(cosNegative, tf.onesLike(k).neg(), tf.onesLike(k));
+    return { sin: tf.mul(sinBase, sinSign), cos: tf.mul(cosBase, cosSign) };
+  });
 }
