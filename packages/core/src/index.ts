@@ -55,3 +55,5 @@ export * from './train/progress.js';
 export * from './train/metrics-log.js';
 export * from './train/trainer.js';
 export * from './train/checkpoint.js';
+export * from './tokenizer/char-tokenizer.js';
+export * from './tokenizer/tokenizer-spec.js';

@@ -4,10 +4,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  IGNORE_INDEX, collateChat, disposeBatch, encodeChat, loadHostModel, saveHostModel,
+  CharTokenizer, HostMLLM, IGNORE_INDEX, collateChat, disposeBatch, encodeChat, loadHostModel, saveHostModel,
   type DecoderHooks, type ForwardContext, type MultimodalBatch,
 } from '../index.js';
-import { currentBackend, expectAllClose as expectClose, expectNoLeaks, tinyHost, tinyImages } from './test-fixtures.js';
+import { currentBackend, expectAllClose as expectClose, expectNoLeaks, tinyHost, tinyImages, tinyTextConfig, tinyVisionConfig } from './test-fixtures.js';
 
 function twoImageBatch(model: ReturnType<typeof tinyHost>): { batch: MultimodalBatch; images: tf.Tensor4D } {
   const images = tinyImages(3);
@@ -309,6 +309,17 @@ describe('HostMLLM', () => {
       disposeBatch(batch);
       loaded.dispose();
       await expect(loadHostModel(join(dir, 'missing'))).rejects.toThrow(/cannot read .*config.json/);
+      // a character-level tokenizer travels in config.json
+      const chars = CharTokenizer.fromTexts(['Какого цвета? 颜色 لون ılık']);
+      const charModel = new HostMLLM({ config: { text: tinyTextConfig({ vocabSize: chars.vocabSize }), vision: tinyVisionConfig() }, tokenizer: chars });
+      await saveHostModel(charModel, join(dir, 'char'));
+      const charLoaded = await loadHostModel(join(dir, 'char'));
+      expect(charLoaded.tokenizer).toBeInstanceOf(CharTokenizer);
+      expect(charLoaded.tokenizer.encode('颜色 ılık')).toEqual(chars.encode('颜色 ılık'));
+      expect(charLoaded.generate('颜色', null, { maxNewTokens: 3, eosTokenIds: [] }).tokenIds)
+        .toEqual(charModel.generate('颜色', null, { maxNewTokens: 3, eosTokenIds: [] }).tokenIds);
+      charModel.dispose();
+      charLoaded.dispose();
     } finally {
       await rm(dir, { recursive: true, force: true });
       model.dispose();

@@ -11,7 +11,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Module } from '../nn/module.js';
 import { MlpGeluProjector } from '../nn/projector.js';
-import { IGNORE_INDEX, ByteTokenizer, tokenizerFromSpec, type Tokenizer } from '../tokenizer/byte-tokenizer.js';
+import { IGNORE_INDEX, ByteTokenizer, type Tokenizer } from '../tokenizer/byte-tokenizer.js';
+import { tokenizerFromSpec } from '../tokenizer/tokenizer-spec.js';
 import { encodeChat, type ChatMessage } from '../tokenizer/chat-template.js';
 import { HostLM, type HostLMArgs } from './host-lm.js';
 import { PatchVisionEncoder } from './patch-vision-encoder.js';

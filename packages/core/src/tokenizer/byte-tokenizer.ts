@@ -38,10 +38,13 @@ export interface Tokenizer {
   toJSON(): TokenizerSpec;
 }
 
-export interface TokenizerSpec {
+export interface ByteTokenizerSpec {
   type: 'byte';
   specialTokens: string[];
 }
+
+/** Saved description of a tokenizer (`byte`, or `char` with its vocabulary). */
+export type TokenizerSpec = ByteTokenizerSpec | { type: 'char'; specialTokens: string[]; characters: string[] };
 
 const REQUIRED_SPECIALS = ['<pad>', '<bos>', '<eos>', '<image>', '<|im_start|>', '<|im_end|>'];
 
@@ -77,7 +80,7 @@ export class ByteTokenizer implements Tokenizer {
     this.imEndId = this.specialId('<|im_end|>');
   }
 
-  static fromJSON(spec: TokenizerSpec): ByteTokenizer {
+  static fromJSON(spec: ByteTokenizerSpec): ByteTokenizer {
     if (!spec || spec.type !== 'byte') throw new Error(`ByteTokenizer.fromJSON: expected type 'byte', got ${JSON.stringify(spec?.type)}`);
     return new ByteTokenizer(spec.specialTokens);
   }
@@ -122,12 +125,7 @@ export class ByteTokenizer implements Tokenizer {
     return out;
   }
 
-  toJSON(): TokenizerSpec {
+  toJSON(): ByteTokenizerSpec {
     return { type: 'byte', specialTokens: [...this.specialTokens] };
   }
-}
-
-/** Build a tokenizer from its saved description. */
-export function tokenizerFromSpec(spec: TokenizerSpec): Tokenizer {
-  return ByteTokenizer.fromJSON(spec);
 }
