@@ -99,11 +99,11 @@ describe('VPG-C on the host MLLM', () => {
     const prompts = ['<image> vs <image>: what changed?', '<image> describe'];
     const run = vi.spyOn(vpg.qformer, 'run');
     const start = tf.memory().numTensors;
-    const cached = model.generate(prompts, images, { maxNewTokens: 5, eosTokenIds: [] });
+    const cached = model.generate(prompts, images, { maxNewTokens: 3, eosTokenIds: [] });
     expect(tf.memory().numTensors).toBe(start);
     expect(run).toHaveBeenCalledTimes(2); // one VPG pass + one VPG-C re-run, at prefill
     run.mockClear();
-    const full = model.generate(prompts, images, { maxNewTokens: 5, eosTokenIds: [], useCache: false });
+    const full = model.generate(prompts, images, { maxNewTokens: 3, eosTokenIds: [], useCache: false });
     expect(full.tokenIds).toEqual(cached.tokenIds);
     // the hook is live in the scoring path too (the tiny host's greedy tokens are too uniform to show it)
     const one = images.slice([2, 0, 0, 0], [1, 8, 8, 3]) as tf.Tensor4D;

@@ -74,7 +74,9 @@ describe('reference checkpoints and adapters', () => {
     expect(vpgcResult.loadedKeys.sort()).toEqual([...used.keys()].filter((k) => k.startsWith('llama_model.model.')).sort());
     disposeStateDict(tensors);
     const batch = makeBatch(22);
+    const start = tf.memory().numTensors;
     const tokens = vpg.forward(batch.featuresTensor);
+    expect(tf.memory().numTensors).toBe(start + 1);
     const out = vpgc.addResidual({ hidden: batch.hiddenTensor, ...batch.ctx, imageFeatures: batch.featuresTensor });
     const Dv = qformerShape.encoderWidth;
     const images = [0, 1, 2].map((k) => batch.features.slice(k * Nv * Dv, (k + 1) * Nv * Dv));
