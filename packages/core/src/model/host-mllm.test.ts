@@ -170,13 +170,15 @@ describe('HostMLLM', () => {
     const prompts = ['<image>Describe <image>.', '<image>Что это?'];
     const flags: boolean[] = [];
     const handle = model.addHooks({ beforeLayer: (layer, _h, c) => { if (layer === 1) flags.push(c.isPrefill); return null; } });
-    const cached = model.generate(prompts, images, { maxNewTokens: 6, eosTokenIds: [] });
-    expect(flags).toEqual([true, false, false, false, false, false]);
+    // every decode step compiles new shaders on software WebGPU: fewer steps there
+    const steps = currentBackend() === 'webgpu' ? 4 : 6;
+    const cached = model.generate(prompts, images, { maxNewTokens: steps, eosTokenIds: [] });
+    expect(flags).toEqual([true, ...new Array(steps - 1).fill(false)]);
     flags.length = 0;
-    const full = model.generate(prompts, images, { maxNewTokens: 6, eosTokenIds: [], useCache: false });
-    expect(flags).toEqual([true, true, true, true, true, true]);
+    const full = model.generate(prompts, images, { maxNewTokens: steps, eosTokenIds: [], useCache: false });
+    expect(flags).toEqual(new Array(steps).fill(true));
     expect(cached.tokenIds).toEqual(full.tokenIds);
-    expect(cached.tokenIds.map((t) => t.length)).toEqual([6, 6]);
+    expect(cached.tokenIds.map((t) => t.length)).toEqual([steps, steps]);
     handle.remove();
     // a hook that needs full sequences turns the cache off
     flags.length = 0;
@@ -196,7 +198,7 @@ describe('HostMLLM', () => {
       const logits = out.logits.arraySync()[0];
       const n = out.lengths[0];
       cached.tokenIds[b].forEach((token, k) => {
-        const row = logits[n - 6 - 1 + k];
+        const row = logits[n - steps - 1 + k];
         expect(row.indexOf(Math.max(...row))).toBe(token);
       });
       tf.dispose([out.logits, out.attentionMask, imgs]);
@@ -250,7 +252,7 @@ describe('HostMLLM', () => {
     expectNoLeaks(() => model.forward(batch));
     expectNoLeaks(() => model.loss(batch));
     expectNoLeaks(() => tf.variableGrads(() => model.loss(batch), model.trainableVariables()));
-    expectNoLeaks(() => model.generate(['<image>a', '<image><image>bc'], images, { maxNewTokens: 3, eosTokenIds: [] }));
+    expectNoLeaks(() => model.generate(['<image>a', '<image><image>bc'], images, { maxNewTokens: 2, eosTokenIds: [] }));
     expectNoLeaks(() => model.generate(['<image>a', '<image><image>bc'], images, { maxNewTokens: 2, useCache: false }));
     const one = tf.slice(images, [0], [1]) as tf.Tensor4D;
     expectNoLeaks(() => model.scoreOptions('<image>x', one, ['A', 'B']));
