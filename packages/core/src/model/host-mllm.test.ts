@@ -157,7 +157,7 @@ describe('HostMLLM', () => {
       sum -= logSoftmax(logits[b][p - 1])[l];
       count++;
     }));
-    expect(count).toBe(new TextEncoder().encode('Равны.').length + 2 + new TextEncoder().encode('أحمر').length + 2);
+    expect(count).toBe(new TextEncoder().encode('Равны.').length + 1 + new TextEncoder().encode('أحمر').length + 1); // + <|im_end|> each
     expect(loss).toBeCloseTo(sum / count, 4);
     tf.dispose([out.logits, out.labels!, out.attentionMask, images]);
     disposeBatch(batch);

@@ -57,14 +57,14 @@ describe('encodeChat', () => {
   const tok = new ByteTokenizer();
   const bytes = (s: string) => [...new TextEncoder().encode(s)];
 
-  it('builds the ChatML layout, supervising only assistant answers (+ <|im_end|>\\n)', () => {
+  it('builds the ChatML layout, supervising only assistant answers (+ <|im_end|>; final turn without \\n)', () => {
     const question = `<image>\n${SAMPLES.ar}`;
     const answer = SAMPLES.tr;
     const enc = encodeChat(tok, [{ role: 'user', content: question }, { role: 'assistant', content: answer }]);
     const system = [tok.imStartId, ...bytes('system\nYou are a helpful assistant.'), tok.imEndId, ...bytes('\n')];
     const user = [tok.imStartId, ...bytes('user\n'), tok.imageId, ...bytes(`\n${SAMPLES.ar}`), tok.imEndId, ...bytes('\n')];
     const header = [tok.imStartId, ...bytes('assistant\n')];
-    const body = [...bytes(answer), tok.imEndId, ...bytes('\n')];
+    const body = [...bytes(answer), tok.imEndId]; // final turn: no trailing newline (Parrot's formatter)
     expect(enc.inputIds).toEqual([...system, ...user, ...header, ...body]);
     const nPrompt = system.length + user.length + header.length;
     expect(enc.labels).toEqual([...new Array(nPrompt).fill(IGNORE_INDEX), ...body]);
@@ -73,7 +73,7 @@ describe('encodeChat', () => {
     expect(enc.promptMask).toEqual(enc.inputIds.map((_, i) => (i < nPrompt && i !== imageAt ? 1 : 0)));
     expect(enc.systemMask).toEqual(enc.inputIds.map((_, i) => (i < system.length ? 1 : 0)));
     // the answer decodes back exactly from the supervised labels
-    expect(tok.decode(enc.labels.filter((l) => l !== IGNORE_INDEX), { skipSpecialTokens: true })).toBe(`${answer}\n`);
+    expect(tok.decode(enc.labels.filter((l) => l !== IGNORE_INDEX), { skipSpecialTokens: true })).toBe(answer);
   });
 
   it('handles multi-turn, no system prompt, several images and the generation preface', () => {

@@ -5,7 +5,8 @@
  *   <|im_start|>user\n{user, may contain <image>}<|im_end|>\n
  *   <|im_start|>assistant\n{answer}<|im_end|>\n
  *
- * Labels supervise only assistant answers: the answer tokens, their `<|im_end|>` and the
+ * As in Parrot's `QwenConversationFormatter`, the final turn has no trailing `\n`. Labels supervise
+ * only assistant answers: the answer tokens, their `<|im_end|>` and (except on the final turn) the
  * trailing `\n` carry their own id; every other position is IGNORE_INDEX (-100). The
  * `<|im_start|>assistant\n` header is prompt. `promptMask` marks non-supervised text tokens
  * (label = IGNORE, not an image placeholder): the tokens Parrot's MoE attends to.
@@ -71,16 +72,14 @@ export function encodeChat(tokenizer: Tokenizer, messages: ChatMessage[], option
   };
   const newline = tokenizer.encode('\n');
   if (options.addBos) push([tokenizer.bosId], false, false);
-  for (const turn of turns) {
+  turns.forEach((turn, i) => {
     const system = turn.role === 'system';
+    const last = i === turns.length - 1 && !options.addGenerationPrompt;
     const header = [tokenizer.imStartId, ...tokenizer.encode(`${turn.role}\n`)];
     push(header, false, system);
-    if (turn.role === 'assistant') {
-      push([...tokenizer.encode(turn.content), tokenizer.imEndId, ...newline], true, false);
-    } else {
-      push([...tokenizer.encode(turn.content, { allowImage: turn.role === 'user' }), tokenizer.imEndId, ...newline], false, system);
-    }
-  }
+    const body = [...tokenizer.encode(turn.content, { allowImage: turn.role === 'user' }), tokenizer.imEndId, ...(last ? [] : newline)];
+    push(body, turn.role === 'assistant', system);
+  });
   if (options.addGenerationPrompt) push([tokenizer.imStartId, ...tokenizer.encode('assistant\n')], false, false);
   return enc;
 }
