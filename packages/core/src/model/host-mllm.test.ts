@@ -169,11 +169,20 @@ describe('HostMLLM', () => {
     const images = tinyImages(3, 11);
     const prompts = ['<image>Describe <image>.', '<image>Что это?'];
     const flags: boolean[] = [];
-    const handle = model.addHooks({ beforeLayer: (layer, _h, c) => { if (layer === 1) flags.push(c.isPrefill); return null; } });
+    let systemCounts: number[] = [];
+    const handle = model.addHooks({
+      beforeLayer: (layer, _h, c) => {
+        if (layer === 1) flags.push(c.isPrefill);
+        if (layer === 1 && c.isPrefill) systemCounts = c.systemMask.sum(1).arraySync() as number[];
+        return null;
+      },
+    });
     // every decode step compiles new shaders on software WebGPU: fewer steps there
     const steps = currentBackend() === 'webgpu' ? 4 : 6;
     const cached = model.generate(prompts, images, { maxNewTokens: steps, eosTokenIds: [] });
     expect(flags).toEqual([true, ...new Array(steps - 1).fill(false)]);
+    const systemTurn = encodeChat(model.tokenizer, [{ role: 'user', content: 'x' }]).systemMask.reduce((a, b) => a + b, 0);
+    expect(systemCounts).toEqual([systemTurn, systemTurn]);
     flags.length = 0;
     const full = model.generate(prompts, images, { maxNewTokens: steps, eosTokenIds: [], useCache: false });
     expect(flags).toEqual(new Array(steps).fill(true));

@@ -167,7 +167,9 @@ export class HostMLLM extends HostLM {
   /** Greedy decoding for one or several prompts; `images` hold all prompts' images in placeholder order. */
   generate(prompts: PromptInput | PromptInput[], images: tf.Tensor4D | null = null, options: GenerateOptions = {}): GenerateOutput {
     this.assertUsable();
-    const promptIds = this.promptList(prompts).map((p) => this.promptIds(p, options));
+    const encoded = this.promptList(prompts).map((p) => this.encodePrompt(p, options));
+    const promptIds = encoded.map((e) => e.ids);
+    const systemMask = encoded.map((e) => e.systemMask);
     const maxNewTokens = options.maxNewTokens ?? 32;
     if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0) throw new Error(`generate: maxNewTokens must be a non-negative integer, got ${maxNewTokens}`);
     const stop = new Set(options.eosTokenIds ?? [this.tokenizer.imEndId, this.tokenizer.eosId]);
@@ -177,8 +179,8 @@ export class HostMLLM extends HostLM {
     const generated: number[][] = promptIds.map(() => []);
     const done = new Array<boolean>(B).fill(maxNewTokens === 0);
     try {
-      if (useCache) this.generateCached(promptIds, features, generated, done, maxNewTokens, stop);
-      else this.generateFull(promptIds, features, generated, done, maxNewTokens, stop);
+      if (useCache) this.generateCached(promptIds, systemMask, features, generated, done, maxNewTokens, stop);
+      else this.generateFull(promptIds, systemMask, features, generated, done, maxNewTokens, stop);
     } finally {
       features?.dispose();
     }
@@ -195,7 +197,7 @@ export class HostMLLM extends HostLM {
   scoreOptionsDetailed(prompt: PromptInput, images: tf.Tensor4D | null, options: string[], settings: PromptOptions = {}): OptionScore[] {
     this.assertUsable();
     if (!Array.isArray(options) || options.length === 0) throw new Error(`scoreOptions: options must be a non-empty string array, got ${JSON.stringify(options)}`);
-    const promptIds = this.promptIds(prompt, settings);
+    const { ids: promptIds, systemMask } = this.encodePrompt(prompt, settings);
     const optionIds = options.map((o, k) => {
       if (typeof o !== 'string' || o.length === 0) throw new Error(`scoreOptions: options[${k}] must be a non-empty string, got ${JSON.stringify(o)}`);
       return this.tokenizer.encode(o);
@@ -208,7 +210,7 @@ export class HostMLLM extends HostLM {
         const run = this.run({
           ids: optionIds.map((o) => [...promptIds, ...o]),
           labels: optionIds.map((o) => [...promptIds.map(() => IGNORE_INDEX), ...o]),
-          systemMask: null,
+          systemMask: optionIds.map((o) => [...systemMask, ...o.map(() => 0)]),
           images: null,
           imageFeatures: tiled,
         }, false, false);
@@ -289,9 +291,9 @@ export class HostMLLM extends HostLM {
     };
   }
 
-  private generateCached(promptIds: number[][], features: tf.Tensor3D | null, generated: number[][], done: boolean[], maxNew: number, stop: Set<number>): void {
+  private generateCached(promptIds: number[][], systemMask: number[][], features: tf.Tensor3D | null, generated: number[][], done: boolean[], maxNew: number, stop: Set<number>): void {
     if (done.every(Boolean)) return;
-    const prefill = this.run({ ids: promptIds, labels: null, systemMask: null, images: null, imageFeatures: features }, true, true);
+    const prefill = this.run({ ids: promptIds, labels: null, systemMask, images: null, imageFeatures: features }, true, true);
     const { plan } = prefill;
     const B = plan.batchSize;
     let past = prefill.present!;
@@ -324,13 +326,14 @@ export class HostMLLM extends HostLM {
     }
   }
 
-  private generateFull(promptIds: number[][], features: tf.Tensor3D | null, generated: number[][], done: boolean[], maxNew: number, stop: Set<number>): void {
+  private generateFull(promptIds: number[][], systemMask: number[][], features: tf.Tensor3D | null, generated: number[][], done: boolean[], maxNew: number, stop: Set<number>): void {
     while (!done.every(Boolean)) {
       // generated tokens are labelled (not prompt), so transformVisual and lastPromptIndex see only the prompt
       const run = this.run({
         ids: promptIds.map((p, b) => [...p, ...generated[b]]),
         labels: promptIds.map((p, b) => [...p.map(() => IGNORE_INDEX), ...generated[b]]),
-        systemMask: null, images: null, imageFeatures: features,
+        systemMask: systemMask.map((m, b) => [...m, ...generated[b].map(() => 0)]),
+        images: null, imageFeatures: features,
       }, false, false);
       const next = argmaxRows(run.logits, run.plan.lengths.map((l) => l - 1));
       run.logits.dispose();
@@ -365,13 +368,19 @@ export class HostMLLM extends HostLM {
     return prompts as PromptInput[];
   }
 
-  private promptIds(prompt: PromptInput, options: PromptOptions): number[] {
+  /** Token ids and system-turn mask of a prompt (raw ids: no system turn known). */
+  private encodePrompt(prompt: PromptInput, options: PromptOptions): { ids: number[]; systemMask: number[] } {
+    const template = { addGenerationPrompt: true, systemPrompt: options.systemPrompt };
     if (typeof prompt === 'string') {
-      return encodeChat(this.tokenizer, [{ role: 'user', content: prompt }], { addGenerationPrompt: true, systemPrompt: options.systemPrompt }).inputIds;
+      const enc = encodeChat(this.tokenizer, [{ role: 'user', content: prompt }], template);
+      return { ids: enc.inputIds, systemMask: enc.systemMask };
     }
-    if (Array.isArray(prompt) && prompt.length > 0 && typeof prompt[0] === 'number') return [...(prompt as number[])];
+    if (Array.isArray(prompt) && prompt.length > 0 && typeof prompt[0] === 'number') {
+      return { ids: [...(prompt as number[])], systemMask: prompt.map(() => 0) };
+    }
     if (Array.isArray(prompt) && prompt.length > 0) {
-      return encodeChat(this.tokenizer, prompt as ChatMessage[], { addGenerationPrompt: true, systemPrompt: options.systemPrompt }).inputIds;
+      const enc = encodeChat(this.tokenizer, prompt as ChatMessage[], template);
+      return { ids: enc.inputIds, systemMask: enc.systemMask };
     }
     throw new Error(`HostMLLM: a prompt must be token ids, a string or chat messages, got ${JSON.stringify(prompt)}`);
   }
