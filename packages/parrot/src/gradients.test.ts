@@ -8,6 +8,7 @@ import { ParrotMoE, type ParrotMoEArgs } from './parrot-moe.js';
 import { loadBalancing64, parrotMoE64, type Float64Weights, type Matrix } from './testing/float64-moe.js';
 import { randomBatch, randomMatrix, randomWeights, readWeights, weightsToStateDict, type Batch } from './testing/fixtures.js';
 import { createRng } from '@mllm/core';
+import { checkGradients, checkVariableGradients, skipOnBackend } from '@mllm/core/testing';
 
 const D = 8;
 const I = 6;
@@ -136,4 +137,32 @@ describe('ParrotMoE gradients vs float64 central differences', () => {
       moe.dispose();
     });
   }
+});
+
+describe('ParrotMoE gradients vs central differences on the test backend (core checkGradients)', () => {
+  // The float64 central-difference tests above run on every backend; this float32 one needs ~500
+  // forward evaluations with a synchronous read each, ~1 s apiece on software WebGPU.
+  it.skipIf(skipOnBackend(['webgpu'], 'about 1 s per forward evaluation on software WebGPU (SwiftShader)'))(
+    'inputs (visual, text) and every weight, top-2 routing with aux loss', () => {
+    const moe = new ParrotMoE({ hiddenSize: D, intermediateSize: I, numExperts: E, topK: 2, auxLossCoefficient: 0.5 });
+    const dict = weightsToStateDict(randomWeights(23, D, I, E, 2));
+    moe.loadStateDict(dict);
+    tf.dispose([...dict.values()]);
+    const batch = randomBatch(13, N, D, LAYOUTS);
+    const visual = tf.tensor3d(batch.visual);
+    const text = tf.tensor3d(batch.paddedText);
+    const textMask = tf.tensor2d(batch.mask);
+    const probe = tf.randomNormal([2, N, D], 0, 1, 'float32', 3);
+    const scalar = (v: tf.Tensor, t: tf.Tensor) => {
+      const out = moe.forward({ visual: v as tf.Tensor3D, text: t as tf.Tensor3D, textMask });
+      return tf.add(tf.sum(tf.mul(out.output, probe)), out.auxLoss!);
+    };
+    const inputs = checkGradients(scalar, [visual, text], { epsilon: 1e-2, rtol: 2e-2, atol: 2e-3, label: 'inputs' });
+    expect(inputs.checked).toBe(visual.size + text.size);
+    const weights = checkVariableGradients(() => scalar(visual, text), moe.trainableVariables(),
+      { epsilon: 1e-2, rtol: 2e-2, atol: 2e-3, maxElementsPerInput: 12, label: 'weights' });
+    expect(weights.checked).toBe(12 * (1 + 3 * E));
+    tf.dispose([visual, text, textMask, probe]);
+    moe.dispose();
+  });
 });

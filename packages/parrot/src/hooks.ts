@@ -9,23 +9,11 @@
  * for single-token decode steps), which is when the host splices images.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { Module } from '@mllm/core';
+import type { DecoderHooks, Module, TransformVisualArgs } from '@mllm/core';
 import { PARROT_CHECKPOINT_PREFIX, type ParrotMoE, type ParrotMoEOutputs } from './parrot-moe.js';
 
-/** Arguments of the host's `transformVisual` hook (see the host `DecoderHooks`). */
-export interface TransformVisualArgs {
-  /** `[numImages, N, D]` projected visual tokens, row 0 = CLS. */
-  visual: tf.Tensor3D;
-  /** `[B, T, D]` embeddings of each sample's text tokens. */
-  textEmbeddings: tf.Tensor3D;
-  /** `[B, T]` 1 = prompt (non-supervised) text token. */
-  promptTextMask: tf.Tensor2D;
-  /** `[numImages]` sample index of each image. */
-  imageToSample: number[];
-}
-
-/** The subset of the host `DecoderHooks` that Parrot provides. */
-export interface ParrotHooks {
+/** The host `DecoderHooks` that Parrot provides (see `@mllm/core` `model/hooks.ts`). */
+export interface ParrotHooks extends DecoderHooks {
   transformVisual(args: TransformVisualArgs): tf.Tensor3D;
   requiresFullSequence: false;
   /** `[[childName, moe]]`: the MoE's parameters appear in the host as `model.moe_model.*` (the reference names). */

@@ -1,0 +1,176 @@
+/** Parrot on the host MLLM through `transformVisual` (tiny dims). */
+import { describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs';
+import { HostMLLM, IGNORE_INDEX, loadStateDict, setSeed, stateDict, type DecoderHooks, type MultimodalBatch } from '@mllm/core';
+import { ParrotMoE } from './parrot-moe.js';
+import { parrotHooks } from './hooks.js';
+import { parrotMoE64, type Matrix } from './testing/float64-moe.js';
+import { expectClose, maxAbs, randomMatrix, randomWeights, readWeights, weightsToStateDict } from './testing/fixtures.js';
+import { createRng } from '@mllm/core';
+
+const H = 16;
+const Nv = 5; // CLS + 4 patches
+const Dv = 12;
+
+function tinyHost(seed = 1): HostMLLM {
+  setSeed(seed);
+  return new HostMLLM({
+    config: {
+      text: { vocabSize: 262, hiddenSize: H, numLayers: 2, numHeads: 2, intermediateSize: 24, ropeTheta: 10000, maxLength: 256 },
+      vision: { imageSize: 8, patchSize: 4, numChannels: 3, hiddenSize: Dv, numLayers: 1, numHeads: 2, intermediateSize: 16, selectFeature: 'cls_patch' },
+    },
+  });
+}
+
+function tinyMoE(): ParrotMoE {
+  const moe = new ParrotMoE({ hiddenSize: H, intermediateSize: 24, numExperts: 3 });
+  const dict = weightsToStateDict(randomWeights(7, H, 24, 3, 3));
+  moe.loadStateDict(dict);
+  tf.dispose([...dict.values()]);
+  return moe;
+}
+
+/** Sample 0: prompt, image, prompt, two supervised answer tokens; sample 1: text, image, text, right padding. */
+function batchRows(model: HostMLLM): { ids: number[][]; labels: number[][] } {
+  const img = model.tokenizer.imageId;
+  const pad = model.tokenizer.padId;
+  const ids = [
+    [72, 105, img, 120, 121, 122, 123],
+    [65, img, 67, 68, 69, pad, pad],
+  ];
+  const labels = [
+    [IGNORE_INDEX, IGNORE_INDEX, IGNORE_INDEX, IGNORE_INDEX, IGNORE_INDEX, 122, 123],
+    ids[1].map(() => IGNORE_INDEX),
+  ];
+  return { ids, labels };
+}
+
+function makeBatch(model: HostMLLM, features: Matrix[]): MultimodalBatch {
+  const { ids, labels } = batchRows(model);
+  return {
+    inputIds: tf.tensor2d(ids, undefined, 'int32'),
+    attentionMask: tf.tensor2d(ids.map((row) => row.map((id) => (id === model.tokenizer.padId ? 0 : 1))), undefined, 'int32'),
+    labels: tf.tensor2d(labels, undefined, 'int32'),
+    imageFeatures: tf.tensor3d(features),
+  };
+}
+
+function disposeBatch(batch: MultimodalBatch): void {
+  tf.dispose([batch.inputIds, batch.attentionMask!, batch.labels!, batch.imageFeatures!]);
+}
+
+function logitsOf(model: HostMLLM, batch: MultimodalBatch): number[][][] {
+  const out = model.forward(batch);
+  const values = out.logits.arraySync();
+  tf.dispose([out.logits, out.attentionMask]);
+  out.labels?.dispose();
+  return values;
+}
+
+const FEATURES = (() => {
+  const rng = createRng(3);
+  return [randomMatrix(rng, Nv, Dv), randomMatrix(rng, Nv, Dv)];
+})();
+
+describe('Parrot on the host MLLM', () => {
+  it("each image's spliced tokens = the float64 MoE of its projected tokens and its sample's prompt-token embeddings", () => {
+    const model = tinyHost();
+    const moe = tinyMoE();
+    const captured: { input?: tf.Tensor3D; output?: tf.Tensor3D } = {};
+    const before: DecoderHooks = { transformVisual: ({ visual }) => { captured.input = tf.keep(visual.clone()); return visual; } };
+    const after: DecoderHooks = { transformVisual: ({ visual }) => { captured.output = tf.keep(visual.clone()); return visual; } };
+    const handles = [model.addHooks(before), model.addHooks(parrotHooks(moe)), model.addHooks(after)];
+    const batch = makeBatch(model, FEATURES);
+    const count = tf.memory().numTensors;
+    logitsOf(model, batch);
+    expect(tf.memory().numTensors).toBe(count + 2); // just the two captured clones
+
+    const table = (() => {
+      const dict = stateDict(model);
+      const values = dict.get('model.embed_tokens.weight')!.arraySync() as Matrix;
+      tf.dispose([...dict.values()]);
+      return values;
+    })();
+    const { ids, labels } = batchRows(model);
+    const weights = readWeights(moe);
+    const projected = captured.input!.arraySync() as Matrix[];
+    const expected = projected.map((visual, image) => {
+      // image i belongs to sample i here; the reference's MoE text: real, non-image tokens whose label is ignored
+      const text = ids[image]
+        .filter((id, t) => id !== model.tokenizer.imageId && id !== model.tokenizer.padId && labels[image][t] === IGNORE_INDEX)
+        .map((id) => table[id]);
+      expect(text.length).toBe(4);
+      return parrotMoE64(visual, text, weights, { alpha: 0.1, useMoe: true, useResidual: true, topK: null }).output;
+    });
+    expectClose(captured.output!, expected, { rtol: 1e-4, atol: 1e-5 * maxAbs(expected), label: 'spliced visual tokens' });
+    tf.dispose([captured.input!, captured.output!]);
+    handles.forEach((h) => h.remove());
+    disposeBatch(batch);
+    moe.dispose();
+    model.dispose();
+  });
+
+  it('stage 1 leaves the host logits exactly unchanged; stage 2 changes them', () => {
+    const model = tinyHost();
+    const batch = makeBatch(model, FEATURES);
+    const base = logitsOf(model, batch);
+    const moe = tinyMoE().setStage(1);
+    const handle = model.addHooks(parrotHooks(moe));
+    expect(logitsOf(model, batch)).toEqual(base);
+    moe.setStage(2);
+    expect(maxAbs(logitsOf(model, batch).map((s, b) => s.map((r, t) => r.map((x, v) => x - base[b][t][v]))))).toBeGreaterThan(1e-4);
+    handle.remove();
+    disposeBatch(batch);
+    moe.dispose();
+    model.dispose();
+  });
+
+  it('the MoE lives at model.moe_model.* in the host state dict and trains with the host loss', () => {
+    const model = tinyHost();
+    const moe = tinyMoE();
+    const handle = model.addHooks(parrotHooks(moe));
+    const dict = stateDict(model);
+    expect([...dict.keys()].filter((k) => k.startsWith('model.moe_model.')).sort()).toEqual(
+      [...moe.namedParameters('model.moe_model.').map(([k]) => k)].sort(),
+    );
+    // a full checkpoint (host + MoE under the reference names) loads in one call
+    const fresh = weightsToStateDict(randomWeights(99, H, 24, 3), 'model.moe_model.');
+    for (const [k, v] of fresh) { dict.get(k)!.dispose(); dict.set(k, v); }
+    loadStateDict(model, dict);
+    expect(readWeights(moe)).toEqual(randomWeights(99, H, 24, 3));
+    tf.dispose([...dict.values()]);
+
+    const batch = makeBatch(model, FEATURES);
+    const variables = moe.trainableVariables();
+    expect(model.trainableVariables().length).toBeGreaterThan(variables.length);
+    const { value, grads } = tf.variableGrads(() => model.loss(batch), variables);
+    expect(Number.isFinite(value.dataSync()[0])).toBe(true);
+    for (const v of variables) expect(tf.max(tf.abs(grads[v.name])).dataSync()[0]).toBeGreaterThan(0);
+    tf.dispose([value, ...Object.values(grads)]);
+    moe.setStage(1);
+    expect(model.trainableVariables().some((v) => variables.includes(v))).toBe(false);
+    handle.remove();
+    expect(model.namedParameters().some(([k]) => k.startsWith('model.moe_model.'))).toBe(false);
+    disposeBatch(batch);
+    moe.dispose();
+    model.dispose();
+  });
+
+  it('generation with the KV cache equals full re-runs (the MoE sees only the prompt), without leaks', () => {
+    const model = tinyHost();
+    const moe = tinyMoE();
+    const handle = model.addHooks(parrotHooks(moe));
+    const images = tf.randomUniform([1, 8, 8, 3], 0, 1, 'float32', 5) as tf.Tensor4D;
+    const prompt = '<image>\nWhat is this?';
+    const count = tf.memory().numTensors;
+    const cached = model.generate(prompt, images, { maxNewTokens: 2, useCache: true });
+    const full = model.generate(prompt, images, { maxNewTokens: 2, useCache: false });
+    expect(tf.memory().numTensors).toBe(count);
+    expect(cached.tokenIds).toEqual(full.tokenIds);
+    expect(cached.tokenIds[0].length).toBeGreaterThan(0);
+    handle.remove();
+    images.dispose();
+    moe.dispose();
+    model.dispose();
+  });
+});
