@@ -288,6 +288,45 @@ describe('HostMLLM', () => {
     model.dispose();
   });
 
+  // each loss evaluation costs ~1.5 s on software WebGPU
+  it.skipIf(currentBackend() === 'webgpu')('loss gradients agree with central differences (embedding, projector, vision, attention)', () => {
+    const model = tinyHost(14);
+    const { batch, images } = twoImageBatch(model);
+    const params = new Map(model.namedParameters());
+    const probes: Array<[string, number]> = [
+      ['model.embed_tokens.weight', model.tokenizer.imStartId * 16 + 3],
+      ['model.mm_projector.0.weight', 5],
+      ['model.vision_tower.embeddings.patch_embedding.weight', 7],
+      ['model.layers.0.self_attn.k_proj.weight', 11],
+      ['model.vision_tower.embeddings.class_embedding', 2],
+    ];
+    const variables = probes.map(([n]) => params.get(n)!.variable.read() as tf.Variable);
+    const { value, grads } = tf.variableGrads(() => model.loss(batch), variables);
+    const h = 1e-2;
+    probes.forEach(([name], i) => {
+      const variable = variables[i];
+      const original = variable.clone();
+      const at = (delta: number) => {
+        const values = original.dataSync().slice();
+        values[probes[i][1]] += delta;
+        variable.assign(tf.tensor(values, original.shape));
+        const l = model.loss(batch);
+        const v = l.dataSync()[0];
+        l.dispose();
+        return v;
+      };
+      const numeric = (at(h) - at(-h)) / (2 * h);
+      variable.assign(original);
+      original.dispose();
+      const analytic = grads[variable.name].dataSync()[probes[i][1]];
+      expect(Math.abs(analytic - numeric), `${name}: analytic ${analytic} numeric ${numeric}`).toBeLessThan(2e-3 + 2e-2 * Math.abs(numeric));
+      expect(Math.abs(analytic), name).toBeGreaterThan(1e-5);
+    });
+    tf.dispose([value, images, ...Object.values(grads)]);
+    disposeBatch(batch);
+    model.dispose();
+  });
+
   it('rejects bad batches with clear errors', () => {
     const model = tinyHost(10);
     const ids = tf.tensor2d([[1, 2, 3]], [1, 3], 'int32');
