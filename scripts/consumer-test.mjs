@@ -1,0 +1,118 @@
+#!/usr/bin/env node
+/**
+ * Consumer install test: what a user gets from the registry, checked before publishing.
+ *
+ *   1. build the packages (turbo; skip with --skip-build),
+ *   2. `pnpm pack` every publishable package (so `workspace:*` becomes a real version),
+ *   3. create a fresh npm project in a temp dir OUTSIDE the workspace and `npm install` the tarballs,
+ *      the tfjs peers (@tensorflow/tfjs-core, -layers, -backend-cpu 4.22.0) and typescript 5.9.3,
+ *   4. run tests/consumer/esm.mjs (ESM named imports), tests/consumer/cjs.cjs (require) — both run
+ *      tests/consumer/checks.cjs: forward passes with output shapes, no leaks, gradients, and the
+ *      export round trip to the reference PyTorch layout for Parrot, Wings and VPG-C —
+ *   5. type-check tests/consumer/typed.ts with tsc (NodeNext, strict, skipLibCheck off) and run its
+ *      output; type-check it again with the legacy `node10` resolution + CommonJS.
+ *
+ * Usage: node scripts/consumer-test.mjs [--skip-build] [--keep] [--tarballs <dir>]
+ *   --tarballs <dir>  install the .tgz files already in <dir> (e.g. from `release:dry --out`) instead of packing
+ *   --keep            leave the temp project in place (its path is printed)
+ * Exit code 0 = every step passed.
+ */
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { listPublishablePackages, packPackages, run, step, timings } from './release-lib.mjs';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const args = process.argv.slice(2);
+const flag = (name) => args.includes(name);
+const option = (name) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+
+const PEERS = [
+  '@tensorflow/tfjs-core@4.22.0',
+  '@tensorflow/tfjs-layers@4.22.0',
+  '@tensorflow/tfjs-backend-cpu@4.22.0',
+  'typescript@5.9.3',
+  '@types/node@20',
+];
+/** tfjs 4.22's own declarations do not compile with skipLibCheck off (tfjs-layers under strict, `Long`). */
+const UPSTREAM_DECLARATION_ERRORS = /^node_modules\/@tensorflow\//;
+const FIXTURES = ['checks.cjs', 'esm.mjs', 'cjs.cjs', 'typed.ts', 'tsconfig.json'];
+
+const work = mkdtempSync(join(tmpdir(), 'mllm-consumer-'));
+if (!relative(root, work).startsWith('..')) throw new Error(`the consumer project must be outside the workspace, got ${work}`);
+let ok = false;
+try {
+  const packages = listPublishablePackages(root);
+  if (!flag('--skip-build') && !option('--tarballs')) {
+    step('build', () => run('pnpm', ['exec', 'turbo', 'run', 'build', '--filter=./packages/*'], { cwd: root }));
+  }
+  let tarballDir = option('--tarballs');
+  if (tarballDir) tarballDir = resolve(tarballDir);
+  else {
+    tarballDir = join(work, 'tarballs');
+    step('pnpm pack', () => packPackages(packages, tarballDir));
+  }
+  const tarballs = readdirSync(tarballDir).filter((f) => f.endsWith('.tgz')).map((f) => join(tarballDir, f));
+  for (const p of packages) {
+    const stem = p.name.replace(/^@/, '').replace('/', '-');
+    if (!tarballs.some((t) => t.endsWith(`/${stem}-${p.version}.tgz`))) throw new Error(`no tarball for ${p.name}@${p.version} in ${tarballDir}`);
+  }
+
+  const app = join(work, 'app');
+  mkdirSync(app);
+  writeFileSync(
+    join(app, 'package.json'),
+    JSON.stringify({ name: 'mllm-consumer-test', version: '0.0.0', private: true, type: 'module' }, null, 2),
+  );
+  for (const f of FIXTURES) copyFileSync(join(root, 'tests/consumer', f), join(app, f));
+  const writeJson = (file, value) => writeFileSync(join(app, file), JSON.stringify(value, null, 2));
+  writeJson('tsconfig.libcheck.json', { extends: './tsconfig.json', compilerOptions: { skipLibCheck: false, noEmit: true } });
+  writeJson('tsconfig.node10.json', {
+    extends: './tsconfig.json',
+    compilerOptions: { module: 'CommonJS', moduleResolution: 'node10', noEmit: true, ignoreDeprecations: '5.0' },
+  });
+
+  step('npm install (tarballs + tfjs peers + typescript)', () =>
+    run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error', ...tarballs, ...PEERS], { cwd: app }),
+  );
+  // The installed @mllm packages must be the tarballs (never a registry package of the same name).
+  for (const p of packages) {
+    const installed = JSON.parse(readFileSync(join(app, 'node_modules', p.name, 'package.json'), 'utf8'));
+    if (installed.version !== p.version) throw new Error(`${p.name}: installed ${installed.version}, packed ${p.version}`);
+    if (existsSync(join(app, 'node_modules', p.name, 'src'))) throw new Error(`${p.name}: the tarball contains src/`);
+  }
+  const nested = spawnSync('npm', ['ls', '--all', '--parseable'], { cwd: app, encoding: 'utf8' }).stdout ?? '';
+  const duplicates = nested.split('\n').filter((line) => /node_modules\/@mllm\/[^/]+\/node_modules\/@mllm\//.test(line));
+  if (duplicates.length) throw new Error(`nested copies of @mllm packages (version mismatch between tarballs):\n${duplicates.join('\n')}`);
+
+  step('ESM: node esm.mjs', () => run('node', ['esm.mjs'], { cwd: app }));
+  step('CommonJS: node cjs.cjs', () => run('node', ['cjs.cjs'], { cwd: app }));
+  step('TypeScript: tsc (NodeNext, strict) + run', () => {
+    run(join(app, 'node_modules/.bin/tsc'), ['-p', 'tsconfig.json'], { cwd: app });
+    run('node', ['out/typed.js'], { cwd: app });
+  });
+  step('TypeScript: tsc --noEmit with skipLibCheck off (our .d.ts files checked)', () => {
+    const result = spawnSync(join(app, 'node_modules/.bin/tsc'), ['-p', 'tsconfig.libcheck.json'], { cwd: app, encoding: 'utf8' });
+    const errors = (result.stdout ?? '').split('\n').filter((line) => /^\S.*: error TS\d+/.test(line));
+    const ours = errors.filter((line) => !UPSTREAM_DECLARATION_ERRORS.test(line));
+    console.log(`${errors.length - ours.length} errors inside @tensorflow's own declarations (upstream, ignored), ${ours.length} elsewhere`);
+    if (ours.length) throw new Error(`declaration errors:\n${ours.join('\n')}`);
+    if (result.status !== 0 && errors.length === 0) throw new Error(`tsc failed:\n${result.stdout}\n${result.stderr}`);
+  });
+  step('TypeScript: tsc --noEmit (node10 resolution, CommonJS)', () =>
+    run(join(app, 'node_modules/.bin/tsc'), ['-p', 'tsconfig.node10.json'], { cwd: app }),
+  );
+  ok = true;
+} finally {
+  console.log('\nconsumer test timings:');
+  for (const [name, seconds] of timings) console.log(`  ${seconds.toFixed(1).padStart(6)} s  ${name}`);
+  if (flag('--keep') || !ok) console.log(`consumer project kept at ${work}`);
+  else rmSync(work, { recursive: true, force: true });
+}
+console.log(ok ? 'consumer test: PASSED' : 'consumer test: FAILED');
+process.exitCode = ok ? 0 : 1;

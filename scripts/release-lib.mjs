@@ -1,0 +1,111 @@
+/**
+ * Helpers shared by scripts/release.mjs and scripts/consumer-test.mjs: the publishable packages,
+ * running commands (output streamed, failure = exception naming the command), timing steps,
+ * `pnpm pack` into a directory and inspecting what a tarball will publish.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, readdirSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** `[name, seconds]` of every finished step, in order. */
+export const timings = [];
+
+/** Run `fn` as a named step, print its name and duration. */
+export function step(name, fn) {
+  console.log(`\n--- ${name}`);
+  const start = performance.now();
+  try {
+    return fn();
+  } finally {
+    timings.push([name, (performance.now() - start) / 1000]);
+  }
+}
+
+/** Run a command, inheriting stdio (or capturing with `capture: true`); throws on a non-zero exit. */
+export function run(command, args, { cwd, capture = false, env } = {}) {
+  const result = spawnSync(command, args, {
+    cwd,
+    env: env ?? process.env,
+    stdio: capture ? ['ignore', 'pipe', 'pipe'] : 'inherit',
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  if (result.error) throw new Error(`${command} ${args.join(' ')} (in ${cwd}): ${result.error.message}`);
+  if (result.status !== 0) {
+    const output = capture ? `\n${result.stdout}\n${result.stderr}` : '';
+    throw new Error(`${command} ${args.join(' ')} (in ${cwd}) exited with ${result.status}${output}`);
+  }
+  return capture ? result.stdout : '';
+}
+
+/** Every non-private package under packages/: `{ name, version, dir, manifest }`, sorted by name. */
+export function listPublishablePackages(root) {
+  const base = join(root, 'packages');
+  return readdirSync(base)
+    .map((entry) => join(base, entry))
+    .filter((dir) => existsSync(join(dir, 'package.json')))
+    .map((dir) => ({ dir, manifest: JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) }))
+    .filter(({ manifest }) => !manifest.private)
+    .map(({ dir, manifest }) => ({ name: manifest.name, version: manifest.version, dir, manifest }))
+    .sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** The tarball name `pnpm pack` writes for a package. */
+export function tarballName(pkg) {
+  return `${pkg.name.replace(/^@/, '').replace('/', '-')}-${pkg.version}.tgz`;
+}
+
+/** `pnpm pack` every package into `destination` (rewrites `workspace:` ranges); returns the tarball paths. */
+export function packPackages(packages, destination) {
+  mkdirSync(destination, { recursive: true });
+  return packages.map((pkg) => {
+    run('pnpm', ['pack', '--pack-destination', destination], { cwd: pkg.dir, capture: true });
+    const path = join(destination, tarballName(pkg));
+    if (!existsSync(path)) throw new Error(`pnpm pack of ${pkg.name} did not write ${path}`);
+    return path;
+  });
+}
+
+/** File list of a tarball (paths without the leading `package/`). */
+export function tarballFiles(tarball) {
+  return run('tar', ['-tzf', tarball], { capture: true })
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => line.replace(/^package\//, ''));
+}
+
+/** The package.json inside a tarball. */
+export function tarballManifest(tarball) {
+  return JSON.parse(run('tar', ['-xzOf', tarball, 'package/package.json'], { capture: true }));
+}
+
+/**
+ * What must hold for a packed tarball: no `workspace:` range left, every path named by
+ * main/module/types/exports/bin present, README, no sources/tests/maps to sources outside dist.
+ * Returns a list of problems (empty = fine).
+ */
+export function checkTarball(pkg, tarball) {
+  const problems = [];
+  const files = new Set(tarballFiles(tarball));
+  const manifest = tarballManifest(tarball);
+  const text = JSON.stringify(manifest);
+  if (text.includes('workspace:')) problems.push('a `workspace:` range is left in package.json');
+  const targets = [];
+  const collect = (value) => {
+    if (typeof value === 'string') targets.push(value);
+    else if (value && typeof value === 'object') Object.values(value).forEach(collect);
+  };
+  collect([manifest.main, manifest.module, manifest.types, manifest.exports, manifest.bin]);
+  for (const target of targets) {
+    if (target.includes('*')) continue;
+    const path = target.replace(/^\.\//, '');
+    if (!files.has(path)) problems.push(`${target} (named in package.json) is not in the tarball`);
+  }
+  if (!files.has('README.md')) problems.push('README.md is missing');
+  if (!(manifest.files ?? []).includes('CHANGELOG.md')) problems.push('"files" does not include CHANGELOG.md');
+  for (const file of files) {
+    if (/\.test\.[cm]?[jt]s$/.test(file) || file.startsWith('src/')) problems.push(`${file} should not be published`);
+  }
+  if (manifest.version !== pkg.version) problems.push(`version ${manifest.version} differs from ${pkg.version}`);
+  return problems;
+}

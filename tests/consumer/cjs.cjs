@@ -1,0 +1,22 @@
+'use strict';
+// CommonJS consumer: require() of the packed packages (their `require` condition → dist/*.cjs).
+const tf = require('@tensorflow/tfjs-core');
+const core = require('@mllm/core');
+const { ParrotMoE, PARROT_CHECKPOINT_PREFIX } = require('@mllm/parrot');
+const { injectWings } = require('@mllm/wings');
+const vpgc = require('@mllm/vpgc');
+const { extractAnswer } = require('@mllm/eval');
+const { runChecks } = require('./checks.cjs');
+
+for (const name of ['@mllm/core', '@mllm/parrot', '@mllm/wings', '@mllm/vpgc', '@mllm/eval']) {
+  const resolved = require.resolve(name);
+  if (!resolved.endsWith(`${require('node:path').sep}dist${require('node:path').sep}index.cjs`)) {
+    throw new Error(`${name} resolved to ${resolved}, expected the CommonJS build dist/index.cjs`);
+  }
+}
+runChecks({ tf, core, parrot: { ParrotMoE, PARROT_CHECKPOINT_PREFIX }, wings: { injectWings }, vpgc, evaluation: { extractAnswer } }, 'cjs').catch(
+  (error) => {
+    console.error(error);
+    process.exit(1);
+  },
+);

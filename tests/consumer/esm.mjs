@@ -1,0 +1,24 @@
+// ESM consumer: named imports from the packed packages (their `import` condition → dist/*.js).
+import * as tf from '@tensorflow/tfjs-core';
+import * as core from '@mllm/core';
+import { ParrotMoE, PARROT_CHECKPOINT_PREFIX } from '@mllm/parrot';
+import { injectWings } from '@mllm/wings';
+import { QFormerVPG, VPGC, loadVPGStateDict, loadVPGCStateDict, vpgcStateDict, VPGC_REFERENCE_PREFIX } from '@mllm/vpgc';
+import { extractAnswer } from '@mllm/eval';
+import checks from './checks.cjs';
+
+for (const name of ['@mllm/core', '@mllm/parrot', '@mllm/wings', '@mllm/vpgc', '@mllm/eval']) {
+  const resolved = import.meta.resolve(name);
+  if (!resolved.endsWith('/dist/index.js')) throw new Error(`${name} resolved to ${resolved}, expected the ESM build dist/index.js`);
+}
+await checks.runChecks(
+  {
+    tf,
+    core,
+    parrot: { ParrotMoE, PARROT_CHECKPOINT_PREFIX },
+    wings: { injectWings },
+    vpgc: { QFormerVPG, VPGC, loadVPGStateDict, loadVPGCStateDict, vpgcStateDict, VPGC_REFERENCE_PREFIX },
+    evaluation: { extractAnswer },
+  },
+  'esm',
+);

@@ -1,0 +1,81 @@
+// TypeScript consumer: type-checked by `tsc` against the packed declaration files (strict,
+// skipLibCheck off), then the emitted JavaScript runs. The @ts-expect-error lines prove the
+// declarations are real types, not `any` (an unused @ts-expect-error is itself an error).
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend, setSeed, stateDict, saveSafetensors, loadSafetensors, type BackendChoice, type StateDict } from '@mllm/core';
+import { checkGradients } from '@mllm/core/testing';
+import { ParrotMoE, PARROT_CHECKPOINT_PREFIX, type ParrotMoEArgs, type ParrotMoEOutputs } from '@mllm/parrot';
+import { WingsLayer, type WingsConfig } from '@mllm/wings';
+import { QFormerVPG, VPGC, vpgcStateDict, type VPGCInputs } from '@mllm/vpgc';
+
+function expectShape(label: string, tensor: tf.Tensor, expected: number[]): void {
+  if (tensor.shape.join(',') !== expected.join(',')) throw new Error(`${label}: expected [${expected}], got [${tensor.shape}]`);
+}
+
+async function main(): Promise<void> {
+  const choice: BackendChoice = await initBackend('cpu');
+  setSeed(5);
+
+  const args: ParrotMoEArgs = { hiddenSize: 8, intermediateSize: 12, numExperts: 2 };
+  // @ts-expect-error hiddenSize is a number
+  const rejected: ParrotMoEArgs = { hiddenSize: '8', intermediateSize: 12, numExperts: 2 };
+  void rejected;
+  const moe = new ParrotMoE(args);
+  const visual = tf.randomNormal([1, 3, 8]) as tf.Tensor3D;
+  const text = tf.randomNormal([1, 2, 8]) as tf.Tensor3D;
+  const out: ParrotMoEOutputs = moe.forward({ visual, text });
+  const output: tf.Tensor3D = out.output;
+  expectShape('ParrotMoE', output, [1, 3, 8]);
+  tf.dispose([out.output, out.routingWeights, out.textAttention]);
+  const dict: StateDict = moe.stateDict(PARROT_CHECKPOINT_PREFIX);
+  const bytes: Uint8Array = saveSafetensors(dict);
+  const reloaded = new ParrotMoE(args);
+  reloaded.loadSafetensors(bytes);
+  tf.dispose([...dict.values()]);
+
+  // A gradient through the built output, checked by @mllm/core/testing's central differences.
+  const report = checkGradients((x: tf.Tensor) => tf.sum(tf.square(moe.forward({ visual: x as tf.Tensor3D, text }).output)), [visual], {
+    epsilon: 1e-2,
+    rtol: 5e-2,
+    atol: 5e-2,
+    label: 'ParrotMoE input gradient',
+  });
+  void report;
+
+  const wingsConfig: WingsConfig = { stage: 1, rank: 2 };
+  void wingsConfig;
+  const layer = new WingsLayer({ hiddenSize: 8, numHeads: 2, rank: 2, ropeTheta: 10000, stage: 1, routerMaxLength: 16 });
+  const layerDict: StateDict = stateDict(layer);
+  const layerKeys = [...layerDict.keys()];
+  if (!layerKeys.some((k) => k.startsWith('attn_pool.')) || !layerKeys.some((k) => k.startsWith('attn_t_pool.'))) {
+    throw new Error(`WingsLayer names: ${layerKeys}`);
+  }
+  tf.dispose([...layerDict.values()]);
+  layer.dispose();
+
+  const vpg = new QFormerVPG({
+    qformer: { hiddenSize: 8, numHiddenLayers: 1, numAttentionHeads: 2, intermediateSize: 16, encoderWidth: 6 },
+    numQueryTokens: 2,
+    llmHiddenSize: 10,
+  });
+  const vpgc = new VPGC({ vpg, updateLayer: 0 });
+  const inputs: VPGCInputs = {
+    hidden: tf.randomNormal([1, 4, 10]) as tf.Tensor3D,
+    lastPromptIndex: [3],
+    imageFeatures: tf.randomNormal([1, 5, 6]) as tf.Tensor3D,
+    imageToSample: [0],
+    imageSpans: [[{ imageIndex: 0, start: 1, length: 2 }]],
+  };
+  const residual: tf.Tensor3D = vpgc.addResidual(inputs);
+  expectShape('VPGC', residual, [1, 4, 10]);
+  const vpgcDict = vpgcStateDict(vpgc);
+  const names: string[] = [...vpgcDict.keys(), ...stateDict(vpg).keys()];
+  if (!names.includes('llama_model.model.llm_proj.weight')) throw new Error(`VPGC export names: ${names}`);
+  loadSafetensors(saveSafetensors(vpgcDict)).tensors.forEach((t) => t.dispose());
+  console.log(`[ts] ${choice.backend}: ParrotMoE [1,3,8], gradient check, WingsLayer, VPGC [1,4,10] — typed checks passed`);
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
