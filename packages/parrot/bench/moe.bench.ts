@@ -1,6 +1,6 @@
 /**
  * ParrotMoE benchmark: forward and forward+backward, achieved GFLOP/s, and the ratio to a plain
- * 2-D matMul of equal FLOPs on the same backend (`[N, D]·[D, 3·E·I]`).
+ * 2-D matMul rate on the same backend at equal FLOPs (see `plainMatMulGflops`).
  *
  *   npx tsx --tsconfig packages/parrot/bench/tsconfig.json packages/parrot/bench/moe.bench.ts \
  *     [--backends wasm,cpu,webgpu] [--sizes small,full] [--strategies separate,wide,stacked] [--repeats 2]
@@ -11,6 +11,7 @@
  * ask for it with `--backends cpu --sizes full`), `stacked` only on wasm at `small` (it is ~25× slower there).
  * webgpu runs when asked and available (through @mllm/core's `initBackend` when it provides one).
  *
+ * Baseline: the 3·E expert products as bare `tf.matMul`s of the same shapes (forward, no gradient).
  * FLOPs counted: forward = 3·E·2·N·D·I (expert matMuls) + 4·T·D (attention, pooling) + 2·D·E (router);
  * forward+backward = 3 × the expert matMuls (each matMul has two gradient matMuls) + the small terms.
  */
@@ -81,12 +82,21 @@ interface Row {
   trainMs: number; trainGflops: number; plainGflops: number;
 }
 
+/**
+ * The same backend's plain 2-D matMul rate at equal FLOPs: the 3·E expert products as bare
+ * `tf.matMul`s of the same shapes (`[B·N, D]·[D, I]` twice and `[B·N, I]·[I, D]` per expert).
+ */
 async function plainMatMulGflops(s: Size): Promise<number> {
-  const a = tf.randomNormal([s.N, s.D]) as tf.Tensor2D;
-  const b = tf.randomNormal([s.D, 3 * s.E * s.I]) as tf.Tensor2D;
-  const ms = await timeBest(async () => { const y = tf.matMul(a, b); await y.data(); y.dispose(); });
-  tf.dispose([a, b]);
-  return (2 * s.N * s.D * 3 * s.E * s.I) / (ms * 1e6);
+  const x = tf.randomNormal([s.B * s.N, s.D]) as tf.Tensor2D;
+  const h = tf.randomNormal([s.B * s.N, s.I]) as tf.Tensor2D;
+  const kernels = Array.from({ length: s.E }, () => [tf.randomNormal([s.D, s.I]), tf.randomNormal([s.D, s.I]), tf.randomNormal([s.I, s.D])] as tf.Tensor2D[]);
+  const ms = await timeBest(async () => {
+    const outs = kernels.flatMap(([g, u, d]) => [tf.matMul(x, g), tf.matMul(x, u), tf.matMul(h, d)]);
+    await Promise.all(outs.map((o) => o.data()));
+    tf.dispose(outs);
+  });
+  tf.dispose([x, h, ...kernels.flat()]);
+  return (3 * s.E * 2 * s.B * s.N * s.D * s.I) / (ms * 1e6);
 }
 
 async function benchOne(backend: string, s: Size, strategy: ExpertStrategy, plainGflops: number): Promise<Row> {
