@@ -5,7 +5,8 @@
  *   npx tsx packages/wings/bench/learners.bench.ts [--backends cpu,wasm] [--runs 5]
  *
  * Shapes: B = 1, L = 256 (64 image tokens at positions 16..79), H = 1024, 16 heads, r = 64,
- * router width 4096. FLOPs count the matMuls (2·m·k·n each); backward ≈ 2× forward.
+ * router width 4096. FLOPs count the matMuls (2·m·k·n each); backward ≈ 2× forward. Times are the
+ * best of `--runs` runs, interleaved with the reference matMul.
  */
 import '@tensorflow/tfjs';
 import * as tf from '@tensorflow/tfjs-core';
@@ -36,16 +37,24 @@ function forwardFlops(): { visual: number; textual: number; router: number; tota
   return { visual, textual, router, total: visual + textual + router };
 }
 
-async function time(fn: () => void, runs: number): Promise<number> {
-  fn(); // warm-up (kernel setup)
-  const samples: number[] = [];
+/**
+ * Best-of-`runs` wall times of `a` and `b`, interleaved (a, b, a, b, …) so both see the same machine
+ * load; the minimum is the least disturbed run.
+ */
+function timePair(a: () => void, b: () => void, runs: number): [number, number] {
+  a(); // warm-up (kernel and operator setup)
+  b();
+  let bestA = Infinity;
+  let bestB = Infinity;
   for (let i = 0; i < runs; i++) {
-    const start = performance.now();
-    fn();
-    samples.push(performance.now() - start);
+    let start = performance.now();
+    a();
+    bestA = Math.min(bestA, performance.now() - start);
+    start = performance.now();
+    b();
+    bestB = Math.min(bestB, performance.now() - start);
   }
-  samples.sort((a, b) => a - b);
-  return samples[Math.floor(samples.length / 2)];
+  return [bestA, bestB];
 }
 
 async function benchBackend(backend: string, runs: number): Promise<string[]> {
@@ -94,9 +103,8 @@ async function benchBackend(backend: string, runs: number): Promise<string[]> {
     ['forward', forward, flops.total],
     ['forward+backward', forwardBackward, 3 * flops.total],
   ] as const) {
-    const ms = await time(fn, runs);
     const reference = matMulFor(total);
-    const refMs = await time(reference.run, runs);
+    const [ms, refMs] = timePair(fn, reference.run, runs);
     reference.dispose();
     const gflops = total / ms / 1e6;
     const refGflops = reference.flops / refMs / 1e6;
@@ -115,7 +123,7 @@ async function main(): Promise<void> {
   const runs = Number(argument('runs', '5'));
   const f = forwardFlops();
   console.log(`Wings layer learners + router: B=${B}, L=${L} (${NI} image tokens), H=${H}, heads=${HEADS}, r=${R}, router width ${MAX_LENGTH}`);
-  console.log(`forward matMul FLOPs: visual ${(f.visual / 1e6).toFixed(0)}M, textual ${(f.textual / 1e6).toFixed(0)}M, router ${(f.router / 1e6).toFixed(1)}M; median of ${runs} runs`);
+  console.log(`forward matMul FLOPs: visual ${(f.visual / 1e6).toFixed(0)}M, textual ${(f.textual / 1e6).toFixed(0)}M, router ${(f.router / 1e6).toFixed(1)}M; best of ${runs} interleaved runs`);
   console.log('');
   console.log('| backend | pass | MFLOP | ms | GFLOP/s | 2-D matMul ms (equal FLOPs) | matMul GFLOP/s | ratio |');
   console.log('|---|---|---|---|---|---|---|---|');

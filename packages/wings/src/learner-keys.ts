@@ -135,7 +135,7 @@ export function buildReferenceTextualKeys(ctx: WingsForwardContext, systemPrompt
   }
   const flatEmbeddings = tf.reshape(ctx.inputEmbeddings, [B * L, H]); // [B·L, H]
   const source = tf.reshape(tf.gather(flatEmbeddings, tf.tensor1d(flatIndex, 'int32')), [B, Lk, H]) as tf.Tensor3D; // [B, Lk, H]
-  const causalByColumn = tf.lessEqual(tf.range(0, Lk, 1, 'int32').reshape([1, 1, Lk]), tf.range(0, L, 1, 'int32').reshape([1, L, 1])); // [1, L, Lk]: j ≤ t
+  const causalByColumn = tf.lessEqual(tf.reshape(tf.range(0, Lk, 1, 'int32'), [1, 1, Lk]), tf.reshape(tf.range(0, L, 1, 'int32'), [1, L, 1])); // [1, L, Lk]: j ≤ t
   const columnValid = tf.notEqual(tf.reshape(tf.slice(ctx.attentionMask, [0, 0], [B, Lk]), [B, 1, Lk]), 0); // [B, 1, Lk]
   const rows = tf.notEqual(tf.tensor3d(rowValid, [B, L, 1]), 0); // [B, L, 1]
   const attendMask = tf.logicalAnd(tf.logicalAnd(causalByColumn, columnValid), rows) as tf.Tensor3D; // [B, L, Lk]
