@@ -113,17 +113,29 @@ function checkParrot(libs, log) {
   return (async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mllm-parrot-export-'));
     try {
-      // A foreign tensor in the same checkpoint (the LLM's) must be ignored by the prefix filter.
-      const llm = tf.ones([2, 2]);
-      const saved = await core.saveShardedCheckpoint(dir, [['model.embed_tokens.weight', llm], ...exported], { maxShardBytes: 600 });
-      llm.dispose();
-      if (saved.shardFiles.length < 2) fail(`ParrotMoE export: expected several shards, got ${saved.shardFiles}`);
+      // The recipe of docs/scaling-out.md: a host checkpoint without MoE tensors (sharded, with an
+      // index), the MoE written as an extra shard and registered in the index.
+      const llm = [['model.embed_tokens.weight', tf.ones([4, 8])], ['model.norm.weight', tf.ones([8])]];
+      const base = await core.saveShardedCheckpoint(dir, llm, { maxShardBytes: 100 });
+      tf.dispose(llm.map(([, t]) => t));
+      if (base.shardFiles.length < 2) fail(`expected a sharded base checkpoint, got ${base.shardFiles}`);
+      const shard = 'model-mllm-moe.safetensors';
+      await core.writeSafetensorsFile(path.join(dir, shard), exported, { format: 'pt' });
+      const indexPath = path.join(dir, 'model.safetensors.index.json');
+      const index = JSON.parse(fs.readFileSync(indexPath, 'utf8'));
+      const dataBytes = [...exported.values()].reduce((n, t) => n + 4 * t.size, 0);
+      for (const name of exported.keys()) index.weight_map[name] = shard;
+      index.metadata = { ...index.metadata, total_size: (index.metadata?.total_size ?? 0) + dataBytes };
+      fs.writeFileSync(indexPath, JSON.stringify(index, null, 2));
       core.setSeed(99);
       const fresh = new ParrotMoE(args);
       const differs = fresh.forward({ visual, text, textMask });
       if (maxAbsDiff(tf, differs.output, reference.output) === 0) fail('ParrotMoE: a fresh module already matches (test cannot fail)');
       tf.dispose([differs.output, differs.routingWeights, differs.textAttention]);
       const loaded = await core.loadShardedCheckpoint(dir, { filter: (n) => n.startsWith(PARROT_CHECKPOINT_PREFIX) });
+      if (loaded.tensors.size !== expected.size || loaded.weightMap.size !== expected.size + 2) {
+        fail(`ParrotMoE export: re-loaded ${loaded.tensors.size} MoE tensors of ${loaded.weightMap.size} in the index`);
+      }
       fresh.loadStateDict(loaded.tensors, { prefix: PARROT_CHECKPOINT_PREFIX, strict: true });
       disposeMap(loaded.tensors);
       const again = fresh.forward({ visual, text, textMask });
@@ -138,7 +150,7 @@ function checkParrot(libs, log) {
       moe.dispose();
       tf.dispose([visual, text, textMask, weights]);
     }
-    log('parrot: forward [2,5,8], no leak, parameter + input gradients, sharded reference export round trip');
+    log('parrot: forward [2,5,8], no leak, parameter + input gradients, export appended to a sharded HF checkpoint, round trip');
   })();
 }
 
@@ -212,6 +224,15 @@ async function checkWings(libs, log) {
   }
   if (!exported.has('model.layers.1.attn_pool.q_proj.weight') && ![...exported.keys()].some((k) => k.startsWith('model.layers.1.attn_pool.'))) {
     fail(`Wings export: no model.layers.1.attn_pool.* key in [${[...exported.keys()]}]`);
+  }
+  // docs/scaling-out.md's Wings recipe: the host's own state dict filtered to adapter + projector.
+  const documented = /^model\.mm_projector\.|^model\.layers\.\d+\.(attn_pool|attn_t_pool|reweight_module)\./;
+  const hostTensors = core.stateDict(host);
+  const filtered = [...hostTensors.keys()].filter((name) => documented.test(name));
+  disposeMap(hostTensors);
+  const projectorKeys = filtered.filter((name) => name.startsWith('model.mm_projector.'));
+  if (filtered.length !== exported.size + 4 || projectorKeys.length !== 4 || ![...exported.keys()].every((k) => filtered.includes(k))) {
+    fail(`Wings export recipe: host keys [${filtered}] do not match the adapter's [${[...exported.keys()]}] + 4 projector keys`);
   }
   const bytes = core.saveSafetensors(exported, { format: 'pt' });
   disposeMap(exported);
