@@ -1,31 +1,20 @@
 /**
- * The parts of the host MLLM hook contract (`@mllm/core` `model/hooks.ts`) that VPG-C uses, written
- * structurally so this package type-checks against the host without importing its internals. A host
- * `ForwardContext` / `DecoderHooks` is assignable to these.
+ * The parts of the host MLLM hook contract (`@mllm/core` `model/hooks.ts`) that VPG-C uses. Narrowed
+ * with `Pick` so the hook can also run on any host (or test loop) that provides just these fields;
+ * a host `ForwardContext` / `HostMLLM` is assignable to them.
  */
 import type * as tf from '@tensorflow/tfjs-core';
-import type { Module } from '@mllm/core';
+import type { ForwardContext, ImageSpan, Module } from '@mllm/core';
 
-/** Positions of one image's tokens in the spliced sequence. */
-export interface ImageSpan {
-  imageIndex: number;
-  start: number;
-  length: number;
-}
+export type { ImageSpan };
 
-/** What VPG-C reads from the host's forward context. */
-export interface VPGCForwardContext {
-  /** Per sample, in order; `imageIndex` indexes `imageFeatures`. */
-  imageSpans: ImageSpan[][];
-  /** `[numImages]` sample of each image. */
-  imageToSample: number[];
-  /** `[numImages, Nv, Dv]` vision-encoder features fed to the VPG (before `ln_vision`). */
-  imageFeatures: tf.Tensor3D | null;
-  /** `[B]` index of the last prompt token (the guidance token). */
-  lastPromptIndex: number[];
-  /** True for the full forward / generation prefill; false on cached decode steps. */
-  isPrefill: boolean;
-}
+/**
+ * What VPG-C reads from the host's forward context: `imageSpans` (per sample; `imageIndex` indexes
+ * `imageFeatures`), `imageToSample` `[numImages]`, `imageFeatures` `[numImages, Nv, Dv]` (vision
+ * features fed to the VPG, before `ln_vision`), `lastPromptIndex` `[B]` (the guidance token) and
+ * `isPrefill` (false on cached decode steps).
+ */
+export type VPGCForwardContext = Pick<ForwardContext, 'imageSpans' | 'imageToSample' | 'imageFeatures' | 'lastPromptIndex' | 'isPrefill'>;
 
 /** The hook object VPG-C hands to `addHooks` (a subset of the host's `DecoderHooks`). */
 export interface VPGCDecoderHooks {
