@@ -25,7 +25,7 @@ export interface AttachVPGCConfig {
 export interface AttachedVPGC {
   vpgc: VPGC;
   hooks: VPGCDecoderHooks;
-  /** Detach the hook (the VPGC is not disposed). */
+  /** Detach the hook (the VPGC is not disposed; the host stays frozen: call `setTrainable(true)` to undo). */
   remove(): void;
 }
 
