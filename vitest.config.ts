@@ -56,6 +56,11 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    // Test files share a worker's module cache: tfjs, the wasm module and the WebGPU device (with
+    // its compiled shader pipelines) are loaded once per worker instead of once per file, which
+    // makes the suite ~3-4× faster. The setup file still runs before every file and re-selects
+    // the project's backend, so a file that switches backends cannot affect the next one.
+    isolate: false,
     reporters: [here('./packages/core/src/testing/vitest-backend-reporter.ts')],
     projects: [
       backendProject('cpu'),

@@ -70,8 +70,10 @@ export async function ensureVulkanLoader(): Promise<{ ok: boolean; note: string 
  * Provides `navigator.gpu` in Node via Dawn when it does not exist yet: sets
  * `VK_ICD_FILENAMES` to SwiftShader when unset and available, loads a Vulkan loader, imports
  * `webgpu`, installs its globals (`GPUBufferUsage`, …) and assigns `navigator.gpu`.
+ * @param dawnOptions options for `create()` of the `webgpu` package, e.g.
+ *   `enable-dawn-features=disable_workgroup_init`; used only when `navigator.gpu` is created here
  */
-export async function ensureNodeNavigatorGpu(): Promise<NodeGpuSetup> {
+export async function ensureNodeNavigatorGpu(dawnOptions: readonly string[] = []): Promise<NodeGpuSetup> {
   const existing = (globalThis as { navigator?: { gpu?: WebGpuLike } }).navigator?.gpu;
   if (existing) return { ok: true, gpu: existing, createdByUs: false, notes: ['navigator.gpu provided by the host'] };
   const notes: string[] = [];
@@ -94,7 +96,7 @@ export async function ensureNodeNavigatorGpu(): Promise<NodeGpuSetup> {
     for (const [key, value] of Object.entries(dawn.module.globals)) {
       if (!(key in globalThis)) (globalThis as Record<string, unknown>)[key] = value;
     }
-    gpu = dawn.module.create([]);
+    gpu = dawn.module.create([...dawnOptions]);
   } catch (error) {
     return { ok: false, why: `Dawn failed to start: ${firstLine(error)}` };
   }
@@ -176,7 +178,8 @@ let sleepCell: Int32Array | undefined;
 
 /**
  * Maps `buffer` for reading and blocks until it is mapped, by calling Dawn's event processing in a
- * loop with 20 µs pauses (the GPU, here SwiftShader, works on its own threads meanwhile).
+ * loop with pauses growing from 20 µs to 2 ms (the GPU, here SwiftShader, works on its own threads
+ * meanwhile; backing off leaves them the CPU on small machines).
  * @throws when Dawn's tick was not captured, the mapping fails, or it takes over 120 s
  */
 export function waitForMapping(buffer: WebGpuBufferLike, mapModeRead: number): void {
@@ -191,12 +194,14 @@ export function waitForMapping(buffer: WebGpuBufferLike, mapModeRead: number): v
     failure = error;
   });
   const start = Date.now();
+  let pauseMs = 0.02;
   while (buffer.mapState === 'pending') {
     tick();
     if (buffer.mapState !== 'pending') break;
     if (Date.now() - start > MAP_READ_TIMEOUT_MS) throw new Error('webgpu synchronous read: mapping timed out after 120 s');
     sleepCell ??= new Int32Array(new SharedArrayBuffer(4));
-    Atomics.wait(sleepCell, 0, 0, 0.02);
+    Atomics.wait(sleepCell, 0, 0, pauseMs);
+    pauseMs = Math.min(pauseMs * 1.5, 2);
   }
   if (buffer.mapState !== 'mapped') {
     throw new Error(`webgpu synchronous read: mapping failed (${failure === undefined ? buffer.mapState : firstLine(failure)})`);

@@ -50,14 +50,14 @@ export function describeAdapter(adapter: WebGpuAdapterSummary): string {
 }
 
 /** Finds `navigator.gpu` (creating it through Dawn in Node) and asks it for an adapter. */
-async function findAdapter(): Promise<
+async function findAdapter(dawnOptions: readonly string[]): Promise<
   { ok: true; adapter: WebGpuAdapterSummary; createdByUs: boolean; notes: string[] } | { ok: false; why: string }
 > {
   let gpu: WebGpuLike | undefined;
   let createdByUs = false;
   let notes: string[] = [];
   if (isNodeRuntime()) {
-    const setup = await ensureNodeNavigatorGpu();
+    const setup = await ensureNodeNavigatorGpu(dawnOptions);
     if (!setup.ok) return { ok: false, why: setup.why };
     ({ gpu, createdByUs, notes } = setup);
   } else {
@@ -118,9 +118,14 @@ function registerWebGpuFactory(module: WebGpuModule): void {
 /**
  * Starts the webgpu backend.
  * @param options.allowFallbackAdapter use a software adapter (true when asked for by name)
+ * @param options.dawnOptions Node only: options for Dawn's `create()` when `navigator.gpu` is created
  */
-export async function startWebGpuBackend(options: { allowFallbackAdapter: boolean; verbose: boolean }): Promise<WebGpuStartResult> {
-  const found = await findAdapter();
+export async function startWebGpuBackend(options: {
+  allowFallbackAdapter: boolean;
+  verbose: boolean;
+  dawnOptions?: readonly string[];
+}): Promise<WebGpuStartResult> {
+  const found = await findAdapter(options.dawnOptions ?? []);
   if (!found.ok) return { ok: false, why: found.why };
   const { adapter, createdByUs, notes } = found;
   const adapterText = describeAdapter(adapter);

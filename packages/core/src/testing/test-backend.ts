@@ -47,12 +47,14 @@ export interface Tolerance {
  * Default tolerances for comparing float32 tfjs results with float64 references.
  * cpu and tensorflow compute in float32 in a fixed order; wasm (XNNPACK) reorders and fuses
  * multiply-adds; WebGPU accumulates in a different order with its own transcendental functions.
+ * Measured here (values in [-1, 1], [16,64]·[64,24] matMul): max |error| 6e-7 on cpu, 1.6e-6 on
+ * wasm and webgpu; tanh/exp relative error ~1e-7 on cpu/wasm, up to 2.4e-6 on webgpu (SwiftShader).
  */
 export const BACKEND_TOLERANCES: Readonly<Record<BackendName, Tolerance>> = {
-  cpu: { rtol: 1e-5, atol: 1e-6 },
-  tensorflow: { rtol: 1e-5, atol: 1e-6 },
-  wasm: { rtol: 1e-5, atol: 1e-6 },
-  webgpu: { rtol: 1e-5, atol: 1e-5 },
+  cpu: { rtol: 1e-5, atol: 1e-5 },
+  tensorflow: { rtol: 1e-5, atol: 1e-5 },
+  wasm: { rtol: 1e-5, atol: 1e-5 },
+  webgpu: { rtol: 2e-5, atol: 2e-5 },
 };
 
 /** The default tolerance of `backend` (the current test backend when omitted). */
