@@ -66,9 +66,9 @@ export function accurateSinCos(angle: tf.Tensor): { sin: tf.Tensor; cos: tf.Tens
     const odd = tf.equal(tf.mod(quadrant, 2), 1);
     const sinBase = tf.where(odd, c, s);
     const cosBase = tf.where(odd, s, c);
-    const sinSign = tf.where(tf.greaterEqual(quadrant, 2), tf.onesLike(k).neg(), tf.onesLike(k));
+    const sinSign = tf.where(tf.greaterEqual(quadrant, 2), tf.neg(tf.onesLike(k)), tf.onesLike(k));
     const cosNegative = tf.logicalOr(tf.equal(quadrant, 1), tf.equal(quadrant, 2));
-    const cosSign = tf.where(cosNegative, tf.onesLike(k).neg(), tf.onesLike(k));
+    const cosSign = tf.where(cosNegative, tf.neg(tf.onesLike(k)), tf.onesLike(k));
     return { sin: tf.mul(sinBase, sinSign), cos: tf.mul(cosBase, cosSign) };
   });
 }

@@ -12,10 +12,13 @@ export const MASKED_LOGIT = -1e9;
 export function maskedSoftmax(logits: tf.Tensor, mask?: tf.Tensor | null, axis = -1): tf.Tensor {
   if (!mask) return axis === -1 || axis === logits.rank - 1 ? tf.softmax(logits) : softmaxAlong(logits, axis);
   return tf.tidy(() => {
-    const keep = mask.dtype === 'bool' ? mask : tf.notEqual(mask, 0);
-    const filled = tf.where(keep, logits, tf.fill(logits.shape, MASKED_LOGIT)); // same shape as logits
+    const keep = tf.cast(mask.dtype === 'bool' ? mask : tf.notEqual(mask, 0), 'float32'); // broadcastable, 1 = keep
+    // Additive bias instead of `where`: `where` tiles a broadcast mask to the full logits shape
+    // (≈12× slower on wasm for [B, 1, L, L] against [B, h, L, L]); `add` broadcasts natively.
+    const bias = tf.mul(tf.sub(1, keep), MASKED_LOGIT); // 0 where kept, MASKED_LOGIT elsewhere
+    const filled = tf.add(logits, bias);
     const probs = axis === -1 || axis === logits.rank - 1 ? tf.softmax(filled) : softmaxAlong(filled, axis);
-    return tf.mul(probs, tf.cast(keep, 'float32'));
+    return tf.mul(probs, keep); // all-masked rows → exactly 0
   });
 }
 
