@@ -76,7 +76,13 @@ export interface McqSample {
 }
 
 /** One random question in `language` about a fresh scene of `size`×`size` pixels. */
-export function makeSample(rng: () => number, language: Language, size: number, kind?: QuestionKind): McqSample {
+export function makeSample(
+  rng: () => number,
+  language: Language,
+  size: number,
+  kind?: QuestionKind,
+  options: { shuffleOptions?: boolean } = {},
+): McqSample {
   const t = TEMPLATES[language];
   const questionKind = kind ?? pick(rng, QUESTION_KINDS);
   const shape = pick(rng, SHAPES);
@@ -104,9 +110,10 @@ export function makeSample(rng: () => number, language: Language, size: number, 
       all = POSITIONS.map((p) => t.position[p]);
       break;
   }
-  const options = shuffle(rng, all) as McqSample['options'];
-  const answer = LETTERS[options.indexOf(correct)];
-  return { language, kind: questionKind, question: t.question[questionKind], options, answer, scene };
+  // Canonical order (MMMB keeps one option order per question) unless shuffling is asked for.
+  const ordered = (options.shuffleOptions ? shuffle(rng, all) : all) as McqSample['options'];
+  const answer = LETTERS[ordered.indexOf(correct)];
+  return { language, kind: questionKind, question: t.question[questionKind], options: ordered, answer, scene };
 }
 
 /** Draw a language for a training mix, e.g. `{ en: 0.9, zh: 0.02, ... }`. */
@@ -118,6 +125,16 @@ export function pickLanguage(rng: () => number, mix: Record<Language, number>): 
     if (u < 0) return l;
   }
   return 'en';
+}
+
+/** Every text the templates can produce (to build a character vocabulary). */
+export function templateTexts(): string[] {
+  const out: string[] = [...LETTERS, '. ', '\n'];
+  for (const l of LANGUAGES) {
+    const t = TEMPLATES[l];
+    out.push(...Object.values(t.question), ...Object.values(t.colour), ...Object.values(t.shape), ...t.count, ...Object.values(t.position));
+  }
+  return out;
 }
 
 /** The English-heavy mix Parrot was made for: 90 % English, the rest split evenly. */

@@ -9,12 +9,15 @@ export type Colour = (typeof COLOURS)[number];
 export type Shape = (typeof SHAPES)[number];
 export type Position = (typeof POSITIONS)[number];
 
+// 8-bit values (k/255), so a scene survives the PNG round trip of the MMMB file exactly.
+const byte = (v: number) => Math.round(v * 255) / 255;
 const RGB: Record<Colour, [number, number, number]> = {
-  red: [0.9, 0.1, 0.1],
-  green: [0.1, 0.8, 0.2],
-  blue: [0.15, 0.25, 0.95],
-  yellow: [0.95, 0.9, 0.1],
+  red: [byte(0.9), byte(0.1), byte(0.1)],
+  green: [byte(0.1), byte(0.8), byte(0.2)],
+  blue: [byte(0.15), byte(0.25), byte(0.95)],
+  yellow: [byte(0.95), byte(0.9), byte(0.1)],
 };
+const BACKGROUND = byte(0.12);
 
 export interface SceneObject {
   shape: Shape;
@@ -52,7 +55,7 @@ function covers(o: SceneObject, px: number, py: number): boolean {
 
 /** Draw objects on a dark grey background. */
 export function renderScene(size: number, objects: SceneObject[]): Scene {
-  const pixels = new Float32Array(size * size * 3).fill(0.12);
+  const pixels = new Float32Array(size * size * 3).fill(BACKGROUND);
   for (const o of objects) {
     const [r, g, b] = RGB[o.colour];
     for (let py = 0; py < size; py++) {

@@ -1,0 +1,192 @@
+/**
+ * The two training recipes, run with the same budget and seeds:
+ *
+ *   stage 1 (shared): the whole host MLLM learns the task in English only — it plays the part of
+ *     the English-centric pretrained MLLM (CLIP + LLM + aligned projector) Parrot starts from.
+ *   stage 2, baseline: instruction tuning of LLM + projector on the English-heavy multilingual mix.
+ *   stage 2, Parrot:   the same, plus ParrotMoE (stage 2 of the paper: MoE on and trained).
+ *
+ * The vision tower is frozen in stage 2, as in both papers' recipes.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import {
+  AdamW, HostMLLM, Trainer, applyTrainingStage, cosineScheduleWithWarmup, createRng, disposeBatch, loadStateDict,
+  setSeed, stateDict, type MultimodalBatch, type StateDict, type Tokenizer,
+} from '@mllm/core';
+import { ParrotMoE, parrotHooks } from '@mllm/parrot';
+import { ENGLISH_HEAVY_MIX, LANGUAGES, type Language } from './questions.js';
+import { CHAT_OPTIONS, trainingBatch } from './dataset.js';
+
+export interface ExampleConfig {
+  imageSize: number;
+  batchSize: number;
+  stage1Steps: number;
+  stage2Steps: number;
+  stage1Lr: number;
+  stage2Lr: number;
+  moeLr: number;
+  numExperts: number;
+}
+
+export const DEFAULT_CONFIG: ExampleConfig = {
+  imageSize: 16,
+  batchSize: 8,
+  stage1Steps: 45,
+  stage2Steps: 50,
+  stage1Lr: 3e-3,
+  stage2Lr: 2e-3,
+  moeLr: 2e-3,
+  numExperts: 6,
+};
+
+export const ENGLISH_ONLY: Record<Language, number> = { en: 1, zh: 0, pt: 0, ar: 0, tr: 0, ru: 0 };
+
+/** The host MLLM of the example (tiny: 2 layers, 64 wide; 16×16 images in 4×4 patches + CLS). */
+export function buildHost(tokenizer: Tokenizer, config: ExampleConfig): HostMLLM {
+  return new HostMLLM({
+    config: {
+      text: { vocabSize: tokenizer.vocabSize, hiddenSize: 64, numLayers: 2, numHeads: 4, intermediateSize: 128, maxLength: 256 },
+      vision: {
+        imageSize: config.imageSize, patchSize: 4, hiddenSize: 32, numLayers: 1, numHeads: 2, intermediateSize: 64,
+        selectFeature: 'cls_patch', // Parrot's MoE reads the projected CLS token (row 0)
+      },
+    },
+    tokenizer,
+  });
+}
+
+export interface StepReport {
+  step: number;
+  loss: number;
+  lr: number;
+  gradNorm: number;
+  stepTime: number;
+}
+
+async function train(args: {
+  model: HostMLLM;
+  stageName: string;
+  trainable: Array<string | import('@mllm/core').Module>;
+  frozen?: string[];
+  steps: number;
+  lr: number;
+  groups?: Array<{ name: string; select: Array<string | import('@mllm/core').Module>; lr: number }>;
+  mix: Record<Language, number>;
+  seed: number;
+  tokenizer: Tokenizer;
+  config: ExampleConfig;
+  onStep: (report: StepReport) => void;
+}): Promise<void> {
+  applyTrainingStage(args.model, { name: args.stageName, trainable: args.trainable, frozen: args.frozen });
+  const optimizer = new AdamW(args.model, {
+    lr: args.lr,
+    weightDecay: 0,
+    groups: args.groups?.map((g) => ({ name: g.name, params: g.select, lr: g.lr })),
+  });
+  const schedule = cosineScheduleWithWarmup({ warmupSteps: Math.max(1, Math.round(args.steps * 0.05)), totalSteps: args.steps });
+  const trainer = new Trainer({ model: args.model, optimizer, schedule, maxGradNorm: 1.0, rng: args.seed, progress: false });
+  const rng = createRng(args.seed);
+  let current = null as MultimodalBatch | null;
+  try {
+    await trainer.fit({
+    steps: args.steps,
+    batches: () => {
+      if (current) disposeBatch(current);
+      current = trainingBatch(rng, args.tokenizer, args.config.batchSize, args.config.imageSize, args.mix);
+      return current;
+    },
+    lossFn: (batch) => args.model.loss(batch),
+      onStep: (m) => args.onStep({ step: m.step, loss: m.loss, lr: m.lr, gradNorm: m.gradNorm, stepTime: m.stepTime }),
+    });
+  } finally {
+    if (current) disposeBatch(current);
+    optimizer.dispose?.();
+  }
+}
+
+/** Stage 1 for one seed; returns the weights every stage 2 starts from. */
+export async function runStage1(seed: number, tokenizer: Tokenizer, config: ExampleConfig, onStep: (r: StepReport) => void): Promise<StateDict> {
+  setSeed(seed);
+  const model = buildHost(tokenizer, config);
+  try {
+    await train({
+      model, stageName: 'stage1-english', trainable: ['model', 'lm_head'], steps: config.stage1Steps, lr: config.stage1Lr,
+      mix: ENGLISH_ONLY, seed, tokenizer, config, onStep,
+    });
+    return stateDict(model);
+  } finally {
+    model.dispose();
+  }
+}
+
+export type RecipeName = 'baseline' | 'parrot';
+
+export interface Stage2Result {
+  model: HostMLLM;
+  moe: ParrotMoE | null;
+  /** Routing weights captured during evaluation, per language (Parrot only). */
+  routing: Map<Language, number[][]>;
+  /** Set before a held-out question runs, so captured routing weights are filed under its language. */
+  setCurrentLanguage(language: Language | undefined): void;
+}
+
+/** Stage 2 of a recipe, from the stage-1 weights. The caller disposes `model` (and `moe`). */
+export async function runStage2(
+  recipe: RecipeName,
+  seed: number,
+  stage1: StateDict,
+  tokenizer: Tokenizer,
+  config: ExampleConfig,
+  onStep: (r: StepReport) => void,
+): Promise<Stage2Result> {
+  setSeed(seed * 1000 + 7);
+  const model = buildHost(tokenizer, config);
+  loadStateDict(model, stage1);
+  let moe: ParrotMoE | null = null;
+  const routing = new Map<Language, number[][]>(LANGUAGES.map((l) => [l, []]));
+  let currentLanguage: Language | undefined;
+  if (recipe === 'parrot') {
+    moe = new ParrotMoE({ hiddenSize: 64, intermediateSize: 64, numExperts: config.numExperts, moeWeight: 0.1 });
+    model.addHooks(
+      parrotHooks(moe, {
+        onForward: ({ routingWeights }) => {
+          if (currentLanguage) routing.get(currentLanguage)!.push(...(routingWeights.arraySync() as number[][]));
+        },
+      }),
+    );
+  }
+  await train({
+    model, stageName: `stage2-${recipe}`, trainable: ['model', 'lm_head'], frozen: ['model.vision_tower'],
+    steps: config.stage2Steps, lr: config.stage2Lr,
+    groups: moe ? [{ name: 'moe', select: [moe], lr: config.moeLr }] : undefined,
+    mix: ENGLISH_HEAVY_MIX, seed: seed + 1, tokenizer, config, onStep,
+  });
+  for (const [, p] of model.namedParameters()) p.variable.trainable = false;
+  return { model, moe, routing, setCurrentLanguage: (l) => (currentLanguage = l) };
+}
+
+/** Greedy answer and option-letter scores on one image, without a system turn (as trained). */
+export function evalModelOf(model: HostMLLM, onQuestion?: (language: string | undefined) => void) {
+  const pixelsOf = (images: readonly tf.Tensor3D[]) => (images.length ? (tf.stack(images as tf.Tensor3D[]) as tf.Tensor4D) : null);
+  const prefix = (images: readonly tf.Tensor3D[]) => '<image>'.repeat(images.length) + (images.length ? '\n' : '');
+  return {
+    name: 'host',
+    generate(prompt: string, images: readonly tf.Tensor3D[]): string {
+      const pixels = pixelsOf(images);
+      try {
+        return model.generate(prefix(images) + prompt, pixels, { maxNewTokens: 3, ...CHAT_OPTIONS }).texts[0];
+      } finally {
+        pixels?.dispose();
+      }
+    },
+    scoreOptions(prompt: string, images: readonly tf.Tensor3D[], options: readonly { letter: string }[]): number[] {
+      const pixels = pixelsOf(images);
+      try {
+        return model.scoreOptions(prefix(images) + prompt, pixels, options.map((o) => o.letter), CHAT_OPTIONS);
+      } finally {
+        pixels?.dispose();
+      }
+    },
+    onQuestion,
+  };
+}
