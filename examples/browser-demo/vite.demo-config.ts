@@ -105,6 +105,8 @@ export function checkpointPlugin(checkpointDir: string): Plugin {
 export interface DemoViteOptions {
   /** Checkpoint directory served at `/checkpoint/`. */
   checkpointDir: string;
+  /** Build output directory (default `dist`). */
+  outDir?: string;
 }
 
 /** Default checkpoint: `$MLLM_DEMO_CHECKPOINT`, else `out/demo-checkpoint` (written by `pnpm checkpoint`). */
@@ -141,7 +143,7 @@ export function demoViteConfig(options: DemoViteOptions): UserConfig {
     preview: { host: '127.0.0.1' },
     build: {
       target: 'es2022',
-      outDir: 'dist',
+      outDir: options.outDir ?? 'dist',
       emptyOutDir: true,
       chunkSizeWarningLimit: 4000,
       rollupOptions: {

@@ -1,7 +1,7 @@
 /**
  * The demo page in Debian's headless Chromium (`/usr/bin/chromium`, driven by playwright-core; no
- * downloaded browser), served by the Vite dev server on 127.0.0.1 from a checkpoint this test
- * writes itself (seeded, untrained).
+ * downloaded browser). The test writes a seeded, untrained checkpoint, builds the page with Vite
+ * into a temporary directory and serves it with `vite preview` on 127.0.0.1 (free port).
  *
  * - WebGPU: the page must report the webgpu backend; answer, ParrotMoE text attention and routing,
  *   and the Wings router blend must equal the same code's result in Node on the cpu backend.
@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BrowserContext, Page } from 'playwright-core';
-import type { ViteDevServer } from 'vite';
+import type { PreviewServer } from 'vite';
 import { makeDemoCheckpoint } from '../scripts/make-demo-checkpoint.js';
 import { readDemoCheckpoint } from '../scripts/checkpoint-files.js';
 import { buildDemoModel, greedyGenerate, promptIdsFor, runDemo, type AssembledDemoModel, type DemoResult } from '../src/demo-model.js';
@@ -75,7 +75,8 @@ function expectSameResult(browser: PageResult, node: DemoResult, atol: number): 
 describe.skipIf(!runsHere)('browser demo in headless Chromium', () => {
   let checkpointDir: string;
   let profiles: string[] = [];
-  let server: ViteDevServer;
+  let server: PreviewServer;
+  let outDir: string;
   let baseUrl: string;
   let demo: AssembledDemoModel;
   let chromium: typeof import('playwright-core').chromium;
@@ -120,14 +121,12 @@ describe.skipIf(!runsHere)('browser demo in headless Chromium', () => {
     const bytes = readdirSync(checkpointDir).reduce((n, f) => n + statSync(join(checkpointDir, f)).size, 0);
     expect(bytes).toBeLessThan(5 * 1024 * 1024);
     demo = buildDemoModel(await readDemoCheckpoint(checkpointDir));
-    const { createServer } = await import('vite');
-    server = await createServer({
-      ...demoViteConfig({ checkpointDir }),
-      configFile: false,
-      logLevel: 'warn',
-      server: { host: '127.0.0.1', port: 0, strictPort: false, hmr: false, fs: { allow: [fileURLToPath(new URL('../../../', import.meta.url))] } },
-    });
-    await server.listen();
+    // a production build served statically: no dependency optimizer at page load (deterministic)
+    const { build, preview } = await import('vite');
+    outDir = mkdtempSync(join(tmpdir(), 'mllm-demo-dist-'));
+    await build({ ...demoViteConfig({ checkpointDir, outDir }), configFile: false, logLevel: 'error' });
+    timings.buildMs = Date.now() - started;
+    server = await preview({ ...demoViteConfig({ checkpointDir, outDir }), configFile: false, logLevel: 'warn', preview: { host: '127.0.0.1', port: 0, strictPort: false } });
     baseUrl = server.resolvedUrls!.local[0]!.replace(/\/$/, '');
     expect(baseUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     ({ chromium } = await import('playwright-core'));
@@ -139,7 +138,7 @@ describe.skipIf(!runsHere)('browser demo in headless Chromium', () => {
     for (const context of contexts) await context.close().catch(() => {});
     await server?.close();
     demo?.dispose();
-    for (const dir of [checkpointDir, ...profiles]) if (dir) rmSync(dir, { recursive: true, force: true });
+    for (const dir of [checkpointDir, outDir, ...profiles]) if (dir) rmSync(dir, { recursive: true, force: true });
     console.log(`browser demo timings (ms): ${JSON.stringify(timings)}`);
   });
 
@@ -239,5 +238,17 @@ describe.skipIf(!runsHere)('browser demo in headless Chromium', () => {
     } finally {
       tf.dispose([image, features]);
     }
+  });
+
+  it('runDemo keeps the tensor count flat and names bad inputs (Node)', async () => {
+    const pixels = downsampleRgba(renderSceneRgba(256, EXAMPLE_SCENE), 256, 32);
+    const before = tf.memory().numTensors;
+    const result = await runDemo(demo, { pixels, question: QUESTIONS.tr.shape, maxNewTokens: 2 });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(result.textAttention!.length).toBe(result.textIds.length);
+    expect(result.wings!.visualWeight[0]!.length).toBe(result.splicedIds.length);
+    await expect(runDemo(demo, { pixels: pixels.slice(1), question: 'x' })).rejects.toThrow(/pixels must hold S·S·C = 32·32·3 = 3072 values, got 3071/);
+    await expect(runDemo(demo, { pixels, question: '  ' })).rejects.toThrow(/question must be a non-empty string/);
+    expect(tf.memory().numTensors).toBe(before);
   });
 });
