@@ -3,7 +3,7 @@
  */
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
-import { aggregatePieces, tokenPieces, type DemoResult, type TokenPiece } from './demo-model.js';
+import { aggregatePieces, tokenPieces, type DemoResult, type PieceDecoder, type TokenPiece } from './demo-model.js';
 
 const views = new WeakMap<HTMLElement, vega.View>();
 
@@ -21,12 +21,13 @@ const pieceKey = (i: number, label: string): string => `${String(i).padStart(4, 
 const pieceAxis = { title: null, labelExpr: "split(datum.value, '|')[1]", labelAngle: 0, labelFontSize: 11, labelOverlap: false } as const;
 
 /** ParrotMoE CLS→text attention over the prompt, one bar per character / special token. */
-export function textAttentionSpec(result: DemoResult, decode: (ids: number[]) => string): TopLevelSpec {
+export function textAttentionSpec(result: DemoResult, tokenizer: PieceDecoder): TopLevelSpec {
+  const decode = (ids: number[]) => tokenizer.decode(ids);
   const promptLength = result.promptIds.length;
-  const pieces = tokenPieces(result.textIds.slice(0, promptLength), decode);
+  const pieces = tokenPieces(result.textIds.slice(0, promptLength), tokenizer);
   const sums = aggregatePieces(result.textAttention ?? [], pieces, 'sum');
   const rows = pieces
-    .map((p, i) => ({ key: pieceKey(i, p.label), token: p.kind === 'special' ? decode(result.textIds.slice(p.start, p.end)) : p.label, kind: p.kind, attention: sums[i]!, bytes: p.end - p.start }))
+    .map((p, i) => ({ key: pieceKey(i, p.label), token: p.kind === 'special' ? decode(result.textIds.slice(p.start, p.end)) : p.label, kind: p.kind, attention: sums[i]!, tokens: p.end - p.start }))
     .filter((r) => r.token !== '<image>');
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
@@ -38,7 +39,7 @@ export function textAttentionSpec(result: DemoResult, decode: (ids: number[]) =>
       x: { field: 'key', type: 'ordinal', sort: null, axis: pieceAxis },
       y: { field: 'attention', type: 'quantitative', title: 'CLS → text attention' },
       color: { field: 'kind', type: 'nominal', title: 'token', scale: { domain: ['text', 'special'], range: ['#4c78a8', '#bab0ac'] } },
-      tooltip: [{ field: 'token' }, { field: 'attention', format: '.4f' }, { field: 'bytes', title: 'UTF-8 bytes' }],
+      tooltip: [{ field: 'token' }, { field: 'attention', format: '.4f' }, { field: 'tokens', title: 'tokens' }],
     },
   };
 }
@@ -74,9 +75,10 @@ export function routingSpec(result: DemoResult): TopLevelSpec {
  * Wings router blend per token of the spliced sequence (image tokens included), one row per
  * decoder layer with learners: stacked visual (w_v) and textual (1 − w_v) weights.
  */
-export function wingsBlendSpec(result: DemoResult, decode: (ids: number[]) => string): TopLevelSpec {
+export function wingsBlendSpec(result: DemoResult, tokenizer: PieceDecoder): TopLevelSpec {
+  const decode = (ids: number[]) => tokenizer.decode(ids);
   const wings = result.wings!;
-  const pieces: TokenPiece[] = tokenPieces(result.splicedIds, decode);
+  const pieces: TokenPiece[] = tokenPieces(result.splicedIds, tokenizer);
   const promptEnd = result.splicedIds.length - result.answerIds.length;
   const rows: Array<Record<string, unknown>> = [];
   wings.layers.forEach((layer, l) => {

@@ -124,9 +124,10 @@ function assertManifest(manifest: DemoManifest): void {
   }
 }
 
-/** Hooks that register `moe` under `moduleName` (so its parameters carry the reference prefix). */
-function namedParrotHooks(moe: ParrotMoE, moduleName: string, sink: ParrotSink): DecoderHooks {
-  const hooks = parrotHooks(moe, {
+/** Parrot's hooks with `moe` named `moduleName` in the host, recording its outputs while `sink.recording`. */
+function recordingParrotHooks(moe: ParrotMoE, moduleName: string, sink: ParrotSink): DecoderHooks {
+  return parrotHooks(moe, {
+    childName: moduleName,
     onForward: (outputs) => {
       if (!sink.recording) return;
       disposeAll([sink.textAttention, sink.routingWeights]);
@@ -134,11 +135,6 @@ function namedParrotHooks(moe: ParrotMoE, moduleName: string, sink: ParrotSink):
       sink.routingWeights = tf.keep(outputs.routingWeights.clone());
     },
   });
-  return {
-    transformVisual: (args) => hooks.transformVisual(args),
-    requiresFullSequence: hooks.requiresFullSequence,
-    namedModules: () => [[moduleName, moe]],
-  };
 }
 
 interface ParrotSink {
@@ -175,6 +171,44 @@ function wingsCaptureHooks(injection: WingsInjection, sink: WingsSink): DecoderH
   };
 }
 
+/** Files of a checkpoint without `mllm-demo.json`: host `config.json` + `model.safetensors`, optionally a ParrotMoE. */
+export const PARROT_EXAMPLE_FILES = { moeConfig: 'moe-config.json', moeWeights: 'moe.safetensors' } as const;
+
+/**
+ * The manifest of a checkpoint written without one (the layout of the Parrot example:
+ * `config.json` + `model.safetensors` from `saveHostModel`, and when it has a ParrotMoE
+ * `moe.safetensors` with `model.moe_model.*` tensors and `moe-config.json` = `ParrotMoE.getConfig()`).
+ */
+export function inferManifest(moeConfig: Record<string, unknown> | null): DemoManifest {
+  let parrot: DemoManifest['parrot'] = null;
+  if (moeConfig) {
+    const pick = <K extends keyof ParrotMoEArgs>(key: K) => (moeConfig[key] === undefined ? {} : { [key]: moeConfig[key] as ParrotMoEArgs[K] });
+    parrot = {
+      moduleName: 'model.moe_model',
+      args: {
+        hiddenSize: moeConfig.hiddenSize as number,
+        intermediateSize: moeConfig.intermediateSize as number,
+        numExperts: moeConfig.numExperts as number,
+        ...pick('moeWeight'),
+        ...pick('useMoe'),
+        ...pick('useResidual'),
+        ...pick('topK'),
+        ...pick('auxLossCoefficient'),
+        ...pick('expertStrategy'),
+      },
+    };
+  }
+  return {
+    format: DEMO_FORMAT,
+    hostConfig: 'config.json',
+    weights: ['model.safetensors', ...(moeConfig ? [PARROT_EXAMPLE_FILES.moeWeights] : [])],
+    parrot,
+    wings: null,
+    systemPrompt: null,
+    description: `no ${DEMO_MANIFEST_FILE}: host model${moeConfig ? ' + ParrotMoE (moe-config.json)' : ''}, inferred`,
+  };
+}
+
 /** A demo model with its recording sinks (what `runDemo` needs). */
 export type AssembledDemoModel = DemoModel & { sinks: { parrot: ParrotSink; wings: WingsSink } };
 
@@ -192,7 +226,7 @@ export function assembleDemoModel(manifest: DemoManifest, hostConfig: HostMLLMCo
   try {
     if (manifest.parrot) {
       moe = new ParrotMoE(manifest.parrot.args);
-      model.addHooks(namedParrotHooks(moe, manifest.parrot.moduleName, parrotSink));
+      model.addHooks(recordingParrotHooks(moe, manifest.parrot.moduleName, parrotSink));
     }
     if (manifest.wings) {
       wings = injectWings(model, manifest.wings);
@@ -418,12 +452,21 @@ const SPECIAL_LABELS: Record<string, string> = { '<|im_start|>': '▸', '<|im_en
 
 const printable = (text: string): string => text.replace(/\n/g, '⏎').replace(/ /g, '␣').replace(/\t/g, '⇥');
 
+/** What `tokenPieces` needs from a tokenizer. */
+export interface PieceDecoder {
+  decode(ids: ArrayLike<number>, options?: { skipSpecialTokens?: boolean }): string;
+}
+
 /**
- * Groups token ids into pieces for display: each UTF-8 character of consecutive byte tokens is one
- * piece (so a Chinese or Arabic character is one bar, not three), special tokens are one piece,
- * image tokens (negative ids from `splicedIds`) one piece each.
+ * Groups token ids into pieces for display: each character is one piece (with a byte tokenizer
+ * the bytes of a multi-byte UTF-8 character are grouped, so a Chinese or Arabic character is one
+ * bar, not three; bytes that never form a character stay single, shown as �), special tokens are
+ * one piece each (short marks), image tokens (negative ids from `splicedIds`) one piece each.
+ * Works with any tokenizer (byte or char).
  */
-export function tokenPieces(ids: number[], decode: (ids: number[]) => string): TokenPiece[] {
+export function tokenPieces(ids: number[], tokenizer: PieceDecoder): TokenPiece[] {
+  const decode = (slice: number[]) => tokenizer.decode(slice);
+  const isSpecial = (id: number) => tokenizer.decode([id], { skipSpecialTokens: true }) === '' && tokenizer.decode([id]) !== '';
   const pieces: TokenPiece[] = [];
   let i = 0;
   while (i < ids.length) {
@@ -433,16 +476,23 @@ export function tokenPieces(ids: number[], decode: (ids: number[]) => string): T
       i += 1;
       continue;
     }
-    if (id >= 256) {
+    if (isSpecial(id)) {
       const name = decode([id]);
       pieces.push({ label: SPECIAL_LABELS[name] ?? name, start: i, end: i + 1, kind: 'special' });
       i += 1;
       continue;
     }
-    const length = id < 0x80 ? 1 : id >= 0xf0 ? 4 : id >= 0xe0 ? 3 : id >= 0xc0 ? 2 : 1;
     let end = i + 1;
-    while (end < i + length && end < ids.length && ids[end]! >= 0x80 && ids[end]! < 0xc0) end += 1;
-    pieces.push({ label: printable(decode(ids.slice(i, end))), start: i, end, kind: 'text' });
+    let text = decode(ids.slice(i, end));
+    while (text.includes('\uFFFD') && end < ids.length && end - i < 4 && ids[end]! >= 0 && !isSpecial(ids[end]!)) {
+      end += 1;
+      text = decode(ids.slice(i, end));
+    }
+    if (text.includes('\uFFFD') && end > i + 1) {
+      end = i + 1; // never became a valid character: keep the single token
+      text = decode(ids.slice(i, end));
+    }
+    pieces.push({ label: printable(text), start: i, end, kind: 'text' });
     i = end;
   }
   return pieces;

@@ -10,7 +10,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { startPageBackend, type PageBackend, type StartedBackend } from './backend.js';
 import { renderChart, routingSpec, textAttentionSpec, wingsBlendSpec } from './charts.js';
-import { DEMO_MANIFEST_FILE, buildDemoModel, runDemo, type AssembledDemoModel, type DemoManifest, type DemoResult } from './demo-model.js';
+import { DEMO_MANIFEST_FILE, PARROT_EXAMPLE_FILES, buildDemoModel, inferManifest, runDemo, type AssembledDemoModel, type DemoManifest, type DemoResult } from './demo-model.js';
 import { DrawingCanvas, type Tool } from './drawing.js';
 import { LANGUAGES, LANGUAGE_CODES, QUESTIONS, guessLanguage, type LanguageCode } from './languages.js';
 import { PALETTE, type PaletteColour } from './scene.js';
@@ -74,9 +74,18 @@ async function fetchJson<T>(url: string): Promise<T> {
   return (await response.json()) as T;
 }
 
+/** `mllm-demo.json`, or one inferred from the Parrot example's layout when there is none. */
+async function loadManifest(dir: string): Promise<DemoManifest> {
+  const response = await fetch(`${dir}${DEMO_MANIFEST_FILE}`);
+  if (response.ok) return (await response.json()) as DemoManifest;
+  if (response.status !== 404) throw new Error(`could not load ${dir}${DEMO_MANIFEST_FILE}: HTTP ${response.status}`);
+  const moe = await fetch(`${dir}${PARROT_EXAMPLE_FILES.moeConfig}`);
+  return inferManifest(moe.ok ? ((await moe.json()) as Record<string, unknown>) : null);
+}
+
 async function loadModel(base: string): Promise<AssembledDemoModel> {
   const dir = base.endsWith('/') ? base : `${base}/`;
-  const manifest = await fetchJson<DemoManifest>(`${dir}${DEMO_MANIFEST_FILE}`);
+  const manifest = await loadManifest(dir);
   const hostConfig = await fetchJson<HostMLLMConfig>(`${dir}${manifest.hostConfig}`);
   const weights = await Promise.all(manifest.weights.map((file) => fetchBytes(`${dir}${file}`)));
   return buildDemoModel({ manifest, hostConfig, weights });
@@ -185,16 +194,16 @@ async function ask(): Promise<void> {
     const pixels = drawing.modelPixels(imageSize);
     const maxNewTokens = params.has('tokens') ? Number(params.get('tokens')) : undefined;
     const result = await runDemo(demo, { pixels, question: questionBox.value, maxNewTokens });
-    const decode = (ids: number[]) => demo!.model.tokenizer.decode(ids);
+    const tokenizer = demo.model.tokenizer;
     const answer = element('answer');
     answer.textContent = result.answer.length > 0 ? result.answer : '(empty answer)';
     answer.lang = guessLanguage(result.answer) ?? '';
     element('run-info').textContent =
       `${result.answerIds.length} tokens in ${(result.timings.generateMs / 1000).toFixed(2)} s, analysis ${(result.timings.analyzeMs / 1000).toFixed(2)} s on ${tf.getBackend()} · mean answer log-prob ${result.answerLogProb.toFixed(3)}`;
-    if (result.textAttention) await renderChart(element('chart-attention'), textAttentionSpec(result, decode));
+    if (result.textAttention) await renderChart(element('chart-attention'), textAttentionSpec(result, tokenizer));
     else element('chart-attention').textContent = 'this checkpoint has no ParrotMoE';
     if (result.routingWeights) await renderChart(element('chart-routing'), routingSpec(result));
-    if (result.wings) await renderChart(element('chart-wings'), wingsBlendSpec(result, decode));
+    if (result.wings) await renderChart(element('chart-wings'), wingsBlendSpec(result, tokenizer));
     else element('chart-wings').textContent = 'this checkpoint has no stage-2 Wings router';
     page.lastResult = { ...result, backend: tf.getBackend(), pixels: Array.from(pixels), imageSize };
     page.runs += 1;
