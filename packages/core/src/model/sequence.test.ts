@@ -80,6 +80,18 @@ describe('planSequence / spliceEmbeddings', () => {
     const m = causalPaddingMask(tf.tensor2d([[1, 1, 0]], [1, 3])).arraySync() as unknown as boolean[][][][];
     expect(m[0][0].map((r) => r.map(Number))).toEqual([[1, 0, 0], [1, 1, 0], [1, 1, 0]]);
   });
+
+  it('causal + key-padding mask equals (j ≤ i) ∧ key real for every sample, without leaks', () => {
+    const keys = [[1, 1, 1, 0, 0], [1, 0, 1, 1, 1], [0, 0, 0, 0, 0]];
+    const attentionMask = tf.tensor2d(keys, [3, 5], 'int32');
+    const m = causalPaddingMask(attentionMask);
+    expect(m.shape).toEqual([3, 1, 5, 5]);
+    expect(m.dtype).toBe('bool');
+    const expected = keys.map((row) => [row.map((_, i) => row.map((k, j) => (j <= i && k !== 0 ? 1 : 0)))]);
+    expect((m.arraySync() as unknown as number[][][][]).map((b) => b.map((q) => q.map((r) => r.map(Number))))).toEqual(expected);
+    expectNoLeaks(() => causalPaddingMask(attentionMask));
+    tf.dispose([attentionMask, m]);
+  });
 });
 
 describe('collate', () => {

@@ -165,14 +165,33 @@ export function spliceEmbeddings(textEmbeddings: tf.Tensor3D, visual: tf.Tensor3
   });
 }
 
-/** `[B, L]` attention mask (1 = real) → `[B, 1, L, L]` bool: causal and key not padding. */
+/**
+ * `[B, L]` attention mask (1 = real) → `[B, 1, L, L]` bool: `mask[b, 0, i, j] = (j ≤ i) ∧ attentionMask[b, j] ≠ 0`.
+ *
+ * On cpu and wasm (host-memory tensors, cheap synchronous read) it is built in JavaScript: 0.3 ms for
+ * B = 8, L = 150 on wasm, against ~35 ms for the broadcast `logicalAnd` of a causal `[1, 1, L, L]` and a key
+ * `[B, 1, 1, L]` mask (tfjs-wasm's broadcasting logical/compare kernels are slow). Elsewhere (GPU tensors:
+ * no synchronous read) the two masks are multiplied as float32 (a natively broadcast `mul`), then cast.
+ */
 export function causalPaddingMask(attentionMask: tf.Tensor2D): tf.Tensor4D {
+  const [B, L] = attentionMask.shape;
+  const backend = tf.getBackend();
+  if (backend === 'cpu' || backend === 'wasm') {
+    const keys = attentionMask.dataSync(); // [B·L]
+    const mask = new Uint8Array(B * L * L); // [B, 1, L, L], zero = masked
+    for (let b = 0; b < B; b++) {
+      for (let i = 0; i < L; i++) {
+        const row = (b * L + i) * L;
+        for (let j = 0; j <= i; j++) mask[row + j] = keys[b * L + j] !== 0 ? 1 : 0;
+      }
+    }
+    return tf.tensor4d(mask, [B, 1, L, L], 'bool');
+  }
   return tf.tidy(() => {
-    const [B, L] = attentionMask.shape;
     const i = tf.expandDims(tf.range(0, L, 1, 'int32'), 1); // [L, 1]
     const j = tf.expandDims(tf.range(0, L, 1, 'int32'), 0); // [1, L]
-    const causal = tf.reshape(tf.greaterEqual(i, j), [1, 1, L, L]); // [1, 1, L, L]
-    const keys = tf.reshape(tf.notEqual(attentionMask, 0), [B, 1, 1, L]); // [B, 1, 1, L]
-    return tf.logicalAnd(causal, keys) as tf.Tensor4D; // [B, 1, L, L]
+    const causal = tf.reshape(tf.cast(tf.greaterEqual(i, j), 'float32'), [1, 1, L, L]); // [1, 1, L, L]
+    const keys = tf.reshape(tf.cast(tf.notEqual(attentionMask, 0), 'float32'), [B, 1, 1, L]); // [B, 1, 1, L]
+    return tf.cast(tf.mul(causal, keys), 'bool') as tf.Tensor4D; // [B, 1, L, L]
   });
 }

@@ -6,6 +6,7 @@
  * Transposing explicitly, then multiplying plainly, made a 577×1024×1024 backward 23× faster.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { runWasmGroupedMatMul, wasmGroupedMatMulAvailable } from './wasm-grouped-matmul.js';
 
 /** `[M, K] · [K, N] → [M, N]` with an explicit-transpose gradient. */
 export const matMul2d: (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D = tf.customGrad(
@@ -22,23 +23,50 @@ export const matMul2d: (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D = tf.cust
   }) as unknown as Parameters<typeof tf.customGrad>[0],
 ) as unknown as (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D;
 
-/** `[B, M, K] · [B, K, N] → [B, M, N]` with an explicit-transpose gradient. */
+/**
+ * `[G, M, K] · [G, K, N] → [G, M, N]`. On wasm (float32, G > 1) through a kernel that runs each group
+ * as a batch-of-one XNNPACK product on views of the operands (see `wasm-grouped-matmul.ts`); elsewhere
+ * one `tf.matMul`, whose cpu and webgpu kernels batch natively. Same values either way (each output
+ * element is the same K-term dot product); differentiable.
+ *
+ * Why: tfjs-wasm's BatchMatMul loops naively when the batch exceeds one (0.6–3 GFLOP/s here, against
+ * 15–25 for the XNNPACK path); numbers in docs/performance.md.
+ */
+export function groupedMatMul(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
+  checkBatchShapes(a, b, 'groupedMatMul');
+  if (a.shape[0] > 1 && a.dtype === 'float32' && b.dtype === 'float32' && wasmGroupedMatMulAvailable()) {
+    return runWasmGroupedMatMul(a, b);
+  }
+  return tf.matMul(a, b);
+}
+
+/**
+ * `[B, M, K] · [B, K, N] → [B, M, N]` with an explicit-transpose gradient; all three products (forward,
+ * both gradients) go through {@link groupedMatMul}, so on wasm they reach XNNPACK.
+ */
 export const batchMatMul: (a: tf.Tensor3D, b: tf.Tensor3D) => tf.Tensor3D = tf.customGrad(
   ((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+    checkBatchShapes(a, b, 'batchMatMul');
     save([a, b]);
     return {
-      value: tf.matMul(a as tf.Tensor3D, b as tf.Tensor3D),
+      value: groupedMatMul(a as tf.Tensor3D, b as tf.Tensor3D),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [sa, sb] = saved as [tf.Tensor3D, tf.Tensor3D];
         const dy3 = dy as tf.Tensor3D;
         return [
-          tf.matMul(dy3, tf.transpose(sb, [0, 2, 1])), // [B, M, N]·[B, N, K]
-          tf.matMul(tf.transpose(sa, [0, 2, 1]), dy3), // [B, K, M]·[B, M, N]
+          groupedMatMul(dy3, tf.transpose(sb, [0, 2, 1])), // [B, M, N]·[B, N, K]
+          groupedMatMul(tf.transpose(sa, [0, 2, 1]), dy3), // [B, K, M]·[B, M, N]
         ];
       },
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0],
 ) as unknown as (a: tf.Tensor3D, b: tf.Tensor3D) => tf.Tensor3D;
+
+function checkBatchShapes(a: tf.Tensor, b: tf.Tensor, caller: string): void {
+  if (a.rank !== 3 || b.rank !== 3 || a.shape[0] !== b.shape[0] || a.shape[2] !== b.shape[1]) {
+    throw new Error(`${caller}: a must be [B, M, K] and b [B, K, N] with equal B and K, got a [${a.shape}] and b [${b.shape}]`);
+  }
+}
 
 /**
  * `x [..., K] · W [K, N] (+ b [N]) → [..., N]`: leading dims flattened so the product is 2-D.

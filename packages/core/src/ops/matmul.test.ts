@@ -1,0 +1,129 @@
+/**
+ * Grouped / batched products against an independent float64 reference (plain JS loops), numerical
+ * gradient checks, leak checks and shape errors. Runs on every test backend; on wasm the products go
+ * through the zero-copy XNNPACK kernel of `wasm-grouped-matmul.ts`.
+ */
+import { describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs';
+import { batchMatMul, groupedMatMul, scaledDotProductAttention } from '../index.js';
+import { checkGradients, expectClose, expectNoLeaks } from '../testing/index.js';
+import { WASM_GROUPED_MATMUL } from './wasm-grouped-matmul.js';
+
+function rngOf(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296) * 2 - 1;
+}
+const values = (rng: () => number, n: number) => Float64Array.from({ length: n }, rng);
+
+/** float64 `[G, M, K]·[G, K, N]` over flat row-major arrays. */
+function grouped64(a: Float64Array, b: Float64Array, G: number, M: number, K: number, N: number): Float64Array {
+  const out = new Float64Array(G * M * N);
+  for (let g = 0; g < G; g++) {
+    for (let m = 0; m < M; m++) {
+      for (let n = 0; n < N; n++) {
+        let sum = 0;
+        for (let k = 0; k < K; k++) sum += a[(g * M + m) * K + k]! * b[(g * K + k) * N + n]!;
+        out[(g * M + m) * N + n] = sum;
+      }
+    }
+  }
+  return out;
+}
+
+describe('groupedMatMul / batchMatMul', () => {
+  const shapes: Array<[number, number, number, number]> = [
+    [3, 5, 7, 2], // tiny
+    [4, 33, 16, 29], // odd sizes, K = head dim
+    [2, 20, 40, 24],
+  ];
+  for (const [G, M, K, N] of shapes) {
+    it(`[${G}, ${M}, ${K}]·[${G}, ${K}, ${N}] matches a float64 loop, without leaks`, () => {
+      const rng = rngOf(G * 1000 + M);
+      const a64 = values(rng, G * M * K);
+      const b64 = values(rng, G * K * N);
+      const a = tf.tensor3d(Float32Array.from(a64), [G, M, K]);
+      const b = tf.tensor3d(Float32Array.from(b64), [G, K, N]);
+      const expected = grouped64(Float64Array.from(Float32Array.from(a64)), Float64Array.from(Float32Array.from(b64)), G, M, K, N);
+      const viaGrouped = groupedMatMul(a, b);
+      const viaBatch = batchMatMul(a, b);
+      expect(viaGrouped.shape).toEqual([G, M, N]);
+      expectClose(viaGrouped, expected, { label: 'groupedMatMul' });
+      expectClose(viaBatch, expected, { label: 'batchMatMul' });
+      if (tf.getBackend() === 'wasm') expect(tf.getKernel(WASM_GROUPED_MATMUL, 'wasm')).toBeDefined(); // the XNNPACK path ran
+      expectNoLeaks(() => groupedMatMul(a, b));
+      expectNoLeaks(() => tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.sum(batchMatMul(x as tf.Tensor3D, y as tf.Tensor3D)))([a, b]));
+      tf.dispose([a, b, viaGrouped, viaBatch]);
+    });
+  }
+
+  it('gradients of batchMatMul and groupedMatMul match central differences', () => {
+    const a = tf.randomNormal([3, 4, 5], 0, 1, 'float32', 11);
+    const b = tf.randomNormal([3, 5, 2], 0, 1, 'float32', 12);
+    const w = tf.randomNormal([3, 4, 2], 0, 1, 'float32', 13);
+    checkGradients((x, y) => tf.sum(tf.mul(batchMatMul(x as tf.Tensor3D, y as tf.Tensor3D), w)), [a, b]);
+    checkGradients((x, y) => tf.sum(tf.mul(groupedMatMul(x as tf.Tensor3D, y as tf.Tensor3D), w)), [a, b]);
+    tf.dispose([a, b, w]);
+  });
+
+  it('gradient of each operand equals the float64 dY·Bᵀ and Aᵀ·dY', () => {
+    const [G, M, K, N] = [2, 6, 5, 7];
+    const rng = rngOf(99);
+    const a64 = Float64Array.from(Float32Array.from(values(rng, G * M * K)));
+    const b64 = Float64Array.from(Float32Array.from(values(rng, G * K * N)));
+    const dy64 = Float64Array.from(Float32Array.from(values(rng, G * M * N)));
+    const transpose = (x: Float64Array, rows: number, cols: number) => {
+      const t = new Float64Array(G * rows * cols);
+      for (let g = 0; g < G; g++) for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[(g * cols + c) * rows + r] = x[(g * rows + r) * cols + c]!;
+      return t;
+    };
+    const da = grouped64(dy64, transpose(b64, K, N), G, M, N, K);
+    const db = grouped64(transpose(a64, M, K), dy64, G, K, M, N);
+    const [a, b, dy] = [tf.tensor3d(Float32Array.from(a64), [G, M, K]), tf.tensor3d(Float32Array.from(b64), [G, K, N]), tf.tensor3d(Float32Array.from(dy64), [G, M, N])];
+    for (const product of [batchMatMul, groupedMatMul]) {
+      const [ga, gb] = tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(product(x as tf.Tensor3D, y as tf.Tensor3D), dy)))([a, b]);
+      expectClose(ga!, da, { label: 'dA' });
+      expectClose(gb!, db, { label: 'dB' });
+      tf.dispose([ga!, gb!]);
+    }
+    tf.dispose([a, b, dy]);
+  });
+
+  it('names both shapes when they do not fit', () => {
+    const a = tf.zeros([2, 3, 4]) as tf.Tensor3D;
+    const b = tf.zeros([3, 4, 5]) as tf.Tensor3D;
+    const c = tf.zeros([2, 5, 5]) as tf.Tensor3D;
+    expect(() => groupedMatMul(a, b)).toThrow(/groupedMatMul: a must be \[B, M, K\] and b \[B, K, N\].*a \[2,3,4\] and b \[3,4,5\]/);
+    expect(() => batchMatMul(a, c)).toThrow(/batchMatMul: .*a \[2,3,4\] and b \[2,5,5\]/);
+    tf.dispose([a, b, c]);
+  });
+
+  it('attention at a host-decoder shape keeps its float64 value', () => {
+    // B = 2, h = 3, L = 24, d = 8: the products run grouped (G = 6) on wasm.
+    const [B, h, L, d] = [2, 3, 24, 8];
+    const rng = rngOf(5);
+    const [q64, k64, v64] = [0, 1, 2].map(() => Float64Array.from(Float32Array.from(values(rng, B * h * L * d))));
+    const expected = new Float64Array(B * h * L * d);
+    for (let g = 0; g < B * h; g++) {
+      for (let i = 0; i < L; i++) {
+        const scores = Array.from({ length: i + 1 }, (_, j) => {
+          let s = 0;
+          for (let c = 0; c < d; c++) s += q64[(g * L + i) * d + c]! * k64[(g * L + j) * d + c]!;
+          return s / Math.sqrt(d);
+        });
+        const max = Math.max(...scores);
+        const e = scores.map((s) => Math.exp(s - max));
+        const total = e.reduce((x, y) => x + y, 0);
+        for (let c = 0; c < d; c++) {
+          let o = 0;
+          for (let j = 0; j <= i; j++) o += (e[j]! / total) * v64[(g * L + j) * d + c]!;
+          expected[(g * L + i) * d + c] = o;
+        }
+      }
+    }
+    const [q, k, v] = [q64, k64, v64].map((x) => tf.tensor4d(Float32Array.from(x), [B, h, L, d]));
+    const causal = tf.linalg.bandPart(tf.ones([L, L]), -1, 0).reshape([1, 1, L, L]);
+    const { output, probs } = scaledDotProductAttention(q!, k!, v!, causal);
+    expectClose(output, expected, { label: 'attention output' });
+    tf.dispose([q!, k!, v!, causal, output, probs]);
+  });
+});
