@@ -128,6 +128,19 @@ function erfF64(x: number): number {
 
 const CHECKS: Check[] = [
   {
+    name: 'the comparison itself rejects a perturbed value (control)',
+    run: async (tol) => {
+      const expected = randomValues(8, 21);
+      const perturbed = expected.map((v, i) => (i === 5 ? v + 20 * tol + 1e-3 : v));
+      try {
+        compare('control', perturbed, expected, tol);
+      } catch {
+        return 0;
+      }
+      throw new Error('compare accepted a value off by more than its tolerance');
+    },
+  },
+  {
     name: 'matMul2d [5,7]·[7,3] vs float64',
     run: async (tol) => {
       const a = randomValues(35, 1);
