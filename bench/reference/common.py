@@ -16,6 +16,8 @@ def setup(threads: int = 2) -> None:
 
 
 def best_ms(fn, repeats: int = 5, warmup: int = 2) -> float:
+    repeats = int(os.environ.get("BENCH_REPEATS", repeats))
+    warmup = int(os.environ.get("BENCH_WARMUP", warmup))
     for _ in range(warmup):
         fn()
     times = []

@@ -1,0 +1,189 @@
+/**
+ * One benchmark run of every module against (a) the same backend's plain 2-D matMul at equal FLOPs and
+ * (b) the same module in PyTorch (bench/reference/*.py, 2 threads), on this machine.
+ *
+ *   pnpm bench [--backends wasm,cpu,webgpu] [--modules parrot,wings,vpgc] [--cpu-size small|full]
+ *              [--repeats 1] [--no-torch] [--json out.json]
+ *
+ * The module timings come from the packages' own bench scripts (packages/{parrot,wings,vpgc}/bench/*.bench.ts,
+ * run as child processes, their tables parsed) plus bench/vpgc-train.bench.ts (VPG-C forward+backward).
+ * Sizes: ParrotMoE D = I = 1024, E = 6, N = 577, T = 64; Wings learners + router H = 1024, r = 64,
+ * 16 heads, L = 256 with 64 image tokens; VPG-C hook BLIP-2 Q-Former, Dl = 1024, 1 and 4 images.
+ * The cpu backend runs ~0.6 GFLOP/s, so by default it uses the small sizes (Parrot D = I = 128, VPG-C
+ * 6 × 384 Q-Former; Wings has one size) — `--cpu-size full` asks for the full ones (tens of minutes).
+ * webgpu (Node Dawn) is SwiftShader on a machine without a GPU: it runs only when asked, at small sizes.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const PYTHON = '/usr/bin/python3'; // Debian's python3-torch; `python3` on PATH may lack torch
+
+function flag(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+const list = (value: string | undefined, fallback: string[]) => value?.split(',').map((s) => s.trim()).filter(Boolean) ?? fallback;
+const backends = list(flag('backends'), ['wasm', 'cpu']);
+const modules = list(flag('modules'), ['parrot', 'wings', 'vpgc']);
+const cpuSize = flag('cpu-size') ?? 'small';
+const repeats = Number(flag('repeats') ?? 1);
+const withTorch = !process.argv.includes('--no-torch');
+for (const b of backends) if (!['cpu', 'wasm', 'webgpu'].includes(b)) throw new Error(`--backends: unknown backend '${b}' (cpu, wasm, webgpu)`);
+for (const m of modules) if (!['parrot', 'wings', 'vpgc'].includes(m)) throw new Error(`--modules: unknown module '${m}' (parrot, wings, vpgc)`);
+if (!['small', 'full'].includes(cpuSize)) throw new Error(`--cpu-size must be small or full, got '${cpuSize}'`);
+if (!Number.isInteger(repeats) || repeats < 1) throw new Error(`--repeats must be a positive integer, got ${flag('repeats')}`);
+
+/** One measured row of the final table. */
+interface Row {
+  module: string;
+  size: string;
+  backend: string;
+  pass: 'forward' | 'forward+backward';
+  ms: number;
+  gflops: number;
+  /** The backend's plain 2-D matMul throughput measured by the module's bench. */
+  matMulGflops: number;
+  torchMs?: number;
+  note?: string;
+}
+const rows: Row[] = [];
+const skipped: string[] = [];
+
+function tsx(script: string, args: string[], tsconfig = 'bench/tsconfig.json'): string {
+  const started = performance.now();
+  const result = spawnSync('npx', ['tsx', '--tsconfig', tsconfig, script, ...args], {
+    cwd: root, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, env: { ...process.env, NODE_OPTIONS: '--max-old-space-size=8192' },
+  });
+  const seconds = ((performance.now() - started) / 1e3).toFixed(0);
+  if (result.status !== 0) throw new Error(`${script} ${args.join(' ')} failed (${result.status}):\n${result.stderr.slice(-2000)}`);
+  console.error(`  ran ${path.basename(script)} ${args.join(' ')} (${seconds} s)`);
+  return result.stdout;
+}
+
+/** Data rows of the markdown tables a bench script prints, as cell arrays. */
+function tableRows(output: string, backend: string): string[][] {
+  return output.split('\n').filter((l) => l.startsWith(`| ${backend} |`)).map((l) => l.split('|').slice(1, -1).map((c) => c.trim()));
+}
+
+interface TorchResult { forward_ms: number; forward_backward_ms: number }
+const torchCache = new Map<string, TorchResult | null>();
+function torch(script: string, args: string[]): TorchResult | null {
+  if (!withTorch) return null;
+  const key = `${script} ${args.join(' ')}`;
+  if (torchCache.has(key)) return torchCache.get(key)!;
+  let value: TorchResult | null = null;
+  try {
+    const out = execFileSync(PYTHON, [script, ...args], {
+      cwd: path.join(root, 'bench/reference'), encoding: 'utf8', env: { ...process.env, BENCH_REPEATS: String(Math.max(2, repeats)), BENCH_WARMUP: '1' },
+    });
+    value = JSON.parse(out.trim().split('\n').pop()!) as TorchResult;
+    console.error(`  ran PyTorch ${key}`);
+  } catch (error) {
+    skipped.push(`PyTorch ${key}: ${(error as Error).message.split('\n')[0]}`);
+  }
+  torchCache.set(key, value);
+  return value;
+}
+
+function benchParrot(backend: string): void {
+  const size = backend === 'wasm' || (backend === 'cpu' && cpuSize === 'full') ? 'full' : 'small';
+  const strategies = backend === 'cpu' ? 'separate' : 'separate,stacked';
+  const out = tsx('packages/parrot/bench/moe.bench.ts', ['--backends', backend, '--sizes', size, '--strategies', strategies, '--repeats', String(repeats)], 'packages/parrot/bench/tsconfig.json');
+  const D = size === 'full' ? 1024 : 128;
+  const ref = torch('parrot_moe.py', [String(D), String(D), '6', '577', '64']);
+  for (const [, sizeLabel, strategy, fwdMs, fwdG, trainMs, trainG, plainG] of tableRows(out, backend)) {
+    const common = { module: `ParrotMoE (${strategy})`, size: sizeLabel!, backend, matMulGflops: Number(plainG) };
+    rows.push({ ...common, pass: 'forward', ms: Number(fwdMs), gflops: Number(fwdG), torchMs: ref?.forward_ms });
+    rows.push({ ...common, pass: 'forward+backward', ms: Number(trainMs), gflops: Number(trainG), torchMs: ref?.forward_backward_ms });
+  }
+}
+
+function benchWings(backend: string): void {
+  if (backend === 'webgpu') {
+    skipped.push('Wings on webgpu: its bench has one (full) size, far too slow on SwiftShader');
+    return;
+  }
+  const out = tsx('packages/wings/bench/learners.bench.ts', ['--backends', backend, '--runs', String(Math.max(2, repeats))], 'packages/wings/bench/tsconfig.json');
+  const ref = torch('wings_learners.py', ['1024', '16', '64', '256', '64']);
+  for (const [, pass, , ms, gflops, , matMulG] of tableRows(out, backend)) {
+    const isForward = pass === 'forward';
+    rows.push({
+      module: 'Wings learners + router', size: 'H=1024, r=64, 16 heads, L=256 (64 image)', backend,
+      pass: isForward ? 'forward' : 'forward+backward', ms: Number(ms), gflops: Number(gflops), matMulGflops: Number(matMulG),
+      torchMs: isForward ? ref?.forward_ms : ref?.forward_backward_ms,
+    });
+  }
+}
+
+function benchVpgc(backend: string): void {
+  const size = backend === 'wasm' || (backend === 'cpu' && cpuSize === 'full') ? 'blip2' : 'small';
+  const iterations = String(Math.max(2, repeats));
+  const forward = tsx('packages/vpgc/bench/hook.bench.ts', ['--backends', backend, '--size', size, '--images', '1,4', '--iterations', iterations]);
+  const train = tsx('bench/vpgc-train.bench.ts', ['--backends', backend, '--size', size, '--images', '1,4', '--iterations', iterations])
+    .split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { images: number; forwardBackwardMs: number; forwardBackward: number });
+  for (const [, qformer, images, , hookMs, hookG, , , matMulG] of tableRows(forward, backend)) {
+    const n = Number(images);
+    const ref = torch('vpgc_hook.py', [String(n), size]);
+    const common = { module: `VPG-C hook (${n} image${n > 1 ? 's' : ''})`, size: `${qformer}, Dl=1024`, backend, matMulGflops: Number(matMulG) };
+    rows.push({ ...common, pass: 'forward', ms: Number(hookMs), gflops: Number(hookG), torchMs: ref?.forward_ms });
+    const t = train.find((r) => r.images === n);
+    if (t) {
+      rows.push({
+        ...common, pass: 'forward+backward', ms: t.forwardBackwardMs, gflops: t.forwardBackward / t.forwardBackwardMs / 1e6,
+        torchMs: ref?.forward_backward_ms, note: 'matMul rate from the forward run',
+      });
+    }
+  }
+}
+
+function machine(): string {
+  let model = os.cpus()[0]?.model ?? 'unknown CPU';
+  try {
+    const lscpu = execFileSync('lscpu', { encoding: 'utf8' });
+    model = /Model name:\s*(.+)/.exec(lscpu)?.[1]?.trim() ?? model;
+  } catch { /* lscpu missing: keep os.cpus() */ }
+  let torchVersion = 'not run';
+  if (withTorch) {
+    try {
+      torchVersion = execFileSync(PYTHON, ['-c', 'import torch; print(torch.__version__, torch.__config__.parallel_info().splitlines()[0] if hasattr(torch.__config__, "parallel_info") else "")'], { encoding: 'utf8' }).trim();
+    } catch { torchVersion = 'unavailable'; }
+  }
+  const load = os.loadavg().map((l) => l.toFixed(1)).join(' ');
+  return `${model}, ${os.cpus().length} cores, Node ${process.version}, PyTorch ${torchVersion} (2 threads), load average at start ${load}`;
+}
+
+const header = machine();
+console.log(`Machine: ${header}`);
+for (const backend of backends) {
+  for (const module of modules) {
+    if (backend === 'webgpu' && module === 'parrot') {
+      skipped.push('ParrotMoE on webgpu: run packages/parrot/bench/moe.bench.ts --backends webgpu --sizes small (SwiftShader here)');
+      continue;
+    }
+    try {
+      if (module === 'parrot') benchParrot(backend);
+      if (module === 'wings') benchWings(backend);
+      if (module === 'vpgc') {
+        if (backend === 'webgpu') skipped.push('VPG-C on webgpu: SwiftShader here (run packages/vpgc/bench/hook.bench.ts --backends webgpu --size small)');
+        else benchVpgc(backend);
+      }
+    } catch (error) {
+      skipped.push(`${module} on ${backend}: ${(error as Error).message.split('\n').slice(0, 3).join(' ')}`);
+    }
+  }
+}
+
+const f = (x: number | undefined, digits = 1) => (x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(digits));
+const lines = [
+  '| module | size | backend | pass | @mllm ms | GFLOP/s | backend 2-D matMul GFLOP/s | module / matMul throughput | PyTorch ms | @mllm / PyTorch time |',
+  '|---|---|---|---|---:|---:|---:|---:|---:|---:|',
+  ...rows.map((r) => `| ${r.module} | ${r.size} | ${r.backend} | ${r.pass} | ${f(r.ms)} | ${f(r.gflops, 2)} | ${f(r.matMulGflops, 2)} | ${f(r.gflops / r.matMulGflops, 2)} | ${f(r.torchMs)} | ${r.torchMs ? f(r.ms / r.torchMs, 2) : '–'} |`),
+];
+console.log(`\n${lines.join('\n')}`);
+if (skipped.length) console.log(`\nSkipped / not measured:\n${skipped.map((s) => `- ${s}`).join('\n')}`);
+const jsonPath = flag('json');
+if (jsonPath) writeFileSync(jsonPath, JSON.stringify({ machine: header, rows, skipped }, null, 2));
