@@ -9,7 +9,8 @@
  *   4. run tests/consumer/esm.mjs (ESM named imports), tests/consumer/cjs.cjs (require) — both run
  *      tests/consumer/checks.cjs: forward passes with output shapes, no leaks, gradients, and the
  *      export round trip to the reference PyTorch layout for Parrot, Wings and VPG-C —
- *   5. type-check tests/consumer/typed.ts with tsc (NodeNext, strict, skipLibCheck off) and run its
+ *   5. run the `mllm-eval` binary (`--help`);
+ *   6. type-check tests/consumer/typed.ts with tsc (NodeNext, strict, skipLibCheck off) and run its
  *      output; type-check it again with the legacy `node10` resolution + CommonJS.
  *
  * Usage: node scripts/consumer-test.mjs [--skip-build] [--keep] [--tarballs <dir>]
@@ -92,6 +93,10 @@ try {
 
   step('ESM: node esm.mjs', () => run('node', ['esm.mjs'], { cwd: app }));
   step('CommonJS: node cjs.cjs', () => run('node', ['cjs.cjs'], { cwd: app }));
+  step('CLI: mllm-eval --help (the bin of @mllm/eval)', () => {
+    const help = run(join(app, 'node_modules/.bin/mllm-eval'), ['--help'], { cwd: app, capture: true });
+    if (!help.includes('--model')) throw new Error(`mllm-eval --help printed no usage:\n${help}`);
+  });
   step('TypeScript: tsc (NodeNext, strict) + run', () => {
     run(join(app, 'node_modules/.bin/tsc'), ['-p', 'tsconfig.json'], { cwd: app });
     run('node', ['out/typed.js'], { cwd: app });
