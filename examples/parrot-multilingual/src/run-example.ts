@@ -12,11 +12,14 @@ import { formatPercent, groupedBarSpec, heatmapSpec, lineSpec, markdownTable, me
 import { heldOutRows } from './dataset.js';
 import { LANGUAGES } from './questions.js';
 import { DEFAULT_CONFIG, type ExampleConfig, type StepReport } from './recipe.js';
-import { runTask, taskLabel, type Stage2Outcome, type Task, type TaskContext } from './tasks.js';
+import { hasStage1, runTask, taskLabel, type Stage2Outcome, type Task, type TaskContext } from './tasks.js';
 
 export interface RunOptions {
   backend: BackendRequest;
+  /** Seeds of the stage-2 runs (data order, MoE init); each recipe runs once per seed. */
   seeds: number[];
+  /** Seed of the shared stage 1 (default 0). */
+  stage1Seed?: number;
   outDir: string;
   config?: Partial<ExampleConfig>;
   /** Held-out questions per language. */
@@ -39,7 +42,9 @@ export async function runExample(options: RunOptions): Promise<RunResult> {
   const heldOutPath = `${out}/mmmb-mini.tsv`;
   await writeFile(heldOutPath, writeTsv(heldOutRows(12345, options.perLanguage ?? 24, config.imageSize, createRng)));
 
-  const totalSteps = options.seeds.length * (config.stage1Steps + 2 * config.stage2Steps);
+  const stage1Seed = options.stage1Seed ?? 0;
+  const reuseStage1 = await hasStage1(out, stage1Seed, config);
+  const totalSteps = (reuseStage1 ? 0 : config.stage1Steps) + options.seeds.length * 2 * config.stage2Steps;
   const bar = new ProgressBar(totalSteps, { stream: options.stream, label: 'parrot-multilingual', logEvery: 20 });
   const metrics: string[] = [];
   let done = 0;
@@ -52,44 +57,45 @@ export async function runExample(options: RunOptions): Promise<RunResult> {
   };
 
   const context: Omit<TaskContext, 'onStep'> = { backend: options.backend, config, outDir: out, heldOutPath };
-  const stage1 = options.seeds.map((seed): Task => ({ kind: 'stage1', seed }));
-  const stage2For = (seed: number): Task[] => [
+  if (reuseStage1) (options.stream ?? process.stdout).write(`reusing stage-1 weights in ${out}/stage1.safetensors (same settings)\n`);
+  const stage1: Task[] = reuseStage1 ? [] : [{ kind: 'stage1', seed: stage1Seed }];
+  const stage2: Task[] = options.seeds.flatMap((seed): Task[] => [
     { kind: 'stage2', seed, recipe: 'baseline', saveCheckpoint: false },
     { kind: 'stage2', seed, recipe: 'parrot', saveCheckpoint: seed === options.seeds[0] },
-  ];
-  const workers = Math.max(0, Math.min(options.workers ?? Math.min(2, cpus().length), options.seeds.length * 2));
+  ]);
+  const workers = Math.max(0, Math.min(options.workers ?? Math.min(2, cpus().length), stage2.length));
   const outcomes = workers === 0
-    ? await runInline(stage1, stage2For, { ...context, onStep })
-    : await runOnWorkers(workers, stage1, stage2For, context, onStep);
+    ? await runInline([...stage1, ...stage2], { ...context, onStep })
+    : await runOnWorkers(workers, stage1, stage2, context, onStep);
   bar.finish();
 
   outcomes.sort((a, b) => a.seed - b.seed || a.recipe.localeCompare(b.recipe));
-  const files = await writeResults(out, outcomes, metrics, config, options);
+  const files = await writeResults(out, outcomes, metrics, config, { ...options, stage1Seed });
   const table = resultsTable(outcomes);
   return { outcomes, table, files };
 }
 
-async function runInline(stage1: Task[], stage2For: (seed: number) => Task[], ctx: TaskContext): Promise<Stage2Outcome[]> {
+async function runInline(tasks: Task[], ctx: TaskContext): Promise<Stage2Outcome[]> {
   const outcomes: Stage2Outcome[] = [];
-  for (const task of stage1) {
-    await runTask(task, ctx);
-    for (const t of stage2For(task.seed)) outcomes.push((await runTask(t, ctx))!);
+  for (const task of tasks) {
+    const outcome = await runTask(task, ctx);
+    if (outcome) outcomes.push(outcome);
   }
   return outcomes;
 }
 
-/** A small scheduler: stage-2 tasks of a seed become ready when its stage 1 is done. */
+/** A small scheduler: the stage-2 tasks become ready when stage 1 (if any) is done. */
 function runOnWorkers(
   count: number,
   stage1: Task[],
-  stage2For: (seed: number) => Task[],
+  stage2: Task[],
   context: Omit<TaskContext, 'onStep'>,
   onStep: TaskContext['onStep'],
 ): Promise<Stage2Outcome[]> {
   return new Promise((resolve, reject) => {
-    const ready: Task[] = [...stage1];
+    const ready: Task[] = stage1.length ? [...stage1] : [...stage2];
     const outcomes: Stage2Outcome[] = [];
-    let pending = stage1.length * 3;
+    let pending = stage1.length + stage2.length;
     const pool: Worker[] = [];
     const idle: Worker[] = [];
     const finish = (error?: Error) => {
@@ -105,7 +111,7 @@ function runOnWorkers(
       worker.on('message', (message: { type: string; task: Task; report?: StepReport; outcome?: Stage2Outcome; message?: string }) => {
         if (message.type === 'step') return onStep(message.task, message.report!);
         if (message.type === 'error') return finish(new Error(`${taskLabel(message.task)} failed: ${message.message}`));
-        if (message.task.kind === 'stage1') ready.unshift(...stage2For(message.task.seed));
+        if (message.task.kind === 'stage1') ready.push(...stage2);
         else outcomes.push(message.outcome!);
         idle.push(worker);
         if (--pending === 0) return finish();
@@ -145,8 +151,9 @@ async function writeResults(
   outcomes: Stage2Outcome[],
   metrics: string[],
   config: ExampleConfig,
-  options: RunOptions,
+  options: RunOptions & { stage1Seed: number },
 ): Promise<string[]> {
+  const stage1Seed = options.stage1Seed;
   const files: string[] = [];
   const write = async (name: string, text: string) => {
     await writeFile(`${out}/${name}`, text);
@@ -178,7 +185,7 @@ async function writeResults(
   const counters = new Map<string, number>();
   for (const line of metrics) {
     const m = JSON.parse(line) as { task: string; recipe: string; seed: number; loss: number };
-    if (m.seed !== options.seeds[0]) continue;
+    if (m.recipe !== 'stage1' && m.seed !== options.seeds[0]) continue;
     const series = m.recipe;
     const x = (counters.get(series) ?? 0) + 1;
     counters.set(series, x);
@@ -193,8 +200,9 @@ async function writeResults(
     : '';
   await write(
     'results.md',
-    `# parrot-multilingual results\n\nBackend: ${options.backend}; seeds: ${options.seeds.join(', ')}; ` +
-      `stage 1: ${config.stage1Steps} steps, stage 2: ${config.stage2Steps} steps, batch ${config.batchSize}.\n\n` +
+    `# parrot-multilingual results\n\nBackend: ${options.backend}; stage 1 (shared, English only, seed ${stage1Seed}): ` +
+      `${config.stage1Steps} steps; stage 2 (English-heavy mix): ${config.stage2Steps} steps per recipe and seed ` +
+      `(seeds ${options.seeds.join(', ')}); batch ${config.batchSize}.\n\n` +
       `${resultsTable(outcomes)}${routingTable}\n\nPlots: accuracy-by-language.svg, router-weights.svg, loss.svg\n`,
   );
   return files;

@@ -33,10 +33,11 @@ export interface Stage2Outcome {
 }
 
 export function taskLabel(task: Task): string {
-  return task.kind === 'stage1' ? `seed ${task.seed} stage 1` : `seed ${task.seed} ${task.recipe}`;
+  return task.kind === 'stage1' ? `stage 1 (seed ${task.seed})` : `seed ${task.seed} ${task.recipe}`;
 }
 
-const stage1Path = (outDir: string, seed: number) => `${outDir}/stage1-seed${seed}.safetensors`;
+/** Where the stage-1 ("pretrained") weights are kept; reused by later runs with the same settings. */
+export const stage1Path = (outDir: string) => `${outDir}/stage1.safetensors`;
 
 let backendReady: Promise<unknown> | null = null;
 
@@ -49,13 +50,13 @@ export async function runTask(task: Task, ctx: TaskContext): Promise<Stage2Outco
   if (task.kind === 'stage1') {
     const weights = await runStage1(task.seed, tokenizer, ctx.config, onStep);
     try {
-      await writeSafetensorsFile(stage1Path(ctx.outDir, task.seed), weights);
+      await writeSafetensorsFile(stage1Path(ctx.outDir), weights, { stage1: stage1Key(task.seed, ctx.config) });
     } finally {
       disposeStateDict(weights);
     }
     return null;
   }
-  const { tensors: stage1 } = await readSafetensorsFile(stage1Path(ctx.outDir, task.seed));
+  const { tensors: stage1 } = await readSafetensorsFile(stage1Path(ctx.outDir));
   const result = await runStage2(task.recipe, task.seed, stage1, tokenizer, ctx.config, onStep).finally(() => tf.dispose([...stage1.values()]));
   try {
     const base = evalModelOf(result.model);
@@ -81,6 +82,23 @@ export async function runTask(task: Task, ctx: TaskContext): Promise<Stage2Outco
   } finally {
     result.model.dispose();
     result.moe?.dispose();
+  }
+}
+
+/** What identifies a stage-1 result: its seed and every setting that shapes it. */
+export function stage1Key(seed: number, config: ExampleConfig): string {
+  const { stage2Steps: _s, stage2Lr: _l, moeLr: _m, numExperts: _e, ...shaping } = config;
+  return JSON.stringify({ seed, ...shaping });
+}
+
+/** True when `outDir` already holds stage-1 weights made with these settings. */
+export async function hasStage1(outDir: string, seed: number, config: ExampleConfig): Promise<boolean> {
+  try {
+    const { metadata, tensors } = await readSafetensorsFile(stage1Path(outDir), { filter: () => false });
+    tf.dispose([...tensors.values()]);
+    return metadata?.stage1 === stage1Key(seed, config);
+  } catch {
+    return false;
   }
 }
 
