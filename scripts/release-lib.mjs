@@ -5,7 +5,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 /** `[name, seconds]` of every finished step, in order. */
 export const timings = [];
@@ -108,4 +108,22 @@ export function checkTarball(pkg, tarball) {
   }
   if (manifest.version !== pkg.version) problems.push(`version ${manifest.version} differs from ${pkg.version}`);
   return problems;
+}
+
+/**
+ * Relative links in Markdown files (`[text](path)` / `[text](path#anchor)`) that point to no file.
+ * URLs with a scheme and pure anchors are not checked. Returns `file: link` strings.
+ */
+export function brokenMarkdownLinks(files) {
+  const broken = [];
+  for (const file of files) {
+    const text = readFileSync(file, 'utf8').replace(/```[\s\S]*?```/g, '');
+    for (const match of text.matchAll(/\[[^\]]*\]\(([^)\s]+)\)/g)) {
+      const target = match[1];
+      if (/^[a-z][a-z0-9+.-]*:/i.test(target) || target.startsWith('#')) continue;
+      const path = join(dirname(file), target.split('#')[0]);
+      if (!existsSync(path)) broken.push(`${file}: ${target}`);
+    }
+  }
+  return broken;
 }

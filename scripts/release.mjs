@@ -9,6 +9,7 @@
  *   - `publint --strict`
  *   - `attw <tarball>` (@arethetypeswrong/cli, all resolution modes: node10, node16 CJS/ESM, bundler)
  *     on the tarball `pnpm pack` produced, i.e. exactly what will be published
+ *   - relative links in docs/*.md and the package READMEs resolve
  *   - the tarball: no `workspace:` range left, every path named by main/module/types/exports/bin
  *     present, README.md present, CHANGELOG.md in `files`, no sources or tests
  * and once: `changeset status` (the fixed group bumps every @mllm package to one version, no
@@ -17,11 +18,11 @@
  * Options: --dry, --skip-build, --out <dir> (dry: keep the tarballs there), --allow-pending
  * (publish even though unreleased changesets exist).
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { checkTarball, listPublishablePackages, packPackages, run, step, timings } from './release-lib.mjs';
+import { brokenMarkdownLinks, checkTarball, listPublishablePackages, packPackages, run, step, timings } from './release-lib.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
@@ -53,6 +54,17 @@ try {
     const problems = packages.flatMap((p, i) => checkTarball(p, tarballs[i]).map((problem) => `${p.name}: ${problem}`));
     if (problems.length) throw new Error(`tarball problems:\n  ${problems.join('\n  ')}`);
     console.log(`${tarballs.length} tarballs: no workspace: ranges, every exported path present, README, CHANGELOG.md in files`);
+  });
+
+  step('documentation links (docs/*.md, package READMEs)', () => {
+    const docs = join(root, 'docs');
+    const files = [
+      ...(existsSync(docs) ? readdirSync(docs).filter((f) => f.endsWith('.md')).map((f) => join(docs, f)) : []),
+      ...packages.map((p) => join(p.dir, 'README.md')),
+    ];
+    const broken = brokenMarkdownLinks(files);
+    if (broken.length) throw new Error(`broken relative links:\n  ${broken.join('\n  ')}`);
+    console.log(`${files.length} Markdown files, relative links resolve`);
   });
 
   step('attw (are the types wrong?) on each tarball', () => {
