@@ -10,7 +10,7 @@
  * Sizes: ParrotMoE D = I = 1024, E = 6, N = 577, T = 64; Wings learners + router H = 1024, r = 64,
  * 16 heads, L = 256 with 64 image tokens; VPG-C hook BLIP-2 Q-Former, Dl = 1024, 1 and 4 images.
  * The cpu backend runs ~0.6 GFLOP/s, so by default it uses the small sizes (Parrot D = I = 128, VPG-C
- * 6 × 384 Q-Former; Wings has one size) — `--cpu-size full` asks for the full ones (tens of minutes).
+ * 6 × 384 Q-Former and 1 image; Wings has one size) — `--cpu-size full` asks for the full ones (tens of minutes).
  * webgpu (Node Dawn) is SwiftShader on a machine without a GPU: it runs only when asked, at small sizes.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -66,7 +66,8 @@ function tsx(script: string, args: string[], tsconfig = 'bench/tsconfig.json'): 
 
 /** Data rows of the markdown tables a bench script prints, as cell arrays. */
 function tableRows(output: string, backend: string): string[][] {
-  return output.split('\n').filter((l) => l.startsWith(`| ${backend} |`)).map((l) => l.split('|').slice(1, -1).map((c) => c.trim()));
+  const lines = [...new Set(output.split('\n').filter((l) => l.startsWith(`| ${backend} |`)))]; // progress lines repeat the final table
+  return lines.map((l) => l.split('|').slice(1, -1).map((c) => c.trim()));
 }
 
 interface TorchResult { forward_ms: number; forward_backward_ms: number }
@@ -107,7 +108,8 @@ function benchWings(backend: string): void {
     skipped.push('Wings on webgpu: its bench has one (full) size, far too slow on SwiftShader');
     return;
   }
-  const out = tsx('packages/wings/bench/learners.bench.ts', ['--backends', backend, '--runs', String(Math.max(2, repeats))], 'packages/wings/bench/tsconfig.json');
+  const runs = backend === 'cpu' ? repeats : Math.max(2, repeats);
+  const out = tsx('packages/wings/bench/learners.bench.ts', ['--backends', backend, '--runs', String(runs)], 'packages/wings/bench/tsconfig.json');
   const ref = torch('wings_learners.py', ['1024', '16', '64', '256', '64']);
   for (const [, pass, , ms, gflops, , matMulG] of tableRows(out, backend)) {
     const isForward = pass === 'forward';
@@ -122,8 +124,9 @@ function benchWings(backend: string): void {
 function benchVpgc(backend: string): void {
   const size = backend === 'wasm' || (backend === 'cpu' && cpuSize === 'full') ? 'blip2' : 'small';
   const iterations = String(Math.max(2, repeats));
-  const forward = tsx('packages/vpgc/bench/hook.bench.ts', ['--backends', backend, '--size', size, '--images', '1,4', '--iterations', iterations]);
-  const train = tsx('bench/vpgc-train.bench.ts', ['--backends', backend, '--size', size, '--images', '1,4', '--iterations', iterations])
+  const images = backend === 'cpu' && cpuSize === 'small' ? '1' : '1,4'; // cpu: ~0.5 GFLOP/s
+  const forward = tsx('packages/vpgc/bench/hook.bench.ts', ['--backends', backend, '--size', size, '--images', images, '--iterations', iterations]);
+  const train = tsx('bench/vpgc-train.bench.ts', ['--backends', backend, '--size', size, '--images', images, '--iterations', iterations])
     .split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { images: number; forwardBackwardMs: number; forwardBackward: number });
   for (const [, qformer, images, , hookMs, hookG, , , matMulG] of tableRows(forward, backend)) {
     const n = Number(images);

@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { batchMatMul, groupedMatMul, scaledDotProductAttention } from '../index.js';
 import { checkGradients, expectClose, expectNoLeaks } from '../testing/index.js';
 import { WASM_GROUPED_MATMUL } from './wasm-grouped-matmul.js';
+import { prefersTiledTranspose, transposeLastTwo } from './transpose.js';
 
 function rngOf(seed: number): () => number {
   let s = seed >>> 0;
@@ -126,4 +127,28 @@ describe('groupedMatMul / batchMatMul', () => {
     expectClose(output, expected, { label: 'attention output' });
     tf.dispose([q!, k!, v!, causal, output, probs]);
   });
+
+  for (const shape of [[256, 272], [2, 256, 256], [3, 5]] as const) {
+    it(`transposeLastTwo of [${shape}] is the exact transpose, and its gradient is the transposed upstream gradient`, () => {
+      const [G, R, C] = shape.length === 3 ? shape : [1, shape[0], shape[1]];
+      const rng = rngOf(R * C);
+      const x64 = Float32Array.from(values(rng, G * R * C));
+      const w64 = Float32Array.from(values(rng, G * R * C).subarray(0, G * C * R));
+      const transpose64 = (v: Float32Array, rows: number, cols: number) => {
+        const out = new Float32Array(G * rows * cols);
+        for (let g = 0; g < G; g++) for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[(g * cols + c) * rows + r] = v[(g * rows + r) * cols + c]!;
+        return out;
+      };
+      const x = shape.length === 3 ? tf.tensor3d(x64, [G, R, C]) : tf.tensor2d(x64, [R, C]);
+      const w = shape.length === 3 ? tf.tensor3d(w64, [G, C, R]) : tf.tensor2d(w64, [C, R]);
+      const y = transposeLastTwo(x);
+      expect(y.shape).toEqual(shape.length === 3 ? [G, C, R] : [C, R]);
+      expect(Array.from(y.dataSync())).toEqual(Array.from(transpose64(x64, R, C)));
+      const [g] = tf.grads((input: tf.Tensor) => tf.sum(tf.mul(transposeLastTwo(input as tf.Tensor2D), w)))([x]);
+      expect(Array.from(g!.dataSync())).toEqual(Array.from(transpose64(w64, C, R)));
+      expect(prefersTiledTranspose(R, C)).toBe(tf.getBackend() === 'wasm' && R * C >= 65536);
+      expectNoLeaks(() => transposeLastTwo(x));
+      tf.dispose([x, w, y, g!]);
+    });
+  }
 });

@@ -15,6 +15,7 @@
  * checks that they exist; callers fall back to `tf.matMul` otherwise.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { transposeLastTwo } from './transpose.js';
 
 /** Kernel name registered for the `wasm` backend. */
 export const WASM_GROUPED_MATMUL = 'MllmGroupedMatMul';
@@ -110,8 +111,8 @@ export function wasmGroupedMatMulAvailable(): boolean {
           const [a, b] = saved as [tf.Tensor3D, tf.Tensor3D];
           const dy3 = dy as tf.Tensor3D;
           return {
-            a: () => runWasmGroupedMatMul(dy3, tf.transpose(b, [0, 2, 1])), // [G, M, N]·[G, N, K]
-            b: () => runWasmGroupedMatMul(tf.transpose(a, [0, 2, 1]), dy3), // [G, K, M]·[G, M, N]
+            a: () => runWasmGroupedMatMul(dy3, transposeLastTwo(b)), // [G, M, N]·[G, N, K]
+            b: () => runWasmGroupedMatMul(transposeLastTwo(a), dy3), // [G, K, M]·[G, M, N]
           };
         },
       });
