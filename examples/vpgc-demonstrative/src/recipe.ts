@@ -30,7 +30,7 @@ export interface ExampleConfig {
 export const DEFAULT_CONFIG: ExampleConfig = {
   batchSize: 8,
   stage1Steps: 150,
-  stage2Steps: 100,
+  stage2Steps: 250,
   stage1Lr: 3e-3,
   stage2Lr: 5e-3,
   numQueryTokens: 8,

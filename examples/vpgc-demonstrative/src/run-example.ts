@@ -170,7 +170,7 @@ async function writeResults(
     }),
   );
   await write('accuracy.svg', await renderSvg(groupedBarSpec({
-    title: 'Held-out multiple-choice accuracy (mean ± std over seeds)', rows: barRows, yTitle: 'accuracy', yDomain: [0, 1],
+    title: 'Held-out accuracy (mean ± std over seeds)', rows: barRows, yTitle: 'accuracy', yDomain: [0, 1],
   })));
 
   const lossRows: Array<{ x: number; value: number; series: string }> = [];
@@ -180,7 +180,7 @@ async function writeResults(
     lossRows.push({ x: m.stage === 'stage1' ? m.step : config.stage1Steps + m.step, value: m.loss, series: `seed ${m.seed}` });
   }
   await write('loss.svg', await renderSvg(lineSpec({
-    title: `Training loss: stage 1 (host + VPG) then stage 2 (VPG-C alone) from step ${config.stage1Steps + 1}`,
+    title: `Training loss (VPG-C alone from step ${config.stage1Steps + 1})`,
     rows: lossRows, xTitle: 'step', yTitle: 'loss',
   })));
 
