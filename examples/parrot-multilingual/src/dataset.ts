@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { CharTokenizer, collateChat, type MultimodalBatch, type Tokenizer } from '@mllm/core';
 import { ANSWER_INSTRUCTIONS, buildPrompt, type BenchmarkRowInput, type OptionChoice } from '@mllm/eval';
-import { LETTERS, LANGUAGES, makeSample, pickLanguage, QUESTION_KINDS, templateTexts, type Language, type McqSample } from './questions.js';
+import { LETTERS, LANGUAGES, makeSample, pick, pickLanguage, templateTexts, type Language, type McqSample, type OptionOrder, type QuestionKind } from './questions.js';
 
 /** Chat template settings shared by training and evaluation: no system turn (shorter sequences). */
 export const CHAT_OPTIONS = { systemPrompt: null } as const;
@@ -29,8 +29,12 @@ export function trainingBatch(
   size: number,
   imageSize: number,
   mix: Record<Language, number>,
+  kinds: readonly QuestionKind[],
+  optionOrder: OptionOrder,
 ): MultimodalBatch {
-  const samples = Array.from({ length: size }, () => makeSample(rng, pickLanguage(rng, mix), imageSize));
+  const samples = Array.from({ length: size }, () =>
+    makeSample(rng, pickLanguage(rng, mix), imageSize, pick(rng, kinds), { optionOrder }),
+  );
   return tf.tidy(() =>
     collateChat(
       tokenizer,
@@ -47,13 +51,20 @@ export function trainingBatch(
 }
 
 /** A balanced held-out set in the MMMB format: `perLanguage` questions per language, kinds cycled. */
-export function heldOutRows(seed: number, perLanguage: number, imageSize: number, rngFactory: (seed: number) => () => number): BenchmarkRowInput[] {
+export function heldOutRows(
+  seed: number,
+  perLanguage: number,
+  imageSize: number,
+  kinds: readonly QuestionKind[],
+  optionOrder: OptionOrder,
+  rngFactory: (seed: number) => () => number,
+): BenchmarkRowInput[] {
   const rng = rngFactory(seed);
   const rows: BenchmarkRowInput[] = [];
   let index = 0;
   for (const language of LANGUAGES) {
     for (let i = 0; i < perLanguage; i++) {
-      const sample = makeSample(rng, language, imageSize, QUESTION_KINDS[i % QUESTION_KINDS.length]);
+      const sample = makeSample(rng, language, imageSize, kinds[i % kinds.length], { optionOrder });
       rows.push({
         index: index++,
         question: sample.question,

@@ -2,6 +2,7 @@
  * Multiple-choice questions about procedural scenes, with templates written per language
  * (en, zh, pt, ar, tr, ru). Each question has four options A–D, one correct.
  */
+export { pick } from './scenes.js';
 import { COLOURS, POSITIONS, SHAPES, drawScene, pick, shuffle, type Colour, type Position, type Scene, type Shape } from './scenes.js';
 
 export const LANGUAGES = ['en', 'zh', 'pt', 'ar', 'tr', 'ru'] as const;
@@ -64,6 +65,23 @@ export const TEMPLATES: Record<Language, LanguageTemplates> = {
 
 export const LETTERS = ['A', 'B', 'C', 'D'] as const;
 
+/** How a question's four options are ordered. */
+export type OptionOrder = 'fixed' | 'per-language' | 'shuffled';
+
+/**
+ * With `per-language`, each language's template lists the options in its own fixed order (the
+ * English order for `en`), so the answer letter depends on the image AND on the prompt's language:
+ * a model that learned the English mapping answers other languages wrongly until it learns theirs.
+ */
+export const LANGUAGE_OPTION_ORDER: Record<Language, [number, number, number, number]> = {
+  en: [0, 1, 2, 3],
+  zh: [1, 2, 3, 0],
+  pt: [2, 3, 0, 1],
+  ar: [3, 0, 1, 2],
+  tr: [1, 0, 3, 2],
+  ru: [2, 3, 1, 0],
+};
+
 export interface McqSample {
   language: Language;
   kind: QuestionKind;
@@ -81,7 +99,7 @@ export function makeSample(
   language: Language,
   size: number,
   kind?: QuestionKind,
-  options: { shuffleOptions?: boolean } = {},
+  options: { optionOrder?: OptionOrder } = {},
 ): McqSample {
   const t = TEMPLATES[language];
   const questionKind = kind ?? pick(rng, QUESTION_KINDS);
@@ -110,8 +128,11 @@ export function makeSample(
       all = POSITIONS.map((p) => t.position[p]);
       break;
   }
-  // Canonical order (MMMB keeps one option order per question) unless shuffling is asked for.
-  const ordered = (options.shuffleOptions ? shuffle(rng, all) : all) as McqSample['options'];
+  // MMMB keeps one option order per question; see OptionOrder for the three choices here.
+  const order = options.optionOrder ?? 'fixed';
+  const ordered = (
+    order === 'shuffled' ? shuffle(rng, all) : order === 'per-language' ? LANGUAGE_OPTION_ORDER[language].map((k) => all[k]) : all
+  ) as McqSample['options'];
   const answer = LETTERS[ordered.indexOf(correct)];
   return { language, kind: questionKind, question: t.question[questionKind], options: ordered, answer, scene };
 }

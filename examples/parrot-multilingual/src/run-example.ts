@@ -40,7 +40,7 @@ export async function runExample(options: RunOptions): Promise<RunResult> {
   const out = options.outDir;
   await mkdir(out, { recursive: true });
   const heldOutPath = `${out}/mmmb-mini.tsv`;
-  await writeFile(heldOutPath, writeTsv(heldOutRows(12345, options.perLanguage ?? 24, config.imageSize, createRng)));
+  await writeFile(heldOutPath, writeTsv(heldOutRows(12345, options.perLanguage ?? 24, config.imageSize, config.questionKinds, config.optionOrder, createRng)));
 
   const stage1Seed = options.stage1Seed ?? 0;
   const reuseStage1 = await hasStage1(out, stage1Seed, config);
@@ -202,7 +202,7 @@ async function writeResults(
     'results.md',
     `# parrot-multilingual results\n\nBackend: ${options.backend}; stage 1 (shared, English only, seed ${stage1Seed}): ` +
       `${config.stage1Steps} steps; stage 2 (English-heavy mix): ${config.stage2Steps} steps per recipe and seed ` +
-      `(seeds ${options.seeds.join(', ')}); batch ${config.batchSize}.\n\n` +
+      `(seeds ${options.seeds.join(', ')}); batch ${config.batchSize}; question kinds: ${config.questionKinds.join(', ')}; option order: ${config.optionOrder}.\n\n` +
       `${resultsTable(outcomes)}${routingTable}\n\nPlots: accuracy-by-language.svg, router-weights.svg, loss.svg\n`,
   );
   return files;
