@@ -46,7 +46,11 @@ async function measure(dir: string, backend: string): Promise<void> {
   await initBackend(backend);
   const baselineRss = process.memoryUsage().rss;
   const started = performance.now();
+  const heap = () => (backend === 'wasm' ? (tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.length : 0);
+  const trace: string[] = [];
+  const mark = (label: string) => trace.push(`${label}: rss ${(process.memoryUsage().rss / MB).toFixed(0)} MB, tf ${(tf.memory().numBytes / MB).toFixed(0)} MB, heap ${(heap() / MB).toFixed(0)} MB`);
   const moe = new ParrotMoE({ hiddenSize: D, intermediateSize: D, numExperts: E });
+  mark('constructed');
   const weightBytes = moe.parameterCount() * 4;
   const index = await readShardedIndex(path.join(dir, 'model.safetensors.index.json'));
   const shards = [...new Set(index.weightMap.values())];
@@ -54,6 +58,7 @@ async function measure(dir: string, backend: string): Promise<void> {
     const { tensors } = await loadShardedCheckpoint(dir, { filter: (name) => index.weightMap.get(name) === shard });
     loadStateDict(moe, tensors, { strict: false });
     tf.dispose([...tensors.values()]);
+    mark(`loaded ${shard}`);
   }
   const loadedMs = performance.now() - started;
   const afterLoad = tf.memory().numBytes;
@@ -71,7 +76,7 @@ async function measure(dir: string, backend: string): Promise<void> {
   moe.dispose();
   console.log(JSON.stringify({
     backend, weightBytes, shards: shards.length, loadMs: Math.round(loadedMs), forwardMs: Math.round(forwardMs),
-    baselineRss, peakRss, peakAboveBaseline: peakRss - baselineRss, tfBytesAfterLoad: afterLoad, peakTfBytes, wasmHeap,
+    trace, baselineRss, peakRss, peakAboveBaseline: peakRss - baselineRss, tfBytesAfterLoad: afterLoad, peakTfBytes, wasmHeap,
   }));
 }
 
@@ -90,6 +95,7 @@ async function main(): Promise<void> {
   const backend = argument('backend') ?? 'wasm';
   if (mode === 'write') return write(argument('dir')!);
   if (mode === 'measure') return measure(argument('dir')!, backend);
+  if (mode === 'write-only') return console.log(child(['--mode', 'write', '--dir', argument('dir')!]));
   const dir = argument('dir') ?? mkdtempSync(path.join(os.tmpdir(), 'parrot-7b-'));
   try {
     const written = JSON.parse(child(['--mode', 'write', '--dir', dir])) as { shards: number; totalBytes: number };

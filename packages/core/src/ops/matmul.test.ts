@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { batchMatMul, groupedMatMul, scaledDotProductAttention } from '../index.js';
+import { batchMatMul, groupedMatMul, matMul2d, scaledDotProductAttention, UNCACHED_PACKING_MIN_ELEMENTS } from '../index.js';
 import { checkGradients, expectClose, expectNoLeaks } from '../testing/index.js';
 import { WASM_GROUPED_MATMUL } from './wasm-grouped-matmul.js';
 import { prefersTiledTranspose, transposeLastTwo } from './transpose.js';
@@ -151,4 +151,26 @@ describe('groupedMatMul / batchMatMul', () => {
       tf.dispose([x, w, y, g!]);
     });
   }
+
+  it('matMul2d with a right operand large enough to skip the packed-weight cache matches float64, gradients included', () => {
+    const [M, K, N] = [3, 4096, UNCACHED_PACKING_MIN_ELEMENTS / 4096];
+    const rng = rngOf(4096);
+    const a32 = Float32Array.from(values(rng, M * K));
+    const b32 = Float32Array.from(values(rng, K * N));
+    const dy32 = Float32Array.from(values(rng, M * N));
+    const a = tf.tensor2d(a32, [M, K]);
+    const b = tf.tensor2d(b32, [K, N]);
+    const dy = tf.tensor2d(dy32, [M, N]);
+    const expected = grouped64(Float64Array.from(a32), Float64Array.from(b32), 1, M, K, N);
+    const y = matMul2d(a, b);
+    const sums4096 = { atol: 5e-4, rtol: 1e-4 }; // 4096-term float32 sums (|values| ≲ 40) against float64
+    expectClose(y, expected, { label: 'matMul2d', ...sums4096 });
+    const [, gb] = tf.grads((x: tf.Tensor, w: tf.Tensor) => tf.sum(tf.mul(matMul2d(x as tf.Tensor2D, w as tf.Tensor2D), dy)))([a, b]);
+    const db = new Float64Array(K * N); // Aᵀ·dY
+    for (let k = 0; k < K; k++) for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) db[k * N + n] += a32[m * K + k]! * dy32[m * N + n]!;
+    expectClose(gb!, db, { label: 'dB' });
+    if (tf.getBackend() === 'wasm') expect(tf.getKernel(WASM_GROUPED_MATMUL, 'wasm')).toBeDefined();
+    expectNoLeaks(() => matMul2d(a, b));
+    tf.dispose([a, b, dy, y, gb!]);
+  });
 });

@@ -9,16 +9,38 @@ import * as tf from '@tensorflow/tfjs-core';
 import { transposeLastTwo } from './transpose.js';
 import { runWasmGroupedMatMul, wasmGroupedMatMulAvailable } from './wasm-grouped-matmul.js';
 
+/**
+ * On wasm, a 2-D product whose right operand has at least this many elements runs through the
+ * grouped kernel with G = 1 (a temporary view of the operand), so XNNPACK's operator — which holds a
+ * packed copy of that operand — is released right after the call instead of being cached for the
+ * operand's lifetime. Repacking costs ~1–2 % of such a product; the cache would double the memory of
+ * large weights (a 4096-wide ParrotMoE: 1.15 GB of packed copies next to 1.15 GB of weights).
+ */
+export const UNCACHED_PACKING_MIN_ELEMENTS = 8 * 1024 * 1024;
+
+/** `[M, K] · [K, N]` through `tf.matMul`, or for large right operands on wasm without a cached packed copy. */
+function plainMatMul(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
+  if (b.size >= UNCACHED_PACKING_MIN_ELEMENTS && a.dtype === 'float32' && b.dtype === 'float32' && wasmGroupedMatMulAvailable()) {
+    const [M, K] = a.shape;
+    const N = b.shape[1];
+    return tf.tidy(() => {
+      const product = runWasmGroupedMatMul(tf.reshape(a, [1, M, K]) as tf.Tensor3D, tf.reshape(b, [1, K, N]) as tf.Tensor3D); // [1, M, N]
+      return tf.reshape(product, [M, N]) as tf.Tensor2D; // [M, N]
+    });
+  }
+  return tf.matMul(a, b);
+}
+
 /** `[M, K] · [K, N] → [M, N]` with an explicit-transpose gradient. */
 export const matMul2d: (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D = tf.customGrad(
   ((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
     save([a, b]);
     return {
-      value: tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D),
+      value: plainMatMul(a as tf.Tensor2D, b as tf.Tensor2D),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [sa, sb] = saved as [tf.Tensor2D, tf.Tensor2D];
         // dA = dY · Bᵀ   [M, N]·[N, K] ; dB = Aᵀ · dY   [K, M]·[M, N]
-        return [tf.matMul(dy as tf.Tensor2D, transposeLastTwo(sb)), tf.matMul(transposeLastTwo(sa), dy as tf.Tensor2D)];
+        return [plainMatMul(dy as tf.Tensor2D, transposeLastTwo(sb)), plainMatMul(transposeLastTwo(sa), dy as tf.Tensor2D)];
       },
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0],
