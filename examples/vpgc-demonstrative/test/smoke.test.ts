@@ -4,15 +4,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { loadHostModel, parseJsonLines, readSafetensorsFile } from '@mllm/core';
-import { testBackend } from '@mllm/core/testing';
+import { skipOnBackend, testBackend } from '@mllm/core/testing';
 import { QFormerVPG, VPGC, loadAdapter, attachVPGC } from '@mllm/vpgc';
 import { runExample } from '../src/run-example.js';
 import { EVAL_SETS } from '../src/seed-task.js';
 
 // A --smoke-sized run in-process (no worker threads) on the test project's backend.
 describe('vpgc-demonstrative example (smoke)', () => {
-  // Measured: ~1 s on wasm, ~10 s on cpu, ~40 s on software WebGPU (SwiftShader).
-  it(
+  // Measured: ~2 s on wasm, ~13 s on cpu; on software WebGPU (SwiftShader) 39 s alone and 64 s beside the
+  // other backend projects (shader compilation for every new shape), so it is skipped there.
+  it.skipIf(skipOnBackend(['webgpu'], 'over 60 s on software WebGPU (SwiftShader) in a full test run'))(
     'trains both stages, scores with and without VPG-C, and writes parseable results, plots and a loadable checkpoint',
     async () => {
       const out = await mkdtemp(join(tmpdir(), 'vpgc-demonstrative-'));
