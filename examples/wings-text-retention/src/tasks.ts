@@ -10,7 +10,6 @@ import {
   heldOutImagesFor, heldOutTextFor, letterAccuracy, routerBlend, runFinetune, runPretrain,
   type ExampleConfig, type RecipeName, type RouterBlend, type StepReport,
 } from './recipe.js';
-import { registerWasmSegmentSum } from './wasm-segment-sum.js';
 
 export type Task =
   | { kind: 'pretrain'; seed: number }
@@ -47,10 +46,7 @@ let backendReady: Promise<unknown> | null = null;
 
 /** Run one task on this thread's tfjs (initialising the backend once). */
 export async function runTask(task: Task, ctx: TaskContext): Promise<Outcome> {
-  backendReady ??= initBackend(ctx.backend).then((choice) => {
-    registerWasmSegmentSum();
-    return choice;
-  });
+  backendReady ??= initBackend(ctx.backend);
   await backendReady;
   const started = performance.now();
   const tokenizer = exampleTokenizer();

@@ -22,9 +22,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { Module, Linear, zerosInit, assertPositiveInt, type ModuleArgs } from '@mllm/core';
+import { Module, Linear, gatherRows, zerosInit, assertPositiveInt, type ModuleArgs } from '@mllm/core';
 import type { QFormerVPG } from './qformer-vpg.js';
-import { gatherRows } from './gather-rows.js';
 import type { ImageSpan, VPGCForwardContext } from './hook-types.js';
 
 export interface VPGCArgs extends ModuleArgs {

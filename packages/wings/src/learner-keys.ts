@@ -11,6 +11,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { LearnerKeys } from './wings-layer.js';
+import { gatherRows as gatherTableRows } from '@mllm/core';
 
 /** The parts of the host's `ForwardContext` the learners read. */
 export interface WingsForwardContext {
@@ -73,7 +74,7 @@ export function buildVisualKeys(ctx: WingsForwardContext, causalByPosition = fal
     }
   }
   const flatTokens = tf.reshape(tokens, [numImages * Ni, H]); // [numImages·Ni, H]
-  const source = tf.reshape(tf.gather(flatTokens, tf.tensor1d(gatherRows, 'int32')), [B, Nk, H]) as tf.Tensor3D; // [B, Nk, H]
+  const source = tf.reshape(gatherTableRows(flatTokens as tf.Tensor2D, gatherRows), [B, Nk, H]) as tf.Tensor3D; // [B, Nk, H]
   return {
     source,
     positions: tf.tensor2d(keyPositions, [B, Nk], 'int32'),
@@ -134,7 +135,7 @@ export function buildReferenceTextualKeys(ctx: WingsForwardContext, systemPrompt
     for (let t = 0; t < L; t++) rowValid[b * L + t] = t < L - padding[b] ? 1 : 0;
   }
   const flatEmbeddings = tf.reshape(ctx.inputEmbeddings, [B * L, H]); // [B·L, H]
-  const source = tf.reshape(tf.gather(flatEmbeddings, tf.tensor1d(flatIndex, 'int32')), [B, Lk, H]) as tf.Tensor3D; // [B, Lk, H]
+  const source = tf.reshape(gatherTableRows(flatEmbeddings as tf.Tensor2D, flatIndex), [B, Lk, H]) as tf.Tensor3D; // [B, Lk, H]
   const causalByColumn = tf.lessEqual(tf.reshape(tf.range(0, Lk, 1, 'int32'), [1, 1, Lk]), tf.reshape(tf.range(0, L, 1, 'int32'), [1, L, 1])); // [1, L, Lk]: j ≤ t
   const columnValid = tf.notEqual(tf.reshape(tf.slice(ctx.attentionMask, [0, 0], [B, Lk]), [B, 1, Lk]), 0); // [B, 1, Lk]
   const rows = tf.notEqual(tf.tensor3d(rowValid, [B, L, 1]), 0); // [B, L, 1]

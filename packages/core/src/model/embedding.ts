@@ -4,7 +4,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { Module, type ModuleArgs } from '../nn/module.js';
 import { normalInit, type InitFn } from '../nn/initializers.js';
 import { assertPositiveInt } from '../nn/linear.js';
-import { gatherRows } from './gather-rows.js';
+import { gatherRows } from '../ops/gather-rows.js';
 
 export interface EmbeddingArgs extends ModuleArgs {
   numEmbeddings: number;

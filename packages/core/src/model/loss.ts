@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { IGNORE_INDEX } from '../tokenizer/byte-tokenizer.js';
-import { gatherRows } from './gather-rows.js';
+import { gatherRows } from '../ops/gather-rows.js';
 
 /** `logits [B, L, V]`, `labels [B·L]` (row-major, IGNORE = −100) → `[B, L−1]` target log-probs (0 where ignored). */
 export function shiftedTokenLogProbs(logits: tf.Tensor3D, labels: Int32Array): tf.Tensor2D {

@@ -9,7 +9,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { IGNORE_INDEX } from '../tokenizer/byte-tokenizer.js';
 import type { ImageSpan } from './hooks.js';
-import { gatherRows } from './gather-rows.js';
+import { gatherRows } from '../ops/gather-rows.js';
 
 export interface SequenceInput {
   /** Real (unpadded) token ids per sample; image placeholders = imageTokenId. */

@@ -26,11 +26,11 @@ function scatterAddRows(dy: tf.Tensor2D, indices: Int32Array, N: number): tf.Ten
 }
 
 /** `x [N, D]`, `indices` (each in [0, N)) → `[M, D]`; differentiable in x on all backends. */
-export function gatherRows(x: tf.Tensor2D, indices: Int32Array | number[]): tf.Tensor2D {
-  const index = indices instanceof Int32Array ? indices : Int32Array.from(indices);
+export function gatherRows(x: tf.Tensor2D, indices: ArrayLike<number>): tf.Tensor2D {
+  const index = Int32Array.from(indices);
   const N = x.shape[0];
   for (let m = 0; m < index.length; m++) {
-    if (index[m] < 0 || index[m] >= N) throw new Error(`gatherRows: indices[${m}] must be in [0, ${N}), got ${index[m]}`);
+    if (!Number.isInteger(indices[m]) || index[m] < 0 || index[m] >= N) throw new Error(`gatherRows: indices[${m}] must be in [0, ${N}), got ${index[m]}`);
   }
   const op = tf.customGrad(((input: tf.Tensor, save: tf.GradSaveFunc) => {
     save([]);
