@@ -1,3 +1,4 @@
 export * from './cli-flags.js';
 export * from './plots.js';
 export * from './table.js';
+export * from './worker-pool.js';

@@ -3,12 +3,11 @@
  * seed, then baseline and Parrot stage 2) on worker threads or inline, shows one progress bar,
  * and writes results.md / results.json / metrics.jsonl / SVG plots.
  */
-import { Worker } from 'node:worker_threads';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { ProgressBar, createRng, toJsonLine, type BackendRequest, type TextStream } from '@mllm/core';
 import { writeTsv } from '@mllm/eval';
-import { formatPercent, groupedBarSpec, heatmapSpec, lineSpec, markdownTable, meanStd, renderSvg } from '@mllm-example/common';
+import { formatPercent, groupedBarSpec, heatmapSpec, lineSpec, markdownTable, meanStd, renderSvg, runOnWorkerPool } from '@mllm-example/common';
 import { heldOutRows } from './dataset.js';
 import { LANGUAGES } from './questions.js';
 import { DEFAULT_CONFIG, type ExampleConfig, type StepReport } from './recipe.js';
@@ -66,7 +65,17 @@ export async function runExample(options: RunOptions): Promise<RunResult> {
   const workers = Math.max(0, Math.min(options.workers ?? Math.min(2, cpus().length), stage2.length));
   const outcomes = workers === 0
     ? await runInline([...stage1, ...stage2], { ...context, onStep })
-    : await runOnWorkers(workers, stage1, stage2, context, onStep);
+    : (
+        await runOnWorkerPool<Task, StepReport, Stage2Outcome | null>({
+          entry: new URL('./worker-entry.mjs', import.meta.url),
+          workerData: context,
+          count: workers,
+          tasks: stage1.length ? stage1 : stage2,
+          followUps: (task) => (task.kind === 'stage1' ? stage2 : []),
+          onProgress: onStep,
+          label: taskLabel,
+        })
+      ).flatMap(({ result }) => (result ? [result] : []));
   bar.finish();
 
   outcomes.sort((a, b) => a.seed - b.seed || a.recipe.localeCompare(b.recipe));
@@ -82,47 +91,6 @@ async function runInline(tasks: Task[], ctx: TaskContext): Promise<Stage2Outcome
     if (outcome) outcomes.push(outcome);
   }
   return outcomes;
-}
-
-/** A small scheduler: the stage-2 tasks become ready when stage 1 (if any) is done. */
-function runOnWorkers(
-  count: number,
-  stage1: Task[],
-  stage2: Task[],
-  context: Omit<TaskContext, 'onStep'>,
-  onStep: TaskContext['onStep'],
-): Promise<Stage2Outcome[]> {
-  return new Promise((resolve, reject) => {
-    const ready: Task[] = stage1.length ? [...stage1] : [...stage2];
-    const outcomes: Stage2Outcome[] = [];
-    let pending = stage1.length + stage2.length;
-    const pool: Worker[] = [];
-    const idle: Worker[] = [];
-    const finish = (error?: Error) => {
-      for (const w of pool) void w.terminate();
-      if (error) reject(error);
-      else resolve(outcomes);
-    };
-    const dispatch = () => {
-      while (idle.length && ready.length) idle.pop()!.postMessage(ready.shift());
-    };
-    for (let i = 0; i < count; i++) {
-      const worker = new Worker(new URL('./worker-entry.mjs', import.meta.url), { workerData: context });
-      worker.on('message', (message: { type: string; task: Task; report?: StepReport; outcome?: Stage2Outcome; message?: string }) => {
-        if (message.type === 'step') return onStep(message.task, message.report!);
-        if (message.type === 'error') return finish(new Error(`${taskLabel(message.task)} failed: ${message.message}`));
-        if (message.task.kind === 'stage1') ready.push(...stage2);
-        else outcomes.push(message.outcome!);
-        idle.push(worker);
-        if (--pending === 0) return finish();
-        dispatch();
-      });
-      worker.on('error', (error) => finish(error));
-      pool.push(worker);
-      idle.push(worker);
-    }
-    dispatch();
-  });
 }
 
 /** Accuracy in [0, 1] (@mllm/eval reports percent). */

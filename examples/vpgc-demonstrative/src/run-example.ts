@@ -4,11 +4,10 @@
  * one progress bar over all training steps and scored questions; writes metrics.jsonl,
  * results.json, results.md, SVG plots and (first seed) the checkpoint.
  */
-import { Worker } from 'node:worker_threads';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { ProgressBar, type BackendRequest, type TextStream } from '@mllm/core';
-import { formatPercent, groupedBarSpec, lineSpec, markdownTable, meanStd, renderSvg } from '@mllm-example/common';
+import { formatPercent, groupedBarSpec, lineSpec, markdownTable, meanStd, renderSvg, runOnWorkerPool } from '@mllm-example/common';
 import { DEFAULT_CONFIG, type ExampleConfig } from './recipe.js';
 import { EVAL_SETS, runSeed, type Condition, type EvalSet, type Outcome, type SeedProgress, type SeedResult, type SeedTask } from './seed-task.js';
 
@@ -49,7 +48,16 @@ export async function runExample(options: RunOptions): Promise<RunResult> {
   const started = performance.now();
   const tasks: SeedTask[] = options.seeds.map((seed, i) => ({ seed, backend: options.backend, config, outDir: out, saveCheckpoint: i === 0 }));
   const workers = Math.max(0, Math.min(options.workers ?? Math.min(2, cpus().length), tasks.length));
-  const results = workers === 0 ? await runInline(tasks, onProgress) : await runOnWorkers(workers, tasks, onProgress);
+  const results = workers === 0 ? await runInline(tasks, onProgress) : (
+          await runOnWorkerPool<SeedTask, SeedProgress, SeedResult>({
+            entry: new URL('./worker-entry.mjs', import.meta.url),
+            workerData: null,
+            count: workers,
+            tasks,
+            onProgress: (_task, progress) => onProgress(progress),
+            label: (task) => `seed ${task.seed}`,
+          })
+        ).map(({ result }) => result);
   bar.finish();
   results.sort((a, b) => a.seed - b.seed);
   const outcomes = results.flatMap((r) => r.outcomes);
@@ -65,38 +73,6 @@ async function runInline(tasks: SeedTask[], onProgress: (p: SeedProgress) => voi
   const results: SeedResult[] = [];
   for (const task of tasks) results.push(await runSeed(task, onProgress));
   return results;
-}
-
-/** `count` workers take seed tasks from a queue. */
-function runOnWorkers(count: number, tasks: SeedTask[], onProgress: (p: SeedProgress) => void): Promise<SeedResult[]> {
-  return new Promise((resolve, reject) => {
-    const queue = [...tasks];
-    const results: SeedResult[] = [];
-    const pool: Worker[] = [];
-    const finish = (error?: Error) => {
-      for (const w of pool) void w.terminate();
-      if (error) reject(error);
-      else resolve(results);
-    };
-    for (let i = 0; i < count; i++) {
-      const worker = new Worker(new URL('./worker-entry.mjs', import.meta.url));
-      let current: SeedTask | undefined;
-      const next = () => {
-        current = queue.shift();
-        if (current) worker.postMessage(current);
-      };
-      worker.on('message', (message: { type: string; progress?: SeedProgress; result?: SeedResult; message?: string }) => {
-        if (message.type === 'progress') return onProgress(message.progress!);
-        if (message.type === 'error') return finish(new Error(`seed ${current?.seed} failed: ${message.message}`));
-        results.push(message.result!);
-        if (results.length === tasks.length) return finish();
-        next();
-      });
-      worker.on('error', (error) => finish(error));
-      pool.push(worker);
-      next();
-    }
-  });
 }
 
 function valuesOf(outcomes: Outcome[], evalSet: EvalSet, condition: Condition, key: 'accuracyMean' | 'accuracySum' = 'accuracyMean'): number[] {

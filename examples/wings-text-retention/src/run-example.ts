@@ -3,11 +3,10 @@
  * fine-tuning of each seed (on worker threads or inline), one progress bar, and the outputs:
  * results.md / results.json / metrics.jsonl / SVG plots / checkpoint/ (host + Wings adapter).
  */
-import { Worker } from 'node:worker_threads';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { ProgressBar, toJsonLine, type BackendRequest, type TextStream } from '@mllm/core';
-import { formatPercent, groupedBarSpec, heatmapSpec, lineSpec, markdownTable, meanStd, renderSvg } from '@mllm-example/common';
+import { formatPercent, groupedBarSpec, heatmapSpec, lineSpec, markdownTable, meanStd, renderSvg, runOnWorkerPool } from '@mllm-example/common';
 import { DEFAULT_CONFIG, RECIPES, heldOutImagesFor, heldOutTextFor, type ExampleConfig, type RouterBlend, type StepReport } from './recipe.js';
 import { runTask, taskLabel, type Outcome, type Task, type TaskContext } from './tasks.js';
 
@@ -59,7 +58,17 @@ export async function runExample(options: RunOptions): Promise<RunResult> {
   const workers = Math.max(0, Math.min(options.workers ?? Math.min(2, cpus().length), options.seeds.length * RECIPES.length));
   const outcomes = workers === 0
     ? await runInline(pretrain, finetuneFor, { ...context, onStep })
-    : await runOnWorkers(workers, pretrain, finetuneFor, context, onStep);
+    : (
+        await runOnWorkerPool<Task, StepReport, Outcome>({
+          entry: new URL('./worker-entry.mjs', import.meta.url),
+          workerData: context,
+          count: workers,
+          tasks: pretrain,
+          followUps: (task) => (task.kind === 'pretrain' ? finetuneFor(task.seed) : []),
+          onProgress: onStep,
+          label: taskLabel,
+        })
+      ).map(({ result }) => result);
   bar.finish();
   for (const seed of options.seeds) await rm(`${out}/pretrained-seed${seed}.safetensors`, { force: true });
 
@@ -78,47 +87,6 @@ async function runInline(pretrain: Task[], finetuneFor: (seed: number) => Task[]
     for (const t of finetuneFor(task.seed)) outcomes.push(await runTask(t, ctx));
   }
   return outcomes;
-}
-
-/** A small scheduler: the fine-tuning tasks of a seed become ready when its pretraining is done. */
-function runOnWorkers(
-  count: number,
-  pretrain: Task[],
-  finetuneFor: (seed: number) => Task[],
-  context: Omit<TaskContext, 'onStep'>,
-  onStep: TaskContext['onStep'],
-): Promise<Outcome[]> {
-  return new Promise((resolve, reject) => {
-    const ready: Task[] = [...pretrain];
-    const outcomes: Outcome[] = [];
-    let pending = pretrain.length * (1 + RECIPES.length);
-    const pool: Worker[] = [];
-    const idle: Worker[] = [];
-    const finish = (error?: Error) => {
-      for (const w of pool) void w.terminate();
-      if (error) reject(error);
-      else resolve(outcomes);
-    };
-    const dispatch = () => {
-      while (idle.length && ready.length) idle.pop()!.postMessage(ready.shift());
-    };
-    for (let i = 0; i < count; i++) {
-      const worker = new Worker(new URL('./worker-entry.mjs', import.meta.url), { workerData: context });
-      worker.on('message', (message: { type: string; task: Task; report?: StepReport; outcome?: Outcome; message?: string }) => {
-        if (message.type === 'step') return onStep(message.task, message.report!);
-        if (message.type === 'error') return finish(new Error(`${taskLabel(message.task)} failed: ${message.message}`));
-        if (message.task.kind === 'pretrain') ready.unshift(...finetuneFor(message.task.seed));
-        outcomes.push(message.outcome!);
-        idle.push(worker);
-        if (--pending === 0) return finish();
-        dispatch();
-      });
-      worker.on('error', (error) => finish(error));
-      pool.push(worker);
-      idle.push(worker);
-    }
-    dispatch();
-  });
 }
 
 const valuesOf = (outcomes: Outcome[], recipe: Outcome['recipe'], key: 'textAccuracy' | 'imageAccuracy') =>
