@@ -3,7 +3,7 @@
  * (b) the same module in PyTorch (bench/reference/*.py, 2 threads), on this machine.
  *
  *   pnpm bench [--backends wasm,cpu,webgpu] [--modules parrot,wings,vpgc] [--cpu-size small|full]
- *              [--repeats 1] [--no-torch] [--json out.json]
+ *              [--repeats 1] [--no-torch] [--json out.json] [--memory-7b]
  *
  * The module timings come from the packages' own bench scripts (packages/{parrot,wings,vpgc}/bench/*.bench.ts,
  * run as child processes, their tables parsed) plus bench/vpgc-train.bench.ts (VPG-C forward+backward).
@@ -11,6 +11,8 @@
  * 16 heads, L = 256 with 64 image tokens; VPG-C hook BLIP-2 Q-Former, Dl = 1024, 1 and 4 images.
  * The cpu backend runs ~0.6 GFLOP/s, so by default it uses the small sizes (Parrot D = I = 128, VPG-C
  * 6 × 384 Q-Former and 1 image; Wings has one size) — `--cpu-size full` asks for the full ones (tens of minutes).
+ * `--memory-7b` adds bench/parrot-7b-memory.ts (a D = I = 4096 ParrotMoE saved as shards, loaded and run
+ * once on wasm; peak memory against its float32 weights; ~1 min, 1.2 GB of temporary files).
  * webgpu (Node Dawn) is SwiftShader on a machine without a GPU: it runs only when asked, at small sizes.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -188,5 +190,9 @@ const lines = [
 ];
 console.log(`\n${lines.join('\n')}`);
 if (skipped.length) console.log(`\nSkipped / not measured:\n${skipped.map((s) => `- ${s}`).join('\n')}`);
+if (process.argv.includes('--memory-7b')) {
+  const out = tsx('bench/parrot-7b-memory.ts', ['--backend', 'wasm']);
+  console.log(`\n${out.split('\n').filter((l) => l.startsWith('|') || l.startsWith('Parrot-7B')).join('\n')}`);
+}
 const jsonPath = flag('json');
 if (jsonPath) writeFileSync(jsonPath, JSON.stringify({ machine: header, rows, skipped }, null, 2));
