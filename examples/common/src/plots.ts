@@ -28,7 +28,7 @@ export function groupedBarSpec(args: {
     {
       mark: 'bar',
       encoding: {
-        x: { field: 'group', type: 'nominal', title: null, sort: null },
+        x: { field: 'group', type: 'nominal', title: null, sort: null, axis: { labelAngle: 0, labelLimit: 160 } },
         xOffset: { field: 'series', type: 'nominal', sort: null },
         y: { field: 'value', type: 'quantitative', title: args.yTitle, scale: args.yDomain ? { domain: args.yDomain } : {} },
         color: { field: 'series', type: 'nominal', title: null, sort: null },
