@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { batchMatMul, groupedMatMul, matMul2d, scaledDotProductAttention, UNCACHED_PACKING_MIN_ELEMENTS } from '../index.js';
+import { batchMatMul, groupedMatMul, matMul2d, MATMUL_2D_KERNEL, scaledDotProductAttention, UNCACHED_PACKING_MIN_ELEMENTS } from '../index.js';
 import { checkGradients, expectClose, expectNoLeaks } from '../testing/index.js';
 import { WASM_GROUPED_MATMUL } from './wasm-grouped-matmul.js';
 import { prefersTiledTranspose, transposeLastTwo } from './transpose.js';
@@ -172,5 +172,18 @@ describe('groupedMatMul / batchMatMul', () => {
     if (tf.getBackend() === 'wasm') expect(tf.getKernel(WASM_GROUPED_MATMUL, 'wasm')).toBeDefined();
     expectNoLeaks(() => matMul2d(a, b));
     tf.dispose([a, b, dy, y, gb!]);
+  });
+
+  it('matMul2d computes only the gradients asked for: no Aᵀ·dY product for a frozen right operand', async () => {
+    const x = tf.randomNormal([5, 6], 0, 1, 'float32', 21) as tf.Tensor2D;
+    const w = tf.randomNormal([6, 4], 0, 1, 'float32', 22) as tf.Tensor2D;
+    const products = async (f: () => void) => (await tf.profile(f)).kernels.filter((k) => k.name === MATMUL_2D_KERNEL).length;
+    const onlyX = await products(() => tf.dispose(tf.grads((a: tf.Tensor) => tf.sum(matMul2d(a as tf.Tensor2D, w)))([x])));
+    const both = await products(() => tf.dispose(tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(matMul2d(a as tf.Tensor2D, b as tf.Tensor2D)))([x, w])));
+    expect(onlyX).toBe(2); // forward + dX
+    expect(both).toBe(3); // forward + dX + dW
+    checkGradients((a, b) => tf.sum(tf.square(matMul2d(a as tf.Tensor2D, b as tf.Tensor2D))), [x, w]);
+    expect(() => matMul2d(x, x)).toThrow(/matMul2d: a must be \[M, K\] and b \[K, N\].*a \[5,6\] and b \[5,6\]/);
+    tf.dispose([x, w]);
   });
 });

@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { transposeLastTwo } from './transpose.js';
-import { runWasmGroupedMatMul, wasmGroupedMatMulAvailable } from './wasm-grouped-matmul.js';
+import { groupedMatMulKernel, runWasmGroupedMatMul, wasmGroupedMatMulAvailable, wasmKernelUsable } from './wasm-grouped-matmul.js';
 
 /**
  * On wasm, a 2-D product whose right operand has at least this many elements runs through the
@@ -18,33 +18,61 @@ import { runWasmGroupedMatMul, wasmGroupedMatMulAvailable } from './wasm-grouped
  */
 export const UNCACHED_PACKING_MIN_ELEMENTS = 8 * 1024 * 1024;
 
-/** `[M, K] · [K, N]` through `tf.matMul`, or for large right operands on wasm without a cached packed copy. */
-function plainMatMul(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
-  if (b.size >= UNCACHED_PACKING_MIN_ELEMENTS && a.dtype === 'float32' && b.dtype === 'float32' && wasmGroupedMatMulAvailable()) {
-    const [M, K] = a.shape;
-    const N = b.shape[1];
-    return tf.tidy(() => {
-      const product = runWasmGroupedMatMul(tf.reshape(a, [1, M, K]) as tf.Tensor3D, tf.reshape(b, [1, K, N]) as tf.Tensor3D); // [1, M, N]
-      return tf.reshape(product, [M, N]) as tf.Tensor2D; // [M, N]
-    });
-  }
-  return tf.matMul(a, b);
+/** Kernel name of {@link matMul2d} (registered per backend on first use). */
+export const MATMUL_2D_KERNEL = 'MllmMatMul2d';
+
+/**
+ * Forward: the backend's own BatchMatMul kernel (non-transposed), or on wasm for a large right
+ * operand the view-based kernel that leaves no cached packed copy.
+ */
+function matMul2dKernelFor(backendName: string): tf.KernelFunc {
+  return ((args: { inputs: tf.NamedTensorInfoMap; backend: unknown }) => {
+    const a = args.inputs.a!;
+    const b = args.inputs.b!;
+    const bSize = b.shape.reduce((x, y) => x * y, 1);
+    if (backendName === 'wasm' && bSize >= UNCACHED_PACKING_MIN_ELEMENTS && a.dtype === 'float32' && b.dtype === 'float32' && wasmKernelUsable(args.backend)) {
+      return groupedMatMulKernel({ inputs: { a, b }, backend: args.backend });
+    }
+    const batchMatMulKernel = tf.getKernel('BatchMatMul', backendName);
+    if (!batchMatMulKernel) throw new Error(`matMul2d: backend '${backendName}' has no BatchMatMul kernel`);
+    return batchMatMulKernel.kernelFunc({ inputs: { a, b }, backend: args.backend as tf.KernelBackend, attrs: { transposeA: false, transposeB: false } });
+  }) as unknown as tf.KernelFunc;
 }
 
-/** `[M, K] · [K, N] → [M, N]` with an explicit-transpose gradient. */
-export const matMul2d: (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D = tf.customGrad(
-  ((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
-    save([a, b]);
-    return {
-      value: plainMatMul(a as tf.Tensor2D, b as tf.Tensor2D),
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [sa, sb] = saved as [tf.Tensor2D, tf.Tensor2D];
-        // dA = dY · Bᵀ   [M, N]·[N, K] ; dB = Aᵀ · dY   [K, M]·[M, N]
-        return [plainMatMul(dy as tf.Tensor2D, transposeLastTwo(sb)), plainMatMul(transposeLastTwo(sa), dy as tf.Tensor2D)];
+function ensureMatMul2dKernel(): void {
+  const backendName = tf.getBackend();
+  if (tf.getKernel(MATMUL_2D_KERNEL, backendName) === undefined) {
+    tf.registerKernel({ kernelName: MATMUL_2D_KERNEL, backendName, kernelFunc: matMul2dKernelFor(backendName) });
+  }
+  if (tf.getGradient(MATMUL_2D_KERNEL) === undefined) {
+    tf.registerGradient({
+      kernelName: MATMUL_2D_KERNEL,
+      inputsToSave: ['a', 'b'],
+      // Per input and lazy: tfjs evaluates only the gradients of inputs on a path to the variables
+      // asked for, so a frozen weight costs no Aᵀ·dY product (a customGrad computes both).
+      gradFunc: (dy, saved) => {
+        const [a, b] = saved as [tf.Tensor2D, tf.Tensor2D];
+        return {
+          a: () => matMul2d(dy as tf.Tensor2D, transposeLastTwo(b)), // dA = dY · Bᵀ   [M, N]·[N, K]
+          b: () => matMul2d(transposeLastTwo(a), dy as tf.Tensor2D), // dB = Aᵀ · dY   [K, M]·[M, N]
+        };
       },
-    };
-  }) as unknown as Parameters<typeof tf.customGrad>[0],
-) as unknown as (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D;
+    });
+  }
+}
+
+/**
+ * `[M, K] · [K, N] → [M, N]`. Gradients use explicit transposes and plain products (fast on wasm), and
+ * are computed per input only when needed (no weight gradient for frozen weights).
+ */
+export function matMul2d(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
+  if (a.rank !== 2 || b.rank !== 2 || a.shape[1] !== b.shape[0]) {
+    throw new Error(`matMul2d: a must be [M, K] and b [K, N] with equal K, got a [${a.shape}] and b [${b.shape}]`);
+  }
+  if (a.dtype !== b.dtype) throw new Error(`matMul2d: a and b must have one dtype, got ${a.dtype} and ${b.dtype}`);
+  ensureMatMul2dKernel();
+  return tf.engine().runKernel(MATMUL_2D_KERNEL, { a, b } as unknown as tf.NamedTensorMap, {}) as tf.Tensor2D;
+}
 
 /**
  * `[G, M, K] · [G, K, N] → [G, M, N]`. On wasm (float32, G > 1) through a kernel that runs each group

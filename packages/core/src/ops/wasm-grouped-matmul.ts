@@ -61,13 +61,23 @@ function wasmBatchMatMul(backend: WasmBackendInternals): BatchMatMulFn {
 
 const shapeBytes = (shape: number[]) => new Uint8Array(new Int32Array(shape).buffer);
 
-function groupedMatMulKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo {
+/** Whether `backend` exposes the wasm internals the kernel needs. */
+export function wasmKernelUsable(backend: unknown): boolean {
+  return internals(backend) !== undefined;
+}
+
+/**
+ * The kernel body: `[G, M, K]·[G, K, N]`, or `[M, K]·[K, N]` as one group (then no packed copy of the
+ * right operand outlives the call). Operates on TensorInfos; exported for core's 2-D matMul kernel.
+ */
+export function groupedMatMulKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo {
   const backend = internals(args.backend)!;
   const a = args.inputs.a!;
   const b = args.inputs.b!;
-  const [G, M, K] = a.shape as [number, number, number];
-  const N = b.shape[2] as number;
-  const out = backend.makeOutput([G, M, N], 'float32'); // allocate first: offsets below stay valid after heap growth
+  const flat = a.shape.length === 2;
+  const [G, M, K] = (flat ? [1, ...a.shape] : a.shape) as [number, number, number];
+  const N = b.shape[b.shape.length - 1] as number;
+  const out = backend.makeOutput(flat ? [M, N] : [G, M, N], 'float32'); // allocate first: offsets below stay valid after heap growth
   const aOffset = backend.dataIdMap.get(a.dataId)!.memoryOffset;
   const bOffset = backend.dataIdMap.get(b.dataId)!.memoryOffset;
   const outOffset = backend.dataIdMap.get(out.dataId)!.memoryOffset;
