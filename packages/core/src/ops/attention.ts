@@ -65,8 +65,33 @@ export function causalMask(length: number): tf.Tensor4D {
   });
 }
 
-/** Causal-by-position mask `[B, 1, Lq, Lk]`: key visible iff keyPosition ≤ queryPosition. */
+/**
+ * Causal-by-position mask `[B, 1, Lq, Lk]` (bool): key visible iff keyPosition ≤ queryPosition.
+ * On cpu/wasm (cheap synchronous reads) it is filled in JavaScript: tfjs-wasm's broadcasting compare
+ * kernel took ~5 ms for `[1, 256] × [256, 1]`; elsewhere one broadcast `lessEqual`.
+ */
 export function positionCausalMask(queryPositions: tf.Tensor2D, keyPositions: tf.Tensor2D): tf.Tensor4D {
+  const [Bq, Lq] = queryPositions.shape;
+  const [Bk, Lk] = keyPositions.shape;
+  if (Bq !== Bk && Bq !== 1 && Bk !== 1) {
+    throw new Error(`positionCausalMask: queryPositions [${queryPositions.shape}] and keyPositions [${keyPositions.shape}] must have equal (or broadcastable 1) batch`);
+  }
+  const B = Math.max(Bq, Bk);
+  const backend = tf.getBackend();
+  if (backend === 'cpu' || backend === 'wasm') {
+    const queries = queryPositions.dataSync(); // [B·Lq]
+    const keys = keyPositions.dataSync(); // [B·Lk]
+    const mask = new Uint8Array(B * Lq * Lk); // [B, 1, Lq, Lk]
+    for (let b = 0; b < B; b++) {
+      for (let i = 0; i < Lq; i++) {
+        const q = queries[(Bq === 1 ? 0 : b) * Lq + i]!;
+        const row = (b * Lq + i) * Lk;
+        const keyRow = (Bk === 1 ? 0 : b) * Lk;
+        for (let j = 0; j < Lk; j++) mask[row + j] = keys[keyRow + j]! <= q ? 1 : 0;
+      }
+    }
+    return tf.tensor4d(mask, [B, 1, Lq, Lk], 'bool');
+  }
   return tf.tidy(() => {
     const qp = tf.expandDims(tf.expandDims(queryPositions, 2), 1); // [B, 1, Lq, 1]
     const kp = tf.expandDims(tf.expandDims(keyPositions, 1), 1); // [B, 1, 1, Lk]
