@@ -2,3 +2,4 @@ export * from './cli-flags.js';
 export * from './plots.js';
 export * from './table.js';
 export * from './worker-pool.js';
+export * from './train-stage.js';

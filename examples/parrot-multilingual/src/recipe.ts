@@ -10,10 +10,10 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import {
-  AdamW, HostMLLM, Trainer, applyTrainingStage, cosineScheduleWithWarmup, createRng, disposeBatch, loadStateDict,
-  setSeed, stateDict, type MultimodalBatch, type StateDict, type Tokenizer,
+  HostMLLM, loadStateDict, setSeed, stateDict, type ParameterSelector, type StateDict, type Tokenizer,
 } from '@mllm/core';
 import { ParrotMoE, parrotHooks } from '@mllm/parrot';
+import { trainStage } from '@mllm-example/common';
 import { ENGLISH_HEAVY_MIX, LANGUAGES, type Language, type OptionOrder, type QuestionKind } from './questions.js';
 import { CHAT_OPTIONS, trainingBatch } from './dataset.js';
 
@@ -79,42 +79,24 @@ export interface StepReport {
 async function train(args: {
   model: HostMLLM;
   stageName: string;
-  trainable: Array<string | import('@mllm/core').Module>;
-  frozen?: string[];
+  trainable: ParameterSelector[];
+  frozen?: ParameterSelector[];
   steps: number;
   lr: number;
-  groups?: Array<{ name: string; select: Array<string | import('@mllm/core').Module>; lr: number }>;
+  groups?: Array<{ name: string; select: ParameterSelector[]; lr: number }>;
   mix: Record<Language, number>;
   seed: number;
   tokenizer: Tokenizer;
   config: ExampleConfig;
   onStep: (report: StepReport) => void;
 }): Promise<void> {
-  applyTrainingStage(args.model, { name: args.stageName, trainable: args.trainable, frozen: args.frozen });
-  const optimizer = new AdamW(args.model, {
-    lr: args.lr,
-    weightDecay: 0,
+  const { config } = args;
+  await trainStage({
+    ...args,
     groups: args.groups?.map((g) => ({ name: g.name, params: g.select, lr: g.lr })),
+    makeBatch: (rng) => trainingBatch(rng, args.tokenizer, config.batchSize, config.imageSize, args.mix, config.questionKinds, config.optionOrder),
+    onStep: (m) => args.onStep({ step: m.step, loss: m.loss, lr: m.lr, gradNorm: m.gradNorm, stepTime: m.stepTime }),
   });
-  const schedule = cosineScheduleWithWarmup({ warmupSteps: Math.max(1, Math.round(args.steps * 0.05)), totalSteps: args.steps });
-  const trainer = new Trainer({ model: args.model, optimizer, schedule, maxGradNorm: 1.0, rng: args.seed, progress: false });
-  const rng = createRng(args.seed);
-  let current = null as MultimodalBatch | null;
-  try {
-    await trainer.fit({
-    steps: args.steps,
-    batches: () => {
-      if (current) disposeBatch(current);
-      current = trainingBatch(rng, args.tokenizer, args.config.batchSize, args.config.imageSize, args.mix, args.config.questionKinds, args.config.optionOrder);
-      return current;
-    },
-    lossFn: (batch) => args.model.loss(batch),
-      onStep: (m) => args.onStep({ step: m.step, loss: m.loss, lr: m.lr, gradNorm: m.gradNorm, stepTime: m.stepTime }),
-    });
-  } finally {
-    if (current) disposeBatch(current);
-    optimizer.dispose?.();
-  }
 }
 
 /** Stage 1 for one seed; returns the weights every stage 2 starts from. */

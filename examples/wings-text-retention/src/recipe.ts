@@ -17,10 +17,10 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import {
-  AdamW, HostMLLM, Trainer, applyTrainingStage, cosineScheduleWithWarmup, createRng, disposeBatch, loadStateDict,
-  setSeed, stateDict, type MultimodalBatch, type ParameterSelector, type StateDict, type Tokenizer,
+  HostMLLM, createRng, disposeBatch, loadStateDict, setSeed, stateDict, type ParameterSelector, type StateDict, type Tokenizer,
 } from '@mllm/core';
 import { injectWings, type WingsInjection } from '@mllm/wings';
+import { trainStage } from '@mllm-example/common';
 import { LETTERS, collateItems, heldOutImageItems, heldOutTextItems, sampleImageItem, sampleTextItem, type Item } from './data.js';
 
 export interface ExampleConfig {
@@ -89,28 +89,11 @@ async function train(args: {
   config: ExampleConfig;
   onStep: (report: StepReport) => void;
 }): Promise<void> {
-  if (args.steps <= 0) return;
-  applyTrainingStage(args.model, { name: args.stageName, trainable: args.trainable, frozen: args.frozen });
-  const optimizer = new AdamW(args.model, { lr: args.lr, weightDecay: 0 });
-  const schedule = cosineScheduleWithWarmup({ warmupSteps: Math.max(1, Math.round(args.steps * 0.05)), totalSteps: args.steps });
-  const trainer = new Trainer({ model: args.model, optimizer, schedule, maxGradNorm: 1.0, rng: args.seed, progress: false });
-  const rng = createRng(args.seed);
-  let current = null as MultimodalBatch | null;
-  try {
-    await trainer.fit({
-      steps: args.steps,
-      batches: () => {
-        if (current) disposeBatch(current);
-        current = collateItems(args.tokenizer, Array.from({ length: args.config.batchSize }, () => args.sample(rng)));
-        return current;
-      },
-      lossFn: (batch) => args.model.loss(batch),
-      onStep: (m) => args.onStep({ stage: args.stageName, step: m.step, loss: m.loss, lr: m.lr, gradNorm: m.gradNorm, stepTime: m.stepTime }),
-    });
-  } finally {
-    if (current) disposeBatch(current);
-    optimizer.dispose?.();
-  }
+  await trainStage({
+    ...args,
+    makeBatch: (rng) => collateItems(args.tokenizer, Array.from({ length: args.config.batchSize }, () => args.sample(rng))),
+    onStep: (m) => args.onStep({ stage: args.stageName, step: m.step, loss: m.loss, lr: m.lr, gradNorm: m.gradNorm, stepTime: m.stepTime }),
+  });
 }
 
 /** Text-only pretraining for one seed; returns the model and its weights, which both recipes start from (caller disposes both). */
