@@ -1,3 +1,5 @@
+import { isAbsolute, resolve } from 'node:path';
+
 /**
  * The flags every example takes: `--backend`, `--steps`, `--seed` (or `--seeds 1,2,3`), `--out`,
  * `--smoke` (a few steps, for the test suite). Unknown flags are an error, not silently ignored.
@@ -76,5 +78,8 @@ export function parseExampleFlags(
       }
     }
   }
+  // `pnpm --filter <example> start` runs in the example's folder; a relative --out (and the default)
+  // is meant relative to where the user typed the command, which pnpm passes as INIT_CWD.
+  if (!isAbsolute(flags.out)) flags.out = resolve(process.env.INIT_CWD ?? process.cwd(), flags.out);
   return flags;
 }

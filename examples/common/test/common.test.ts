@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { resolve } from 'node:path';
 import { groupedBarSpec, markdownTable, meanStd, parseExampleFlags, renderSvg } from '../src/index.js';
 
 describe('example helpers', () => {
@@ -12,7 +13,9 @@ describe('example helpers', () => {
   });
   it('parses flags and rejects bad ones', () => {
     const f = parseExampleFlags(['--backend', 'cpu', '--steps=5', '--seeds', '1,2,3', '--out', 'x', '--smoke'], { out: 'o', seeds: [0] });
-    expect(f).toMatchObject({ backend: 'cpu', steps: 5, seeds: [1, 2, 3], out: 'x', smoke: true });
+    expect(f).toMatchObject({ backend: 'cpu', steps: 5, seeds: [1, 2, 3], smoke: true });
+    expect(f.out).toBe(resolve(process.env.INIT_CWD ?? process.cwd(), 'x'));
+    expect(parseExampleFlags(['--out', '/abs/dir'], { out: 'o', seeds: [0] }).out).toBe('/abs/dir');
     expect(() => parseExampleFlags(['--steps', '-1'], { out: 'o', seeds: [0] })).toThrow(/--steps must be a positive integer/);
     expect(() => parseExampleFlags(['--bogus'], { out: 'o', seeds: [0] })).toThrow(/unknown flag/);
     expect(() => parseExampleFlags(['--backend', 'gpu'], { out: 'o', seeds: [0] })).toThrow(/--backend must be one of/);
