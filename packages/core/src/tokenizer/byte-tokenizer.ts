@@ -48,6 +48,27 @@ export type TokenizerSpec = ByteTokenizerSpec | { type: 'char'; specialTokens: s
 
 const REQUIRED_SPECIALS = ['<pad>', '<bos>', '<eos>', '<image>', '<|im_start|>', '<|im_end|>'];
 
+/**
+ * Shared by the tokenizers: validate `text`, split it at `<image>` placeholders when
+ * `allowImage` (each placeholder becomes `imageId`), and encode the text chunks with `encodeChunk`.
+ */
+export function encodeAroundImages(
+  owner: string,
+  text: string,
+  options: { allowImage?: boolean },
+  imageId: number,
+  encodeChunk: (chunk: string, ids: number[]) => void,
+): number[] {
+  if (typeof text !== 'string') throw new Error(`${owner}.encode: text must be a string, got ${typeof text}`);
+  const chunks = options.allowImage ? text.split(IMAGE_PLACEHOLDER) : [text];
+  const ids: number[] = [];
+  chunks.forEach((chunk, i) => {
+    if (i > 0) ids.push(imageId);
+    encodeChunk(chunk, ids);
+  });
+  return ids;
+}
+
 export class ByteTokenizer implements Tokenizer {
   readonly specialTokens: readonly string[];
   readonly vocabSize: number;
@@ -92,14 +113,9 @@ export class ByteTokenizer implements Tokenizer {
   }
 
   encode(text: string, options: { allowImage?: boolean } = {}): number[] {
-    if (typeof text !== 'string') throw new Error(`ByteTokenizer.encode: text must be a string, got ${typeof text}`);
-    const chunks = options.allowImage ? text.split(IMAGE_PLACEHOLDER) : [text];
-    const ids: number[] = [];
-    chunks.forEach((chunk, i) => {
-      if (i > 0) ids.push(this.imageId);
+    return encodeAroundImages('ByteTokenizer', text, options, this.imageId, (chunk, ids) => {
       for (const byte of this.encoder.encode(chunk)) ids.push(byte);
     });
-    return ids;
   }
 
   decode(ids: ArrayLike<number>, options: { skipSpecialTokens?: boolean } = {}): string {

@@ -6,7 +6,7 @@
  *
  *   ids: 0..S−1 specials, S = <unk>, S+1.. characters
  */
-import { DEFAULT_SPECIAL_TOKENS, IMAGE_PLACEHOLDER, type Tokenizer } from './byte-tokenizer.js';
+import { DEFAULT_SPECIAL_TOKENS, IMAGE_PLACEHOLDER, encodeAroundImages, type Tokenizer } from './byte-tokenizer.js';
 
 export interface CharTokenizerSpec {
   type: 'char';
@@ -72,14 +72,9 @@ export class CharTokenizer implements Tokenizer {
   }
 
   encode(text: string, options: { allowImage?: boolean } = {}): number[] {
-    if (typeof text !== 'string') throw new Error(`CharTokenizer.encode: text must be a string, got ${typeof text}`);
-    const chunks = options.allowImage ? text.split(IMAGE_PLACEHOLDER) : [text];
-    const ids: number[] = [];
-    chunks.forEach((chunk, i) => {
-      if (i > 0) ids.push(this.imageId);
+    return encodeAroundImages('CharTokenizer', text, options, this.imageId, (chunk, ids) => {
       for (const c of chunk) ids.push(this.charIds.get(c) ?? this.unkId);
     });
-    return ids;
   }
 
   decode(ids: ArrayLike<number>, options: { skipSpecialTokens?: boolean } = {}): string {
