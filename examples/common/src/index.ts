@@ -3,3 +3,4 @@ export * from './plots.js';
 export * from './table.js';
 export * from './worker-pool.js';
 export * from './train-stage.js';
+export * from './run-options.js';

@@ -5,27 +5,19 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
-import { ProgressBar, createRng, toJsonLine, type BackendRequest, type TextStream } from '@mllm/core';
+import { ProgressBar, createRng, toJsonLine } from '@mllm/core';
 import { writeTsv } from '@mllm/eval';
-import { formatPercent, groupedBarSpec, heatmapSpec, lineSpec, markdownTable, meanStd, renderSvg, runOnWorkerPool } from '@mllm-example/common';
+import { formatPercent, groupedBarSpec, heatmapSpec, lineSpec, markdownTable, meanStd, renderSvg, runOnWorkerPool, type ExampleRunOptions } from '@mllm-example/common';
 import { heldOutRows } from './dataset.js';
 import { LANGUAGES } from './questions.js';
 import { DEFAULT_CONFIG, type ExampleConfig, type StepReport } from './recipe.js';
 import { hasStage1, runTask, taskLabel, type Stage2Outcome, type Task, type TaskContext } from './tasks.js';
 
-export interface RunOptions {
-  backend: BackendRequest;
-  /** Seeds of the stage-2 runs (data order, MoE init); each recipe runs once per seed. */
-  seeds: number[];
-  /** Seed of the shared stage 1 (default 0). */
+export interface RunOptions extends ExampleRunOptions<ExampleConfig> {
+  /** Seed of the shared stage 1 (default 0); `seeds` are those of the stage-2 runs (data order, MoE init). */
   stage1Seed?: number;
-  outDir: string;
-  config?: Partial<ExampleConfig>;
   /** Held-out questions per language. */
   perLanguage?: number;
-  /** Worker threads (0 = run inline on this thread). */
-  workers?: number;
-  stream?: TextStream;
 }
 
 export interface RunResult {

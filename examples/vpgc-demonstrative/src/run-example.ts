@@ -6,22 +6,14 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
-import { ProgressBar, type BackendRequest, type TextStream } from '@mllm/core';
-import { formatPercent, groupedBarSpec, lineSpec, markdownTable, meanStd, renderSvg, runOnWorkerPool } from '@mllm-example/common';
+import { ProgressBar } from '@mllm/core';
+import { formatPercent, groupedBarSpec, lineSpec, markdownTable, meanStd, renderSvg, runOnWorkerPool, type ExampleRunOptions } from '@mllm-example/common';
 import { DEFAULT_CONFIG, type ExampleConfig } from './recipe.js';
 import { EVAL_SETS, runSeed, type Condition, type EvalSet, type Outcome, type SeedProgress, type SeedResult, type SeedTask } from './seed-task.js';
 
 export { EVAL_SETS, type Condition, type EvalSet, type Outcome };
 
-export interface RunOptions {
-  backend: BackendRequest;
-  seeds: number[];
-  outDir: string;
-  config?: Partial<ExampleConfig>;
-  /** Worker threads (0 = run inline on this thread; default min(2, cores, seeds)). */
-  workers?: number;
-  stream?: TextStream;
-}
+export type RunOptions = ExampleRunOptions<ExampleConfig>;
 
 export interface RunResult {
   outcomes: Outcome[];

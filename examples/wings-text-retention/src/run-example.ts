@@ -5,20 +5,12 @@
  */
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
-import { ProgressBar, toJsonLine, type BackendRequest, type TextStream } from '@mllm/core';
-import { formatPercent, groupedBarSpec, heatmapSpec, lineSpec, markdownTable, meanStd, renderSvg, runOnWorkerPool } from '@mllm-example/common';
+import { ProgressBar, toJsonLine } from '@mllm/core';
+import { formatPercent, groupedBarSpec, heatmapSpec, lineSpec, markdownTable, meanStd, renderSvg, runOnWorkerPool, type ExampleRunOptions } from '@mllm-example/common';
 import { DEFAULT_CONFIG, RECIPES, heldOutImagesFor, heldOutTextFor, type ExampleConfig, type RouterBlend, type StepReport } from './recipe.js';
 import { runTask, taskLabel, type Outcome, type Task, type TaskContext } from './tasks.js';
 
-export interface RunOptions {
-  backend: BackendRequest;
-  seeds: number[];
-  outDir: string;
-  config?: Partial<ExampleConfig>;
-  /** Worker threads (0 = run inline on this thread; default min(2, cores)). */
-  workers?: number;
-  stream?: TextStream;
-}
+export type RunOptions = ExampleRunOptions<ExampleConfig>;
 
 export interface RunResult {
   outcomes: Outcome[];
