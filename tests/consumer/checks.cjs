@@ -345,12 +345,42 @@ function checkEval(libs, log) {
 }
 
 /** Run every check; `libs` = { tf, core, parrot, wings, vpgc, evaluation }. */
+/** `@mllm/parrot/threads`: the packed worker script starts from this build and gives the one-thread results bitwise. */
+async function checkParrotThreads(libs, log) {
+  const { tf, core, parrot, parrotThreads } = libs;
+  core.setSeed(11);
+  const moe = new parrot.ParrotMoE({ hiddenSize: 8, intermediateSize: 12, numExperts: 4 });
+  const visual = tf.randomNormal([2, 5, 8], 0, 1, 'float32', 5);
+  const text = tf.randomNormal([2, 4, 8], 0, 1, 'float32', 6);
+  const probe = tf.randomNormal([2, 5, 8], 0, 1, 'float32', 7);
+  const values = () => {
+    const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(moe.forward({ visual, text }).output, probe)), moe.trainableVariables());
+    const out = [value, ...Object.values(grads)].map((t) => Array.from(t.dataSync()));
+    tf.dispose([value, ...Object.values(grads)]);
+    return out;
+  };
+  const single = values();
+  const threads = await parrotThreads.ExpertThreads.start(moe, { workers: 2 });
+  const before = tf.memory().numTensors;
+  const threaded = values();
+  if (tf.memory().numTensors !== before) fail(`ExpertThreads leaked ${tf.memory().numTensors - before} tensors`);
+  await threads.close();
+  single.forEach((a, i) => {
+    const j = a.findIndex((x, k) => !Object.is(x, threaded[i][k]));
+    if (j >= 0) fail(`ExpertThreads: result ${i} differs at ${j}: ${threaded[i][j]} vs one thread ${a[j]}`);
+  });
+  tf.dispose([visual, text, probe]);
+  moe.dispose();
+  log(`ParrotMoE on 2 expert worker threads: loss and ${single.length - 1} gradients bitwise equal to one thread`);
+}
+
 async function runChecks(libs, label) {
   const log = (message) => console.log(`[${label}] ${message}`);
   const choice = await libs.core.initBackend('cpu');
   log(`backend ${choice.backend}, gradients ${choice.gradients}`);
   const start = libs.tf.memory().numTensors;
   await checkParrot(libs, log);
+  if (libs.parrotThreads) await checkParrotThreads(libs, log);
   await checkWings(libs, log);
   await checkVpgc(libs, log);
   if (libs.evaluation) checkEval(libs, log);

@@ -6,6 +6,7 @@ const { ParrotMoE, PARROT_CHECKPOINT_PREFIX } = require('@mllm/parrot');
 const { injectWings } = require('@mllm/wings');
 const vpgc = require('@mllm/vpgc');
 const { extractAnswer } = require('@mllm/eval');
+const parrotThreads = require('@mllm/parrot/threads');
 const { runChecks } = require('./checks.cjs');
 
 for (const name of ['@mllm/core', '@mllm/parrot', '@mllm/wings', '@mllm/vpgc', '@mllm/eval']) {
@@ -14,7 +15,8 @@ for (const name of ['@mllm/core', '@mllm/parrot', '@mllm/wings', '@mllm/vpgc', '
     throw new Error(`${name} resolved to ${resolved}, expected the CommonJS build dist/index.cjs`);
   }
 }
-runChecks({ tf, core, parrot: { ParrotMoE, PARROT_CHECKPOINT_PREFIX }, wings: { injectWings }, vpgc, evaluation: { extractAnswer } }, 'cjs').catch(
+if (!require.resolve('@mllm/parrot/threads').endsWith('threads.cjs')) throw new Error('@mllm/parrot/threads did not resolve to dist/threads.cjs');
+runChecks({ tf, core, parrot: { ParrotMoE, PARROT_CHECKPOINT_PREFIX }, parrotThreads, wings: { injectWings }, vpgc, evaluation: { extractAnswer } }, 'cjs').catch(
   (error) => {
     console.error(error);
     process.exit(1);

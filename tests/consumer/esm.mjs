@@ -5,17 +5,20 @@ import { ParrotMoE, PARROT_CHECKPOINT_PREFIX } from '@mllm/parrot';
 import { injectWings } from '@mllm/wings';
 import { QFormerVPG, VPGC, loadVPGStateDict, loadVPGCStateDict, vpgcStateDict, VPGC_REFERENCE_PREFIX } from '@mllm/vpgc';
 import { extractAnswer } from '@mllm/eval';
+import { ExpertThreads } from '@mllm/parrot/threads';
 import checks from './checks.cjs';
 
 for (const name of ['@mllm/core', '@mllm/parrot', '@mllm/wings', '@mllm/vpgc', '@mllm/eval']) {
   const resolved = import.meta.resolve(name);
   if (!resolved.endsWith('/dist/index.js')) throw new Error(`${name} resolved to ${resolved}, expected the ESM build dist/index.js`);
 }
+if (!import.meta.resolve('@mllm/parrot/threads').endsWith('/dist/threads.js')) throw new Error('@mllm/parrot/threads did not resolve to dist/threads.js');
 await checks.runChecks(
   {
     tf,
     core,
     parrot: { ParrotMoE, PARROT_CHECKPOINT_PREFIX },
+    parrotThreads: { ExpertThreads },
     wings: { injectWings },
     vpgc: { QFormerVPG, VPGC, loadVPGStateDict, loadVPGCStateDict, vpgcStateDict, VPGC_REFERENCE_PREFIX },
     evaluation: { extractAnswer },

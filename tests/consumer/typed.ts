@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, setSeed, stateDict, saveSafetensors, loadSafetensors, type BackendChoice, type StateDict } from '@mllm/core';
 import { checkGradients } from '@mllm/core/testing';
 import { ParrotMoE, PARROT_CHECKPOINT_PREFIX, type ParrotMoEArgs, type ParrotMoEOutputs } from '@mllm/parrot';
+import { ExpertThreads, type ExpertThreadsOptions } from '@mllm/parrot/threads';
 import { WingsLayer, type WingsConfig } from '@mllm/wings';
 import { QFormerVPG, VPGC, vpgcStateDict, type VPGCInputs } from '@mllm/vpgc';
 
@@ -27,6 +28,18 @@ async function main(): Promise<void> {
   const output: tf.Tensor3D = out.output;
   expectShape('ParrotMoE', output, [1, 3, 8]);
   tf.dispose([out.output, out.routingWeights, out.textAttention]);
+  // The threads entry, typed: options checked, the MoE's offload set and cleared.
+  const threadOptions: ExpertThreadsOptions = { workers: 1, timeoutMs: 60_000 };
+  // @ts-expect-error workers is a number
+  const badThreadOptions: ExpertThreadsOptions = { workers: 'two' };
+  void badThreadOptions;
+  const threads: ExpertThreads = await ExpertThreads.start(moe, threadOptions);
+  if (moe.expertOffload !== threads) throw new Error('ExpertThreads.start did not attach to the MoE');
+  const threaded = moe.forward({ visual, text });
+  expectShape('ParrotMoE on expert threads', threaded.output, [1, 3, 8]);
+  tf.dispose([threaded.output, threaded.routingWeights, threaded.textAttention]);
+  await threads.close();
+  if (moe.expertOffload !== null) throw new Error('ExpertThreads.close did not detach');
   const dict: StateDict = moe.stateDict(PARROT_CHECKPOINT_PREFIX);
   const bytes: Uint8Array = saveSafetensors(dict);
   const reloaded = new ParrotMoE(args);

@@ -4,12 +4,17 @@
  *
  *   npx tsx --tsconfig packages/parrot/bench/tsconfig.json packages/parrot/bench/moe.bench.ts \
  *     [--backends wasm,cpu,webgpu] [--sizes small,full] [--strategies separate,wide,stacked] [--repeats 2]
+ *     [--threads 1]
  *
  * Sizes: `full` = Parrot-shaped D = I = 1024, E = 6, N = 577 (CLS + 24×24 patches), T = 64, B = 1;
  * `small` = the same with D = I = 128. Defaults finish in well under 3 minutes on 2 cores: wasm at
  * both sizes, cpu at `small` only (cpu runs ~1 GFLOP/s: a full-size cpu forward+backward takes minutes;
  * ask for it with `--backends cpu --sizes full`), `stacked` only on wasm at `small` (it is ~25× slower there).
  * webgpu runs when asked and available (through @mllm/core's `initBackend` when it provides one).
+ *
+ * `--threads N` (default 1 on cpu and wasm; 0 = off) adds a `separate` row with N expert worker
+ * threads (`ExpertThreads` from `@mllm/parrot/threads`): the calling thread and N workers share the
+ * experts. Its matMul baseline is (N + 1) × the one-thread rate (one plain matMul stream per thread).
  *
  * Baseline: the 3·E expert products as bare `tf.matMul`s of the same shapes (forward, no gradient).
  * FLOPs counted: forward = 3·E·2·N·D·I (expert matMuls) + 4·T·D (attention, pooling) + 2·D·E (router);
@@ -21,6 +26,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import * as core from '@mllm/core';
 import { ParrotMoE, type ExpertStrategy } from '@mllm/parrot';
+import { ExpertThreads } from '@mllm/parrot/threads';
 
 interface Size { name: string; D: number; I: number; E: number; N: number; T: number; B: number }
 const SIZES: Record<string, Size> = {
@@ -37,6 +43,8 @@ const requestedBackends = list(flag('backends')) ?? ['wasm', 'cpu'];
 const requestedSizes = list(flag('sizes'));
 const requestedStrategies = list(flag('strategies')) as ExpertStrategy[] | undefined;
 const repeats = Number(flag('repeats') ?? 2);
+const threadCount = Number(flag('threads') ?? 1);
+if (!Number.isInteger(threadCount) || threadCount < 0) throw new Error(`--threads must be a non-negative integer, got ${flag('threads')}`);
 for (const b of requestedBackends) if (!['cpu', 'wasm', 'webgpu'].includes(b)) throw new Error(`--backends: unknown backend '${b}' (cpu, wasm, webgpu)`);
 for (const s of requestedSizes ?? []) if (!SIZES[s]) throw new Error(`--sizes: unknown size '${s}' (small, full)`);
 for (const s of requestedStrategies ?? []) if (!['separate', 'wide', 'stacked'].includes(s)) throw new Error(`--strategies: unknown strategy '${s}'`);
@@ -99,9 +107,10 @@ async function plainMatMulGflops(s: Size): Promise<number> {
   return (3 * s.E * 2 * s.B * s.N * s.D * s.I) / (ms * 1e6);
 }
 
-async function benchOne(backend: string, s: Size, strategy: ExpertStrategy, plainGflops: number): Promise<Row> {
+async function benchOne(backend: string, s: Size, strategy: ExpertStrategy, plainGflops: number, workers = 0): Promise<Row> {
   core.setSeed(1);
   const moe = new ParrotMoE({ hiddenSize: s.D, intermediateSize: s.I, numExperts: s.E, expertStrategy: strategy });
+  const threads = workers > 0 ? await ExpertThreads.start(moe, { workers }) : null;
   const initial = tf.randomNormal([s.B, s.N, s.D]);
   const visual = tf.variable(initial, true, `visual_${backend}_${s.name}_${strategy}`) as unknown as tf.Tensor3D;
   initial.dispose();
@@ -121,11 +130,12 @@ async function benchOne(backend: string, s: Size, strategy: ExpertStrategy, plai
     tf.dispose([value, ...Object.values(grads)]);
   });
   tf.dispose([visual, text, textMask]);
+  await threads?.close();
   moe.dispose();
   return {
-    backend, size: `${s.name} (D=I=${s.D})`, strategy, forwardMs,
+    backend, size: `${s.name} (D=I=${s.D})`, strategy: workers > 0 ? `${strategy}, ${workers + 1} threads` : strategy, forwardMs,
     forwardGflops: (expertFlops + smallFlops) / (forwardMs * 1e6),
-    trainMs, trainGflops: (3 * expertFlops + 3 * smallFlops) / (trainMs * 1e6), plainGflops,
+    trainMs, trainGflops: (3 * expertFlops + 3 * smallFlops) / (trainMs * 1e6), plainGflops: plainGflops * (workers + 1),
   };
 }
 
@@ -143,6 +153,13 @@ for (const backend of requestedBackends) {
       if (tf.memory().numTensors !== before) throw new Error(`leak: ${tf.memory().numTensors - before} tensors (${backend} ${sizeName} ${strategy})`);
       rows.push(row);
       console.log(`${backend} ${row.size} ${strategy}: forward ${row.forwardMs.toFixed(1)} ms, forward+backward ${row.trainMs.toFixed(1)} ms`);
+    }
+    if (threadCount > 0 && (backend === 'wasm' || backend === 'cpu') && (strategies as string[]).includes('separate')) {
+      const before = tf.memory().numTensors;
+      const row = await benchOne(backend, s, 'separate', plain, threadCount);
+      if (tf.memory().numTensors !== before) throw new Error(`leak: ${tf.memory().numTensors - before} tensors (${backend} ${sizeName} threads)`);
+      rows.push(row);
+      console.log(`${backend} ${row.size} ${row.strategy}: forward ${row.forwardMs.toFixed(1)} ms, forward+backward ${row.trainMs.toFixed(1)} ms`);
     }
   }
 }

@@ -33,7 +33,7 @@ import {
   type StateDict,
 } from '@mllm/core';
 import { clsTextAttention, loadBalancingLoss, poolText, renormalizeTopK, topKMask } from './routing.js';
-import { mixExperts, type ExpertStrategy } from './experts.js';
+import { mixExperts, type ExpertOffload, type ExpertStrategy } from './experts.js';
 import { parseReferenceConfig, type ReferenceConfigOptions } from './reference-config.js';
 
 /** Prefix of the MoE's parameters in a full Parrot checkpoint (`ParrotQwen2ForCausalLM.model.moe_model`). */
@@ -134,6 +134,12 @@ export class ParrotMoE extends Module {
   readonly gate: Linear;
   /** The experts `experts.{i}` (core SwiGLU: `gate_proj`, `up_proj`, `down_proj`, bias-free). */
   readonly experts: readonly SwiGLU[];
+  /**
+   * Where some experts run besides this thread: set by `ExpertThreads.start(moe)` from
+   * `@mllm/parrot/threads` (Node, worker threads), null = all experts here (default). Runtime state,
+   * not part of the config. Same results either way (bitwise on the same backend).
+   */
+  expertOffload: ExpertOffload | null = null;
 
   constructor(args: ParrotMoEArgs) {
     super(args);
@@ -256,7 +262,8 @@ export class ParrotMoE extends Module {
         return { output: tf.clone(visual), routingWeights, textAttention } as unknown as tf.TensorContainer;
       }
       const kernels = this.experts.map((e) => ({ gate: e.gateProj.kernelValue, up: e.upProj.kernelValue, down: e.downProj.kernelValue }));
-      let output = mixExperts(visual, routingWeights, kernels, this.expertStrategy); // [B, N, D]
+      const weightGradients = this.experts.some((e) => e.trainableVariables().length > 0);
+      let output = mixExperts(visual, routingWeights, kernels, this.expertStrategy, { offload: this.expertOffload, weightGradients }); // [B, N, D]
       if (this.useResidual) output = tf.add(output, tf.mul(visual, this.moeWeight)) as tf.Tensor3D;
       const result: ParrotMoEOutputs = { output, routingWeights, textAttention };
       if (this.auxLossCoefficient > 0) {
