@@ -16,10 +16,11 @@
  *   dGate = xᵀ·dg   dUp = xᵀ·du      dx = dg·Gateᵀ + du·Upᵀ
  *
  * Every product is a plain 2-D `matMul2d` with explicitly (tiled-)transposed operands, which is
- * the fast path on wasm; `xᵀ` is formed once and shared by all experts.
+ * the fast path on wasm (`·ᵀ` products through core's `matMul2dTransposeB`); `xᵀ` is formed once and
+ * shared by all experts.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { matMul2d, silu, transposeLastTwo } from '@mllm/core';
+import { matMul2d, matMul2dTransposeB, silu, transposeLastTwo } from '@mllm/core';
 
 /** One expert's kernels in the internal layout. */
 export interface ExpertKernels {
@@ -69,11 +70,11 @@ export function expertBackward(
     const g = act.gate;
     const sig = tf.sigmoid(g); // σ(g)  [M, I]
     const s = tf.mul(g, sig); // silu(g)  [M, I]
-    const dh = matMul2d(dy, transposeLastTwo(k.down)); // [M, D]·[D, I]
+    const dh = matMul2dTransposeB(dy, k.down); // dy·Downᵀ  [M, D]·[D, I]
     const du = tf.mul(dh, s) as tf.Tensor2D; // [M, I]
     const siluGrad = tf.mul(sig, tf.add(1, tf.mul(g, tf.sub(1, sig)))); // σ(g)·(1 + g·(1 − σ(g)))
     const dg = tf.mul(tf.mul(dh, act.up), siluGrad) as tf.Tensor2D; // [M, I]
-    const input = tf.add(matMul2d(dg, transposeLastTwo(k.gate)), matMul2d(du, transposeLastTwo(k.up))) as tf.Tensor2D; // [M, D]
+    const input = tf.add(matMul2dTransposeB(dg, k.gate), matMul2dTransposeB(du, k.up)) as tf.Tensor2D; // dg·Gateᵀ + du·Upᵀ  [M, D]
     if (!weightGradients) return { input } as unknown as tf.TensorContainer;
     if (!xT) throw new Error('expertBackward: xT is required for the weight gradients');
     const h = tf.mul(s, act.up) as tf.Tensor2D; // [M, I]

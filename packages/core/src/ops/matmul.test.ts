@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { batchMatMul, groupedMatMul, matMul2d, MATMUL_2D_KERNEL, scaledDotProductAttention, UNCACHED_PACKING_MIN_ELEMENTS } from '../index.js';
+import { batchMatMul, groupedMatMul, matMul2d, matMul2dTransposeB, MATMUL_2D_KERNEL, scaledDotProductAttention, UNCACHED_PACKING_MIN_ELEMENTS } from '../index.js';
 import { checkGradients, expectClose, expectNoLeaks } from '../testing/index.js';
 import { WASM_GROUPED_MATMUL } from './wasm-grouped-matmul.js';
 import { prefersTiledTranspose, transposeLastTwo } from './transpose.js';
@@ -185,5 +185,44 @@ describe('groupedMatMul / batchMatMul', () => {
     checkGradients((a, b) => tf.sum(tf.square(matMul2d(a as tf.Tensor2D, b as tf.Tensor2D))), [x, w]);
     expect(() => matMul2d(x, x)).toThrow(/matMul2d: a must be \[M, K\] and b \[K, N\].*a \[5,6\] and b \[5,6\]/);
     tf.dispose([x, w]);
+  });
+
+  // Both forms of a·bᵀ: (b·aᵀ)ᵀ when M·(N + K) < K·N (few rows, large b), a·(bᵀ) otherwise.
+  const transposeBShapes: Array<[number, number, number, string]> = [
+    [4, 48, 64, '(b·aᵀ)ᵀ'], // 4·112 < 64·48
+    [40, 16, 8, 'a·(bᵀ)'], // 40·24 > 8·16
+    [32, 256, 256, '(b·aᵀ)ᵀ, tiled transposes on wasm'],
+  ];
+  for (const [M, N, K, form] of transposeBShapes) {
+    it(`matMul2dTransposeB [${M}, ${N}]·[${K}, ${N}]ᵀ (${form}) matches float64, and the dY·Wᵀ gradient of matMul2d with it`, () => {
+      const rng = rngOf(M * 1000 + K);
+      const a32 = Float32Array.from(values(rng, M * N));
+      const b32 = Float32Array.from(values(rng, K * N));
+      const a = tf.tensor2d(a32, [M, N]);
+      const b = tf.tensor2d(b32, [K, N]);
+      const expected = new Float64Array(M * K);
+      for (let m = 0; m < M; m++) for (let k = 0; k < K; k++) {
+        let sum = 0;
+        for (let n = 0; n < N; n++) sum += a32[m * N + n]! * b32[k * N + n]!;
+        expected[m * K + k] = sum;
+      }
+      const y = matMul2dTransposeB(a, b);
+      expect(y.shape).toEqual([M, K]);
+      expectClose(y, expected, { label: `a·bᵀ (${form})`, atol: 1e-5, rtol: 1e-5 });
+      // As matMul2d's input gradient: x [M, K]·b [K, N] with upstream a [M, N] → dx = a·bᵀ [M, K]
+      const x = tf.zeros([M, K]);
+      const [dx] = tf.grads((v: tf.Tensor) => tf.sum(tf.mul(matMul2d(v as tf.Tensor2D, b), a)))([x]);
+      x.dispose();
+      expectClose(dx!, expected, { label: `dX = dY·Wᵀ (${form})`, atol: 1e-5, rtol: 1e-5 });
+      expectNoLeaks(() => matMul2dTransposeB(a, b));
+      tf.dispose([a, b, y, dx!]);
+    });
+  }
+
+  it('matMul2dTransposeB names both shapes when N differs', () => {
+    const a = tf.zeros([2, 3]) as tf.Tensor2D;
+    const b = tf.zeros([4, 5]) as tf.Tensor2D;
+    expect(() => matMul2dTransposeB(a, b)).toThrow(/a must be \[M, N\] and b \[K, N\] with equal N, got a \[2,3\] and b \[4,5\]/);
+    tf.dispose([a, b]);
   });
 });

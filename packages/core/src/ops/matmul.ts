@@ -53,12 +53,35 @@ function ensureMatMul2dKernel(): void {
       gradFunc: (dy, saved) => {
         const [a, b] = saved as [tf.Tensor2D, tf.Tensor2D];
         return {
-          a: () => matMul2d(dy as tf.Tensor2D, transposeLastTwo(b)), // dA = dY · Bᵀ   [M, N]·[N, K]
+          a: () => matMul2dTransposeB(dy as tf.Tensor2D, b), // dA = dY · Bᵀ   [M, N]·[N, K]
           b: () => matMul2d(transposeLastTwo(a), dy as tf.Tensor2D), // dB = Aᵀ · dY   [K, M]·[M, N]
         };
       },
     });
   }
+}
+
+/**
+ * `a · bᵀ` for `a [M, N]`, `b [K, N]` → `[M, K]` with plain products only, in whichever of two
+ * equal-FLOP forms moves fewer elements through transposes:
+ *
+ * - `a · (bᵀ)`: transposes `b` (K·N elements), and on wasm XNNPACK packs the fresh `bᵀ` (K·N again);
+ * - `(b · aᵀ)ᵀ`: transposes `a` and the `[K, M]` result (M·N + K·M elements); the packed right
+ *   operand is the small `aᵀ`.
+ *
+ * The second wins when M·(N + K) < K·N, i.e. few rows against a large weight: a backward `dY·Wᵀ`
+ * with M = 32 query rows against a 768×768 weight ran 3.1 → 1.0 ms on wasm (docs/performance.md).
+ */
+export function matMul2dTransposeB(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
+  if (a.rank !== 2 || b.rank !== 2 || a.shape[1] !== b.shape[1]) {
+    throw new Error(`matMul2dTransposeB: a must be [M, N] and b [K, N] with equal N, got a [${a.shape}] and b [${b.shape}]`);
+  }
+  const [M, N] = a.shape;
+  const K = b.shape[0];
+  if (M * (N + K) < K * N) {
+    return tf.tidy(() => transposeLastTwo(matMul2d(b, transposeLastTwo(a)))); // ([K, N]·[N, M])ᵀ
+  }
+  return tf.tidy(() => matMul2d(a, transposeLastTwo(b))); // [M, N]·[N, K]
 }
 
 /**
