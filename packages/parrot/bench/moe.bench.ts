@@ -21,9 +21,6 @@
  * forward+backward = 3 × the expert matMuls (each matMul has two gradient matMuls) + the small terms.
  */
 import * as tf from '@tensorflow/tfjs';
-import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-import { createRequire } from 'node:module';
-import path from 'node:path';
 import * as core from '@mllm/core';
 import { ParrotMoE, type ExpertStrategy } from '@mllm/parrot';
 import { ExpertThreads } from '@mllm/parrot/threads';
@@ -51,27 +48,15 @@ for (const s of requestedStrategies ?? []) if (!['separate', 'wide', 'stacked'].
 if (!Number.isInteger(repeats) || repeats < 1) throw new Error(`--repeats must be a positive integer, got ${flag('repeats')}`);
 
 async function startBackend(name: string): Promise<boolean> {
-  if (name === 'wasm') {
-    const require = createRequire(import.meta.url);
-    setWasmPaths(`${path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm'))}/`);
+  try {
+    // wasm: XNNPACK threads from MLLM_WASM_THREADS (default auto: every core)
+    await core.initBackend(name, { allowFallbackAdapter: true });
+  } catch (error) {
+    console.log(`${name}: not available (${(error as Error).message.split('\n')[0]})`);
+    return false;
   }
-  if (name === 'webgpu') {
-    const init = (core as unknown as { initBackend?: (b: string, o?: object) => Promise<unknown> }).initBackend;
-    if (!init) {
-      console.log('webgpu: skipped (this @mllm/core has no initBackend to start Dawn in Node)');
-      return false;
-    }
-    try {
-      await init('webgpu', { allowFallbackAdapter: true });
-    } catch (error) {
-      console.log(`webgpu: not available (${(error as Error).message.split('\n')[0]})`);
-      return false;
-    }
-    return tf.getBackend() === 'webgpu';
-  }
-  const ok = await tf.setBackend(name);
-  await tf.ready();
-  return ok && tf.getBackend() === name;
+  if (name === 'wasm') console.log(`wasm: ${await core.wasmBackendThreads()} XNNPACK thread(s)`);
+  return tf.getBackend() === name;
 }
 
 async function timeBest(fn: () => Promise<void>): Promise<number> {

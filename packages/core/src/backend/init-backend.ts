@@ -26,7 +26,7 @@ import { ensureGradients } from './gradients.js';
 import { readEnvironment } from './runtime.js';
 import type { StartResult } from './start-result.js';
 import { startTensorflowBackend } from './tensorflow-backend.js';
-import { startWasmBackend, type WasmPaths } from './wasm-backend.js';
+import { parseWasmThreads, startWasmBackend, type WasmPaths, type WasmThreads } from './wasm-backend.js';
 import { startWebGpuBackend } from './webgpu-backend.js';
 import type { WebGpuAdapterSummary } from './webgpu-types.js';
 
@@ -34,6 +34,14 @@ import type { WebGpuAdapterSummary } from './webgpu-types.js';
 export interface InitBackendOptions {
   /** Browser: where the wasm binaries are served (URL prefix ending in `/`, or a per-file map). */
   wasmPaths?: WasmPaths;
+  /**
+   * Node: XNNPACK threads of the wasm backend (`MLLM_WASM_THREADS` when absent). `auto` (default):
+   * the machine's cores (up to 8) on the main thread, 1 inside a worker thread; 1 = the
+   * single-threaded build. More than 1 starts tfjs' threaded SIMD build, which tfjs itself never
+   * uses in Node (see `backend/wasm-threads.ts`); results are the same, bit for bit.
+   * Fixed once the backend has started in this thread.
+   */
+  wasmThreads?: WasmThreads;
   /** Let `auto` use a software WebGPU adapter (default false: it is slower than wasm). */
   allowFallbackAdapter?: boolean;
   /** Print tfjs' own initialization warnings instead of only collecting them (default false). */
@@ -85,7 +93,7 @@ const STARTERS: Record<BackendName, Starter> = {
       verbose: o.verbose ?? false,
       dawnOptions: o.dawnOptions,
     }),
-  wasm: (o) => startWasmBackend({ wasmPaths: o.wasmPaths, verbose: o.verbose ?? false }),
+  wasm: (o) => startWasmBackend({ wasmPaths: o.wasmPaths, verbose: o.verbose ?? false, threads: wasmThreadsOption(o) }),
   cpu: (o) => startCpuBackend(o.verbose ?? false),
 };
 
@@ -108,6 +116,15 @@ export async function selfTestBackend(): Promise<string | undefined> {
     a.dispose();
     product.dispose();
   }
+}
+
+/** Environment variable read when `wasmThreads` is not given: `auto` or a count. */
+export const WASM_THREADS_ENV_VARIABLE = 'MLLM_WASM_THREADS';
+
+function wasmThreadsOption(o: InitBackendOptions): WasmThreads {
+  if (o.wasmThreads !== undefined) return parseWasmThreads(o.wasmThreads, 'initBackend: options.wasmThreads');
+  const fromEnvironment = readEnvironment(WASM_THREADS_ENV_VARIABLE);
+  return fromEnvironment === undefined ? 'auto' : parseWasmThreads(fromEnvironment, WASM_THREADS_ENV_VARIABLE);
 }
 
 async function tryStart(name: BackendName, options: InitBackendOptions, byName: boolean): Promise<BackendAttempt & { adapter?: WebGpuAdapterSummary }> {
@@ -148,6 +165,7 @@ export async function initBackend(name?: BackendRequest | string, options: InitB
       : fromEnvironment !== undefined
         ? parseBackendRequest(fromEnvironment, BACKEND_ENV_VARIABLE)
         : 'auto';
+  wasmThreadsOption(options); // a bad wasmThreads / MLLM_WASM_THREADS is an error, not an unavailable backend
   const gradients = await ensureGradients();
   const candidates: readonly BackendName[] = requested === 'auto' ? BACKEND_PREFERENCE : [requested];
   const tried: BackendAttempt[] = [];

@@ -9,17 +9,39 @@
  *   prefix fails with ENOENT. No network is used.
  * - Browser: the bundler/server must serve the binaries; pass `wasmPaths` (a URL prefix ending in
  *   `/`, or a `{ 'tfjs-backend-wasm.wasm': url, … }` map) to `initBackend`.
+ *
+ * Threads: in Node, `threads` > 1 starts tfjs' threaded SIMD build (see `wasm-threads.ts`); results
+ * are bitwise those of the single-threaded build.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { activateBackend } from './activate-backend.js';
 import { importOptional, isNodeRuntime, resolvePackageEntry } from './runtime.js';
 import type { StartResult } from './start-result.js';
+import {
+  autoWasmThreads,
+  MAX_WASM_THREADS,
+  prepareThreadedWasm,
+  threadedBuildAvailable,
+  unrefWasmThreads,
+  type ThreadableWasmModule,
+} from './wasm-threads.js';
 
 /** A URL/path prefix ending in `/`, or one entry per wasm binary name. */
 export type WasmPaths = string | Record<string, string>;
 
-interface WasmModule {
+interface WasmModule extends ThreadableWasmModule {
   setWasmPaths(prefixOrFileMap: WasmPaths, usePlatformFetch?: boolean): void;
+}
+
+/** XNNPACK threads: a count, or `auto` (Node main thread: the cores, up to 8; elsewhere 1). */
+export type WasmThreads = number | 'auto';
+
+/** Validate a `wasmThreads` value (from options or `MLLM_WASM_THREADS`). */
+export function parseWasmThreads(value: unknown, source: string): WasmThreads {
+  if (value === 'auto') return 'auto';
+  const n = typeof value === 'string' && /^\d+$/.test(value.trim()) ? Number(value) : value;
+  if (typeof n === 'number' && Number.isInteger(n) && n >= 1 && n <= MAX_WASM_THREADS) return n;
+  throw new Error(`${source} must be 'auto' or an integer in [1, ${MAX_WASM_THREADS}], got ${JSON.stringify(value)}`);
 }
 
 /**
@@ -34,8 +56,8 @@ export async function nodeWasmDirectory(): Promise<string | undefined> {
   return `${path.dirname(entry)}/`;
 }
 
-/** Registers and starts the wasm backend. */
-export async function startWasmBackend(options: { wasmPaths?: WasmPaths; verbose: boolean }): Promise<StartResult> {
+/** Registers and starts the wasm backend (`threads` > 1: the threaded build, Node only). */
+export async function startWasmBackend(options: { wasmPaths?: WasmPaths; verbose: boolean; threads?: WasmThreads }): Promise<StartResult> {
   const imported = await importOptional<WasmModule>('@tensorflow/tfjs-backend-wasm');
   if (!imported.ok && tf.findBackendFactory('wasm') == null) {
     return { ok: false, why: `@tensorflow/tfjs-backend-wasm is not installed (${imported.error})` };
@@ -51,9 +73,49 @@ export async function startWasmBackend(options: { wasmPaths?: WasmPaths; verbose
       source = 'binaries located by tfjs (next to the bundled script)';
     }
   }
-  const activated = await activateBackend('wasm', options.verbose);
-  if (!activated.ok) return { ok: false, why: `wasm failed to start: ${activated.why}` };
-  return { ok: true, why: `XNNPACK WebAssembly kernels, ${source}` };
+  let threads = 1;
+  let restore: (() => void) | null = null;
+  if (!alreadyInitialized && imported.ok && isNodeRuntime()) {
+    threads = options.threads === undefined || options.threads === 'auto' ? await autoWasmThreads() : options.threads;
+    if (threads > 1 && !(await threadedBuildAvailable(false))) {
+      return { ok: false, why: `${threads} wasm threads asked for, but this @tensorflow/tfjs-backend-wasm has no tfjs-backend-wasm-threaded-simd.wasm` };
+    }
+    if (threads > 1) restore = await prepareThreadedWasm(imported.module, threads);
+  }
+  let activated: Awaited<ReturnType<typeof activateBackend>>;
+  try {
+    activated = await activateBackend('wasm', options.verbose);
+  } finally {
+    restore?.();
+  }
+  let fallback = '';
+  if (!activated.ok && threads > 1) {
+    // The threaded build did not start: the single-threaded one still can.
+    tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
+    fallback = ` (the ${threads}-thread build failed: ${activated.why})`;
+    threads = 1;
+    activated = await activateBackend('wasm', options.verbose);
+  }
+  if (!activated.ok) return { ok: false, why: `wasm failed to start: ${activated.why}${fallback}` };
+  if (threads > 1) unrefWasmThreads();
+  const running = imported.ok ? wasmThreadsCount(imported.module) : undefined;
+  const threadNote = running === undefined ? '' : running > 1 ? `, ${running} threads` : ', 1 thread';
+  return { ok: true, why: `XNNPACK WebAssembly kernels${threadNote}${fallback}, ${source}` };
+}
+
+function wasmThreadsCount(module: ThreadableWasmModule): number | undefined {
+  try {
+    return module.getThreadsCount?.();
+  } catch {
+    return undefined;
+  }
+}
+
+/** XNNPACK threads of the running wasm backend (1 = the single-threaded build), or undefined when not started. */
+export async function wasmBackendThreads(): Promise<number | undefined> {
+  if (!isInitialized('wasm')) return undefined;
+  const imported = await importOptional<WasmModule>('@tensorflow/tfjs-backend-wasm');
+  return imported.ok ? wasmThreadsCount(imported.module) : undefined;
 }
 
 /** Whether tfjs already holds an initialized instance of `name` (does not trigger initialization). */
