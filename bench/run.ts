@@ -55,10 +55,10 @@ interface Row {
 const rows: Row[] = [];
 const skipped: string[] = [];
 
-function tsx(script: string, args: string[], tsconfig = 'bench/tsconfig.json'): string {
+function tsx(script: string, args: string[], tsconfig = 'bench/tsconfig.json', env: Record<string, string> = {}): string {
   const started = performance.now();
   const result = spawnSync('npx', ['tsx', '--tsconfig', tsconfig, script, ...args], {
-    cwd: root, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, env: { ...process.env, NODE_OPTIONS: '--max-old-space-size=8192' },
+    cwd: root, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, env: { ...process.env, NODE_OPTIONS: '--max-old-space-size=8192', ...env },
   });
   const seconds = ((performance.now() - started) / 1e3).toFixed(0);
   if (result.status !== 0) throw new Error(`${script} ${args.join(' ')} failed (${result.status}):\n${result.stderr.slice(-2000)}`);
@@ -92,16 +92,31 @@ function torch(script: string, args: string[]): TorchResult | null {
   return value;
 }
 
+/** XNNPACK threads the wasm children run (initBackend's default `auto`: the cores, up to 8). */
+const wasmThreads = process.env.MLLM_WASM_THREADS && process.env.MLLM_WASM_THREADS !== 'auto'
+  ? Number(process.env.MLLM_WASM_THREADS)
+  : Math.min(8, typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length);
+const backendLabel = (backend: string) => (backend === 'wasm' ? `wasm (${wasmThreads} thread${wasmThreads > 1 ? 's' : ''})` : backend);
+
 function benchParrot(backend: string): void {
   const size = backend === 'wasm' || (backend === 'cpu' && cpuSize === 'full') ? 'full' : 'small';
   const strategies = backend === 'cpu' ? 'separate' : 'separate,stacked';
-  const out = tsx('packages/parrot/bench/moe.bench.ts', ['--backends', backend, '--sizes', size, '--strategies', strategies, '--repeats', String(repeats)], 'packages/parrot/bench/tsconfig.json');
   const D = size === 'full' ? 1024 : 128;
   const ref = torch('parrot_moe.py', [String(D), String(D), '6', '577', '64']);
-  for (const [, sizeLabel, strategy, fwdMs, fwdG, trainMs, trainG, plainG] of tableRows(out, backend)) {
-    const common = { module: `ParrotMoE (${strategy})`, size: sizeLabel!, backend, matMulGflops: Number(plainG) };
-    rows.push({ ...common, pass: 'forward', ms: Number(fwdMs), gflops: Number(fwdG), torchMs: ref?.forward_ms });
-    rows.push({ ...common, pass: 'forward+backward', ms: Number(trainMs), gflops: Number(trainG), torchMs: ref?.forward_backward_ms });
+  const addRows = (out: string, label: string) => {
+    for (const [, sizeLabel, strategy, fwdMs, fwdG, trainMs, trainG, plainG] of tableRows(out, backend)) {
+      const module = strategy!.includes('threads') ? `ParrotMoE (separate, expert threads: ${strategy!.replace('separate, ', '')})` : `ParrotMoE (${strategy})`;
+      const common = { module, size: sizeLabel!, backend: label, matMulGflops: Number(plainG) };
+      rows.push({ ...common, pass: 'forward', ms: Number(fwdMs), gflops: Number(fwdG), torchMs: ref?.forward_ms });
+      rows.push({ ...common, pass: 'forward+backward', ms: Number(trainMs), gflops: Number(trainG), torchMs: ref?.forward_backward_ms });
+    }
+  };
+  const args = ['--backends', backend, '--sizes', size, '--repeats', String(repeats)];
+  addRows(tsx('packages/parrot/bench/moe.bench.ts', [...args, '--strategies', strategies], 'packages/parrot/bench/tsconfig.json'), backendLabel(backend));
+  if (backend === 'wasm' && wasmThreads > 1) {
+    // One-thread wasm, without and with expert threads (ExpertThreads, @mllm/parrot/threads).
+    const out = tsx('packages/parrot/bench/moe.bench.ts', [...args, '--strategies', 'separate', '--threads', '1'], 'packages/parrot/bench/tsconfig.json', { MLLM_WASM_THREADS: '1' });
+    addRows(out, 'wasm (1 thread)');
   }
 }
 
@@ -116,7 +131,7 @@ function benchWings(backend: string): void {
   for (const [, pass, , ms, gflops, , matMulG] of tableRows(out, backend)) {
     const isForward = pass === 'forward';
     rows.push({
-      module: 'Wings learners + router', size: 'H=1024, r=64, 16 heads, L=256 (64 image)', backend,
+      module: 'Wings learners + router', size: 'H=1024, r=64, 16 heads, L=256 (64 image)', backend: backendLabel(backend),
       pass: isForward ? 'forward' : 'forward+backward', ms: Number(ms), gflops: Number(gflops), matMulGflops: Number(matMulG),
       torchMs: isForward ? ref?.forward_ms : ref?.forward_backward_ms,
     });
@@ -133,7 +148,7 @@ function benchVpgc(backend: string): void {
   for (const [, qformer, images, , hookMs, hookG, , , matMulG] of tableRows(forward, backend)) {
     const n = Number(images);
     const ref = torch('vpgc_hook.py', [String(n), size]);
-    const common = { module: `VPG-C hook (${n} image${n > 1 ? 's' : ''})`, size: `${qformer}, Dl=1024`, backend, matMulGflops: Number(matMulG) };
+    const common = { module: `VPG-C hook (${n} image${n > 1 ? 's' : ''})`, size: `${qformer}, Dl=1024`, backend: backendLabel(backend), matMulGflops: Number(matMulG) };
     rows.push({ ...common, pass: 'forward', ms: Number(hookMs), gflops: Number(hookG), torchMs: ref?.forward_ms });
     const t = train.find((r) => r.images === n);
     if (t) {

@@ -15,6 +15,8 @@
  * `--threads N` (default 1 on cpu and wasm; 0 = off) adds a `separate` row with N expert worker
  * threads (`ExpertThreads` from `@mllm/parrot/threads`): the calling thread and N workers share the
  * experts. Its matMul baseline is (N + 1) × the one-thread rate (one plain matMul stream per thread).
+ * Only where the backend itself runs one thread: cpu, and wasm with `MLLM_WASM_THREADS=1` (by default
+ * wasm runs XNNPACK on every core, and its rows are then against the backend's multi-threaded matMul).
  *
  * Baseline: the 3·E expert products as bare `tf.matMul`s of the same shapes (forward, no gradient).
  * FLOPs counted: forward = 3·E·2·N·D·I (expert matMuls) + 4·T·D (attention, pooling) + 2·D·E (router);
@@ -139,7 +141,10 @@ for (const backend of requestedBackends) {
       rows.push(row);
       console.log(`${backend} ${row.size} ${strategy}: forward ${row.forwardMs.toFixed(1)} ms, forward+backward ${row.trainMs.toFixed(1)} ms`);
     }
-    if (threadCount > 0 && (backend === 'wasm' || backend === 'cpu') && (strategies as string[]).includes('separate')) {
+    // Expert threads compete with XNNPACK's own threads for the cores: measured on one-thread wasm and cpu.
+    const xnnpackThreads = backend === 'wasm' ? await core.wasmBackendThreads() : 1;
+    if (threadCount > 0 && xnnpackThreads !== 1) console.log(`expert threads: skipped on wasm with ${xnnpackThreads} XNNPACK threads (MLLM_WASM_THREADS=1 to measure them)`);
+    if (threadCount > 0 && xnnpackThreads === 1 && (backend === 'wasm' || backend === 'cpu') && (strategies as string[]).includes('separate')) {
       const before = tf.memory().numTensors;
       const row = await benchOne(backend, s, 'separate', plain, threadCount);
       if (tf.memory().numTensors !== before) throw new Error(`leak: ${tf.memory().numTensors - before} tensors (${backend} ${sizeName} threads)`);

@@ -9,16 +9,45 @@ import * as tf from '@tensorflow/tfjs-core';
 export function rotaryCosSin(positions: tf.Tensor2D, headDim: number, theta: number): { cos: tf.Tensor4D; sin: tf.Tensor4D } {
   if (headDim % 2 !== 0) throw new Error(`rotaryCosSin: headDim must be even, got ${headDim}`);
   if (positions.rank !== 2) throw new Error(`rotaryCosSin: positions must be [B, L], got [${positions.shape}]`);
+  const half = headDim / 2;
+  const invFreq = new Float32Array(half);
+  for (let i = 0; i < half; i++) invFreq[i] = 1 / Math.pow(theta, (2 * i) / headDim);
+  const backend = tf.getBackend();
+  if (backend === 'cpu' || backend === 'wasm') return rotaryTablesOnHost(positions, invFreq);
   return tf.tidy(() => {
-    const half = headDim / 2;
-    const invFreq = new Float32Array(half);
-    for (let i = 0; i < half; i++) invFreq[i] = 1 / Math.pow(theta, (2 * i) / headDim);
     const angles = tf.mul(tf.expandDims(tf.cast(positions, 'float32'), -1), tf.tensor1d(invFreq)); // [B, L, d/2]
     const emb = tf.concat([angles, angles], -1); // [B, L, d]
     const emb4 = tf.expandDims(emb, 1) as tf.Tensor4D; // [B, 1, L, d]
     const { sin, cos } = accurateSinCos(emb4);
     return { cos: cos as tf.Tensor4D, sin: sin as tf.Tensor4D };
   });
+}
+
+/**
+ * Host-memory backends (cpu, wasm): the tables filled in JavaScript, two kernels instead of ~40.
+ * Same float32 angle `fround(pos·invFreq)` as the tensor path and PyTorch, then `Math.cos`/`Math.sin`
+ * in float64 rounded to float32 (what PyTorch's float32 cos/sin give, to the last bit or one ulp).
+ */
+function rotaryTablesOnHost(positions: tf.Tensor2D, invFreq: Float32Array): { cos: tf.Tensor4D; sin: tf.Tensor4D } {
+  const [B, L] = positions.shape;
+  const half = invFreq.length;
+  const d = 2 * half;
+  const pos = positions.dataSync();
+  const cos = new Float32Array(B * L * d); // [B, 1, L, d]
+  const sin = new Float32Array(B * L * d);
+  for (let t = 0; t < B * L; t++) {
+    const p = Math.fround(Number(pos[t]));
+    for (let i = 0; i < half; i++) {
+      const angle = Math.fround(p * invFreq[i]!);
+      const c = Math.cos(angle);
+      const s = Math.sin(angle);
+      cos[t * d + i] = c;
+      cos[t * d + half + i] = c;
+      sin[t * d + i] = s;
+      sin[t * d + half + i] = s;
+    }
+  }
+  return { cos: tf.tensor4d(cos, [B, 1, L, d]), sin: tf.tensor4d(sin, [B, 1, L, d]) };
 }
 
 /** `[..., d] → [..., d]`: `[x1, x2] → [−x2, x1]`. */
