@@ -75,12 +75,21 @@ export async function startWasmBackend(options: { wasmPaths?: WasmPaths; verbose
   }
   let threads = 1;
   let restore: (() => void) | null = null;
+  let fallback = '';
   if (!alreadyInitialized && imported.ok && isNodeRuntime()) {
     threads = options.threads === undefined || options.threads === 'auto' ? await autoWasmThreads() : options.threads;
     if (threads > 1 && !(await threadedBuildAvailable(false))) {
       return { ok: false, why: `${threads} wasm threads asked for, but this @tensorflow/tfjs-backend-wasm has no tfjs-backend-wasm-threaded-simd.wasm` };
     }
-    if (threads > 1) restore = await prepareThreadedWasm(imported.module, threads);
+    if (threads > 1) {
+      try {
+        restore = await prepareThreadedWasm(imported.module, threads);
+      } catch (error) {
+        // e.g. no writable temporary directory: one thread still works.
+        fallback = ` (the ${threads}-thread build could not be prepared: ${error instanceof Error ? error.message : String(error)})`;
+        threads = 1;
+      }
+    }
   }
   let activated: Awaited<ReturnType<typeof activateBackend>>;
   try {
@@ -88,7 +97,6 @@ export async function startWasmBackend(options: { wasmPaths?: WasmPaths; verbose
   } finally {
     restore?.();
   }
-  let fallback = '';
   if (!activated.ok && threads > 1) {
     // The threaded build did not start: the single-threaded one still can.
     tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);

@@ -27,12 +27,12 @@ interface ChildResult {
 }
 
 /** Run the child with its own TMPDIR; returns its report and what it left in that directory. */
-async function runChild(threads: string, format: 'esm' | 'cjs'): Promise<{ result: ChildResult; leftovers: string[] }> {
+async function runChild(threads: string, format: 'esm' | 'cjs', unwritableTmp = false): Promise<{ result: ChildResult; leftovers: string[] }> {
   const dir = mkdtempSync(join(tmpdir(), 'mllm-threads-test-'));
   try {
     // A 60 s timeout: a child kept alive by idle pthread workers fails here instead of hanging.
     const { stdout } = await run(process.execPath, [child, threads, format], {
-      env: { ...process.env, TMPDIR: dir, [WASM_THREADS_ENV_VARIABLE]: '' },
+      env: { ...process.env, TMPDIR: unwritableTmp ? join(dir, 'missing', 'dir') : dir, [WASM_THREADS_ENV_VARIABLE]: '' },
       timeout: 60_000,
     });
     const line = stdout.trim().split('\n').pop()!;
@@ -59,6 +59,14 @@ describe.skipIf(skip)('threaded wasm (XNNPACK on several threads in Node)', () =
       expect(result.tensors).toBe(0);
       expect(leftovers, 'temporary scripts removed').toEqual([]);
     }
+  });
+
+  it('without a writable temporary directory it starts one thread, says why, and computes the same bits', async () => {
+    const one = await runChild('1', 'esm');
+    const { result } = await runChild('2', 'esm', true);
+    expect(result.threads).toBe(1);
+    expect(result.reason).toMatch(/1 thread \(the 2-thread build could not be prepared: .*mkdtemp/);
+    expect(result.hash).toBe(one.result.hash);
   });
 
   it("'auto' uses the cores on the main thread (capped at 8); this test process runs the threaded build too", async () => {
