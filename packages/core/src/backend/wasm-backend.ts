@@ -17,6 +17,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { activateBackend } from './activate-backend.js';
 import { importOptional, isNodeRuntime, resolvePackageEntry } from './runtime.js';
 import type { StartResult } from './start-result.js';
+import { installZeroCopyWasmIdentity } from './wasm-identity.js';
 import {
   autoWasmThreads,
   MAX_WASM_THREADS,
@@ -106,6 +107,7 @@ export async function startWasmBackend(options: { wasmPaths?: WasmPaths; verbose
   }
   if (!activated.ok) return { ok: false, why: `wasm failed to start: ${activated.why}${fallback}` };
   if (threads > 1) unrefWasmThreads();
+  installZeroCopyWasmIdentity();
   const running = imported.ok ? wasmThreadsCount(imported.module) : undefined;
   const threadNote = running === undefined ? '' : running > 1 ? `, ${running} threads` : ', 1 thread';
   return { ok: true, why: `XNNPACK WebAssembly kernels${threadNote}${fallback}, ${source}` };

@@ -4,6 +4,7 @@
  * `x' = x·cos(emb) + rotateHalf(x)·sin(emb)`, `rotateHalf([x1, x2]) = [−x2, x1]`.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { matMul2d } from './matmul.js';
 
 /** `positions [B, L]` (real sequence positions) → `{ cos, sin }` each `[B, 1, L, headDim]`. */
 export function rotaryCosSin(positions: tf.Tensor2D, headDim: number, theta: number): { cos: tf.Tensor4D; sin: tf.Tensor4D } {
@@ -50,10 +51,24 @@ function rotaryTablesOnHost(positions: tf.Tensor2D, invFreq: Float32Array): { co
   return { cos: tf.tensor4d(cos, [B, 1, L, d]), sin: tf.tensor4d(sin, [B, 1, L, d]) };
 }
 
-/** `[..., d] → [..., d]`: `[x1, x2] → [−x2, x1]`. */
+/**
+ * `[..., d] → [..., d]`: `[x1, x2] → [−x2, x1]`.
+ *
+ * On wasm as one product with the signed permutation `P [d, d]` (`x·P`; exact: one ±1 per column),
+ * whose gradient is one more product: tfjs-wasm's Split/Concat/Neg and their gradients cost several
+ * times that (they copy whole tensors through the heap). Elsewhere split, negate and concat.
+ */
 export function rotateHalf(x: tf.Tensor): tf.Tensor {
   return tf.tidy(() => {
     const d = x.shape[x.rank - 1];
+    if (tf.getBackend() === 'wasm' && x.dtype === 'float32' && d % 2 === 0) {
+      const half = d / 2;
+      const permutation = new Float32Array(d * d); // P[k, j]: output j takes input k
+      for (let j = 0; j < half; j++) permutation[(j + half) * d + j] = -1; // out[j] = −x2[j]
+      for (let j = 0; j < half; j++) permutation[j * d + half + j] = 1; // out[half + j] = x1[j]
+      const rows = tf.reshape(x, [-1, d]) as tf.Tensor2D; // [N, d]
+      return tf.reshape(matMul2d(rows, tf.tensor2d(permutation, [d, d])), x.shape);
+    }
     const [x1, x2] = tf.split(x, [d / 2, d / 2], -1);
     return tf.concat([tf.neg(x2), x1], -1);
   });
