@@ -5,7 +5,7 @@
  *   1. build the packages (turbo; skip with --skip-build),
  *   2. `pnpm pack` every publishable package (so `workspace:*` becomes a real version),
  *   3. create a fresh npm project in a temp dir OUTSIDE the workspace and `npm install` the tarballs,
- *      the tfjs peers (@tensorflow/tfjs-core, -layers, -backend-cpu 4.22.0) and typescript 5.9.3,
+ *      the tfjs peers (@tensorflow/tfjs-core, -layers, -backend-cpu, -backend-wasm 4.22.0) and typescript 5.9.3,
  *   4. run tests/consumer/esm.mjs (ESM named imports), tests/consumer/cjs.cjs (require) — both run
  *      tests/consumer/checks.cjs: forward passes with output shapes, no leaks, gradients, and the
  *      export round trip to the reference PyTorch layout for Parrot, Wings and VPG-C —
@@ -37,6 +37,7 @@ const PEERS = [
   '@tensorflow/tfjs-core@4.22.0',
   '@tensorflow/tfjs-layers@4.22.0',
   '@tensorflow/tfjs-backend-cpu@4.22.0',
+  '@tensorflow/tfjs-backend-wasm@4.22.0',
   'typescript@5.9.3',
   '@types/node@20',
 ];

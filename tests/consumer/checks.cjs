@@ -374,6 +374,28 @@ async function checkParrotThreads(libs, log) {
   log(`ParrotMoE on 2 expert worker threads: loss and ${single.length - 1} gradients bitwise equal to one thread`);
 }
 
+/** wasm from the installed packages: XNNPACK on every core (threaded build started by initBackend), same numbers as cpu. */
+async function checkWasmThreads(libs, log) {
+  const { tf, core } = libs;
+  const a = tf.randomNormal([64, 96], 0, 1, 'float32', 11);
+  const b = tf.randomNormal([96, 80], 0, 1, 'float32', 12);
+  const onCpu = tf.tidy(() => core.matMul2d(a, b).arraySync());
+  const values = [a.arraySync(), b.arraySync()];
+  tf.dispose([a, b]);
+  const choice = await core.initBackend('wasm');
+  const threads = await core.wasmBackendThreads();
+  const expected = Math.max(1, Math.min(typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length, 8));
+  if (threads !== expected) fail(`wasm: expected ${expected} XNNPACK threads (auto), got ${threads}: ${choice.reason}`);
+  const [wa, wb] = values.map((v) => tf.tensor2d(v));
+  const onWasm = tf.tidy(() => core.matMul2d(wa, wb).arraySync());
+  tf.dispose([wa, wb]);
+  let worst = 0;
+  onCpu.forEach((row, i) => row.forEach((x, j) => (worst = Math.max(worst, Math.abs(x - onWasm[i][j])))));
+  if (!(worst < 1e-4)) fail(`wasm (${threads} threads) vs cpu matMul: max |difference| ${worst}`);
+  await core.initBackend('cpu');
+  log(`wasm from the installed packages: ${threads} XNNPACK thread(s), matMul within ${worst.toExponential(1)} of cpu`);
+}
+
 async function runChecks(libs, label) {
   const log = (message) => console.log(`[${label}] ${message}`);
   const choice = await libs.core.initBackend('cpu');
@@ -384,6 +406,7 @@ async function runChecks(libs, label) {
   await checkWings(libs, log);
   await checkVpgc(libs, log);
   if (libs.evaluation) checkEval(libs, log);
+  await checkWasmThreads(libs, log);
   const end = libs.tf.memory().numTensors;
   if (end !== start) fail(`tensors leaked over the whole run: ${start} → ${end}`);
   log('all checks passed');
