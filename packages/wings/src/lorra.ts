@@ -26,6 +26,7 @@ import {
   applyRotary,
   assertPositiveInt,
   batchMatMul,
+  isHostMemoryBackend,
   maskedSoftmax,
   mergeHeads,
   positionCausalMask,
@@ -97,8 +98,7 @@ function assertShape(owner: string, name: string, t: tf.Tensor, expected: Array<
  */
 function andMasks(masks: Array<tf.Tensor | null>, B: number, Lq: number, Lk: number): tf.Tensor | null {
   const present = masks.filter((m): m is tf.Tensor => m !== null);
-  const backend = tf.getBackend();
-  if (present.length > 1 && (backend === 'cpu' || backend === 'wasm')) {
+  if (present.length > 1 && isHostMemoryBackend()) {
     const out = new Uint8Array(B * Lq * Lk).fill(1); // [B, 1, Lq, Lk]
     for (const m of present) {
       const [mb, , mq, mk] = m.shape as [number, number, number, number];

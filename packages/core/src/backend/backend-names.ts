@@ -1,6 +1,7 @@
 /**
  * Names of the TensorFlow.js backends @mllm knows how to start, and the parsing of a requested name.
  */
+import * as tf from '@tensorflow/tfjs-core';
 
 /** A concrete backend: tfjs' own backend names (`tensorflow` is tfjs-node's native backend). */
 export type BackendName = 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
@@ -36,4 +37,13 @@ export function parseBackendRequest(value: unknown, source = 'name'): BackendReq
     );
   }
   return normalized;
+}
+
+/**
+ * Whether `backend` (default: the active one) keeps tensors in host memory, where `dataSync` is a cheap
+ * synchronous read: cpu and wasm. Small index-like tensors (masks, position tables) are then built in
+ * JavaScript instead of through tfjs' slow broadcasting kernels; GPU backends keep the tensor path.
+ */
+export function isHostMemoryBackend(backend: string = tf.getBackend()): boolean {
+  return backend === 'cpu' || backend === 'wasm';
 }

@@ -10,6 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { IGNORE_INDEX } from '../tokenizer/byte-tokenizer.js';
 import type { ImageSpan } from './hooks.js';
 import { gatherRows } from '../ops/gather-rows.js';
+import { isHostMemoryBackend } from '../backend/backend-names.js';
 
 export interface SequenceInput {
   /** Real (unpadded) token ids per sample; image placeholders = imageTokenId. */
@@ -175,8 +176,7 @@ export function spliceEmbeddings(textEmbeddings: tf.Tensor3D, visual: tf.Tensor3
  */
 export function causalPaddingMask(attentionMask: tf.Tensor2D): tf.Tensor4D {
   const [B, L] = attentionMask.shape;
-  const backend = tf.getBackend();
-  if (backend === 'cpu' || backend === 'wasm') {
+  if (isHostMemoryBackend()) {
     const keys = attentionMask.dataSync(); // [B·L]
     const mask = new Uint8Array(B * L * L); // [B, 1, L, L], zero = masked
     for (let b = 0; b < B; b++) {

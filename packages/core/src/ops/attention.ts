@@ -2,6 +2,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { batchMatMul } from './matmul.js';
 import { maskedSoftmax } from './softmax.js';
+import { isHostMemoryBackend } from '../backend/backend-names.js';
 
 /** `[B, L, h·d] → [B, h, L, d]`. */
 export function splitHeads(x: tf.Tensor, heads: number): tf.Tensor4D {
@@ -77,8 +78,7 @@ export function positionCausalMask(queryPositions: tf.Tensor2D, keyPositions: tf
     throw new Error(`positionCausalMask: queryPositions [${queryPositions.shape}] and keyPositions [${keyPositions.shape}] must have equal (or broadcastable 1) batch`);
   }
   const B = Math.max(Bq, Bk);
-  const backend = tf.getBackend();
-  if (backend === 'cpu' || backend === 'wasm') {
+  if (isHostMemoryBackend()) {
     const queries = queryPositions.dataSync(); // [B·Lq]
     const keys = keyPositions.dataSync(); // [B·Lk]
     const mask = new Uint8Array(B * Lq * Lk); // [B, 1, Lq, Lk]

@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { matMul2d } from './matmul.js';
+import { isHostMemoryBackend } from '../backend/backend-names.js';
 
 /** `positions [B, L]` (real sequence positions) → `{ cos, sin }` each `[B, 1, L, headDim]`. */
 export function rotaryCosSin(positions: tf.Tensor2D, headDim: number, theta: number): { cos: tf.Tensor4D; sin: tf.Tensor4D } {
@@ -13,8 +14,7 @@ export function rotaryCosSin(positions: tf.Tensor2D, headDim: number, theta: num
   const half = headDim / 2;
   const invFreq = new Float32Array(half);
   for (let i = 0; i < half; i++) invFreq[i] = 1 / Math.pow(theta, (2 * i) / headDim);
-  const backend = tf.getBackend();
-  if (backend === 'cpu' || backend === 'wasm') return rotaryTablesOnHost(positions, invFreq);
+  if (isHostMemoryBackend()) return rotaryTablesOnHost(positions, invFreq);
   return tf.tidy(() => {
     const angles = tf.mul(tf.expandDims(tf.cast(positions, 'float32'), -1), tf.tensor1d(invFreq)); // [B, L, d/2]
     const emb = tf.concat([angles, angles], -1); // [B, L, d]
