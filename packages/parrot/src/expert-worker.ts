@@ -13,22 +13,22 @@ import {
   type ExpertActivations,
   type ExpertKernels,
 } from './expert-math.js';
-import type { BackwardReply, ForwardReply, KernelUpdate, WorkerReply, WorkerRequest, WorkerStartData } from './thread-protocol.js';
+import {
+  transferableValues,
+  type BackwardReply,
+  type ForwardReply,
+  type KernelUpdate,
+  type WorkerReply,
+  type WorkerRequest,
+  type WorkerStartData,
+} from './thread-protocol.js';
 
 /** Activations of forwards whose backward may still come (the newest few). */
 const KEPT_CALLS = 2;
 
 const { port, signal, backend, experts } = workerData as WorkerStartData;
 const kernels = new Map<number, ExpertKernels>();
-const kept = new Map<number, { tokens: tf.Tensor2D; activations: ExpertActivations[] }>();
-
-/** A tensor's values as an array this thread owns (transferable). */
-function owned(t: tf.Tensor, transfer: ArrayBuffer[]): Float32Array {
-  const data = t.dataSync() as Float32Array;
-  const copy = backend === 'wasm' && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data : data.slice();
-  transfer.push(copy.buffer as ArrayBuffer);
-  return copy;
-}
+const kept = new Map<number, Call>();
 
 function applyKernelUpdates(updates: KernelUpdate[]): void {
   for (const u of updates) {
@@ -49,10 +49,19 @@ function kernelsOf(e: number): ExpertKernels {
   return k;
 }
 
+interface Call {
+  tokens: tf.Tensor2D;
+  activations: ExpertActivations[];
+}
+
+function disposeCall(call: Call): void {
+  tf.dispose([call.tokens, ...call.activations.flatMap((a) => [a.gate, a.up, a.output])]);
+}
+
 function forgetCall(id: number): void {
   const call = kept.get(id);
   if (!call) return;
-  tf.dispose([call.tokens, ...call.activations.flatMap((a) => [a.gate, a.up, a.output])]);
+  disposeCall(call);
   kept.delete(id);
 }
 
@@ -60,12 +69,12 @@ function forward(request: Extract<WorkerRequest, { type: 'forward' }>, transfer:
   applyKernelUpdates(request.kernels);
   const tokens = tf.tensor2d(request.tokens, [request.M, request.D]);
   const activations = experts.map((e) => expertForward(tokens, kernelsOf(e)));
-  const outputs = activations.map((a) => owned(a.output, transfer));
+  const outputs = activations.map((a) => transferableValues(a.output, transfer));
   if (request.keep) {
     kept.set(request.id, { tokens, activations });
     for (const id of [...kept.keys()].slice(0, Math.max(0, kept.size - KEPT_CALLS))) forgetCall(id);
   } else {
-    tf.dispose([tokens, ...activations.flatMap((a) => [a.gate, a.up, a.output])]);
+    disposeCall({ tokens, activations });
   }
   return { type: 'forward', id: request.id, M: request.M, D: request.D, outputs };
 }
@@ -92,10 +101,10 @@ function backward(request: Extract<WorkerRequest, { type: 'backward' }>, transfe
     experts.forEach((e, j) => {
       const g = expertBackward(tokensT, kernelsOf(e), activations[j]!, expertOutputGradient(dOut, weights, e), request.weightGradients);
       grads.push({
-        input: owned(g.input, transfer),
-        ...(g.gate ? { gate: owned(g.gate, transfer) } : {}),
-        ...(g.up ? { up: owned(g.up, transfer) } : {}),
-        ...(g.down ? { down: owned(g.down, transfer) } : {}),
+        input: transferableValues(g.input, transfer),
+        ...(g.gate ? { gate: transferableValues(g.gate, transfer) } : {}),
+        ...(g.up ? { up: transferableValues(g.up, transfer) } : {}),
+        ...(g.down ? { down: transferableValues(g.down, transfer) } : {}),
       });
     });
   });

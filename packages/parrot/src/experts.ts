@@ -61,7 +61,7 @@ export interface ExpertOffload {
     request: { tokens: tf.Tensor2D; dOut: tf.Tensor3D; weights: tf.Tensor2D; kernels: readonly ExpertKernels[]; weightGradients: boolean },
   ): void;
   /** The remote experts' gradients, in `remoteExperts` order (kernel gradients absent when not asked for). */
-  finishBackward(callId: number): Array<{ gate?: tf.Tensor2D; up?: tf.Tensor2D; down?: tf.Tensor2D; input: tf.Tensor2D }>;
+  finishBackward(callId: number): ExpertGradients[];
 }
 
 /** Options of {@link mixExperts}. */

@@ -2,7 +2,20 @@
  * Messages between the calling thread (`threads.ts`) and an expert worker (`expert-worker.ts`).
  * Float32 data travels as `Float32Array`s (transferred where the sender owns the buffer).
  */
+import * as tf from '@tensorflow/tfjs-core';
 import type { MessagePort } from 'node:worker_threads';
+
+/**
+ * A tensor's float32 values as an array this thread owns, its buffer added to `transfer`. On wasm
+ * `dataSync` already returns a fresh copy of the heap bytes; elsewhere (cpu) it returns the backend's
+ * own storage, which must not be detached, so it is copied.
+ */
+export function transferableValues(t: tf.Tensor, transfer: ArrayBuffer[]): Float32Array {
+  const data = t.dataSync() as Float32Array;
+  const owned = tf.getBackend() === 'wasm' && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data : data.slice();
+  transfer.push(owned.buffer as ArrayBuffer);
+  return owned;
+}
 
 /** `workerData` of an expert worker. */
 export interface WorkerStartData {
@@ -67,7 +80,7 @@ export interface BackwardReply {
   M: number;
   D: number;
   I: number;
-  /** Per expert, in the worker's expert order. */
+  /** Per expert, in the worker's expert order (kernel gradients only when asked for). */
   grads: Array<{ gate?: Float32Array; up?: Float32Array; down?: Float32Array; input: Float32Array }>;
 }
 

@@ -25,16 +25,17 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
-import type { ExpertKernels } from './expert-math.js';
+import type { ExpertGradients, ExpertKernels } from './expert-math.js';
 import type { ExpertOffload } from './experts.js';
 import type { ParrotMoE } from './parrot-moe.js';
-import type {
-  BackwardReply,
-  ForwardReply,
-  KernelUpdate,
-  WorkerReply,
-  WorkerRequest,
-  WorkerStartData,
+import {
+  transferableValues,
+  type BackwardReply,
+  type ForwardReply,
+  type KernelUpdate,
+  type WorkerReply,
+  type WorkerRequest,
+  type WorkerStartData,
 } from './thread-protocol.js';
 
 /** Backends a worker thread can run (those that live in host memory and run in any Node thread). */
@@ -127,16 +128,6 @@ export function assignExperts(numExperts: number, workers: number, localExperts?
     next += size;
   }
   return { local: Array.from({ length: local }, (_, i) => i), workers: chunks };
-}
-
-/** A tensor's float32 values to post: on wasm `dataSync` is a fresh copy (transferable), elsewhere a view of backend storage. */
-function postable(t: tf.Tensor, transfer: ArrayBuffer[]): Float32Array {
-  const data = t.dataSync() as Float32Array;
-  if (tf.getBackend() === 'wasm' && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength) {
-    transfer.push(data.buffer as ArrayBuffer);
-    return data;
-  }
-  return data.slice(); // structured clone would copy anyway; a copy of our own can be transferred
 }
 
 /**
@@ -246,7 +237,7 @@ export class ExpertThreads implements ExpertOffload {
         id,
         M,
         D,
-        tokens: postable(tokens, transfer),
+        tokens: transferableValues(tokens, transfer),
         keep: keepActivations,
         kernels: this.kernelUpdates(h, kernels, ids, transfer),
       };
@@ -283,9 +274,9 @@ export class ExpertThreads implements ExpertOffload {
         N,
         D,
         E: this.numExperts,
-        tokens: postable(request.tokens, transfer),
-        dOut: postable(request.dOut, transfer),
-        weights: postable(request.weights, transfer),
+        tokens: transferableValues(request.tokens, transfer),
+        dOut: transferableValues(request.dOut, transfer),
+        weights: transferableValues(request.weights, transfer),
         weightGradients: request.weightGradients,
         kernels: this.kernelUpdates(h, request.kernels, ids, transfer),
       };
@@ -294,8 +285,8 @@ export class ExpertThreads implements ExpertOffload {
     this.calls.set(callId, { workers: new Set(this.handles.map((h) => h.index)) });
   }
 
-  finishBackward(callId: number): Array<{ gate?: tf.Tensor2D; up?: tf.Tensor2D; down?: tf.Tensor2D; input: tf.Tensor2D }> {
-    const grads: Array<{ gate?: tf.Tensor2D; up?: tf.Tensor2D; down?: tf.Tensor2D; input: tf.Tensor2D }> = [];
+  finishBackward(callId: number): ExpertGradients[] {
+    const grads: ExpertGradients[] = [];
     for (const h of this.handles) {
       const reply = this.receive(h, callId, 'backward') as BackwardReply;
       for (const g of reply.grads) {
@@ -330,7 +321,7 @@ export class ExpertThreads implements ExpertOffload {
       const last = h.sent.get(e);
       if (last && last[0] === ids[0] && last[1] === ids[1] && last[2] === ids[2]) continue;
       const [D, I] = k.gate.shape;
-      updates.push({ expert: e, D, I, gate: postable(k.gate, transfer), up: postable(k.up, transfer), down: postable(k.down, transfer) });
+      updates.push({ expert: e, D, I, gate: transferableValues(k.gate, transfer), up: transferableValues(k.up, transfer), down: transferableValues(k.down, transfer) });
       h.sent.set(e, ids);
     }
     return updates;
