@@ -1,6 +1,7 @@
 /**
  * One benchmark run of every module against (a) the same backend's plain 2-D matMul at equal FLOPs and
- * (b) the same module in PyTorch (bench/reference/*.py, 2 threads), on this machine.
+ * (b) the same module in PyTorch (bench/reference/*.py, 2 threads), on this machine, and (c) PyTorch's own module
+ * throughput against its own plain matMul on the same reference shape (how close the reference framework gets).
  *
  *   pnpm bench [--backends wasm,cpu,webgpu] [--modules parrot,wings,vpgc] [--cpu-size small|full]
  *              [--repeats 1] [--no-torch] [--json out.json] [--memory-7b]
@@ -50,6 +51,8 @@ interface Row {
   /** The backend's plain 2-D matMul throughput measured by the module's bench. */
   matMulGflops: number;
   torchMs?: number;
+  /** PyTorch's own plain 2-D matMul rate on the same reference shape (`matmul_gflops` of bench/reference). */
+  torchMatMulGflops?: number;
   note?: string;
 }
 const rows: Row[] = [];
@@ -72,7 +75,7 @@ function tableRows(output: string, backend: string): string[][] {
   return lines.map((l) => l.split('|').slice(1, -1).map((c) => c.trim()));
 }
 
-interface TorchResult { forward_ms: number; forward_backward_ms: number }
+interface TorchResult { forward_ms: number; forward_backward_ms: number; matmul_gflops?: number }
 const torchCache = new Map<string, TorchResult | null>();
 function torch(script: string, args: string[]): TorchResult | null {
   if (!withTorch) return null;
@@ -107,8 +110,8 @@ function benchParrot(backend: string): void {
     for (const [, sizeLabel, strategy, fwdMs, fwdG, trainMs, trainG, plainG] of tableRows(out, backend)) {
       const module = strategy!.includes('threads') ? `ParrotMoE (separate, expert threads: ${strategy!.replace('separate, ', '')})` : `ParrotMoE (${strategy})`;
       const common = { module, size: sizeLabel!, backend: label, matMulGflops: Number(plainG) };
-      rows.push({ ...common, pass: 'forward', ms: Number(fwdMs), gflops: Number(fwdG), torchMs: ref?.forward_ms });
-      rows.push({ ...common, pass: 'forward+backward', ms: Number(trainMs), gflops: Number(trainG), torchMs: ref?.forward_backward_ms });
+      rows.push({ ...common, pass: 'forward', ms: Number(fwdMs), gflops: Number(fwdG), torchMs: ref?.forward_ms, torchMatMulGflops: ref?.matmul_gflops });
+      rows.push({ ...common, pass: 'forward+backward', ms: Number(trainMs), gflops: Number(trainG), torchMs: ref?.forward_backward_ms, torchMatMulGflops: ref?.matmul_gflops });
     }
   };
   const args = ['--backends', backend, '--sizes', size, '--repeats', String(repeats)];
@@ -133,7 +136,7 @@ function benchWings(backend: string): void {
     rows.push({
       module: 'Wings learners + router', size: 'H=1024, r=64, 16 heads, L=256 (64 image)', backend: backendLabel(backend),
       pass: isForward ? 'forward' : 'forward+backward', ms: Number(ms), gflops: Number(gflops), matMulGflops: Number(matMulG),
-      torchMs: isForward ? ref?.forward_ms : ref?.forward_backward_ms,
+      torchMs: isForward ? ref?.forward_ms : ref?.forward_backward_ms, torchMatMulGflops: ref?.matmul_gflops,
     });
   }
 }
@@ -148,7 +151,7 @@ function benchVpgc(backend: string): void {
   for (const [, qformer, images, , hookMs, hookG, , , matMulG] of tableRows(forward, backend)) {
     const n = Number(images);
     const ref = torch('vpgc_hook.py', [String(n), size]);
-    const common = { module: `VPG-C hook (${n} image${n > 1 ? 's' : ''})`, size: `${qformer}, Dl=1024`, backend: backendLabel(backend), matMulGflops: Number(matMulG) };
+    const common = { module: `VPG-C hook (${n} image${n > 1 ? 's' : ''})`, size: `${qformer}, Dl=1024`, backend: backendLabel(backend), matMulGflops: Number(matMulG), torchMatMulGflops: ref?.matmul_gflops };
     rows.push({ ...common, pass: 'forward', ms: Number(hookMs), gflops: Number(hookG), torchMs: ref?.forward_ms });
     const t = train.find((r) => r.images === n);
     if (t) {
@@ -197,11 +200,19 @@ for (const backend of backends) {
   }
 }
 
+/**
+ * PyTorch's module throughput (the row's matMul FLOPs over PyTorch's time) against PyTorch's own plain
+ * matMul rate: how close the reference framework itself gets to its ceiling on the same module.
+ */
+function torchModuleRatio(r: Row): number | undefined {
+  if (!r.torchMs || !r.torchMatMulGflops) return undefined;
+  return (r.gflops * r.ms) / r.torchMs / r.torchMatMulGflops;
+}
 const f = (x: number | undefined, digits = 1) => (x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(digits));
 const lines = [
-  '| module | size | backend | pass | @mllm ms | GFLOP/s | backend 2-D matMul GFLOP/s | module / matMul throughput | PyTorch ms | @mllm / PyTorch time |',
-  '|---|---|---|---|---:|---:|---:|---:|---:|---:|',
-  ...rows.map((r) => `| ${r.module} | ${r.size} | ${r.backend} | ${r.pass} | ${f(r.ms)} | ${f(r.gflops, 2)} | ${f(r.matMulGflops, 2)} | ${f(r.gflops / r.matMulGflops, 2)} | ${f(r.torchMs)} | ${r.torchMs ? f(r.ms / r.torchMs, 2) : '–'} |`),
+  '| module | size | backend | pass | @mllm ms | GFLOP/s | backend 2-D matMul GFLOP/s | module / matMul throughput | PyTorch ms | @mllm / PyTorch time | PyTorch module / PyTorch matMul |',
+  '|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|',
+  ...rows.map((r) => `| ${r.module} | ${r.size} | ${r.backend} | ${r.pass} | ${f(r.ms)} | ${f(r.gflops, 2)} | ${f(r.matMulGflops, 2)} | ${f(r.gflops / r.matMulGflops, 2)} | ${f(r.torchMs)} | ${r.torchMs ? f(r.ms / r.torchMs, 2) : '–'} | ${f(torchModuleRatio(r), 2)} |`),
 ];
 console.log(`\n${lines.join('\n')}`);
 if (skipped.length) console.log(`\nSkipped / not measured:\n${skipped.map((s) => `- ${s}`).join('\n')}`);

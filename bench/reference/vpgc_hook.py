@@ -16,7 +16,7 @@ import sys
 import torch
 import torch.nn.functional as F
 
-from common import best_ms, report, setup
+from common import best_ms, matmul_gflops, report, setup
 
 SIZES = {
     "blip2": dict(D=768, layers=12, heads=12, ffn=3072, Dv=1408),
@@ -111,8 +111,9 @@ def main():
         per_image += 2 * (2 * nq * D * c["ffn"])
     per_image += 2 * nq * D * dl
     flops = images * per_image + 2 * dl * D
+    side = round((flops / 2) ** (1 / 3))  # the @mllm bench's reference: one cube of equal FLOPs
     report(f"VPG-C hook ({images} image{'s' if images > 1 else ''})", best_ms(forward), best_ms(forward_backward), flops,
-           images=images, D=D, layers=c["layers"], Dl=dl)
+           images=images, D=D, layers=c["layers"], Dl=dl, matmul_gflops=matmul_gflops(side, side, side))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import sys
 import torch
 import torch.nn.functional as F
 
-from common import best_ms, report, setup
+from common import best_ms, matmul_gflops, report, setup
 
 
 def rope(x, positions, theta):  # x [B, h, L, d], positions [B, L]
@@ -110,7 +110,8 @@ def main():
     low_rank = lambda rows: 2 * rows * r * 2 * h
     learner = lambda keys: low_rank(L) + 2 * low_rank(keys) + 2 * (2 * L * keys * h) + low_rank(L)
     flops = learner(ni) + learner(L) + 2 * L * L * 2
-    report("Wings learners + router", best_ms(forward), best_ms(forward_backward), flops, H=h, heads=heads, r=r, L=L, Ni=ni)
+    report("Wings learners + router", best_ms(forward), best_ms(forward_backward), flops, H=h, heads=heads, r=r, L=L, Ni=ni,
+           matmul_gflops=matmul_gflops(128, h, h))  # the @mllm bench's reference product
 
 
 if __name__ == "__main__":
