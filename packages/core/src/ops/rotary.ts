@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { matMul2d } from './matmul.js';
 import { isHostMemoryBackend } from '../backend/backend-names.js';
+import { hostRotaryAvailable, runHostRotary } from './rotary-kernel.js';
 
 /** `positions [B, L]` (real sequence positions) → `{ cos, sin }` each `[B, 1, L, headDim]`. */
 export function rotaryCosSin(positions: tf.Tensor2D, headDim: number, theta: number): { cos: tf.Tensor4D; sin: tf.Tensor4D } {
@@ -74,8 +75,21 @@ export function rotateHalf(x: tf.Tensor): tf.Tensor {
   });
 }
 
-/** `x [B, h, L, d]` rotated by `cos`, `sin` `[B, 1, L, d]`. */
+/** Whether `x [B, h, L, d]` and the tables `[B | 1, 1, L, d]` fit the fused host kernel. */
+function fusedRotaryFits(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor): boolean {
+  if (x.rank !== 4 || x.dtype !== 'float32' || x.shape[3]! % 2 !== 0) return false;
+  const [B, , L, d] = x.shape as [number, number, number, number];
+  const fits = (t: tf.Tensor) =>
+    t.rank === 4 && t.dtype === 'float32' && (t.shape[0] === B || t.shape[0] === 1) && t.shape[1] === 1 && t.shape[2] === L && t.shape[3] === d;
+  return fits(cos) && fits(sin);
+}
+
+/**
+ * `x [B, h, L, d]` rotated by `cos`, `sin` `[B, 1, L, d]` (or `[1, 1, L, d]`): `x·cos + rotateHalf(x)·sin`.
+ * On cpu/wasm one fused kernel (`rotary-kernel.ts`, same values to the bit); elsewhere the ops.
+ */
 export function applyRotary(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor): tf.Tensor {
+  if (fusedRotaryFits(x, cos, sin) && hostRotaryAvailable()) return runHostRotary(x, cos, sin);
   return tf.tidy(() => tf.add(tf.mul(x, cos), tf.mul(rotateHalf(x), sin)));
 }
 
