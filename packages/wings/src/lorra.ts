@@ -26,6 +26,7 @@ import {
   applyRotary,
   assertPositiveInt,
   batchMatMul,
+  batchMatMulTransposeB,
   isHostMemoryBackend,
   maskedSoftmax,
   mergeHeads,
@@ -213,8 +214,8 @@ export class LoRRA extends Module {
       const vHeads = splitHeads(v, h); // [B, h, Lk, d]
 
       const q3 = tf.reshape(qHeads, [B * h, Lq, d]) as tf.Tensor3D; // [B·h, Lq, d]
-      const kT = tf.reshape(tf.transpose(kHeads, [0, 1, 3, 2]), [B * h, d, Lk]) as tf.Tensor3D; // [B·h, d, Lk]
-      const scores = tf.reshape(tf.mul(batchMatMul(q3, kT), 1 / Math.sqrt(d)), [B, h, Lq, Lk]); // [B, h, Lq, Lk]
+      const k3 = tf.reshape(kHeads, [B * h, Lk, d]) as tf.Tensor3D; // [B·h, Lk, d]
+      const scores = tf.reshape(tf.mul(batchMatMulTransposeB(q3, k3), 1 / Math.sqrt(d)), [B, h, Lq, Lk]); // [B, h, Lq, Lk]
 
       const mask = andMasks([
         inputs.causalByPosition ? positionCausalMask(queryPositions as tf.Tensor2D, keyPositions as tf.Tensor2D) : null, // [B, 1, Lq, Lk]
@@ -223,7 +224,7 @@ export class LoRRA extends Module {
       ], B, Lq, Lk);
       // Softmax in float32 (all of tfjs' float math is float32).
       let probs: tf.Tensor; // [B, h, Lq, Lk]
-      if (!mask) probs = tf.softmax(scores);
+      if (!mask) probs = maskedSoftmax(scores);
       else if (fullyMaskedRows === 'zero') probs = maskedSoftmax(scores, mask);
       else probs = tf.softmax(tf.where(tf.broadcastTo(mask, scores.shape), scores, tf.fill(scores.shape, MASKED_LOGIT)));
 

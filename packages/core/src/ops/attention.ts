@@ -1,20 +1,21 @@
 /** Multi-head attention math as pure functions. Shapes: B batch, h heads, L length, d head dim. */
 import * as tf from '@tensorflow/tfjs-core';
-import { batchMatMul } from './matmul.js';
+import { batchMatMul, batchMatMulTransposeB } from './matmul.js';
 import { maskedSoftmax } from './softmax.js';
 import { isHostMemoryBackend } from '../backend/backend-names.js';
+import { transposeAxes } from './transpose.js';
 
 /** `[B, L, h·d] → [B, h, L, d]`. */
 export function splitHeads(x: tf.Tensor, heads: number): tf.Tensor4D {
   const [B, L, H] = x.shape as [number, number, number];
   if (H % heads !== 0) throw new Error(`splitHeads: width ${H} is not divisible by heads ${heads}`);
-  return tf.tidy(() => tf.transpose(tf.reshape(x, [B, L, heads, H / heads]), [0, 2, 1, 3]) as tf.Tensor4D); // [B, h, L, d]
+  return tf.tidy(() => transposeAxes(tf.reshape(x, [B, L, heads, H / heads]), [0, 2, 1, 3]) as tf.Tensor4D); // [B, h, L, d]
 }
 
 /** `[B, h, L, d] → [B, L, h·d]`. */
 export function mergeHeads(x: tf.Tensor): tf.Tensor3D {
   const [B, h, L, d] = x.shape as [number, number, number, number];
-  return tf.tidy(() => tf.reshape(tf.transpose(x, [0, 2, 1, 3]), [B, L, h * d]) as tf.Tensor3D); // [B, L, h·d]
+  return tf.tidy(() => tf.reshape(transposeAxes(x, [0, 2, 1, 3]), [B, L, h * d]) as tf.Tensor3D); // [B, L, h·d]
 }
 
 export interface AttentionResult {
@@ -27,7 +28,7 @@ export interface AttentionResult {
 /**
  * `softmax(q·kᵀ·scale, masked) · v`.
  * q `[B, h, Lq, d]`, k/v `[B, h, Lk, d]`, mask broadcastable to `[B, h, Lq, Lk]` (nonzero = attend),
- * scale defaults to `1/√d`. Products run as 3-D plain matMuls with explicit transposes.
+ * scale defaults to `1/√d`. Products run as grouped plain matMuls (`q·kᵀ` by `batchMatMulTransposeB`).
  */
 export function scaledDotProductAttention(
   q: tf.Tensor,
@@ -47,8 +48,8 @@ export function scaledDotProductAttention(
   return tf.tidy(() => {
     const dv = v.shape[3] as number;
     const q3 = tf.reshape(q, [B * h, Lq, d]) as tf.Tensor3D; // [B·h, Lq, d]
-    const kT = tf.reshape(tf.transpose(k, [0, 1, 3, 2]), [B * h, d, Lk]) as tf.Tensor3D; // [B·h, d, Lk]
-    const scores = tf.mul(batchMatMul(q3, kT), scale ?? 1 / Math.sqrt(d)); // [B·h, Lq, Lk]
+    const k3 = tf.reshape(k, [B * h, Lk, d]) as tf.Tensor3D; // [B·h, Lk, d]
+    const scores = tf.mul(batchMatMulTransposeB(q3, k3), scale ?? 1 / Math.sqrt(d)); // [B·h, Lq, Lk]
     const scores4 = tf.reshape(scores, [B, h, Lq, Lk]);
     const probs = maskedSoftmax(scores4, mask ?? null) as tf.Tensor4D; // [B, h, Lq, Lk]
     const v3 = tf.reshape(v, [B * h, Lk, dv]) as tf.Tensor3D;

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { batchMatMul, groupedMatMul, matMul2d, matMul2dTransposeB, MATMUL_2D_KERNEL, scaledDotProductAttention, UNCACHED_PACKING_MIN_ELEMENTS } from '../index.js';
+import { batchMatMul, batchMatMulTransposeB, groupedMatMul, matMul2d, matMul2dTransposeB, MATMUL_2D_KERNEL, scaledDotProductAttention, UNCACHED_PACKING_MIN_ELEMENTS } from '../index.js';
 import { checkGradients, expectClose, expectNoLeaks } from '../testing/index.js';
 import { WASM_GROUPED_MATMUL } from './wasm-grouped-matmul.js';
 import { prefersTiledTranspose, transposeLastTwo } from './transpose.js';
@@ -218,6 +218,55 @@ describe('groupedMatMul / batchMatMul', () => {
       tf.dispose([a, b, y, dx!]);
     });
   }
+
+  // q·kᵀ for attention: small, odd, and a tiled-transpose shape on wasm ([16, 256, 256] dY).
+  for (const [G, M, N, K] of [[3, 5, 4, 2], [2, 33, 17, 16], [2, 256, 256, 16]] as Array<[number, number, number, number]>) {
+    it(`batchMatMulTransposeB [${G}, ${M}, ${K}]·[${G}, ${N}, ${K}]ᵀ and both gradients match float64`, () => {
+      const rng = rngOf(G * 7919 + M * 31 + N);
+      const a64 = Float64Array.from(Float32Array.from(values(rng, G * M * K)));
+      const b64 = Float64Array.from(Float32Array.from(values(rng, G * N * K)));
+      const dy64 = Float64Array.from(Float32Array.from(values(rng, G * M * N)));
+      const y64 = new Float64Array(G * M * N); // a·bᵀ
+      const da64 = new Float64Array(G * M * K); // dY·b
+      const db64 = new Float64Array(G * N * K); // dYᵀ·a
+      for (let g = 0; g < G; g++) {
+        for (let m = 0; m < M; m++) {
+          for (let n = 0; n < N; n++) {
+            let sum = 0;
+            for (let k = 0; k < K; k++) sum += a64[(g * M + m) * K + k]! * b64[(g * N + n) * K + k]!;
+            y64[(g * M + m) * N + n] = sum;
+            const upstream = dy64[(g * M + m) * N + n]!;
+            for (let k = 0; k < K; k++) {
+              da64[(g * M + m) * K + k] += upstream * b64[(g * N + n) * K + k]!;
+              db64[(g * N + n) * K + k] += upstream * a64[(g * M + m) * K + k]!;
+            }
+          }
+        }
+      }
+      const a = tf.tensor3d(Float32Array.from(a64), [G, M, K]);
+      const b = tf.tensor3d(Float32Array.from(b64), [G, N, K]);
+      const dy = tf.tensor3d(Float32Array.from(dy64), [G, M, N]);
+      const y = batchMatMulTransposeB(a, b);
+      expect(y.shape).toEqual([G, M, N]);
+      expectClose(y, y64, { label: 'a·bᵀ' });
+      const [da, db] = tf.grads((x: tf.Tensor, w: tf.Tensor) => tf.sum(tf.mul(batchMatMulTransposeB(x as tf.Tensor3D, w as tf.Tensor3D), dy)))([a, b]);
+      expectClose(da!, da64, { label: 'dA = dY·b' });
+      expectClose(db!, db64, { label: 'dB = dYᵀ·a' });
+      expectNoLeaks(() => batchMatMulTransposeB(a, b));
+      expectNoLeaks(() => tf.grads((x: tf.Tensor, w: tf.Tensor) => tf.sum(batchMatMulTransposeB(x as tf.Tensor3D, w as tf.Tensor3D)))([a, b]));
+      tf.dispose([a, b, dy, y, da!, db!]);
+    });
+  }
+
+  it('batchMatMulTransposeB gradients match central differences, and it names both shapes when K differs', () => {
+    const a = tf.randomNormal([2, 3, 4], 0, 1, 'float32', 21);
+    const b = tf.randomNormal([2, 5, 4], 0, 1, 'float32', 22);
+    const w = tf.randomNormal([2, 3, 5], 0, 1, 'float32', 23);
+    checkGradients((x, y) => tf.sum(tf.mul(batchMatMulTransposeB(x as tf.Tensor3D, y as tf.Tensor3D), w)), [a, b]);
+    const c = tf.zeros([2, 5, 3]) as tf.Tensor3D;
+    expect(() => batchMatMulTransposeB(a as tf.Tensor3D, c)).toThrow(/batchMatMulTransposeB: a must be \[B, M, K\] and b \[B, N, K\].*a \[2,3,4\] and b \[2,5,3\]/);
+    tf.dispose([a, b, w, c]);
+  });
 
   it('matMul2dTransposeB names both shapes when N differs', () => {
     const a = tf.zeros([2, 3]) as tf.Tensor2D;

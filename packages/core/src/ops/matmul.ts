@@ -136,6 +136,39 @@ export const batchMatMul: (a: tf.Tensor3D, b: tf.Tensor3D) => tf.Tensor3D = tf.c
   }) as unknown as Parameters<typeof tf.customGrad>[0],
 ) as unknown as (a: tf.Tensor3D, b: tf.Tensor3D) => tf.Tensor3D;
 
+/**
+ * `[B, M, K] · [B, N, K]ᵀ → [B, M, N]` (attention scores `q·kᵀ` from `q`, `k` as they are), with
+ * explicit gradients that need no transposes of `b`:
+ *
+ *   forward  a · bᵀ              (one transpose of b, then {@link groupedMatMul})
+ *   da =     dY · b              [B, M, N]·[B, N, K], no transpose
+ *   db =     dYᵀ · a             [B, N, M]·[B, M, K]
+ *
+ * Against `batchMatMul(a, transpose(b))` the backward saves transposing `bᵀ` back for `da`, and for
+ * `db` transposes `dY` once instead of transposing `a`, the `[B, K, N]` result and packing `dY`
+ * (XNNPACK packs the right operand of every group): on wasm, Wings' textual learner (16 heads,
+ * L = 256, d = 64) scores forward+backward ~2.5 ms faster. Same values (the same dot products).
+ */
+export const batchMatMulTransposeB: (a: tf.Tensor3D, b: tf.Tensor3D) => tf.Tensor3D = tf.customGrad(
+  ((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+    if (a.rank !== 3 || b.rank !== 3 || a.shape[0] !== b.shape[0] || a.shape[2] !== b.shape[2]) {
+      throw new Error(`batchMatMulTransposeB: a must be [B, M, K] and b [B, N, K] with equal B and K, got a [${a.shape}] and b [${b.shape}]`);
+    }
+    save([a, b]);
+    return {
+      value: groupedMatMul(a as tf.Tensor3D, transposeLastTwo(b as tf.Tensor3D)), // [B, M, K]·[B, K, N]
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sa, sb] = saved as [tf.Tensor3D, tf.Tensor3D];
+        const dy3 = dy as tf.Tensor3D;
+        return [
+          groupedMatMul(dy3, sb), // [B, M, N]·[B, N, K]
+          groupedMatMul(transposeLastTwo(dy3), sa), // [B, N, M]·[B, M, K]
+        ];
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0],
+) as unknown as (a: tf.Tensor3D, b: tf.Tensor3D) => tf.Tensor3D;
+
 function checkBatchShapes(a: tf.Tensor, b: tf.Tensor, caller: string): void {
   if (a.rank !== 3 || b.rank !== 3 || a.shape[0] !== b.shape[0] || a.shape[2] !== b.shape[1]) {
     throw new Error(`${caller}: a must be [B, M, K] and b [B, K, N] with equal B and K, got a [${a.shape}] and b [${b.shape}]`);

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { hostSoftmaxAvailable, runHostSoftmax } from './host-softmax.js';
 
 /** Large negative logit used for masked positions (finite, so no `inf - inf = NaN`). */
 export const MASKED_LOGIT = -1e9;
@@ -7,9 +8,16 @@ export const MASKED_LOGIT = -1e9;
  * Softmax over `axis` with positions where `mask` is false/0 excluded.
  *
  * `mask` broadcasts against `logits` (bool or numeric, nonzero = keep). A row whose positions are
- * all masked returns all zeros (never NaN, never a uniform distribution over padding).
+ * all masked returns all zeros (never NaN, never a uniform distribution over padding). Without a mask
+ * it is plain softmax. On cpu, over the last axis, one fused JavaScript kernel (`host-softmax.ts`).
  */
 export function maskedSoftmax(logits: tf.Tensor, mask?: tf.Tensor | null, axis = -1): tf.Tensor {
+  const lastAxis = axis === -1 || axis === logits.rank - 1;
+  if (lastAxis && logits.dtype === 'float32' && logits.rank >= 1 && (!mask || broadcastsOver(mask, logits)) && hostSoftmaxAvailable()) {
+    // cpu: one JavaScript pass (host-softmax.ts); same semantics.
+    if (!mask || mask.rank === logits.rank) return runHostSoftmax(logits, mask ?? null);
+    return tf.tidy(() => runHostSoftmax(logits, tf.reshape(mask, [...new Array<number>(logits.rank - mask.rank).fill(1), ...mask.shape])));
+  }
   if (!mask) return axis === -1 || axis === logits.rank - 1 ? tf.softmax(logits) : softmaxAlong(logits, axis);
   return tf.tidy(() => {
     const keep = tf.cast(mask.dtype === 'bool' ? mask : tf.notEqual(mask, 0), 'float32'); // broadcastable, 1 = keep
@@ -20,6 +28,13 @@ export function maskedSoftmax(logits: tf.Tensor, mask?: tf.Tensor | null, axis =
     const probs = axis === -1 || axis === logits.rank - 1 ? tf.softmax(filled) : softmaxAlong(filled, axis);
     return tf.mul(probs, keep); // all-masked rows → exactly 0
   });
+}
+
+/** Whether `mask` broadcasts against `x` (rank ≤ x's; each aligned axis 1 or equal). */
+function broadcastsOver(mask: tf.Tensor, x: tf.Tensor): boolean {
+  if (mask.rank > x.rank) return false;
+  const offset = x.rank - mask.rank;
+  return mask.shape.every((size, axis) => size === 1 || size === x.shape[axis + offset]);
 }
 
 function softmaxAlong(x: tf.Tensor, axis: number): tf.Tensor {
