@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { activateBackend } from './activate-backend.js';
 import { importOptional } from './runtime.js';
 import type { StartResult } from './start-result.js';
+import { installFastCpuBroadcast } from './cpu-broadcast-binary.js';
 
 /** Registers (by importing the package when needed) and starts the cpu backend. */
 export async function startCpuBackend(verbose: boolean): Promise<StartResult> {
@@ -18,6 +19,7 @@ export async function startCpuBackend(verbose: boolean): Promise<StartResult> {
   const activated = await activateBackend('cpu', verbose);
   if (!activated.ok) return { ok: false, why: activated.why };
   if (!verbose) silenceCpuNodeHint();
+  installFastCpuBroadcast(); // float32 broadcasting Add/Sub/Mul/Div without per-element index math (bitwise same values)
   return { ok: true, why: 'plain JavaScript kernels, always available' };
 }
 
