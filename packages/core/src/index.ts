@@ -8,6 +8,7 @@ export * from './nn/module.js';
 export * from './nn/linear.js';
 export * from './ops/matmul.js';
 export * from './ops/transpose.js';
+export * from './ops/stack.js';
 export * from './io/state-dict.js';
 export * from './ops/activations.js';
 export * from './ops/softmax.js';

@@ -18,7 +18,7 @@
  * All three use core's explicit-transpose `matMul2d`/`batchMatMul` so their gradients stay fast on wasm.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { batchMatMul, matMul2d, silu, transposeLastTwo } from '@mllm/core';
+import { batchMatMul, matMul2d, repeatStack, silu, stackFirstAxis, transposeLastTwo } from '@mllm/core';
 import {
   expertBackward,
   expertForward,
@@ -181,10 +181,10 @@ function mixStacked(visual: tf.Tensor3D, weights: tf.Tensor2D, experts: readonly
   return tf.tidy(() => {
     const [B, N, D] = visual.shape;
     const E = experts.length;
-    const gate = tf.stack(experts.map((k) => k.gate)) as tf.Tensor3D; // [E, D, I]
-    const up = tf.stack(experts.map((k) => k.up)) as tf.Tensor3D; // [E, D, I]
-    const down = tf.stack(experts.map((k) => k.down)) as tf.Tensor3D; // [E, I, D]
-    const tokens = tf.broadcastTo(tf.reshape(visual, [1, B * N, D]), [E, B * N, D]) as tf.Tensor3D; // [E, B·N, D]
+    const gate = stackFirstAxis(experts.map((k) => k.gate)) as tf.Tensor3D; // [E, D, I]
+    const up = stackFirstAxis(experts.map((k) => k.up)) as tf.Tensor3D; // [E, D, I]
+    const down = stackFirstAxis(experts.map((k) => k.down)) as tf.Tensor3D; // [E, I, D]
+    const tokens = repeatStack(tf.reshape(visual, [B * N, D]), E) as tf.Tensor3D; // [E, B·N, D] (not broadcastTo: 150× slower on wasm)
     const hidden = tf.mul(silu(batchMatMul(tokens, gate)), batchMatMul(tokens, up)) as tf.Tensor3D; // [E, B·N, I]
     const y = tf.reshape(batchMatMul(hidden, down), [E, B, N, D]); // [E, B, N, D]
     const w = tf.reshape(tf.transpose(weights), [E, B, 1, 1]); // [E, B, 1, 1]

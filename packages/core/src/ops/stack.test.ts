@@ -1,0 +1,64 @@
+/**
+ * repeatStack / stackFirstAxis / unstackFirstAxis: the same values as tf.broadcastTo / tf.stack /
+ * tf.unstack (copies; the repeat's gradient to float32 rounding), gradients against central differences and against the closed forms, no leaks.
+ */
+import { describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs';
+import { repeatStack, stackFirstAxis, unstackFirstAxis, WASM_UNSTACK } from './stack.js';
+import { checkGradients, expectClose, expectNoLeaks, testBackend } from '../testing/index.js';
+
+const random = (shape: number[], seed: number) => tf.randomUniform(shape, -2, 2, 'float32', seed);
+
+describe('stacking along a new first axis', () => {
+  it('repeatStack equals broadcastTo, its gradient is the sum over the copies', () => {
+    const x = random([3, 4], 1);
+    const y = repeatStack(x, 5);
+    expect(y.shape).toEqual([5, 3, 4]);
+    expect(Array.from(y.dataSync())).toEqual(Array.from(tf.broadcastTo(tf.expandDims(x, 0), [5, 3, 4]).dataSync()));
+    const weights = random([5, 3, 4], 2);
+    const [dx] = tf.grads((v: tf.Tensor) => tf.sum(tf.mul(repeatStack(v, 5), weights)))([x]);
+    const expected = tf.unstack(weights).reduce((acc, w) => tf.add(acc, w)); // Σ over the copies
+    expectClose(dx!, expected, { rtol: 1e-6, atol: 1e-6 }); // wasm's Sum may add in another order
+    checkGradients((v) => tf.sum(tf.mul(repeatStack(v!, 5), weights)), [x]);
+    expectNoLeaks(() => repeatStack(x, 5));
+    expectNoLeaks(() => tf.grads((v: tf.Tensor) => tf.sum(repeatStack(v, 3)))([x]));
+    const single = repeatStack(x, 1);
+    expect(single.shape).toEqual([1, 3, 4]);
+    tf.dispose([x, y, weights, dx!, expected, single]);
+  });
+
+  it('repeatStack names a bad copy count', () => {
+    const x = tf.zeros([2]);
+    expect(() => repeatStack(x, 0)).toThrow(/repeatStack: copies must be a positive integer, got 0/);
+    expect(() => repeatStack(x, 1.5)).toThrow(/got 1\.5/);
+    x.dispose();
+  });
+
+  it(`unstackFirstAxis equals tf.unstack${testBackend() === 'wasm' ? ' (one block copy per piece on wasm)' : ''}`, async () => {
+    const x = random([4, 3, 5], 3);
+    const pieces = unstackFirstAxis(x);
+    const reference = tf.unstack(x);
+    expect(pieces.map((p) => p.shape)).toEqual(reference.map((p) => p.shape));
+    pieces.forEach((p, g) => expect(Array.from(p.dataSync())).toEqual(Array.from(reference[g]!.dataSync())));
+    if (testBackend() === 'wasm') {
+      const info = await tf.profile(() => unstackFirstAxis(x));
+      expect(info.kernels.map((k) => k.name)).toEqual([WASM_UNSTACK]);
+    }
+    expectNoLeaks(() => unstackFirstAxis(x));
+    tf.dispose([x, ...pieces, ...reference]);
+  });
+
+  it('stackFirstAxis equals tf.stack, its gradients are the pieces of dy', () => {
+    const parts = [random([2, 3], 4), random([2, 3], 5), random([2, 3], 6)];
+    const y = stackFirstAxis(parts);
+    expect(Array.from(y.dataSync())).toEqual(Array.from(tf.stack(parts).dataSync()));
+    const weights = random([3, 2, 3], 7);
+    const grads = tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => tf.sum(tf.mul(stackFirstAxis([a, b, c]), weights)))(parts);
+    const expected = tf.unstack(weights);
+    grads.forEach((g, i) => expect(Array.from(g.dataSync())).toEqual(Array.from(expected[i]!.dataSync())));
+    checkGradients((a, b, c) => tf.sum(tf.mul(stackFirstAxis([a!, b!, c!]), weights)), parts);
+    expectNoLeaks(() => tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(stackFirstAxis([a, b])))(parts.slice(0, 2)));
+    expect(() => stackFirstAxis([])).toThrow(/stackFirstAxis: needs at least one tensor/);
+    tf.dispose([...parts, y, weights, ...grads, ...expected]);
+  });
+});
