@@ -4,6 +4,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { Module, type ModuleArgs } from './module.js';
 import { onesInit, zerosInit } from './initializers.js';
 import { assertPositiveInt } from './linear.js';
+import { hostLayerNormAvailable, runHostLayerNorm } from '../ops/host-layer-norm.js';
 
 export interface LayerNormArgs extends ModuleArgs {
   dim: number;
@@ -11,8 +12,14 @@ export interface LayerNormArgs extends ModuleArgs {
   eps?: number;
 }
 
-/** `x [..., D] → [..., D]`, biased variance like PyTorch. */
+/**
+ * `x [..., D] → [..., D]`, biased variance like PyTorch. On cpu (float32, `weight`/`bias` `[D]`) one fused
+ * kernel per direction (`ops/host-layer-norm.ts`); elsewhere composed from tf ops.
+ */
 export function layerNorm(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, eps: number): tf.Tensor {
+  const D = x.shape[x.rank - 1];
+  const fits = (t: tf.Tensor) => t.rank === 1 && t.shape[0] === D && t.dtype === 'float32';
+  if (x.rank >= 1 && x.dtype === 'float32' && fits(weight) && fits(bias) && hostLayerNormAvailable()) return runHostLayerNorm(x, weight, bias, eps);
   return tf.tidy(() => {
     const { mean, variance } = tf.moments(x, -1, true); // [..., 1]
     return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps))), weight), bias);
