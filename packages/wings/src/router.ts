@@ -21,6 +21,7 @@ import {
   loadStateDict,
   silu,
   stateDict,
+  sumOverAxis1,
   type LoadStateDictOptions,
   type LoadStateDictResult,
   type ModuleArgs,
@@ -39,9 +40,9 @@ export interface RouterWeights {
   textual: tf.Tensor3D;
 }
 
-/** `P [B, heads, Lq, L]` → head-summed `[B, Lq, L]`. */
+/** `P [B, heads, Lq, L]` → head-summed `[B, Lq, L]` (core's `sumOverAxis1`: no whole-map transpose on wasm). */
 export function sumOverHeads(attentionProbs: tf.Tensor): tf.Tensor3D {
-  return tf.tidy(() => tf.sum(attentionProbs, 1) as tf.Tensor3D);
+  return tf.tidy(() => sumOverAxis1(attentionProbs) as tf.Tensor3D);
 }
 
 export class WingsRouter extends Module {

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { repeatStack, stackFirstAxis, unstackFirstAxis, WASM_UNSTACK } from './stack.js';
+import { repeatStack, stackFirstAxis, sumOverAxis1, unstackFirstAxis, WASM_UNSTACK } from './stack.js';
 import { checkGradients, expectClose, expectNoLeaks, testBackend } from '../testing/index.js';
 
 const random = (shape: number[], seed: number) => tf.randomUniform(shape, -2, 2, 'float32', seed);
@@ -60,5 +60,29 @@ describe('stacking along a new first axis', () => {
     expectNoLeaks(() => tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(stackFirstAxis([a, b])))(parts.slice(0, 2)));
     expect(() => stackFirstAxis([])).toThrow(/stackFirstAxis: needs at least one tensor/);
     tf.dispose([...parts, y, weights, ...grads, ...expected]);
+  });
+});
+
+describe('sumOverAxis1', () => {
+  for (const shape of [[1, 4, 3, 5], [3, 2, 6], [2, 5, 2, 2]]) {
+    it(`[${shape}] equals tf.sum(x, 1), its gradient repeats dy over axis 1, without leaks`, () => {
+      const x = random(shape, shape.length * 7);
+      const y = sumOverAxis1(x);
+      expectClose(y, tf.sum(x, 1), { rtol: 1e-6, atol: 1e-6 });
+      expect(y.shape).toEqual([shape[0], ...shape.slice(2)]);
+      const weights = random(y.shape, 9);
+      const [dx] = tf.grads((v: tf.Tensor) => tf.sum(tf.mul(sumOverAxis1(v), weights)))([x]);
+      expect(Array.from(dx!.dataSync())).toEqual(Array.from(tf.broadcastTo(tf.expandDims(weights, 1), shape).dataSync()));
+      checkGradients((v) => tf.sum(tf.mul(sumOverAxis1(v!), weights)), [x]);
+      expectNoLeaks(() => sumOverAxis1(x));
+      expectNoLeaks(() => tf.grads((v: tf.Tensor) => tf.sum(sumOverAxis1(v)))([x]));
+      tf.dispose([x, y, weights, dx!]);
+    });
+  }
+
+  it('names a tensor with fewer than two axes', () => {
+    const x = tf.zeros([3]);
+    expect(() => sumOverAxis1(x)).toThrow(/sumOverAxis1: x must have at least 2 axes \[B, G, \.\.\.\], got \[3\]/);
+    x.dispose();
   });
 });
