@@ -128,7 +128,7 @@ function benchWings(backend: string): void {
     skipped.push('Wings on webgpu: its bench has one (full) size, far too slow on SwiftShader');
     return;
   }
-  const runs = backend === 'cpu' ? repeats : Math.max(2, repeats);
+  const runs = backend === 'cpu' ? repeats : Math.max(12, 4 * repeats); // ~0.1 s per run on wasm: enough runs that the best is not a disturbed one
   const out = tsx('packages/wings/bench/learners.bench.ts', ['--backends', backend, '--runs', String(runs)], 'packages/wings/bench/tsconfig.json');
   const ref = torch('wings_learners.py', ['1024', '16', '64', '256', '64']);
   for (const [, pass, , ms, gflops, , matMulG] of tableRows(out, backend)) {
@@ -143,7 +143,7 @@ function benchWings(backend: string): void {
 
 function benchVpgc(backend: string): void {
   const size = backend === 'wasm' || (backend === 'cpu' && cpuSize === 'full') ? 'blip2' : 'small';
-  const iterations = String(Math.max(2, repeats));
+  const iterations = String(backend === 'cpu' ? Math.max(2, repeats) : Math.max(5, repeats)); // wasm: 0.25–1.5 s each; more tries, less noise
   const images = backend === 'cpu' && cpuSize === 'small' ? '1' : '1,4'; // cpu: ~0.5 GFLOP/s
   const forward = tsx('packages/vpgc/bench/hook.bench.ts', ['--backends', backend, '--size', size, '--images', images, '--iterations', iterations]);
   const train = tsx('bench/vpgc-train.bench.ts', ['--backends', backend, '--size', size, '--images', images, '--iterations', iterations])
