@@ -14,6 +14,7 @@
  * Installed by `initBackend('cpu')` (and by the cpu tests through it); the originals stay reachable.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { broadcastStrides, rowOffsets } from '../ops/strided-rows.js';
 
 type Operation = (a: number, b: number) => number;
 
@@ -33,18 +34,7 @@ type CpuKernelFunc = ((args: { inputs: tf.NamedTensorInfoMap; backend: CpuBacken
   fastBroadcast?: boolean;
 };
 
-/** Element strides of `shape` aligned to the right of `outShape`, 0 along stretched (size-1 or missing) axes. */
-function broadcastStrides(shape: readonly number[], outShape: readonly number[]): number[] {
-  const strides = new Array<number>(outShape.length).fill(0);
-  for (let axis = shape.length - 1, stride = 1; axis >= 0; axis--) {
-    const outAxis = axis + outShape.length - shape.length;
-    strides[outAxis] = shape[axis] === 1 ? 0 : stride;
-    stride *= shape[axis]!;
-  }
-  return strides;
-}
-
-/** `out[i] = op(a[ia], b[ib])` over the broadcast shape, walking the output in order. */
+/** `out[i] = op(a[ia], b[ib])` over the broadcast shape, walking the output row by row. */
 export function broadcastBinary(
   op: Operation, a: ArrayLike<number>, aShape: readonly number[], b: ArrayLike<number>, bShape: readonly number[], outShape: readonly number[],
 ): Float32Array {
@@ -57,19 +47,9 @@ export function broadcastBinary(
   const inner = rank === 0 ? 1 : outShape[rank - 1]!;
   const aInner = rank === 0 ? 0 : aStrides[rank - 1]!;
   const bInner = rank === 0 ? 0 : bStrides[rank - 1]!;
-  const index = new Array<number>(Math.max(rank - 1, 0)).fill(0);
-  let ia = 0;
-  let ib = 0;
-  for (let start = 0; start < size; start += inner) {
-    for (let j = 0, pa = ia, pb = ib; j < inner; j++, pa += aInner, pb += bInner) out[start + j] = op(a[pa]!, b[pb]!);
-    for (let axis = rank - 2; axis >= 0; axis--) {
-      ia += aStrides[axis]!;
-      ib += bStrides[axis]!;
-      if (++index[axis]! < outShape[axis]!) break;
-      ia -= aStrides[axis]! * outShape[axis]!;
-      ib -= bStrides[axis]! * outShape[axis]!;
-      index[axis] = 0;
-    }
+  const [aRows, bRows] = rowOffsets(outShape, [aStrides, bStrides]) as [Int32Array, Int32Array];
+  for (let row = 0, start = 0; start < size; row++, start += inner) {
+    for (let j = 0, pa = aRows[row]!, pb = bRows[row]!; j < inner; j++, pa += aInner, pb += bInner) out[start + j] = op(a[pa]!, b[pb]!);
   }
   return out;
 }

@@ -14,34 +14,12 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { hostDataAccessible, withFloat32Output } from './host-tensor-data.js';
+import { broadcastStrides, rowOffsets } from './strided-rows.js';
 
 /** Forward kernel name (cpu). */
 export const HOST_SOFTMAX = 'MllmHostSoftmax';
 /** Gradient kernel name (cpu): `P ⊙ (dy − Σ_row dy ⊙ P)`. */
 export const HOST_SOFTMAX_GRAD = 'MllmHostSoftmaxGrad';
-
-/** For each row of `shape` (all axes but the last), the offset of the matching row of a broadcast `keep`. */
-function keepRowOffsets(shape: number[], keepShape: number[]): Int32Array {
-  const rank = shape.length;
-  const rows = shape.slice(0, -1).reduce((a, b) => a * b, 1);
-  const keepStrides = new Array<number>(rank);
-  for (let axis = rank - 1, stride = 1; axis >= 0; axis--) {
-    keepStrides[axis] = keepShape[axis] === 1 ? 0 : stride;
-    stride *= keepShape[axis]!;
-  }
-  const offsets = new Int32Array(rows);
-  const index = new Array<number>(Math.max(rank - 1, 0)).fill(0);
-  for (let row = 0, offset = 0; row < rows; row++) {
-    offsets[row] = offset;
-    for (let axis = rank - 2; axis >= 0; axis--) {
-      offset += keepStrides[axis]!;
-      if (++index[axis]! < shape[axis]!) break;
-      offset -= keepStrides[axis]! * shape[axis]!;
-      index[axis] = 0;
-    }
-  }
-  return offsets;
-}
 
 function softmaxRows(out: Float32Array, x: ArrayLike<number>, columns: number, keep: ArrayLike<number> | null, keepOffsets: Int32Array | null, keepColumnStride: number): void {
   const f = Math.fround;
@@ -76,7 +54,7 @@ function softmaxKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown }
   const keep = args.inputs.keep ?? null;
   const columns = logits.shape[logits.shape.length - 1]!;
   return withFloat32Output(args.backend, logits.shape, (out, read) => {
-    const offsets = keep ? keepRowOffsets(logits.shape, keep.shape) : null;
+    const offsets = keep ? rowOffsets(logits.shape, [broadcastStrides(keep.shape, logits.shape)])[0]! : null; // keep's row per logits row
     const keepColumnStride = keep && keep.shape[keep.shape.length - 1] !== 1 ? 1 : 0;
     softmaxRows(out, read(logits), columns, keep ? read(keep) : null, offsets, keepColumnStride);
   });

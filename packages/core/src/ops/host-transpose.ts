@@ -9,6 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { hostDataAccessible, withFloat32Output } from './host-tensor-data.js';
+import { rowOffsets } from './strided-rows.js';
 
 /** Kernel name, registered for `cpu`. */
 export const HOST_TRANSPOSE = 'MllmHostTranspose';
@@ -18,7 +19,7 @@ interface TransposeAttrs {
 }
 
 /** Output element order, input read by strides: `out[i₀, …, iₙ] = x[i at perm]`. */
-function permute(out: Float32Array, x: ArrayLike<number>, shape: number[], perm: number[]): void {
+function permute(out: Float32Array, x: Float32Array, shape: number[], perm: number[]): void {
   const rank = shape.length;
   const inputStrides = new Array<number>(rank);
   for (let axis = rank - 1, stride = 1; axis >= 0; axis--) {
@@ -29,21 +30,13 @@ function permute(out: Float32Array, x: ArrayLike<number>, shape: number[], perm:
   const strides = perm.map((p) => inputStrides[p]!); // input step per output axis
   const inner = outShape[rank - 1]!;
   const innerStride = strides[rank - 1]!;
-  const rows = out.length / inner;
-  const index = new Array<number>(rank - 1).fill(0); // odometer over the output's leading axes
-  let source = 0;
-  const rowsOf = x as Float32Array;
-  for (let row = 0, target = 0; row < rows; row++, target += inner) {
+  const [sources] = rowOffsets(outShape, [strides]) as [Int32Array];
+  for (let row = 0, target = 0; row < sources.length; row++, target += inner) {
+    const source = sources[row]!;
     if (innerStride === 1) {
-      out.set(rowsOf.subarray(source, source + inner), target); // the last axis kept: copy a row
+      out.set(x.subarray(source, source + inner), target); // the last axis kept: copy a row
     } else {
-      for (let j = 0, i = source; j < inner; j++, i += innerStride) out[target + j] = rowsOf[i]!;
-    }
-    for (let axis = rank - 2; axis >= 0; axis--) {
-      source += strides[axis]!;
-      if (++index[axis]! < outShape[axis]!) break;
-      source -= strides[axis]! * outShape[axis]!;
-      index[axis] = 0;
+      for (let j = 0, i = source; j < inner; j++, i += innerStride) out[target + j] = x[i]!;
     }
   }
 }
@@ -51,7 +44,7 @@ function permute(out: Float32Array, x: ArrayLike<number>, shape: number[], perm:
 function kernelFunc(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): tf.TensorInfo {
   const x = args.inputs.x!;
   const perm = (args.attrs as unknown as TransposeAttrs).perm;
-  return withFloat32Output(args.backend, perm.map((p) => x.shape[p]!), (out, read) => permute(out, read(x), x.shape, perm));
+  return withFloat32Output(args.backend, perm.map((p) => x.shape[p]!), (out, read) => permute(out, read(x) as Float32Array, x.shape, perm));
 }
 
 let gradientRegistered = false;
