@@ -45,7 +45,11 @@ describe('stacking along a new first axis', () => {
       expect(info.kernels.map((k) => k.name)).toEqual([WASM_UNSTACK]);
     }
     expectNoLeaks(() => unstackFirstAxis(x));
-    tf.dispose([x, ...pieces, ...reference]);
+    const weights = random([3, 5], 13);
+    const [dx] = tf.grads((v: tf.Tensor) => tf.sum(tf.mul(unstackFirstAxis(v)[1]!, weights)))([x]); // only piece 1 used
+    const expected = tf.stack([tf.zeros([3, 5]), weights, tf.zeros([3, 5]), tf.zeros([3, 5])]);
+    expect(Array.from(dx!.dataSync())).toEqual(Array.from(expected.dataSync()));
+    tf.dispose([x, ...pieces, ...reference, weights, dx!, expected]);
   });
 
   it('stackFirstAxis equals tf.stack, its gradients are the pieces of dy', () => {

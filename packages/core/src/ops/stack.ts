@@ -54,10 +54,14 @@ function wasmUnstackAvailable(): boolean {
   if (tf.getKernel(WASM_UNSTACK, 'wasm') === undefined) {
     tf.registerKernel({ kernelName: WASM_UNSTACK, backendName: 'wasm', kernelFunc: unstackKernel as unknown as tf.KernelFunc });
   }
+  if (tf.getGradient(WASM_UNSTACK) === undefined) {
+    // tfjs passes zeros for pieces that received no gradient.
+    tf.registerGradient({ kernelName: WASM_UNSTACK, gradFunc: (dys) => ({ x: () => tf.stack(dys as tf.Tensor[], 0) }) });
+  }
   return true;
 }
 
-/** `x [G, ...S]` → G tensors `[...S]` (on wasm one block copy each; elsewhere `tf.unstack`). Not differentiable on wasm. */
+/** `x [G, ...S]` → G tensors `[...S]` (on wasm one block copy each; elsewhere `tf.unstack`). Differentiable. */
 export function unstackFirstAxis(x: tf.Tensor): tf.Tensor[] {
   if (x.rank >= 1 && x.dtype === 'float32' && wasmUnstackAvailable()) {
     return tf.engine().runKernel(WASM_UNSTACK, { x } as unknown as tf.NamedTensorMap, {}) as unknown as tf.Tensor[];
