@@ -94,7 +94,10 @@ describe('maskedSoftmax (fused on cpu)', () => {
     const x = tf.tensor3d(values, [2, 3, 4]);
     const mask = tf.tensor1d([1, 0, 1, 1], 'bool'); // [L] → [1, 1, L]
     expectClose(maskedSoftmax(x, mask), maskedSoftmax64(values, [2, 3, 4], [1, 0, 1, 1], [1, 1, 4]), { rtol: 1e-6, atol: 1e-7 });
-    tf.dispose([x, mask]);
+    const [keepAll, keepNone] = [tf.scalar(1), tf.scalar(0)]; // rank-0 masks
+    expectClose(maskedSoftmax(x, keepAll), maskedSoftmax64(values, [2, 3, 4], null, []), { rtol: 1e-6, atol: 1e-7 });
+    expectClose(maskedSoftmax(x, keepNone), new Float64Array(24), { rtol: 0, atol: 0 });
+    tf.dispose([x, mask, keepAll, keepNone]);
   });
 
   it('gradients match central differences (masked, with a fully masked row)', () => {

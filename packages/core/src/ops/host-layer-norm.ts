@@ -17,7 +17,7 @@
  * The parameter gradients run only when a parameter needs one (frozen LayerNorms skip them).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { hostDataAccessible, withFloat32Output } from './host-tensor-data.js';
+import { hostDataAccessible, registerKernelsOnce, withFloat32Output } from './host-tensor-data.js';
 
 export const HOST_LAYER_NORM = 'MllmHostLayerNorm';
 export const HOST_LAYER_NORM_GRAD_INPUT = 'MllmHostLayerNormGradInput';
@@ -131,79 +131,78 @@ function applyA(r: tf.Tensor, xHat: tf.Tensor, v: tf.Tensor): tf.Tensor {
   return tf.mul(r, tf.sub(tf.sub(v, rowMean(v)), tf.mul(xHat, rowMean(tf.mul(v, xHat)))));
 }
 
-let gradientsRegistered = false;
+const KERNELS: tf.KernelConfig[] = [
+  { kernelName: HOST_LAYER_NORM, backendName: 'cpu', kernelFunc: forwardKernel as unknown as tf.KernelFunc },
+  { kernelName: HOST_LAYER_NORM_GRAD_INPUT, backendName: 'cpu', kernelFunc: gradInputKernel as unknown as tf.KernelFunc },
+  { kernelName: HOST_LAYER_NORM_GRAD_PARAMS, backendName: 'cpu', kernelFunc: gradParamsKernel as unknown as tf.KernelFunc },
+];
+
+const GRADIENTS: tf.GradConfig[] = [
+  {
+    kernelName: HOST_LAYER_NORM,
+    inputsToSave: ['x', 'weight'],
+    gradFunc: (dy, saved, attrs) => {
+      const [x, weight] = saved as [tf.Tensor, tf.Tensor];
+      const { eps } = attrs as unknown as LayerNormAttrs;
+      const g = dy as tf.Tensor;
+      // One closure per input: tfjs runs each in its own tidy and asks only for what it needs.
+      return {
+        x: () => runKernel(HOST_LAYER_NORM_GRAD_INPUT, { x, weight, dy: g }, { eps }),
+        weight: () => runKernel(HOST_LAYER_NORM_GRAD_PARAMS, { x, dy: g }, { eps, parameter: 'weight' }),
+        bias: () => runKernel(HOST_LAYER_NORM_GRAD_PARAMS, { x, dy: g }, { eps, parameter: 'bias' }),
+      };
+    },
+  },
+  {
+    kernelName: HOST_LAYER_NORM_GRAD_INPUT,
+    inputsToSave: ['x', 'weight', 'dy'],
+    gradFunc: (upstream, saved, attrs) => {
+      const [x, weight, dy] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
+      const { eps } = attrs as unknown as LayerNormAttrs;
+      const u = upstream as tf.Tensor;
+      const D = x.shape[x.rank - 1]!;
+      return {
+        dy: () => { const { r, xHat } = normalized(x, eps); return tf.mul(weight, applyA(r, xHat, u)); },
+        weight: () => { const { r, xHat } = normalized(x, eps); return sumRows(tf.mul(dy, applyA(r, xHat, u))); },
+        x: () => {
+          const { r, xHat } = normalized(x, eps);
+          const g = tf.mul(dy, weight);
+          const P = rowSum(tf.mul(u, xHat));
+          const Q = rowSum(tf.mul(g, xHat));
+          const C = tf.sub(rowSum(tf.mul(u, g)), tf.div(tf.mul(rowSum(u), rowSum(g)), D));
+          const inner = tf.sub(
+            tf.sub(tf.sub(tf.mul(xHat, tf.mul(tf.mul(P, Q), 3 / D)), tf.mul(xHat, C)), tf.mul(Q, tf.sub(u, rowMean(u)))),
+            tf.mul(P, tf.sub(g, rowMean(g))),
+          );
+          return tf.mul(tf.div(tf.square(r), D), inner);
+        },
+      };
+    },
+  },
+  {
+    kernelName: HOST_LAYER_NORM_GRAD_PARAMS,
+    inputsToSave: ['x', 'dy'],
+    gradFunc: (upstream, saved, attrs) => {
+      const [x, dy] = saved as [tf.Tensor, tf.Tensor];
+      const { eps, parameter } = attrs as unknown as ParamsAttrs;
+      const U = upstream as tf.Tensor; // [D]
+      if (parameter === 'bias') return { x: () => tf.zerosLike(x), dy: () => tf.mul(tf.onesLike(dy), U) }; // db = Σ_rows dy
+      return {
+        dy: () => tf.mul(normalized(x, eps).xHat, U),
+        x: () => {
+          const { r, xHat } = normalized(x, eps);
+          const v = tf.mul(dy, U);
+          return tf.sub(tf.mul(r, tf.sub(v, rowMean(v))), tf.mul(tf.mul(r, xHat), rowMean(tf.mul(v, xHat))));
+        },
+      };
+    },
+  },
+];
 
 /** Registers the kernels on cpu; whether the active backend runs them. */
 export function hostLayerNormAvailable(): boolean {
-  const name = tf.getBackend();
-  if (name !== 'cpu' || !hostDataAccessible(name)) return false;
-  if (tf.getKernel(HOST_LAYER_NORM, name) === undefined) {
-    tf.registerKernel({ kernelName: HOST_LAYER_NORM, backendName: name, kernelFunc: forwardKernel as unknown as tf.KernelFunc });
-    tf.registerKernel({ kernelName: HOST_LAYER_NORM_GRAD_INPUT, backendName: name, kernelFunc: gradInputKernel as unknown as tf.KernelFunc });
-    tf.registerKernel({ kernelName: HOST_LAYER_NORM_GRAD_PARAMS, backendName: name, kernelFunc: gradParamsKernel as unknown as tf.KernelFunc });
-  }
-  if (!gradientsRegistered && tf.getGradient(HOST_LAYER_NORM) === undefined) {
-    tf.registerGradient({
-      kernelName: HOST_LAYER_NORM,
-      inputsToSave: ['x', 'weight'],
-      gradFunc: (dy, saved, attrs) => {
-        const [x, weight] = saved as [tf.Tensor, tf.Tensor];
-        const { eps } = attrs as unknown as LayerNormAttrs;
-        const g = dy as tf.Tensor;
-        // One closure per input: tfjs runs each in its own tidy and asks only for what it needs.
-        return {
-          x: () => runKernel(HOST_LAYER_NORM_GRAD_INPUT, { x, weight, dy: g }, { eps }),
-          weight: () => runKernel(HOST_LAYER_NORM_GRAD_PARAMS, { x, dy: g }, { eps, parameter: 'weight' }),
-          bias: () => runKernel(HOST_LAYER_NORM_GRAD_PARAMS, { x, dy: g }, { eps, parameter: 'bias' }),
-        };
-      },
-    });
-    tf.registerGradient({
-      kernelName: HOST_LAYER_NORM_GRAD_INPUT,
-      inputsToSave: ['x', 'weight', 'dy'],
-      gradFunc: (upstream, saved, attrs) => {
-        const [x, weight, dy] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
-        const { eps } = attrs as unknown as LayerNormAttrs;
-        const u = upstream as tf.Tensor;
-        const D = x.shape[x.rank - 1]!;
-        return {
-          dy: () => { const { r, xHat } = normalized(x, eps); return tf.mul(weight, applyA(r, xHat, u)); },
-          weight: () => { const { r, xHat } = normalized(x, eps); return sumRows(tf.mul(dy, applyA(r, xHat, u))); },
-          x: () => {
-            const { r, xHat } = normalized(x, eps);
-            const g = tf.mul(dy, weight);
-            const P = rowSum(tf.mul(u, xHat));
-            const Q = rowSum(tf.mul(g, xHat));
-            const C = tf.sub(rowSum(tf.mul(u, g)), tf.div(tf.mul(rowSum(u), rowSum(g)), D));
-            const inner = tf.sub(
-              tf.sub(tf.sub(tf.mul(xHat, tf.mul(tf.mul(P, Q), 3 / D)), tf.mul(xHat, C)), tf.mul(Q, tf.sub(u, rowMean(u)))),
-              tf.mul(P, tf.sub(g, rowMean(g))),
-            );
-            return tf.mul(tf.div(tf.square(r), D), inner);
-          },
-        };
-      },
-    });
-    tf.registerGradient({
-      kernelName: HOST_LAYER_NORM_GRAD_PARAMS,
-      inputsToSave: ['x', 'dy'],
-      gradFunc: (upstream, saved, attrs) => {
-        const [x, dy] = saved as [tf.Tensor, tf.Tensor];
-        const { eps, parameter } = attrs as unknown as ParamsAttrs;
-        const U = upstream as tf.Tensor; // [D]
-        if (parameter === 'bias') return { x: () => tf.zerosLike(x), dy: () => tf.mul(tf.onesLike(dy), U) }; // db = Σ_rows dy
-        return {
-          dy: () => tf.mul(normalized(x, eps).xHat, U),
-          x: () => {
-            const { r, xHat } = normalized(x, eps);
-            const v = tf.mul(dy, U);
-            return tf.sub(tf.mul(r, tf.sub(v, rowMean(v))), tf.mul(tf.mul(r, xHat), rowMean(tf.mul(v, xHat))));
-          },
-        };
-      },
-    });
-  }
-  gradientsRegistered = true;
+  if (tf.getBackend() !== 'cpu' || !hostDataAccessible('cpu')) return false;
+  registerKernelsOnce(KERNELS, GRADIENTS);
   return true;
 }
 

@@ -10,10 +10,10 @@
  *
  * Semantics (those of `maskedSoftmax`): positions where `keep` is 0 get probability exactly 0; a row
  * with no kept position is all zeros. Gradient: `dx = P ⊙ (dy − Σ_row dy ⊙ P)` (zero where masked).
- * `keep` (bool or numeric, same rank as the logits, each axis 1 or equal) gets no gradient: a mask.
+ * `keep` (bool or numeric, broadcasting against the logits from the right) gets no gradient: a mask.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { hostDataAccessible, withFloat32Output } from './host-tensor-data.js';
+import { hostDataAccessible, registerKernelsOnce, withFloat32Output } from './host-tensor-data.js';
 import { broadcastStrides, rowOffsets } from './strided-rows.js';
 
 /** Forward kernel name (cpu). */
@@ -54,9 +54,10 @@ function softmaxKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown }
   const keep = args.inputs.keep ?? null;
   const columns = logits.shape[logits.shape.length - 1]!;
   return withFloat32Output(args.backend, logits.shape, (out, read) => {
-    const offsets = keep ? rowOffsets(logits.shape, [broadcastStrides(keep.shape, logits.shape)])[0]! : null; // keep's row per logits row
-    const keepColumnStride = keep && keep.shape[keep.shape.length - 1] !== 1 ? 1 : 0;
-    softmaxRows(out, read(logits), columns, keep ? read(keep) : null, offsets, keepColumnStride);
+    if (!keep) return softmaxRows(out, read(logits), columns, null, null, 0);
+    const strides = broadcastStrides(keep.shape, logits.shape); // keep's step per logits axis (0 where broadcast)
+    const offsets = rowOffsets(logits.shape, [strides])[0]!; // keep's row per logits row
+    softmaxRows(out, read(logits), columns, read(keep), offsets, strides[strides.length - 1]!);
   });
 }
 
@@ -83,49 +84,50 @@ interface SoftmaxAttrs {
   keepShape: number[];
 }
 
-let gradientsRegistered = false;
+const KERNELS: tf.KernelConfig[] = [
+  { kernelName: HOST_SOFTMAX, backendName: 'cpu', kernelFunc: softmaxKernel as unknown as tf.KernelFunc },
+  { kernelName: HOST_SOFTMAX_GRAD, backendName: 'cpu', kernelFunc: softmaxGradKernel as unknown as tf.KernelFunc },
+];
+
+const GRADIENTS: tf.GradConfig[] = [
+  {
+    kernelName: HOST_SOFTMAX,
+    outputsToSave: [true],
+    gradFunc: (dy, saved, attrs) => {
+      const [probs] = saved as [tf.Tensor];
+      return {
+        logits: () => tf.engine().runKernel(HOST_SOFTMAX_GRAD, { probs, dy: dy as tf.Tensor } as unknown as tf.NamedTensorMap, {}) as tf.Tensor,
+        keep: () => tf.zeros((attrs as unknown as SoftmaxAttrs).keepShape), // a mask: no gradient
+      };
+    },
+  },
+  // f(P, g) = P ⊙ (g − s), s = Σ g ⊙ P: ∂/∂g → u ⊙ P − P ⊙ Σ(u ⊙ P); ∂/∂P → u ⊙ (g − s) − g ⊙ Σ(u ⊙ P).
+  {
+    kernelName: HOST_SOFTMAX_GRAD,
+    inputsToSave: ['probs', 'dy'],
+    gradFunc: (upstream, saved) => {
+      const [p, g] = saved as [tf.Tensor, tf.Tensor];
+      const u = upstream as tf.Tensor;
+      const uDotP = () => tf.sum(tf.mul(u, p), -1, true);
+      return {
+        dy: () => tf.sub(tf.mul(u, p), tf.mul(p, uDotP())),
+        probs: () => tf.sub(tf.mul(u, tf.sub(g, tf.sum(tf.mul(g, p), -1, true))), tf.mul(g, uDotP())),
+      };
+    },
+  },
+];
 
 /** Registers both kernels on cpu; returns whether the active backend runs them. */
 export function hostSoftmaxAvailable(): boolean {
   if (tf.getBackend() !== 'cpu' || !hostDataAccessible('cpu')) return false;
-  if (tf.getKernel(HOST_SOFTMAX, 'cpu') === undefined) {
-    tf.registerKernel({ kernelName: HOST_SOFTMAX, backendName: 'cpu', kernelFunc: softmaxKernel as unknown as tf.KernelFunc });
-    tf.registerKernel({ kernelName: HOST_SOFTMAX_GRAD, backendName: 'cpu', kernelFunc: softmaxGradKernel as unknown as tf.KernelFunc });
-  }
-  if (!gradientsRegistered && tf.getGradient(HOST_SOFTMAX) === undefined) {
-    tf.registerGradient({
-      kernelName: HOST_SOFTMAX,
-      outputsToSave: [true],
-      gradFunc: (dy, saved, attrs) => {
-        const [probs] = saved as [tf.Tensor];
-        return {
-          logits: () => tf.engine().runKernel(HOST_SOFTMAX_GRAD, { probs, dy: dy as tf.Tensor } as unknown as tf.NamedTensorMap, {}) as tf.Tensor,
-          keep: () => tf.zeros((attrs as unknown as SoftmaxAttrs).keepShape), // a mask: no gradient
-        };
-      },
-    });
-    // f(P, g) = P ⊙ (g − s), s = Σ g ⊙ P: ∂/∂g → u ⊙ P − P ⊙ Σ(u ⊙ P); ∂/∂P → u ⊙ (g − s) − g ⊙ Σ(u ⊙ P).
-    tf.registerGradient({
-      kernelName: HOST_SOFTMAX_GRAD,
-      inputsToSave: ['probs', 'dy'],
-      gradFunc: (upstream, saved) => {
-        const [p, g] = saved as [tf.Tensor, tf.Tensor];
-        const u = upstream as tf.Tensor;
-        const uDotP = () => tf.sum(tf.mul(u, p), -1, true);
-        return {
-          dy: () => tf.sub(tf.mul(u, p), tf.mul(p, uDotP())),
-          probs: () => tf.sub(tf.mul(u, tf.sub(g, tf.sum(tf.mul(g, p), -1, true))), tf.mul(g, uDotP())),
-        };
-      },
-    });
-  }
-  gradientsRegistered = true;
+  registerKernelsOnce(KERNELS, GRADIENTS);
   return true;
 }
 
 /**
  * Softmax of `logits [..., C]` over the last axis with positions where `keep` is 0 excluded (all-masked
- * rows → 0). `keep` has the logits' rank, each axis 1 or equal. cpu only, after {@link hostSoftmaxAvailable}.
+ * rows → 0). `keep` broadcasts against the logits from the right (each aligned axis 1 or equal, missing
+ * leading axes allowed). cpu only, after {@link hostSoftmaxAvailable}.
  */
 export function runHostSoftmax(logits: tf.Tensor, keep: tf.Tensor | null): tf.Tensor {
   const inputs = keep ? { logits, keep } : { logits };

@@ -47,3 +47,12 @@ export function withFloat32Output(
   fill(out, (t) => cpu.data.get(t.dataId)!.values as tf.backend_util.TypedArray);
   return cpu.makeTensorInfo(shape, 'float32', out);
 }
+
+/**
+ * Registers each kernel (for its backend) and each gradient that tfjs does not have yet; the kernels of
+ * `@mllm/core` call it from their `…Available()` check, so registration happens on first use on each backend.
+ */
+export function registerKernelsOnce(kernels: readonly tf.KernelConfig[], gradients: readonly tf.GradConfig[] = []): void {
+  for (const kernel of kernels) if (tf.getKernel(kernel.kernelName, kernel.backendName) === undefined) tf.registerKernel(kernel);
+  for (const gradient of gradients) if (tf.getGradient(gradient.kernelName) === undefined) tf.registerGradient(gradient);
+}

@@ -8,7 +8,7 @@
  * On wasm tfjs' own Transpose (plus the tiled one of `transpose.ts`) is as fast as this, so it stays.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { hostDataAccessible, withFloat32Output } from './host-tensor-data.js';
+import { hostDataAccessible, registerKernelsOnce, withFloat32Output } from './host-tensor-data.js';
 import { rowOffsets } from './strided-rows.js';
 
 /** Kernel name, registered for `cpu`. */
@@ -47,26 +47,20 @@ function kernelFunc(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; att
   return withFloat32Output(args.backend, perm.map((p) => x.shape[p]!), (out, read) => permute(out, read(x) as Float32Array, x.shape, perm));
 }
 
-let gradientRegistered = false;
+const GRADIENT: tf.GradConfig = {
+  kernelName: HOST_TRANSPOSE,
+  gradFunc: (dy, _saved, attrs) => {
+    const perm = (attrs as unknown as TransposeAttrs).perm;
+    const inverse = new Array<number>(perm.length);
+    perm.forEach((p, i) => (inverse[p] = i));
+    return { x: () => runHostTranspose(dy as tf.Tensor, inverse) };
+  },
+};
 
 /** Registers the kernel on cpu; returns whether the active backend runs it. */
 export function hostTransposeAvailable(): boolean {
   if (tf.getBackend() !== 'cpu' || !hostDataAccessible('cpu')) return false;
-  if (tf.getKernel(HOST_TRANSPOSE, 'cpu') === undefined) {
-    tf.registerKernel({ kernelName: HOST_TRANSPOSE, backendName: 'cpu', kernelFunc: kernelFunc as unknown as tf.KernelFunc });
-  }
-  if (!gradientRegistered && tf.getGradient(HOST_TRANSPOSE) === undefined) {
-    tf.registerGradient({
-      kernelName: HOST_TRANSPOSE,
-      gradFunc: (dy, _saved, attrs) => {
-        const perm = (attrs as unknown as TransposeAttrs).perm;
-        const inverse = new Array<number>(perm.length);
-        perm.forEach((p, i) => (inverse[p] = i));
-        return { x: () => runHostTranspose(dy as tf.Tensor, inverse) };
-      },
-    });
-  }
-  gradientRegistered = true;
+  registerKernelsOnce([{ kernelName: HOST_TRANSPOSE, backendName: 'cpu', kernelFunc: kernelFunc as unknown as tf.KernelFunc }], [GRADIENT]);
   return true;
 }
 

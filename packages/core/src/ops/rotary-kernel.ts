@@ -18,7 +18,7 @@
  * only when something asks for them (the tables usually come from positions, with no gradient path).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { hostDataAccessible, withFloat32Output } from './host-tensor-data.js';
+import { hostDataAccessible, registerKernelsOnce, withFloat32Output } from './host-tensor-data.js';
 
 /** Kernel name, registered for `cpu` and `wasm`. */
 export const HOST_ROTARY = 'MllmHostRotary';
@@ -37,8 +37,8 @@ function rotateHalfOps(x: tf.Tensor): tf.Tensor {
 
 /** Sum `t` down to `shape` (the broadcast shape of an input). */
 function reduceTo(t: tf.Tensor, shape: number[]): tf.Tensor {
-  const axes = shape.flatMap((size, axis) => (size === 1 && t.shape[axis] !== 1 ? [axis] : []));
-  return axes.length ? tf.sum(t, axes, true) : t;
+  const axes = tf.backend_util.getReductionAxes(shape, t.shape); // the axes `shape` was broadcast along
+  return axes.length ? tf.reshape(tf.sum(t, axes), shape) : t;
 }
 
 /**
@@ -88,33 +88,27 @@ function kernelFunc(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; att
   );
 }
 
-let gradientRegistered = false;
+const GRADIENT: tf.GradConfig = {
+  kernelName: HOST_ROTARY,
+  inputsToSave: ['x', 'cos', 'sin'],
+  gradFunc: (dy, saved, attrs) => {
+    const [x, cos, sin] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
+    const transposed = Boolean((attrs as unknown as RotaryAttrs).transposed);
+    const g = dy as tf.Tensor;
+    return {
+      x: () => runHostRotary(g, cos, sin, !transposed),
+      cos: () => reduceTo(tf.mul(g, x), cos.shape),
+      // forward: ∂y/∂s = rotateHalf(x); transposed: ∂(dx)/∂s gives dy ⊙ rotateHalf(g) (see the file comment).
+      sin: () => reduceTo(transposed ? tf.mul(x, rotateHalfOps(g)) : tf.mul(g, rotateHalfOps(x)), sin.shape),
+    };
+  },
+};
 
 /** Registers the kernel for the active backend if it is cpu or wasm; returns whether it can run there. */
 export function hostRotaryAvailable(): boolean {
   const name = tf.getBackend();
   if ((name !== 'cpu' && name !== 'wasm') || !hostDataAccessible(name)) return false;
-  if (tf.getKernel(HOST_ROTARY, name) === undefined) {
-    tf.registerKernel({ kernelName: HOST_ROTARY, backendName: name, kernelFunc: kernelFunc as unknown as tf.KernelFunc });
-  }
-  if (!gradientRegistered && tf.getGradient(HOST_ROTARY) === undefined) {
-    tf.registerGradient({
-      kernelName: HOST_ROTARY,
-      inputsToSave: ['x', 'cos', 'sin'],
-      gradFunc: (dy, saved, attrs) => {
-        const [x, cos, sin] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
-        const transposed = Boolean((attrs as unknown as RotaryAttrs).transposed);
-        const g = dy as tf.Tensor;
-        return {
-          x: () => runHostRotary(g, cos, sin, !transposed),
-          cos: () => reduceTo(tf.mul(g, x), cos.shape),
-          // forward: ∂y/∂s = rotateHalf(x); transposed: ∂(dx)/∂s gives dy ⊙ rotateHalf(g) (see the file comment).
-          sin: () => reduceTo(transposed ? tf.mul(x, rotateHalfOps(g)) : tf.mul(g, rotateHalfOps(x)), sin.shape),
-        };
-      },
-    });
-  }
-  gradientRegistered = true;
+  registerKernelsOnce([{ kernelName: HOST_ROTARY, backendName: name, kernelFunc: kernelFunc as unknown as tf.KernelFunc }], [GRADIENT]);
   return true;
 }
 

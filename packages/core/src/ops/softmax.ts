@@ -14,9 +14,7 @@ export const MASKED_LOGIT = -1e9;
 export function maskedSoftmax(logits: tf.Tensor, mask?: tf.Tensor | null, axis = -1): tf.Tensor {
   const lastAxis = axis === -1 || axis === logits.rank - 1;
   if (lastAxis && logits.dtype === 'float32' && logits.rank >= 1 && (!mask || broadcastsOver(mask, logits)) && hostSoftmaxAvailable()) {
-    // cpu: one JavaScript pass (host-softmax.ts); same semantics.
-    if (!mask || mask.rank === logits.rank) return runHostSoftmax(logits, mask ?? null);
-    return tf.tidy(() => runHostSoftmax(logits, tf.reshape(mask, [...new Array<number>(logits.rank - mask.rank).fill(1), ...mask.shape])));
+    return runHostSoftmax(logits, mask ?? null); // cpu: one JavaScript pass (host-softmax.ts); same semantics
   }
   if (!mask) return axis === -1 || axis === logits.rank - 1 ? tf.softmax(logits) : softmaxAlong(logits, axis);
   return tf.tidy(() => {

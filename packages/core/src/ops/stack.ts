@@ -19,7 +19,7 @@
  * order, i.e. equal to float32 rounding).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { hostDataAccessible, withFloat32Output } from './host-tensor-data.js';
+import { hostDataAccessible, registerKernelsOnce, withFloat32Output } from './host-tensor-data.js';
 
 /** Kernel name (wasm): the G contiguous blocks of `[G, ...S]` as G tensors. */
 export const WASM_UNSTACK = 'MllmUnstackFirstAxis';
@@ -48,16 +48,13 @@ function unstackKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown }
   );
 }
 
+// tfjs passes zeros for pieces that received no gradient.
+const UNSTACK_GRADIENT: tf.GradConfig = { kernelName: WASM_UNSTACK, gradFunc: (dys) => ({ x: () => tf.stack(dys as tf.Tensor[], 0) }) };
+
 /** Registers the wasm kernel; whether the active backend runs it. */
 function wasmUnstackAvailable(): boolean {
   if (tf.getBackend() !== 'wasm' || !hostDataAccessible('wasm')) return false;
-  if (tf.getKernel(WASM_UNSTACK, 'wasm') === undefined) {
-    tf.registerKernel({ kernelName: WASM_UNSTACK, backendName: 'wasm', kernelFunc: unstackKernel as unknown as tf.KernelFunc });
-  }
-  if (tf.getGradient(WASM_UNSTACK) === undefined) {
-    // tfjs passes zeros for pieces that received no gradient.
-    tf.registerGradient({ kernelName: WASM_UNSTACK, gradFunc: (dys) => ({ x: () => tf.stack(dys as tf.Tensor[], 0) }) });
-  }
+  registerKernelsOnce([{ kernelName: WASM_UNSTACK, backendName: 'wasm', kernelFunc: unstackKernel as unknown as tf.KernelFunc }], [UNSTACK_GRADIENT]);
   return true;
 }
 
@@ -84,7 +81,7 @@ export function stackFirstAxis(tensors: readonly tf.Tensor[]): tf.Tensor {
 export function sumOverAxis1(x: tf.Tensor): tf.Tensor {
   if (x.rank < 2) throw new Error(`sumOverAxis1: x must have at least 2 axes [B, G, ...], got [${x.shape}]`);
   if (x.dtype !== 'float32' || !wasmUnstackAvailable()) return tf.sum(x, 1);
-  const [B, G, ...rest] = x.shape as number[];
+  const [B, G] = x.shape as number[];
   const sum = tf.customGrad(((input: tf.Tensor, save: tf.GradSaveFunc) => {
     save([]);
     const perSample = unstackFirstAxis(input).map((sample) => tf.addN(unstackFirstAxis(sample))); // B × [...S]

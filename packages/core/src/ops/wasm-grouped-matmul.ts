@@ -16,6 +16,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { transposeLastTwo } from './transpose.js';
+import { registerKernelsOnce } from './host-tensor-data.js';
 
 /** Kernel name registered for the `wasm` backend. */
 export const WASM_GROUPED_MATMUL = 'MllmGroupedMatMul';
@@ -104,31 +105,24 @@ export function groupedMatMulKernel(args: { inputs: tf.NamedTensorInfoMap; backe
   return out;
 }
 
-let registered = false;
+const KERNEL: tf.KernelConfig = { kernelName: WASM_GROUPED_MATMUL, backendName: 'wasm', kernelFunc: groupedMatMulKernel as unknown as tf.KernelFunc };
+const GRADIENT: tf.GradConfig = {
+  kernelName: WASM_GROUPED_MATMUL,
+  inputsToSave: ['a', 'b'],
+  gradFunc: (dy, saved) => {
+    const [a, b] = saved as [tf.Tensor3D, tf.Tensor3D];
+    const dy3 = dy as tf.Tensor3D;
+    return {
+      a: () => runWasmGroupedMatMul(dy3, transposeLastTwo(b)), // [G, M, N]·[G, N, K]
+      b: () => runWasmGroupedMatMul(transposeLastTwo(a), dy3), // [G, K, M]·[G, M, N]
+    };
+  },
+};
 
 /** Registers the kernel (and its gradient) once; returns whether the active backend can run it. */
 export function wasmGroupedMatMulAvailable(): boolean {
   if (tf.getBackend() !== 'wasm' || internals(tf.backend()) === undefined) return false;
-  if (!registered) {
-    if (tf.getKernel(WASM_GROUPED_MATMUL, 'wasm') === undefined) {
-      tf.registerKernel({ kernelName: WASM_GROUPED_MATMUL, backendName: 'wasm', kernelFunc: groupedMatMulKernel as unknown as tf.KernelFunc });
-    }
-    if (tf.getGradient(WASM_GROUPED_MATMUL) === undefined) {
-      tf.registerGradient({
-        kernelName: WASM_GROUPED_MATMUL,
-        inputsToSave: ['a', 'b'],
-        gradFunc: (dy, saved) => {
-          const [a, b] = saved as [tf.Tensor3D, tf.Tensor3D];
-          const dy3 = dy as tf.Tensor3D;
-          return {
-            a: () => runWasmGroupedMatMul(dy3, transposeLastTwo(b)), // [G, M, N]·[G, N, K]
-            b: () => runWasmGroupedMatMul(transposeLastTwo(a), dy3), // [G, K, M]·[G, M, N]
-          };
-        },
-      });
-    }
-    registered = true;
-  }
+  registerKernelsOnce([KERNEL], [GRADIENT]);
   return true;
 }
 
