@@ -152,6 +152,13 @@ describe('transposeAxes (fused on cpu)', () => {
     });
   }
 
+  it('names a perm that is not a permutation of the axes', () => {
+    const x = tf.zeros([2, 3, 4]);
+    expect(() => transposeAxes(x, [0, 0, 1])).toThrow(/transposeAxes: perm must be a permutation of 0\.\.2 for x \[2,3,4\], got \[0,0,1\]/);
+    expect(() => transposeAxes(x, [1, 0])).toThrow(/got \[1,0\]/);
+    x.dispose();
+  });
+
   it('transposeLastTwo, splitHeads and mergeHeads keep their values through it', () => {
     const x = tf.tensor3d(randomValues(11, 2 * 6 * 8), [2, 6, 8]);
     const heads = splitHeads(x, 4); // [2, 4, 6, 2]

@@ -20,11 +20,17 @@ export function prefersTiledTranspose(rows: number, columns: number, backend = t
 }
 
 /**
- * `tf.transpose(x, perm)`, on cpu (float32, rank ≥ 2) through a JavaScript kernel ~20× faster than
- * tfjs-cpu's (`host-transpose.ts`); elsewhere tfjs' own. Exact either way (a permutation); differentiable.
+ * `tf.transpose(x, perm)`: `out[i₀, …, iₙ] = x[…]` with `out.shape[a] = x.shape[perm[a]]`. On cpu (float32,
+ * rank ≥ 2) through a JavaScript kernel ~20× faster than tfjs-cpu's (`host-transpose.ts`); elsewhere tfjs'
+ * own. Exact either way (a permutation); differentiable.
+ * @throws when `perm` is not a permutation of `0 … x.rank − 1`
  */
 export function transposeAxes<T extends tf.Tensor>(x: T, perm: number[]): T {
-  if (x.rank >= 2 && x.dtype === 'float32' && perm.length === x.rank && hostTransposeAvailable()) return runHostTranspose(x, perm) as T;
+  const sorted = [...perm].sort((a, b) => a - b);
+  if (perm.length !== x.rank || sorted.some((axis, i) => axis !== i)) {
+    throw new Error(`transposeAxes: perm must be a permutation of 0..${x.rank - 1} for x [${x.shape}], got [${perm}]`);
+  }
+  if (x.rank >= 2 && x.dtype === 'float32' && hostTransposeAvailable()) return runHostTranspose(x, perm) as T;
   return tf.transpose(x, perm) as T;
 }
 
