@@ -22,7 +22,7 @@ export * from './nn/attention.js';
 export * from './backend/backend-names.js';
 export { initBackend, describeBackendChoice, selfTestBackend, WASM_THREADS_ENV_VARIABLE } from './backend/init-backend.js';
 export { wasmBackendThreads, type WasmThreads } from './backend/wasm-backend.js';
-export { MAX_WASM_THREADS } from './backend/wasm-threads.js';
+export { DEFAULT_THREADED_START_TIMEOUT_MS, MAX_WASM_THREADS, THREADED_START_TIMEOUT_ENV_VARIABLE } from './backend/wasm-threads.js';
 export type { InitBackendOptions, BackendAttempt, BackendChoice } from './backend/init-backend.js';
 export type { WasmPaths } from './backend/wasm-backend.js';
 export type { WebGpuAdapterSummary } from './backend/webgpu-types.js';

@@ -3,13 +3,34 @@
 // (built dist), and prints one JSON line: the thread count, the backend's reason, and a hash of
 // every result's float32 bits. It must end by itself (idle pthread workers must not keep it alive).
 // argv[3] = 'cjs' loads @mllm/core's CommonJS build (and tfjs' CommonJS bundles) through require.
+// argv[4] breaks the first pthread worker emscripten creates, to check the threaded start gives up
+// instead of waiting forever: 'exit' ends it before it loads, 'silent' drops its 'load' command.
 import { createRequire } from 'node:module';
+import workerThreads from 'node:worker_threads';
 
 const require = createRequire(import.meta.url);
 const format = process.argv[3] ?? 'esm';
 const tf = format === 'cjs' ? require('@tensorflow/tfjs-core') : await import('@tensorflow/tfjs-core');
 const core = format === 'cjs' ? require('@mllm/core') : await import('@mllm/core');
 const { batchMatMul, initBackend, matMul2d, matMul2dTransposeB, maskedSoftmax, wasmBackendThreads } = core;
+
+const sabotage = process.argv[4];
+if (sabotage === 'exit' || sabotage === 'silent') {
+  const Original = workerThreads.Worker;
+  let broken = false;
+  workerThreads.Worker = class BrokenFirstWorker extends Original {
+    constructor(...args) {
+      super(...args);
+      if (broken) return;
+      broken = true;
+      if (sabotage === 'exit') void this.terminate();
+      else {
+        const post = this.postMessage.bind(this);
+        this.postMessage = (message, transfer) => (message?.cmd === 'load' ? undefined : post(message, transfer));
+      }
+    }
+  };
+}
 
 const requested = process.argv[2];
 const choice = await initBackend('wasm', { wasmThreads: requested === 'auto' ? 'auto' : Number(requested) });

@@ -53,8 +53,10 @@ export function summarizeMessages(messages: string[], maxLength = 300): string {
  * Makes `name` the active tfjs backend and checks that it really is.
  * @param name a backend already registered with `tf.registerBackend`
  * @param verbose also print tfjs' own warnings
+ * @param isAbandoned when it answers true once `tf.setBackend` settles, the caller gave this
+ *   attempt up (and already moved on): the result is returned as a failure without touching the engine
  */
-export async function activateBackend(name: string, verbose = false): Promise<ActivationResult> {
+export async function activateBackend(name: string, verbose = false, isAbandoned: () => boolean = () => false): Promise<ActivationResult> {
   if (tf.findBackendFactory(name) == null) {
     return { ok: false, why: `backend '${name}' is not registered with tfjs` };
   }
@@ -68,6 +70,7 @@ export async function activateBackend(name: string, verbose = false): Promise<Ac
       return false;
     }
   }, verbose);
+  if (isAbandoned()) return { ok: false, why: `the start of '${name}' was abandoned` };
   if (success && tf.getBackend() === name && tf.findBackend(name) != null) return { ok: true, why: '' };
   const why =
     summarizeMessages(threw === undefined ? messages : [...messages, String(threw)]) ||

@@ -27,6 +27,7 @@ import { readEnvironment } from './runtime.js';
 import type { StartResult } from './start-result.js';
 import { startTensorflowBackend } from './tensorflow-backend.js';
 import { parseWasmThreads, startWasmBackend, type WasmPaths, type WasmThreads } from './wasm-backend.js';
+import { threadedStartTimeoutMs } from './wasm-threads.js';
 import { startWebGpuBackend } from './webgpu-backend.js';
 import type { WebGpuAdapterSummary } from './webgpu-types.js';
 
@@ -166,6 +167,7 @@ export async function initBackend(name?: BackendRequest | string, options: InitB
         ? parseBackendRequest(fromEnvironment, BACKEND_ENV_VARIABLE)
         : 'auto';
   wasmThreadsOption(options); // a bad wasmThreads / MLLM_WASM_THREADS is an error, not an unavailable backend
+  threadedStartTimeoutMs(); // so is a bad MLLM_WASM_THREADS_START_TIMEOUT_MS
   const gradients = await ensureGradients();
   const candidates: readonly BackendName[] = requested === 'auto' ? BACKEND_PREFERENCE : [requested];
   const tried: BackendAttempt[] = [];

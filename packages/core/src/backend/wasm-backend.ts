@@ -14,7 +14,7 @@
  * are bitwise those of the single-threaded build.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { activateBackend } from './activate-backend.js';
+import { activateBackend, type ActivationResult } from './activate-backend.js';
 import { importOptional, isNodeRuntime, resolvePackageEntry } from './runtime.js';
 import type { StartResult } from './start-result.js';
 import { installZeroCopyWasmIdentity } from './wasm-identity.js';
@@ -23,8 +23,10 @@ import {
   MAX_WASM_THREADS,
   prepareThreadedWasm,
   threadedBuildAvailable,
+  threadedStartTimeoutMs,
   unrefWasmThreads,
   type ThreadableWasmModule,
+  type ThreadedWasmStart,
 } from './wasm-threads.js';
 
 /** A URL/path prefix ending in `/`, or one entry per wasm binary name. */
@@ -75,7 +77,7 @@ export async function startWasmBackend(options: { wasmPaths?: WasmPaths; verbose
     }
   }
   let threads = 1;
-  let restore: (() => void) | null = null;
+  let start: ThreadedWasmStart | null = null;
   let fallback = '';
   if (!alreadyInitialized && imported.ok && isNodeRuntime()) {
     threads = options.threads === undefined || options.threads === 'auto' ? await autoWasmThreads() : options.threads;
@@ -84,7 +86,7 @@ export async function startWasmBackend(options: { wasmPaths?: WasmPaths; verbose
     }
     if (threads > 1) {
       try {
-        restore = await prepareThreadedWasm(imported.module, threads);
+        start = await prepareThreadedWasm(imported.module, threads);
       } catch (error) {
         // e.g. no writable temporary directory: one thread still works.
         fallback = ` (the ${threads}-thread build could not be prepared: ${error instanceof Error ? error.message : String(error)})`;
@@ -92,15 +94,11 @@ export async function startWasmBackend(options: { wasmPaths?: WasmPaths; verbose
       }
     }
   }
-  let activated: Awaited<ReturnType<typeof activateBackend>>;
-  try {
-    activated = await activateBackend('wasm', options.verbose);
-  } finally {
-    restore?.();
-  }
+  let activated = start ? await activateThreaded(start, options.verbose) : await activateBackend('wasm', options.verbose);
   if (!activated.ok && threads > 1) {
     // The threaded build did not start: the single-threaded one still can.
     tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
+    if (imported.ok) imported.module.setThreadsCount?.(1);
     fallback = ` (the ${threads}-thread build failed: ${activated.why})`;
     threads = 1;
     activated = await activateBackend('wasm', options.verbose);
@@ -111,6 +109,43 @@ export async function startWasmBackend(options: { wasmPaths?: WasmPaths; verbose
   const running = imported.ok ? wasmThreadsCount(imported.module) : undefined;
   const threadNote = running === undefined ? '' : running > 1 ? `, ${running} threads` : ', 1 thread';
   return { ok: true, why: `XNNPACK WebAssembly kernels${threadNote}${fallback}, ${source}` };
+}
+
+/**
+ * Starts the prepared threaded build, giving it up when one of its pthread workers dies before
+ * loading or when it has not started within `threadedStartTimeoutMs()`: its workers are
+ * terminated and tfjs' pending 'wasm' initialization is discarded, so the caller can start the
+ * single-threaded build instead of waiting forever.
+ */
+async function activateThreaded(start: ThreadedWasmStart, verbose: boolean): Promise<ActivationResult> {
+  const timeoutMs = threadedStartTimeoutMs();
+  let abandoned = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`it did not start within ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    const result = await Promise.race([activateBackend('wasm', verbose, () => abandoned), start.failed, timedOut]);
+    start.settle();
+    return result;
+  } catch (error) {
+    abandoned = true;
+    start.abandon();
+    discardPendingBackend('wasm');
+    return { ok: false, why: error instanceof Error ? error.message : String(error) };
+  } finally {
+    clearTimeout(timer);
+    start.restore();
+  }
+}
+
+/** Makes tfjs forget a backend's pending initialization (it keeps the factory registered). */
+function discardPendingBackend(name: string): void {
+  const engine = tf.engine() as unknown as { registryFactory: Record<string, { factory: () => tf.KernelBackend | Promise<tf.KernelBackend>; priority: number }> };
+  const entry = engine.registryFactory[name];
+  if (entry === undefined) return;
+  tf.removeBackend(name); // makes the pending initialization obsolete
+  tf.registerBackend(name, entry.factory, entry.priority);
 }
 
 function wasmThreadsCount(module: ThreadableWasmModule): number | undefined {

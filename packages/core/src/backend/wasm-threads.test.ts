@@ -5,15 +5,17 @@
  * (a backend starts once per thread), so the checks run `test-fixtures/wasm-threads-child.mjs`
  * against the built packages (`pnpm test` builds first).
  */
+import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { initBackend, MAX_WASM_THREADS, WASM_THREADS_ENV_VARIABLE, wasmBackendThreads } from '../index.js';
+import { initBackend, MAX_WASM_THREADS, THREADED_START_TIMEOUT_ENV_VARIABLE, WASM_THREADS_ENV_VARIABLE, wasmBackendThreads } from '../index.js';
 import { skipOnBackend } from '../testing/index.js';
+import { prepareThreadedWasm, type ThreadedWasmStart } from './wasm-threads.js';
 
 const child = fileURLToPath(new URL('../../test-fixtures/wasm-threads-child.mjs', import.meta.url));
 const run = promisify(execFile);
@@ -27,12 +29,22 @@ interface ChildResult {
 }
 
 /** Run the child with its own TMPDIR; returns its report and what it left in that directory. */
-async function runChild(threads: string, format: 'esm' | 'cjs', unwritableTmp = false): Promise<{ result: ChildResult; leftovers: string[] }> {
+async function runChild(
+  threads: string,
+  format: 'esm' | 'cjs',
+  unwritableTmp = false,
+  sabotage?: { worker: 'exit' | 'silent'; timeoutMs?: number },
+): Promise<{ result: ChildResult; leftovers: string[] }> {
   const dir = mkdtempSync(join(tmpdir(), 'mllm-threads-test-'));
   try {
     // A 60 s timeout: a child kept alive by idle pthread workers fails here instead of hanging.
-    const { stdout } = await run(process.execPath, [child, threads, format], {
-      env: { ...process.env, TMPDIR: unwritableTmp ? join(dir, 'missing', 'dir') : dir, [WASM_THREADS_ENV_VARIABLE]: '' },
+    const { stdout } = await run(process.execPath, [child, threads, format, ...(sabotage ? [sabotage.worker] : [])], {
+      env: {
+        ...process.env,
+        TMPDIR: unwritableTmp ? join(dir, 'missing', 'dir') : dir,
+        [WASM_THREADS_ENV_VARIABLE]: '',
+        [THREADED_START_TIMEOUT_ENV_VARIABLE]: sabotage?.timeoutMs === undefined ? '' : String(sabotage.timeoutMs),
+      },
       timeout: 60_000,
     });
     const line = stdout.trim().split('\n').pop()!;
@@ -69,6 +81,28 @@ describe.skipIf(skip)('threaded wasm (XNNPACK on several threads in Node)', () =
     expect(result.hash).toBe(one.result.hash);
   });
 
+  it('a pthread worker that ends before loading makes the start fall back to one thread at once (not wait forever)', async () => {
+    const one = await runChild('1', 'esm');
+    const started = Date.now();
+    const { result, leftovers } = await runChild('4', 'esm', false, { worker: 'exit' });
+    expect(result.threads).toBe(1);
+    expect(result.reason).toMatch(/1 thread \(the 4-thread build failed: pthread worker 0 exited \(code \d+\) before it loaded the module\)/);
+    expect(result.hash).toBe(one.result.hash);
+    expect(result.tensors).toBe(0);
+    expect(leftovers, 'temporary scripts removed').toEqual([]);
+    expect(Date.now() - started, 'no start timeout was needed').toBeLessThan(30_000);
+  });
+
+  it('a start that never completes is given up after MLLM_WASM_THREADS_START_TIMEOUT_MS; one thread, same bits, the process ends', async () => {
+    const one = await runChild('1', 'esm');
+    const { result, leftovers } = await runChild('2', 'cjs', false, { worker: 'silent', timeoutMs: 3000 });
+    expect(result.threads).toBe(1);
+    expect(result.reason).toMatch(/1 thread \(the 2-thread build failed: it did not start within 3000 ms\)/);
+    expect(result.hash).toBe(one.result.hash);
+    expect(result.tensors).toBe(0);
+    expect(leftovers, 'temporary scripts removed').toEqual([]);
+  });
+
   it("'auto' uses the cores on the main thread (capped at 8); this test process runs the threaded build too", async () => {
     const { result } = await runChild('auto', 'esm');
     const { availableParallelism } = await import('node:os');
@@ -93,5 +127,90 @@ describe('wasmThreads validation', () => {
       if (previous === undefined) delete process.env[WASM_THREADS_ENV_VARIABLE];
       else process.env[WASM_THREADS_ENV_VARIABLE] = previous;
     }
+  });
+
+  it('rejects a bad MLLM_WASM_THREADS_START_TIMEOUT_MS with its name and value', async () => {
+    const previous = process.env[THREADED_START_TIMEOUT_ENV_VARIABLE];
+    try {
+      for (const bad of ['soon', '0', '-5', '1.5']) {
+        process.env[THREADED_START_TIMEOUT_ENV_VARIABLE] = bad;
+        await expect(initBackend('cpu')).rejects.toThrow(
+          new RegExp(`MLLM_WASM_THREADS_START_TIMEOUT_MS must be a positive integer \\(milliseconds\\), got "${bad.replace('.', '\\.')}"`),
+        );
+      }
+    } finally {
+      if (previous === undefined) delete process.env[THREADED_START_TIMEOUT_ENV_VARIABLE];
+      else process.env[THREADED_START_TIMEOUT_ENV_VARIABLE] = previous;
+    }
+  });
+});
+
+// In-process checks of the start's bookkeeping (no wasm module is started; once is enough).
+const skipBookkeeping = skipOnBackend(['wasm', 'webgpu', 'tensorflow'], 'patches process globals; run once, in the cpu project');
+
+describe.skipIf(skipBookkeeping)('prepareThreadedWasm bookkeeping', () => {
+  const workerText = `${'/* WasmBackendModuleThreadedSimd(Module) */'}\nrequire('worker_threads').parentPort.postMessage({ cmd: 'loaded' });`;
+  const fakeModule = { setThreadsCount: (_threads: number) => {} };
+
+  async function withStart<T>(body: (start: ThreadedWasmStart, wt: typeof import('node:worker_threads')) => Promise<T>): Promise<T> {
+    await import('@tensorflow/tfjs-backend-wasm'); // registers the flag the start sets
+    const flag = await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT');
+    const wt = (await import('node:worker_threads')).default as unknown as typeof import('node:worker_threads');
+    const start = await prepareThreadedWasm(fakeModule, 2);
+    try {
+      return await body(start, wt);
+    } finally {
+      start.abandon();
+      start.restore();
+      tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', flag);
+    }
+  }
+
+  it('writes the worker script once, however often its URL is asked for, and restore() puts every global back', async () => {
+    const originals = { Blob: globalThis.Blob, createObjectURL: URL.createObjectURL, Worker: (await import('node:worker_threads')).default.Worker };
+    const os = (await import('node:os')).default;
+    const originalCpus = os.cpus;
+    let scriptPath = '';
+    await withStart(async () => {
+      expect(os.cpus()).toHaveLength(4); // the C++ side halves it: 2 threads
+      scriptPath = URL.createObjectURL(new Blob([workerText]));
+      expect(readFileSync(scriptPath, 'utf8')).toContain(workerText);
+      // A starting worker may be reading the file now: asking again must not rewrite it.
+      writeFileSync(scriptPath, 'MARKER');
+      for (let i = 0; i < 7; i++) expect(URL.createObjectURL(new Blob([workerText]))).toBe(scriptPath);
+      expect(readFileSync(scriptPath, 'utf8')).toBe('MARKER');
+    });
+    expect(globalThis.Blob).toBe(originals.Blob);
+    expect(URL.createObjectURL).toBe(originals.createObjectURL);
+    expect((await import('node:worker_threads')).default.Worker).toBe(originals.Worker);
+    expect(os.cpus).toBe(originalCpus);
+    expect(existsSync(scriptPath), 'temporary scripts removed').toBe(false);
+  });
+
+  it("'failed' rejects when a pthread worker ends before it loaded; a loaded worker's exit does not count", async () => {
+    await withStart(async (start, wt) => {
+      const loaded = new wt.Worker(`require('worker_threads').parentPort.postMessage({ cmd: 'loaded' });`, { eval: true });
+      await new Promise((resolve) => loaded.once('exit', resolve));
+      new wt.Worker('process.exit(3)', { eval: true }); // eslint-disable-line no-new
+      await expect(start.failed).rejects.toThrow('pthread worker 1 exited (code 3) before it loaded the module');
+    });
+  });
+
+  it("a worker error while starting fails the start instead of throwing from emscripten's handler; after settle() it reaches that handler", async () => {
+    await withStart(async (start, wt) => {
+      const handled: string[] = [];
+      const failing = new wt.Worker(`throw new Error('broken script')`, { eval: true });
+      failing.on('error', (error: Error) => {
+        handled.push(error.message);
+        throw error; // what emscripten's onerror does
+      });
+      await expect(start.failed).rejects.toThrow('pthread worker failed while starting: broken script');
+      expect(handled).toEqual([]);
+      start.settle();
+      const later = new wt.Worker(`throw new Error('after start')`, { eval: true });
+      later.on('error', (error: Error) => handled.push(error.message));
+      await new Promise((resolve) => later.once('exit', resolve));
+      expect(handled).toEqual(['after start']);
+    });
   });
 });

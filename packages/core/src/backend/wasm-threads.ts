@@ -22,7 +22,7 @@
  * compare a module's forward and gradients bit for bit across processes).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { isNodeRuntime, resolvePackageEntry } from './runtime.js';
+import { isNodeRuntime, readEnvironment, resolvePackageEntry } from './runtime.js';
 
 /** What the threaded start needs from `@tensorflow/tfjs-backend-wasm`. */
 export interface ThreadableWasmModule {
@@ -74,37 +74,80 @@ export async function threadedBuildAvailable(testedOnly: boolean): Promise<boole
   }
 }
 
+/** How long the threaded build may take to start before it is abandoned for one thread (ms). */
+export const DEFAULT_THREADED_START_TIMEOUT_MS = 60_000;
+
+/** Environment variable overriding `DEFAULT_THREADED_START_TIMEOUT_MS` (a positive integer, ms). */
+export const THREADED_START_TIMEOUT_ENV_VARIABLE = 'MLLM_WASM_THREADS_START_TIMEOUT_MS';
+
+/** The threaded start prepared by `prepareThreadedWasm`. */
+export interface ThreadedWasmStart {
+  /**
+   * Rejects (with the reason) as soon as one of emscripten's pthread workers exits or fails before
+   * it has loaded the module: emscripten would otherwise wait for it forever. Never resolves.
+   */
+  readonly failed: Promise<never>;
+  /** Stop watching: the backend started (worker errors go to emscripten's handlers again). */
+  settle(): void;
+  /** Give the start up: terminate every pthread worker it created. */
+  abandon(): void;
+  /** Put back every global the start patched and remove the temporary scripts. Idempotent. */
+  restore(): void;
+}
+
+type WorkerClass = typeof import('node:worker_threads').Worker;
+
+/** Writes `text` to `file` through a temporary name and a rename, so a reader never sees a partial file. */
+function writeFileAtomically(fs: typeof import('node:fs'), file: string, text: string): void {
+  const partial = `${file}.partial`;
+  fs.writeFileSync(partial, text);
+  fs.renameSync(partial, file);
+}
+
 /**
  * Prepare the next `tf.setBackend('wasm')` to start the threaded build with `threads` threads.
- * Returns `restore`, to be called once the backend has started (or failed): it puts back every
- * global it patched. Throws when the installed package lacks what this needs.
+ * The returned start's `restore` must be called once the backend has started (or failed). Throws
+ * when the installed package lacks what this needs.
+ *
+ * Each script is written once: emscripten asks for the worker script's URL once per pthread worker
+ * (8 times) while the workers it already created are starting, and rewriting the file in place let
+ * a starting worker read it empty: that worker ended silently and the start waited forever.
  */
-export async function prepareThreadedWasm(wasm: ThreadableWasmModule, threads: number): Promise<() => void> {
+export async function prepareThreadedWasm(wasm: ThreadableWasmModule, threads: number): Promise<ThreadedWasmStart> {
   if (!isNodeRuntime()) throw new Error('threaded wasm: only in Node (browsers use tfjs\' own cross-origin-isolated path)');
   if (typeof wasm.setThreadsCount !== 'function') {
     throw new Error('threaded wasm: this @tensorflow/tfjs-backend-wasm has no setThreadsCount (needs 4.x)');
   }
   const fs = (await import(/* @vite-ignore */ 'node:fs' as string)) as typeof import('node:fs');
-  // The CommonJS module object (the one emscripten's glue calls `cpus()` on), not the ESM namespace.
+  // The CommonJS module objects (the ones emscripten's glue reads `cpus` and `Worker` from), not the ESM namespaces.
   const osModule = (await import(/* @vite-ignore */ 'node:os' as string)) as { default?: typeof import('node:os') } & typeof import('node:os');
   const os = osModule.default ?? osModule;
+  const threadsModule = (await import(/* @vite-ignore */ 'node:worker_threads' as string)) as {
+    default?: { Worker: WorkerClass };
+  } & { Worker: WorkerClass };
+  const workerThreads = threadsModule.default ?? threadsModule;
   const path = (await import(/* @vite-ignore */ 'node:path' as string)) as typeof import('node:path');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mllm-wasm-threads-'));
-  const cleanup = () => fs.rmSync(dir, { recursive: true, force: true });
   const mainScript = path.join(dir, 'tfjs-backend-wasm-threaded-simd.js');
   const workerScript = path.join(dir, 'tfjs-backend-wasm-threaded-simd.worker.js');
 
   const OriginalBlob = globalThis.Blob;
   const originalCreateObjectURL = URL.createObjectURL;
   const originalCpus = os.cpus;
+  const OriginalWorker = workerThreads.Worker;
   const recorded = new WeakMap<object, string>();
+  let mainWritten = false;
+  let workerWritten = false;
   class RecordingBlob extends OriginalBlob {
     constructor(parts?: BlobPart[], options?: BlobPropertyBag) {
       super(parts, options);
       if (parts && parts.every((p) => typeof p === 'string')) {
         const text = (parts as string[]).join('');
         recorded.set(this, text);
-        if (text.startsWith(MAIN_SCRIPT_PREFIX)) fs.writeFileSync(mainScript, text);
+        if (!mainWritten && text.startsWith(MAIN_SCRIPT_PREFIX)) {
+          writeFileAtomically(fs, mainScript, text);
+          mainWritten = true;
+        }
       }
     }
   }
@@ -121,7 +164,10 @@ export async function prepareThreadedWasm(wasm: ThreadableWasmModule, threads: n
   URL.createObjectURL = (object: Blob | MediaSource) => {
     const text = recorded.get(object);
     if (text !== undefined && text.includes(WORKER_SCRIPT_MARKER) && !text.startsWith(MAIN_SCRIPT_PREFIX)) {
-      fs.writeFileSync(workerScript, prologue + text);
+      if (!workerWritten) {
+        writeFileAtomically(fs, workerScript, prologue + text);
+        workerWritten = true;
+      }
       return workerScript;
     }
     return originalCreateObjectURL(object as Blob);
@@ -131,16 +177,80 @@ export async function prepareThreadedWasm(wasm: ThreadableWasmModule, threads: n
     const cpus = originalCpus();
     return Array.from({ length: 2 * threads }, (_, i) => cpus[i % cpus.length]!);
   };
+
+  // Watch emscripten's pthread workers while the module starts: one that ends or fails before it
+  // has loaded would leave the start waiting forever (emscripten only counts 'loaded' answers).
+  const workers: Array<InstanceType<WorkerClass>> = [];
+  let watching = true;
+  let fail: (error: Error) => void = () => {};
+  const failed = new Promise<never>((_, reject) => {
+    fail = (error) => {
+      if (!watching) return;
+      watching = false;
+      reject(error);
+    };
+  });
+  failed.catch(() => {}); // observed by the caller's race; never an unhandled rejection
+  class WatchedWorker extends OriginalWorker {
+    constructor(...args: ConstructorParameters<WorkerClass>) {
+      super(...args);
+      const index = workers.push(this) - 1;
+      let loaded = false;
+      this.on('message', (message: { cmd?: unknown } | null) => {
+        if (message?.cmd === 'loaded') loaded = true;
+      });
+      this.once('exit', (code: number) => {
+        if (!loaded) fail(new Error(`pthread worker ${index} exited (code ${code}) before it loaded the module`));
+      });
+    }
+
+    // emscripten's 'error' listener rethrows (an uncaught exception); while the start is watched,
+    // a worker error fails the start instead, and the caller falls back to one thread.
+    override on(event: string | symbol, listener: (...args: any[]) => void): this {
+      if (event !== 'error') return super.on(event, listener);
+      return super.on(event, (error: unknown) => {
+        if (watching) fail(new Error(`pthread worker failed while starting: ${error instanceof Error ? error.message : String(error)}`));
+        else listener(error);
+      });
+    }
+  }
+  workerThreads.Worker = WatchedWorker as unknown as WorkerClass;
+
   tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', true);
   wasm.setThreadsCount(threads);
-  return () => {
-    (globalThis as { Blob: typeof Blob }).Blob = OriginalBlob;
-    URL.createObjectURL = originalCreateObjectURL;
-    os.cpus = originalCpus;
-    // Every pthread worker has read both scripts by the time the module is ready (emscripten loads
-    // its whole pool before running), so the files can go now.
-    cleanup();
+  let restored = false;
+  return {
+    failed,
+    settle: () => {
+      watching = false;
+    },
+    abandon: () => {
+      watching = false;
+      for (const worker of workers) void worker.terminate();
+    },
+    restore: () => {
+      if (restored) return;
+      restored = true;
+      (globalThis as { Blob: typeof Blob }).Blob = OriginalBlob;
+      URL.createObjectURL = originalCreateObjectURL;
+      os.cpus = originalCpus;
+      if (workerThreads.Worker === (WatchedWorker as unknown as WorkerClass)) workerThreads.Worker = OriginalWorker;
+      // Every pthread worker has read both scripts by the time the module is ready (emscripten loads
+      // its whole pool before running), so the files can go now.
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
   };
+}
+
+/** `MLLM_WASM_THREADS_START_TIMEOUT_MS` if set (validated), else the default. */
+export function threadedStartTimeoutMs(): number {
+  const raw = readEnvironment(THREADED_START_TIMEOUT_ENV_VARIABLE);
+  if (raw === undefined || raw === '') return DEFAULT_THREADED_START_TIMEOUT_MS;
+  const value = /^\d+$/.test(raw.trim()) ? Number(raw) : Number.NaN;
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new Error(`${THREADED_START_TIMEOUT_ENV_VARIABLE} must be a positive integer (milliseconds), got ${JSON.stringify(raw)}`);
+  }
+  return value;
 }
 
 interface EmscriptenThreads {
