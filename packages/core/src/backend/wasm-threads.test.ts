@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { initBackend, MAX_WASM_THREADS, THREADED_START_TIMEOUT_ENV_VARIABLE, WASM_THREADS_ENV_VARIABLE, wasmBackendThreads } from '../index.js';
 import { skipOnBackend } from '../testing/index.js';
-import { prepareThreadedWasm, type ThreadedWasmStart } from './wasm-threads.js';
+import { cgroupCpuQuota, prepareThreadedWasm, type ThreadedWasmStart } from './wasm-threads.js';
 
 const child = fileURLToPath(new URL('../../test-fixtures/wasm-threads-child.mjs', import.meta.url));
 const run = promisify(execFile);
@@ -106,12 +106,35 @@ describe.skipIf(skip)('threaded wasm (XNNPACK on several threads in Node)', () =
   it("'auto' uses the cores on the main thread (capped at 8); this test process runs the threaded build too", async () => {
     const { result } = await runChild('auto', 'esm');
     const { availableParallelism } = await import('node:os');
-    const expected = Math.max(1, Math.min(availableParallelism(), MAX_WASM_THREADS));
+    const quota = cgroupCpuQuota((file) => readFileSync(file, 'utf8')) ?? Number.POSITIVE_INFINITY;
+    const expected = Math.max(1, Math.min(availableParallelism(), quota, MAX_WASM_THREADS));
     expect(result.threads).toBe(expected);
     // The wasm test project starts its backend with the default (auto) in vitest-setup, so every
     // wasm test in the suite runs on this many XNNPACK threads.
     const inherited = process.env[WASM_THREADS_ENV_VARIABLE];
     if (inherited === undefined || inherited === 'auto') expect(await wasmBackendThreads()).toBe(expected);
+  });
+});
+
+describe('cgroupCpuQuota (auto threads inside a container with --cpus)', () => {
+  const reader = (files: Record<string, string>) => (file: string) => {
+    const text = files[file];
+    if (text === undefined) throw new Error(`ENOENT: ${file}`);
+    return text;
+  };
+  it('reads cgroup v2 cpu.max, rounding up; "max" or no file means no quota', () => {
+    expect(cgroupCpuQuota(reader({ '/sys/fs/cgroup/cpu.max': '200000 100000\n' }))).toBe(2);
+    expect(cgroupCpuQuota(reader({ '/sys/fs/cgroup/cpu.max': '150000 100000' }))).toBe(2);
+    expect(cgroupCpuQuota(reader({ '/sys/fs/cgroup/cpu.max': '50000 100000' }))).toBe(1);
+    expect(cgroupCpuQuota(reader({ '/sys/fs/cgroup/cpu.max': 'max 100000\n' }))).toBeUndefined();
+    expect(cgroupCpuQuota(reader({}))).toBeUndefined();
+  });
+  it('falls back to cgroup v1 cfs quota/period (-1: no quota); unreadable or malformed means no quota', () => {
+    const v1 = (quota: string) => reader({ '/sys/fs/cgroup/cpu/cpu.cfs_quota_us': quota, '/sys/fs/cgroup/cpu/cpu.cfs_period_us': '100000\n' });
+    expect(cgroupCpuQuota(v1('400000\n'))).toBe(4);
+    expect(cgroupCpuQuota(v1('-1\n'))).toBeUndefined();
+    expect(cgroupCpuQuota(v1('garbage'))).toBeUndefined();
+    expect(cgroupCpuQuota(reader({ '/sys/fs/cgroup/cpu.max': 'nonsense', '/sys/fs/cgroup/cpu/cpu.cfs_quota_us': '300000', '/sys/fs/cgroup/cpu/cpu.cfs_period_us': '100000' }))).toBe(3);
   });
 });
 

@@ -41,7 +41,8 @@ const WORKER_SCRIPT_MARKER = 'WasmBackendModuleThreadedSimd(Module)';
 export const TESTED_TFJS_WASM_VERSIONS = /^4\.22\./;
 
 /**
- * Threads the wasm backend uses with `wasmThreads: 'auto'`: the cores (up to 8) on Node's main thread
+ * Threads the wasm backend uses with `wasmThreads: 'auto'`: the cores (up to 8, and no more than a
+ * cgroup CPU quota allows) on Node's main thread
  * when the installed tfjs-backend-wasm is a tested version and ships the threaded binary; otherwise 1.
  */
 export async function autoWasmThreads(): Promise<number> {
@@ -51,7 +52,35 @@ export async function autoWasmThreads(): Promise<number> {
   const workerThreads = (await import(/* @vite-ignore */ 'node:worker_threads' as string)) as typeof import('node:worker_threads');
   if (!workerThreads.isMainThread) return 1; // a worker thread is usually one of several already
   const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
-  return Math.max(1, Math.min(cores, MAX_WASM_THREADS));
+  const fs = (await import(/* @vite-ignore */ 'node:fs' as string)) as typeof import('node:fs');
+  const quota = cgroupCpuQuota((file) => fs.readFileSync(file, 'utf8'));
+  return Math.max(1, Math.min(cores, quota ?? Number.POSITIVE_INFINITY, MAX_WASM_THREADS));
+}
+
+/**
+ * The CPUs a Linux cgroup CPU quota allows (rounded up), or undefined when there is none or it
+ * cannot be read. Node's `availableParallelism()` sees the machine's cores, not a container's
+ * `--cpus` quota, and XNNPACK threads beyond the quota spin against each other (measured: 8 threads
+ * on 2 CPUs made the wasm test project ~4× slower). Reads cgroup v2 `cpu.max` ("max 100000" or
+ * "200000 100000"), else v1 `cpu.cfs_quota_us` / `cpu.cfs_period_us` (-1: no quota).
+ */
+export function cgroupCpuQuota(read: (file: string) => string): number | undefined {
+  const attempt = (f: () => number | undefined): number | undefined => {
+    try {
+      return f();
+    } catch {
+      return undefined;
+    }
+  };
+  const cpus = (quota: number, period: number) => (quota > 0 && period > 0 ? Math.max(1, Math.ceil(quota / period)) : undefined);
+  const v2 = attempt(() => {
+    const [quota, period] = read('/sys/fs/cgroup/cpu.max').trim().split(/\s+/);
+    return quota === 'max' ? undefined : cpus(Number(quota), Number(period));
+  });
+  if (v2 !== undefined) return v2;
+  return attempt(() =>
+    cpus(Number(read('/sys/fs/cgroup/cpu/cpu.cfs_quota_us').trim()), Number(read('/sys/fs/cgroup/cpu/cpu.cfs_period_us').trim())),
+  );
 }
 
 /**
