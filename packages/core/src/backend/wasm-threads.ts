@@ -138,9 +138,11 @@ function writeFileAtomically(fs: typeof import('node:fs'), file: string, text: s
  * The returned start's `restore` must be called once the backend has started (or failed). Throws
  * when the installed package lacks what this needs.
  *
- * Each script is written once: emscripten asks for the worker script's URL once per pthread worker
- * (8 times) while the workers it already created are starting, and rewriting the file in place let
- * a starting worker read it empty: that worker ended silently and the start waited forever.
+ * Each script is written once, through a rename: emscripten asks for the worker script's URL once
+ * per pthread worker (8 times) while the workers it already created are starting, and rewriting
+ * the file in place could let a starting worker read it empty or partial. (A start that hung in CI
+ * had lost one of its 8 workers before loading; that this race was the cause is plausible, not
+ * shown. The watch below turns any such loss into a fallback to one thread.)
  */
 export async function prepareThreadedWasm(wasm: ThreadableWasmModule, threads: number): Promise<ThreadedWasmStart> {
   if (!isNodeRuntime()) throw new Error('threaded wasm: only in Node (browsers use tfjs\' own cross-origin-isolated path)');
@@ -274,7 +276,7 @@ export async function prepareThreadedWasm(wasm: ThreadableWasmModule, threads: n
 /** `MLLM_WASM_THREADS_START_TIMEOUT_MS` if set (validated), else the default. */
 export function threadedStartTimeoutMs(): number {
   const raw = readEnvironment(THREADED_START_TIMEOUT_ENV_VARIABLE);
-  if (raw === undefined || raw === '') return DEFAULT_THREADED_START_TIMEOUT_MS;
+  if (raw === undefined) return DEFAULT_THREADED_START_TIMEOUT_MS; // readEnvironment maps '' to undefined
   const value = /^\d+$/.test(raw.trim()) ? Number(raw) : Number.NaN;
   if (!Number.isSafeInteger(value) || value < 1) {
     throw new Error(`${THREADED_START_TIMEOUT_ENV_VARIABLE} must be a positive integer (milliseconds), got ${JSON.stringify(raw)}`);

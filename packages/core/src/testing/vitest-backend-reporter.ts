@@ -101,11 +101,16 @@ function emptyCounts(): Counts {
   return { files: 0, passed: 0, failed: 0, skipped: 0, durationMs: 0 };
 }
 
+/** The name a test file's project is reported under. */
+function projectName(testModule: TestModule): string {
+  return testModule.project.name || 'default';
+}
+
 /** Counts tests per project name. */
 export function countByProject(testModules: ReadonlyArray<TestModule>): Map<string, Counts> {
   const byProject = new Map<string, Counts>();
   for (const testModule of testModules) {
-    const name = testModule.project.name || 'default';
+    const name = projectName(testModule);
     const counts = byProject.get(name) ?? emptyCounts();
     byProject.set(name, counts);
     counts.files += 1;
@@ -141,7 +146,7 @@ export default class BackendSummaryReporter extends DefaultReporter {
     super.onTestModuleQueued(testModule);
     // Sent by the worker when it begins the file (before its setup files run).
     const file = relative(this.ctx.config.root, testModule.moduleId);
-    this.running.set(testModule.id, { label: `[${testModule.project.name || 'default'}] ${file}`, startedAt: Date.now() });
+    this.running.set(testModule.id, { label: `[${projectName(testModule)}] ${file}`, startedAt: Date.now() });
   }
 
   override onTestModuleEnd(testModule: TestModule): void {
