@@ -31,7 +31,7 @@ describe('parrotHooks (host transformVisual)', () => {
     const hooks = parrotHooks(moe, { onForward: (o) => seen.push(o.routingWeights.arraySync() as number[][]) });
     expect(hooks.namedModules()).toEqual([['model.moe_model', moe]]);
     expect(hooks.requiresFullSequence).toBe(false);
-    const out = hooks.transformVisual({ visual, textEmbeddings, promptTextMask, imageToSample });
+    const out = hooks.transformVisual({ visual, textEmbeddings, promptTextMask, imageToSample, visionSelectFeature: 'cls_patch' });
     expect(out.shape).toEqual([3, N, D]);
     imageToSample.forEach((s, i) => {
       const single = moe.forward({ visual: tf.tensor3d([images.visual[i]]), text: tf.tensor3d([texts.texts[s]]) });
@@ -39,9 +39,9 @@ describe('parrotHooks (host transformVisual)', () => {
       expectClose(seen[0][i], single.routingWeights, { rtol: 1e-4, atol: 1e-6, label: `routing ${i}` });
       tf.dispose([single.output, single.routingWeights, single.textAttention]);
     });
-    expectNoLeaks(() => hooks.transformVisual({ visual, textEmbeddings, promptTextMask, imageToSample }));
-    expect(() => hooks.transformVisual({ visual, textEmbeddings, promptTextMask, imageToSample: [0, 1] })).toThrow(/imageToSample must have 3 entries/);
-    expect(() => hooks.transformVisual({ visual, textEmbeddings, promptTextMask, imageToSample: [0, 2, 1] })).toThrow(/sample indices in \[0, 2\), got 2/);
+    expectNoLeaks(() => hooks.transformVisual({ visual, textEmbeddings, promptTextMask, imageToSample, visionSelectFeature: 'cls_patch' }));
+    expect(() => hooks.transformVisual({ visual, textEmbeddings, promptTextMask, imageToSample: [0, 1], visionSelectFeature: 'cls_patch' })).toThrow(/imageToSample must have 3 entries/);
+    expect(() => hooks.transformVisual({ visual, textEmbeddings, promptTextMask, imageToSample: [0, 2, 1], visionSelectFeature: 'cls_patch' })).toThrow(/sample indices in \[0, 2\), got 2/);
     tf.dispose([out, visual, textEmbeddings, promptTextMask]);
     moe.dispose();
   });
@@ -56,7 +56,7 @@ describe('parrotHooks (host transformVisual)', () => {
     const hooks = parrotHooks(moe);
     tf.tidy(() => {
     const [dVisual, dText] = tf.grads((v: tf.Tensor, t: tf.Tensor) =>
-      tf.sum(tf.square(hooks.transformVisual({ visual: v as tf.Tensor3D, textEmbeddings: t as tf.Tensor3D, promptTextMask, imageToSample: [0, 1, 1] }))))([visual, textEmbeddings]);
+      tf.sum(tf.square(hooks.transformVisual({ visual: v as tf.Tensor3D, textEmbeddings: t as tf.Tensor3D, promptTextMask, imageToSample: [0, 1, 1], visionSelectFeature: 'cls_patch' }))))([visual, textEmbeddings]);
     // the same through direct per-sample calls: image 0 with sample 0, images 1-2 (a batch of 2) with sample 1
     const [dVisual0, dText0] = tf.grads((v: tf.Tensor, t: tf.Tensor) =>
       tf.sum(tf.square(moe.forward({ visual: v as tf.Tensor3D, text: t as tf.Tensor3D, textMask: tf.slice(promptTextMask, [0, 0], [1, 5]) as tf.Tensor2D }).output)))(
@@ -76,7 +76,7 @@ describe('parrotHooks (host transformVisual)', () => {
     const moe = makeMoE();
     const texts = randomBatch(3, N, D, [[1, 1, 1], [1, 1, 0]]);
     const images = randomBatch(4, N, D, [[1], [1], [1], [1]]);
-    const args = { visual: tf.tensor3d(images.visual), textEmbeddings: tf.tensor3d(texts.paddedText), promptTextMask: tf.tensor2d(texts.mask), imageToSample: [0, 0, 1, 0] };
+    const args = { visual: tf.tensor3d(images.visual), textEmbeddings: tf.tensor3d(texts.paddedText), promptTextMask: tf.tensor2d(texts.mask), imageToSample: [0, 0, 1, 0], visionSelectFeature: 'cls_patch' as const };
     const clean = parrotHooks(moe).transformVisual(args);
     const reference = parrotHooks(moe, { multiImage: 'reference' }).transformVisual(args);
     const c = clean.arraySync() as number[][][];
@@ -98,9 +98,29 @@ describe('parrotHooks (host transformVisual)', () => {
     const visual = tf.tensor3d(randomBatch(5, N, D, [[1]]).visual);
     const textEmbeddings = tf.ones([1, 2, D]) as tf.Tensor3D;
     const promptTextMask = tf.ones([1, 2]) as tf.Tensor2D;
-    const out = hooks.transformVisual({ visual, textEmbeddings, promptTextMask, imageToSample: [0] });
+    const out = hooks.transformVisual({ visual, textEmbeddings, promptTextMask, imageToSample: [0], visionSelectFeature: 'cls_patch' });
     expect(out.arraySync()).toEqual(visual.arraySync());
     tf.dispose([out, visual, textEmbeddings, promptTextMask]);
+    moe.dispose();
+  });
+
+  it("refuses a host whose vision tower dropped CLS (visionSelectFeature 'patch'), in both stages, before any work", () => {
+    const moe = makeMoE();
+    const hooks = parrotHooks(moe);
+    const visual = tf.tensor3d(randomBatch(5, N, D, [[1]]).visual);
+    const textEmbeddings = tf.ones([1, 2, D]) as tf.Tensor3D;
+    const promptTextMask = tf.ones([1, 2]) as tf.Tensor2D;
+    const message = /visionSelectFeature \(the vision config's selectFeature\) must be 'cls_patch', got "patch"/;
+    for (const stage of [2, 1] as const) {
+      moe.setStage(stage);
+      const count = tf.memory().numTensors;
+      expect(() => hooks.transformVisual({ visual, textEmbeddings, promptTextMask, imageToSample: [0], visionSelectFeature: 'patch' })).toThrow(message);
+      expect(tf.memory().numTensors).toBe(count);
+    }
+    // a host that does not say is refused too
+    const unsaid = { visual, textEmbeddings, promptTextMask, imageToSample: [0] } as unknown as Parameters<typeof hooks.transformVisual>[0];
+    expect(() => hooks.transformVisual(unsaid)).toThrow(/must be 'cls_patch', got undefined/);
+    tf.dispose([visual, textEmbeddings, promptTextMask]);
     moe.dispose();
   });
 });

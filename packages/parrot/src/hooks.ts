@@ -7,6 +7,11 @@
  * exactly the tokens the reference feeds its MoE). Each image is routed with the text of the
  * sample it belongs to (`imageToSample`). The reference only runs on prefill (its MoE is skipped
  * for single-token decode steps), which is when the host splices images.
+ *
+ * Parrot's query is the projected CLS token (row 0 of each image's tokens; the reference asserts
+ * `mm_vision_select_feature == 'cls_patch'`). The host says which rows it projected
+ * (`visionSelectFeature`); anything but `cls_patch` is refused, since row 0 would then be the first
+ * patch and the routing silently wrong.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { DecoderHooks, Module, TransformVisualArgs } from '@mllm/core';
@@ -65,7 +70,13 @@ export function parrotHooks(moe: ParrotMoE, options: ParrotHooksOptions = {}): P
   return {
     requiresFullSequence: false,
     namedModules: () => [[childName, moe]],
-    transformVisual({ visual, textEmbeddings, promptTextMask, imageToSample }: TransformVisualArgs): tf.Tensor3D {
+    transformVisual({ visual, textEmbeddings, promptTextMask, imageToSample, visionSelectFeature }: TransformVisualArgs): tf.Tensor3D {
+      if (visionSelectFeature !== 'cls_patch') {
+        throw new Error(
+          'parrotHooks.transformVisual: Parrot routes each image with its projected CLS token (row 0), so the host must keep it: ' +
+            `visionSelectFeature (the vision config's selectFeature) must be 'cls_patch', got ${JSON.stringify(visionSelectFeature)}`,
+        );
+      }
       const numImages = visual.shape[0];
       const B = textEmbeddings.shape[0];
       if (!Array.isArray(imageToSample) || imageToSample.length !== numImages) {

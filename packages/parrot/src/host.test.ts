@@ -1,7 +1,7 @@
 /** Parrot on the host MLLM through `transformVisual` (tiny dims). */
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { HostMLLM, IGNORE_INDEX, loadStateDict, setSeed, stateDict, type DecoderHooks, type MultimodalBatch } from '@mllm/core';
+import { HostMLLM, IGNORE_INDEX, loadStateDict, setSeed, stateDict, type DecoderHooks, type MultimodalBatch, type VisionSelectFeature } from '@mllm/core';
 import { ParrotMoE } from './parrot-moe.js';
 import { parrotHooks } from './hooks.js';
 import { parrotMoE64, type Matrix } from './testing/float64-moe.js';
@@ -12,12 +12,12 @@ const H = 16;
 const Nv = 5; // CLS + 4 patches
 const Dv = 12;
 
-function tinyHost(seed = 1): HostMLLM {
+function tinyHost(seed = 1, selectFeature: VisionSelectFeature = 'cls_patch'): HostMLLM {
   setSeed(seed);
   return new HostMLLM({
     config: {
       text: { vocabSize: 262, hiddenSize: H, numLayers: 2, numHeads: 2, intermediateSize: 24, ropeTheta: 10000, maxLength: 256 },
-      vision: { imageSize: 8, patchSize: 4, numChannels: 3, hiddenSize: Dv, numLayers: 1, numHeads: 2, intermediateSize: 16, selectFeature: 'cls_patch' },
+      vision: { imageSize: 8, patchSize: 4, numChannels: 3, hiddenSize: Dv, numLayers: 1, numHeads: 2, intermediateSize: 16, selectFeature },
     },
   });
 }
@@ -105,6 +105,25 @@ describe('Parrot on the host MLLM', () => {
     expectClose(captured.output!, expected, { rtol: 1e-4, atol: 1e-5 * maxAbs(expected), label: 'spliced visual tokens' });
     tf.dispose([captured.input!, captured.output!]);
     handles.forEach((h) => h.remove());
+    disposeBatch(batch);
+    moe.dispose();
+    model.dispose();
+  });
+
+  it("a host whose vision tower drops CLS (selectFeature 'patch', the default) is refused on forward, loss and generate", () => {
+    const model = tinyHost(1, 'patch');
+    const moe = tinyMoE();
+    const handle = model.addHooks(parrotHooks(moe));
+    const message = /Parrot routes each image with its projected CLS token.*must be 'cls_patch', got "patch"/;
+    const batch = makeBatch(model, FEATURES.map((f) => f.slice(1))); // 4 patch rows per image, CLS dropped
+    const images = tf.randomUniform([1, 8, 8, 3], 0, 1, 'float32', 5) as tf.Tensor4D;
+    const count = tf.memory().numTensors;
+    expect(() => model.forward(batch)).toThrow(message);
+    expect(() => model.loss(batch)).toThrow(message);
+    expect(() => model.generate('<image>\nWhat is this?', images, { maxNewTokens: 1 })).toThrow(message);
+    expect(tf.memory().numTensors).toBe(count);
+    handle.remove();
+    tf.dispose(images);
     disposeBatch(batch);
     moe.dispose();
     model.dispose();

@@ -15,6 +15,7 @@
  */
 import type * as tf from '@tensorflow/tfjs-core';
 import type { Module } from '../nn/module.js';
+import type { VisionSelectFeature } from './config.js';
 
 /** An image's token span in the spliced sequence. */
 export interface ImageSpan {
@@ -76,6 +77,11 @@ export interface TransformVisualArgs {
   promptTextMask: tf.Tensor2D;
   /** `[numImages]` sample of each image. */
   imageToSample: number[];
+  /**
+   * The vision tower's feature selection: `cls_patch` when the projected row 0 of each image comes
+   * from the CLS token, `patch` when CLS was dropped (so a hook that needs CLS, e.g. Parrot, can refuse).
+   */
+  visionSelectFeature: VisionSelectFeature;
 }
 
 export interface AfterAttentionArgs {

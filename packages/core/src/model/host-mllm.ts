@@ -262,7 +262,10 @@ export class HostMLLM extends HostLM {
         const promptTextMask = tf.tensor2d(plan.promptTextMask, [plan.batchSize, plan.textLength]);
         for (const hook of this.hooks) {
           if (!hook.transformVisual) continue;
-          const next = hook.transformVisual({ visual, textEmbeddings, promptTextMask, imageToSample: plan.imageToSample });
+          const next = hook.transformVisual({
+            visual, textEmbeddings, promptTextMask, imageToSample: plan.imageToSample,
+            visionSelectFeature: this.visionTower.visionConfig.selectFeature,
+          });
           if (next.rank !== 3 || next.shape.some((d, i) => d !== visual!.shape[i])) {
             throw new Error(`transformVisual hook must return [${visual.shape}], got [${next.shape}]`);
           }
