@@ -27,6 +27,8 @@ export interface QFormerVPGArgs extends ModuleArgs {
   lnVision?: boolean;
   /** `ln_vision` epsilon (1e-5). */
   lnVisionEps?: number;
+  /** Keep the Q-Former's dropout on in `forward` at inference, like the reference (default false). */
+  dropoutAtInference?: boolean;
 }
 
 export class QFormerVPG extends Module {
@@ -39,6 +41,12 @@ export class QFormerVPG extends Module {
   readonly qformer: QFormer;
   readonly llamaProj: Linear;
   private queryTokens!: tfl.LayerVariable;
+  /**
+   * Reference behaviour: `forward`/`encode` (Cheetah's `encode_img`) keep the Q-Former's dropout on
+   * even when not training, as the reference never calls `.eval()` (default false). A `VPGC` built
+   * on this VPG reads and sets this same switch, so one setting covers both of its Q-Former passes.
+   */
+  dropoutAtInference: boolean;
   /** Dropout mode of `forward` (explicit, default false). The reference never calls `.eval()`. */
   get training(): boolean {
     return this.qformer.training;
@@ -55,6 +63,7 @@ export class QFormerVPG extends Module {
     this.llmHiddenSize = args.llmHiddenSize;
     this.useLnVision = args.lnVision ?? true;
     this.lnVisionEps = args.lnVisionEps ?? 1e-5;
+    this.dropoutAtInference = args.dropoutAtInference ?? false;
     const qformer = new QFormer({ config: args.qformer });
     this.lnVision = this.useLnVision
       ? this.addModule('ln_vision', new LayerNorm({ dim: qformer.config.encoderWidth, eps: this.lnVisionEps }))
@@ -87,9 +96,15 @@ export class QFormerVPG extends Module {
     return this.lnVision ? (this.lnVision.forward(features) as tf.Tensor3D) : features.clone();
   }
 
-  /** features `[n, Nv, Dv]` → Q-Former output `[n, Nq, Dq]`. */
+  /** Whether `forward`/`encode` use dropout: `training || dropoutAtInference`. */
+  get dropoutActive(): boolean {
+    return this.training || this.dropoutAtInference;
+  }
+
+  /** features `[n, Nv, Dv]` → Q-Former output `[n, Nq, Dq]`; dropout per `options.training`, default `dropoutActive`. */
   encode(features: tf.Tensor3D, options: { training?: boolean } = {}): tf.Tensor3D {
-    return tf.tidy(() => this.qformer.forward(this.queryTokensValue, this.normalizeFeatures(features), options));
+    const training = options.training ?? this.dropoutActive;
+    return tf.tidy(() => this.qformer.forward(this.queryTokensValue, this.normalizeFeatures(features), { training }));
   }
 
   /** `VisualProjector`: features `[n, Nv, Dv]` → image tokens `[n, Nq, H]`. */
@@ -118,6 +133,7 @@ export class QFormerVPG extends Module {
       llmHiddenSize: this.llmHiddenSize,
       lnVision: this.useLnVision,
       lnVisionEps: this.lnVisionEps,
+      dropoutAtInference: this.dropoutAtInference,
     };
   }
 }

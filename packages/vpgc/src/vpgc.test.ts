@@ -1,10 +1,11 @@
 import { describe, expect, it, vi } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { disposeStateDict, stateDict } from '@mllm/core';
-import { VPGC, attachVPGC, defaultUpdateLayer, imageSpanScatterIndex, vpgcStateDict } from './index.js';
+import { expectClose } from '@mllm/core/testing';
+import { VPGC, attachVPGC, defaultUpdateLayer, imageSpanScatterIndex, loadVPGCStateDict, vpgcStateDict } from './index.js';
 import { vpgcHook64, type ParamsF64 } from './test-support/float64-reference.js';
 import { backendTolerance, useTestBackend } from './test-support/backend.js';
-import { relativeError, randomValues } from './test-support/params.js';
+import { relativeError, randomValues, toTensors } from './test-support/params.js';
 import { FakeHost } from './test-support/fake-host.js';
 import {
   B, H, L, Nq, Nv, imageSpans, imageStart, imageToSample, lastPromptIndex, makeBatch, makeVpg, qformerShape,
@@ -253,6 +254,90 @@ describe('VPGC', () => {
     expect(relativeError(d.dataSync(), a.dataSync())).toBeGreaterThan(1e-5);
     tf.dispose([a, b, c, d]);
     vpgc.dispose();
+    vpg.dispose();
+    batch.dispose();
+  });
+
+  it("query tokens: weights loaded into the VPG after the VPGC was built reach VPG-C (the reference's init_query_tokens_value), until VPG-C's own are loaded or trained", () => {
+    const vpg = makeVpg(); // random init, as before a BLIP-2 checkpoint is loaded
+    const vpgc = new VPGC({ vpg, updateLayer: 2 });
+    const projections = randomizeVpgc(vpgc, 11);
+    // randomizeVpgc loaded VPG-C's own queries too: put the VPG's back and follow again with a fresh VPGC
+    vpgc.dispose();
+    const late = new VPGC({ vpg, updateLayer: 2 });
+    const onlyProjections = toTensors(new Map([...projections].filter(([k]) => !k.endsWith('query_tokens'))));
+    loadVPGCStateDict(late, onlyProjections, { strict: false });
+    expect(late.queryTokensFollowVpg).toBe(true);
+    const vpgParams = randomizeVpg(vpg, 12); // the checkpoint load, after construction
+    const blip2Queries = Float32Array.from(vpgParams.get('query_tokens')!.data);
+    expectClose(late.queryTokensValue, blip2Queries, { rtol: 0, atol: 0, label: 'VPG-C queries after the VPG load' });
+    const exported = vpgcStateDict(late);
+    expectClose(exported.get('llama_model.model.query_tokens')!, blip2Queries, { rtol: 0, atol: 0, label: 'exported VPG-C queries' });
+    disposeStateDict(exported);
+    // the same residual as a VPGC built after the load
+    const early = new VPGC({ vpg, updateLayer: 2 });
+    loadVPGCStateDict(early, onlyProjections, { strict: false });
+    const batch = makeBatch(13);
+    const inputs = { hidden: batch.hiddenTensor, ...batch.ctx, imageFeatures: batch.featuresTensor };
+    const a = late.residual(inputs);
+    const b = early.residual(inputs);
+    expect(relativeError(a.dataSync(), new Float32Array(B * L * H))).toBeGreaterThan(0.1);
+    expectClose(a, b.dataSync(), { rtol: 0, atol: 0, label: 'residual, VPGC built before vs after the VPG load' });
+    // VPG-C's own queries loaded: they no longer follow a later VPG load
+    const own = toTensors(new Map([['llama_model.model.query_tokens', projections.get('llama_model.model.query_tokens')!]]));
+    loadVPGCStateDict(late, own, { strict: false });
+    expect(late.queryTokensFollowVpg).toBe(false);
+    randomizeVpg(vpg, 14);
+    expectClose(late.queryTokensValue, Float32Array.from(projections.get('llama_model.model.query_tokens')!.data), { rtol: 0, atol: 0, label: 'own queries kept' });
+    // an optimizer step on VPG-C's queries stops the following too (a zero-gradient step included)
+    expect(early.queryTokensFollowVpg).toBe(true);
+    const optimizer = tf.train.sgd(0.1);
+    const q = early.trainableVariables().find((v) => v.name.includes('query_tokens'))!;
+    const { value, grads } = tf.variableGrads(() => tf.mul(tf.sum(early.queryTokensValue), 0) as tf.Scalar, [q]);
+    optimizer.applyGradients(grads as never);
+    expect(early.queryTokensFollowVpg).toBe(false);
+    const trained = Array.from(early.queryTokensValue.dataSync());
+    randomizeVpg(vpg, 15);
+    expect(Array.from(early.queryTokensValue.dataSync())).toEqual(trained);
+    optimizer.dispose();
+    tf.dispose([a, b, value, ...Object.values(grads)]);
+    disposeStateDict(onlyProjections);
+    disposeStateDict(own);
+    late.dispose();
+    early.dispose();
+    vpg.dispose();
+    batch.dispose();
+  });
+
+  it('dropoutAtInference covers both Q-Former passes: the VPG\'s first pass (encode_img) and the re-run', () => {
+    const QFormerVPG = makeVpg().constructor as typeof import('./qformer-vpg.js').QFormerVPG;
+    const vpg = new QFormerVPG({ qformer: { ...qformerShape, hiddenDropoutProb: 0.3, attentionProbsDropoutProb: 0.3 }, numQueryTokens: Nq, llmHiddenSize: H });
+    const batch = makeBatch(90);
+    const first = () => vpg.forward(batch.featuresTensor);
+    const plain = first();
+    const again = first();
+    expect(Array.from(again.dataSync())).toEqual(Array.from(plain.dataSync()));
+    const vpgc = new VPGC({ vpg, updateLayer: 2, dropoutAtInference: true });
+    expect(vpg.dropoutAtInference).toBe(true);
+    const dropped = first();
+    expect(relativeError(dropped.dataSync(), plain.dataSync())).toBeGreaterThan(1e-5);
+    vpgc.dropoutAtInference = false;
+    expect(vpg.dropoutAtInference).toBe(false);
+    const off = first();
+    expect(Array.from(off.dataSync())).toEqual(Array.from(plain.dataSync()));
+    // attachVPGC's option and a VPGC built without the option: one switch, the VPG's
+    const host = new FakeHost(H, 4, 10, vpg);
+    const attached = attachVPGC(host, { dropoutAtInference: true });
+    expect(vpg.dropoutAtInference).toBe(true);
+    const other = new VPGC({ vpg, updateLayer: 1 });
+    expect(other.dropoutAtInference).toBe(true);
+    expect(() => { other.dropoutAtInference = 'yes' as unknown as boolean; }).toThrow(/dropoutAtInference must be a boolean, got yes/);
+    tf.dispose([plain, again, dropped, off]);
+    attached.remove();
+    attached.vpgc.dispose();
+    other.dispose();
+    vpgc.dispose();
+    host.dispose();
     vpg.dispose();
     batch.dispose();
   });

@@ -16,9 +16,15 @@
  * of the VPG's queries), `qformer_proj.{weight [Dq, H], bias [Dq]}`, `llm_proj.{weight [H, Dq], bias [H]}`,
  * both projections zero-initialised, so a fresh VPG-C leaves the host's output exactly unchanged.
  *
- * Dropout: the reference never calls `.eval()`, so its Q-Former re-run keeps dropout 0.1 even at
- * inference. Here dropout is on only when `training` is true, or when `dropoutAtInference` is set
- * (reference behaviour).
+ * Query tokens: the reference copies the BLIP-2 checkpoint's `query_tokens` into VPG-C's
+ * (`init_query_tokens_value`). Here VPG-C's queries follow the VPG's until they are written on their
+ * own (a VPG-C load, an optimizer step): weights loaded into the VPG after the VPGC was built reach
+ * VPG-C too, so the order of construction and loading does not matter.
+ *
+ * Dropout: the reference never calls `.eval()`, so both Q-Former passes (the VPG's first pass,
+ * `encode_img`, and this re-run) keep dropout 0.1 even at inference. Here dropout is on only when
+ * `training` is true (re-run; the VPG's own `training` covers its pass), or when `dropoutAtInference`
+ * is set (reference behaviour, both passes: the switch is the VPG's).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
@@ -33,7 +39,10 @@ export interface VPGCArgs extends ModuleArgs {
   llmHiddenSize?: number;
   /** 0-based decoder layer at whose input the hook runs (reference: 16 of 32; rule `⌊L/2⌋`). */
   updateLayer: number;
-  /** Keep the Q-Former's dropout on at inference, like the reference (default false). */
+  /**
+   * Keep the Q-Former's dropout on at inference in both passes, like the reference. Sets the VPG's
+   * `dropoutAtInference` (shared with the first pass); absent = leave the VPG's setting (default false).
+   */
   dropoutAtInference?: boolean;
 }
 
@@ -113,13 +122,17 @@ export class VPGC extends Module {
   readonly qformerWidth: number;
   readonly numQueryTokens: number;
   readonly updateLayer: number;
-  /** Reference behaviour: dropout in the Q-Former re-run even at inference. */
-  dropoutAtInference: boolean;
   /** Training mode (dropout in the Q-Former re-run, like the reference under `model.train()`). */
   training = false;
   readonly qformerProj: Linear;
   readonly llmProj: Linear;
   private queryTokens!: tfl.LayerVariable;
+  /**
+   * `dataId` of the query-token variable right after it last took the VPG's value; null once the
+   * variable was written by anything else (any write, a load or an optimizer update, gives it a new
+   * `dataId`). An identity check, so following the VPG costs no read-back.
+   */
+  private followedDataId: object | null = null;
 
   constructor(args: VPGCArgs) {
     super(args);
@@ -130,11 +143,12 @@ export class VPGC extends Module {
       throw new Error(`VPGC: updateLayer must be a non-negative integer, got ${String(args.updateLayer)}`);
     }
     this.updateLayer = args.updateLayer;
-    this.dropoutAtInference = args.dropoutAtInference ?? false;
+    if (args.dropoutAtInference !== undefined) this.dropoutAtInference = args.dropoutAtInference;
     this.qformerWidth = args.vpg.qformerWidth;
     this.numQueryTokens = args.vpg.numQueryTokens;
     const source = args.vpg.queryTokensValue;
     this.queryTokens = this.addParameter('query_tokens', [1, this.numQueryTokens, this.qformerWidth], () => source.clone());
+    this.followedDataId = this.queryTokens.read().dataId;
     this.qformerProj = this.addModule(
       'qformer_proj',
       new Linear({ inFeatures: this.llmHiddenSize, outFeatures: this.qformerWidth, weightInit: zerosInit, biasInit: zerosInit }),
@@ -148,7 +162,54 @@ export class VPGC extends Module {
 
   /** The VPG-C queries `[1, Nq, Dq]` (variable value; do not dispose). */
   get queryTokensValue(): tf.Tensor3D {
+    this.followVpgQueryTokens();
     return this.queryTokens.read() as tf.Tensor3D;
+  }
+
+  /**
+   * True while VPG-C's queries are still the VPG's (never written since: not loaded, not trained);
+   * they then take the VPG's current value whenever they are read.
+   */
+  get queryTokensFollowVpg(): boolean {
+    this.followVpgQueryTokens();
+    return this.followedDataId !== null;
+  }
+
+  /**
+   * While following, take the VPG's current queries (the reference's `init_query_tokens_value`, done
+   * whenever read instead of once, so loading the VPG after building the VPGC still reaches VPG-C).
+   * The variable then shares the VPG's tensor data (no copy; a later write to either gives it new data).
+   */
+  private followVpgQueryTokens(): void {
+    if (this.followedDataId == null || this.isDisposed) return; // `== null`: also while the base constructor runs
+    const own = this.queryTokens.read();
+    if (own.dataId !== this.followedDataId) {
+      this.followedDataId = null; // written on its own (loaded or trained): stop following
+      return;
+    }
+    if (this.vpg.isDisposed) return;
+    const source = this.vpg.queryTokensValue;
+    if (source.dataId === own.dataId) return;
+    this.queryTokens.write(source);
+    this.followedDataId = own.dataId;
+  }
+
+  /** Every parameter under its reference name; the queries first catch up with the VPG's while following. */
+  override namedParameters(prefix = ''): ReturnType<Module['namedParameters']> {
+    this.followVpgQueryTokens();
+    return super.namedParameters(prefix);
+  }
+
+  /**
+   * Reference behaviour: Q-Former dropout stays on at inference, in the re-run and in the VPG's first
+   * pass (`encode_img`). The switch is the VPG's `dropoutAtInference`; setting it here sets the VPG's.
+   */
+  get dropoutAtInference(): boolean {
+    return this.vpg.dropoutAtInference;
+  }
+  set dropoutAtInference(value: boolean) {
+    if (typeof value !== 'boolean') throw new Error(`VPGC: dropoutAtInference must be a boolean, got ${String(value)}`);
+    this.vpg.dropoutAtInference = value;
   }
 
   /** Whether the Q-Former re-run uses dropout. */
