@@ -37,7 +37,7 @@ export const DEFAULT_CONFIG: ExampleConfig = {
   evalQuestions: 48,
 };
 
-/** Vision tower: 16×16 images in 4×4 patches → 16 patch features of width 32 (CLS dropped). */
+/** Vision tower: 16×16 images in 4×4 patches → CLS + 16 patch features of width 32 (Cheetah's Q-Former reads CLS and every patch). */
 export const PATCH_GRID = SCENE.size / 4;
 
 /** The host MLLM (2 layers, 64 wide) with a Q-Former VPG (2 layers, 32 wide) as its projector. */
@@ -50,7 +50,7 @@ export function buildHost(tokenizer: Tokenizer, config: ExampleConfig): { model:
   const model = new HostMLLM({
     config: {
       text: { vocabSize: tokenizer.vocabSize, hiddenSize: 64, numLayers: 2, numHeads: 4, intermediateSize: 128, maxLength: 320 },
-      vision: { imageSize: SCENE.size, patchSize: 4, hiddenSize: 32, numLayers: 1, numHeads: 2, intermediateSize: 64 },
+      vision: { imageSize: SCENE.size, patchSize: 4, hiddenSize: 32, numLayers: 1, numHeads: 2, intermediateSize: 64, selectFeature: 'cls_patch' },
     },
     projector: vpg,
     tokenizer,
@@ -115,7 +115,7 @@ export async function runStage1(seed: number, tokenizer: Tokenizer, config: Exam
 
 /** The frozen VPG's own cross-attention per patch (what picks the edited object). */
 export function attentionReaderOf(model: HostMLLM, vpg: QFormerVPG) {
-  return qformerAttentionReader(vpg, { featurize: (pixels) => model.encodeImages(pixels), patchGrid: PATCH_GRID });
+  return qformerAttentionReader(vpg, { featurize: (pixels) => model.encodeImages(pixels), patchGrid: PATCH_GRID, hasClsToken: true });
 }
 
 /** Stage 2: freeze the host, attach VPG-C and train it alone on which-differs samples. */
