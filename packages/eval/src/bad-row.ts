@@ -62,7 +62,8 @@ export function previewCell(value: string, limit = CELL_PREVIEW_LENGTH): string 
 export class BadRowError extends Error {
   override name = 'BadRowError';
   constructor(readonly issue: BadRowIssue) {
-    super(`${issue.source}:${issue.line}: row index ${previewCell(issue.rowIndex)}: ${issue.message}`);
+    // The reader stores rowIndex already shortened; shortening again leaves such a value unchanged.
+    super(`${issue.source}:${issue.line}: row index ${JSON.stringify(shortenCell(issue.rowIndex))}: ${issue.message}`);
   }
 }
 
