@@ -1,8 +1,11 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { BadRowError, type BadRowIssue } from './bad-row.js';
-import { PANDAS_MISSING_VALUES, readBenchmarkRows, type BenchmarkRow, type ReadBenchmarkOptions } from './benchmark-reader.js';
+import { BadRowError, BenchmarkFormatError, previewCell, shortenCell, type BadRowIssue } from './bad-row.js';
+import { columnKey, PANDAS_MISSING_VALUES, readBenchmarkRows, type BenchmarkRow, type ReadBenchmarkOptions } from './benchmark-reader.js';
 import type { PixelImage } from './image-codec.js';
 import type { TsvSource } from './tsv-source.js';
 import { writeTsv, type BenchmarkRowInput } from './tsv-writer.js';
@@ -189,7 +192,7 @@ describe('readBenchmarkRows: bad rows', () => {
     ['reference chain', [base(0, { image: RED_GREY }), base(1, { image: { reference: 0 } }), base(2, { image: { reference: 1 } })], '2', /row 1, which holds no image data itself/],
     ['duplicate index', [base(0), base(0)], '0', /appears more than once/],
     ['non-integer index', 'index\tquestion\tA\tB\tanswer\nq1\tq\ta\tb\tA\n', 'q1', /non-negative integer/],
-    ['too many cells', 'index\tquestion\tA\tB\tanswer\n1\tq\ta\tb\tA\textra\n', '1', /has 6 cells but the header has 5/],
+    ['too many cells', 'index\tquestion\tA\tB\tanswer\n1\tq\ta\tb\tA\textra\n', '1', /row 1 has 6 cells, the header has 5$/],
   ];
 
   for (const [name, input, rowIndex, message] of cases) {
@@ -231,5 +234,114 @@ describe('readBenchmarkRows: bad rows', () => {
 
   it('rejects an unknown policy', async () => {
     await expect(readAll(writeTsv([base(0)]), { onBadRow: 'ignore' as 'skip' })).rejects.toThrow(/onBadRow: expected 'error' or 'skip'/);
+  });
+});
+
+describe('readBenchmarkRows: short rows, broken quoting, huge cells, headers', () => {
+  it('rejects a row missing its last cells (the image) with the cell count, instead of scoring it text-only', async () => {
+    const lines = writeTsv([base(0, { image: BLUE }), base(1, { image: BLUE }), base(2, { image: BLUE })]).split('\n');
+    const header = lines[0].split('\t');
+    expect(header.at(-1)).toBe('image');
+    // Row 2 (index 1) loses its image cell: one cell fewer than the header.
+    lines[2] = lines[2].split('\t').slice(0, -1).join('\t');
+    const text = lines.join('\n');
+    const error = await firstError(text);
+    expect(error.issue).toMatchObject({ rowIndex: '1', line: 3, reason: 'column-count' });
+    expect(error.message).toBe(`<text>:3: row index "1": row 2 has ${header.length - 1} cells, the header has ${header.length}`);
+
+    const skipped: BadRowIssue[] = [];
+    const rows = await readAll(text, { onBadRow: 'skip', onSkip: (issue) => skipped.push(issue) });
+    expect(rows.map((row) => [row.index, row.images.length])).toEqual([[0, 1], [2, 1]]);
+    expect(skipped.map((issue) => issue.reason)).toEqual(['column-count']);
+  });
+
+  const quoted = [
+    'index\tquestion\tA\tB\tanswer',
+    '0\tfirst\ta\tb\tA',
+    '1\t"never closed\ta\tb\tA',
+    '2\tswallowed\ta\tb\tA',
+    '3\tswallowed too\ta\tb\tB',
+  ].join('\n') + '\n';
+
+  it('an unterminated quote is a bad row naming the source and the line it starts on, not a parser stack', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'mllm-eval-reader-')), 'broken_pt.tsv');
+    writeFileSync(path, quoted);
+    const error = await firstError(path);
+    expect(error.issue).toMatchObject({ rowIndex: '', source: path, line: 3, reason: 'unterminated-quote' });
+    expect(error.message).toMatch(new RegExp(`^${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:3: row index "": unterminated quote`));
+    expect(error.message).toContain('lines 3–5 (to the end of the input) cannot be split into rows');
+  });
+
+  it('with onBadRow: skip the broken record is skipped and counted; rows before it are kept', async () => {
+    const skipped: BadRowIssue[] = [];
+    const rows = await readAll({ text: quoted }, { onBadRow: 'skip', onSkip: (issue) => skipped.push(issue) });
+    expect(rows.map((row) => row.question)).toEqual(['first']);
+    expect(skipped.map((issue) => [issue.reason, issue.line])).toEqual([['unterminated-quote', 3]]);
+  });
+
+  it('quotes only a short prefix of a huge bad cell, in the message and in the skipped issue', async () => {
+    const huge = '7'.repeat(20) + 'x'.repeat(5_000_000);
+    const text = `index\tquestion\tA\tB\tanswer\n${huge}\tq\ta\tb\tA\n1\tq\ta\tb\t${'Q'.repeat(3_000_000)}\n`;
+    const error = await firstError(text);
+    expect(error.issue.reason).toBe('bad-index');
+    expect(error.message.length).toBeLessThan(300);
+    const prefix = `${'7'.repeat(20)}${'x'.repeat(20)}…`;
+    expect(error.message).toBe(
+      `<text>:2: row index "${prefix}": index must be a non-negative integer, got "${prefix}" (5,000,020 characters)`,
+    );
+    const skipped: BadRowIssue[] = [];
+    await readAll(text, { onBadRow: 'skip', onSkip: (issue) => skipped.push(issue) });
+    expect(skipped.map((issue) => issue.reason)).toEqual(['bad-index', 'unknown-answer']);
+    expect(skipped[0].rowIndex).toBe(`${'7'.repeat(20)}${'x'.repeat(20)}…`);
+    for (const issue of skipped) expect(issue.message.length).toBeLessThan(300);
+    expect(skipped[1].message).toContain('(3,000,000 characters) is not one of its options A, B');
+  });
+
+  it('header problems are BenchmarkFormatErrors naming the source and line, with a short header preview', async () => {
+    const noAnswer = readAll({ path: FIXTURE.replace('mini-mmmb', 'nope') });
+    await expect(noAnswer).rejects.toThrow(/ENOENT/);
+    const cases: Array<[string, RegExp]> = [
+      ['index\tquestion\tA\tB\n1\tq\ta\tb\n', /^<text>:1: the header has no 'answer' column \(a test split without answers .*--predict-only\); expected at least index, question, answer and option columns A, B, …, got \["index", "question", "A", "B"\]$/],
+      ['index\tquestion\tanswer\n1\tq\tA\n', /^<text>:1: the header has no option columns/],
+      [`${'h'.repeat(100_000)}\tquestion\tA\tanswer\n`, /no 'index' column.*"h{40}…" \(100,000 characters\)/],
+      ['"index\tquestion\n', /^<text>:1: unterminated quote/],
+    ];
+    for (const [text, message] of cases) {
+      const error = await readAll({ text }).catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(BenchmarkFormatError);
+      expect((error as Error).message).toMatch(message);
+      expect((error as Error).message.length).toBeLessThan(400);
+    }
+    await expect(readAll({ text: '' })).rejects.toThrow(BenchmarkFormatError);
+  });
+
+  it('requireAnswers: false reads a test split (no answers, or no answer column); a present answer is still checked', async () => {
+    const noColumn = 'index\tquestion\tA\tB\n0\tq0\ta\tb\n1\tq1\tc\td\n';
+    const rows = await readAll(noColumn, { requireAnswers: false });
+    expect(rows.map((row) => [row.index, row.answer])).toEqual([[0, ''], [1, '']]);
+    const emptyAnswers = writeTsv([base(0, { answer: '' }), base(1, { answer: 'B' }), base(2, { answer: 'Q' })]);
+    const skipped: BadRowIssue[] = [];
+    const read = await readAll(emptyAnswers, { requireAnswers: false, onBadRow: 'skip', onSkip: (issue) => skipped.push(issue) });
+    expect(read.map((row) => [row.index, row.answer])).toEqual([[0, ''], [1, 'B']]);
+    expect(skipped.map((issue) => [issue.rowIndex, issue.reason])).toEqual([['2', 'unknown-answer']]);
+    // With answers required, the missing answer names the way out.
+    expect((await firstError(emptyAnswers)).message).toMatch(/has no answer \(a test split without answers .*--predict-only\)/);
+  });
+
+  it('reports the header as written through onHeader; columnKey maps names to field keys', async () => {
+    const seen: string[][] = [];
+    const rows = await readAll('Index\tQuestion\tA\tB\tAnswer\tL2_category\n0\tq\ta\tb\tA\tx\n', { onHeader: (h) => seen.push([...h]) });
+    expect(seen).toEqual([['Index', 'Question', 'A', 'B', 'Answer', 'L2_category']]);
+    expect(seen[0].map(columnKey)).toEqual(['index', 'question', 'A', 'B', 'answer', 'l2-category']);
+    expect(rows[0].fields).toEqual({ index: '0', question: 'q', A: 'a', B: 'b', answer: 'A', 'l2-category': 'x' });
+  });
+});
+
+describe('shortenCell / previewCell', () => {
+  it('cut at a code point boundary and say how long the cell was', () => {
+    expect(shortenCell('abc', 5)).toBe('abc');
+    expect(shortenCell('😀😀😀', 2)).toBe('😀😀…');
+    expect(previewCell('a"b')).toBe('"a\\"b"');
+    expect(previewCell('x'.repeat(41))).toBe(`"${'x'.repeat(40)}…" (41 characters)`);
   });
 });

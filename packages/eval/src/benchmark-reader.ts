@@ -9,7 +9,15 @@
  * `language` / `lang`. Other columns are kept in {@link BenchmarkRow.fields}.
  */
 import { decodeBase64 } from './base64.js';
-import { BadRowError, type BadRowIssue, type BadRowPolicy, type BadRowReason } from './bad-row.js';
+import {
+  BadRowError,
+  BenchmarkFormatError,
+  previewCell,
+  shortenCell,
+  type BadRowIssue,
+  type BadRowPolicy,
+  type BadRowReason,
+} from './bad-row.js';
 import { decodeImage as defaultDecodeImage, type ImageDecoder, type PixelImage } from './image-codec.js';
 import { normalizeLanguage } from './languages.js';
 import { describeSource, readTsvRecords, type TsvSource } from './tsv-source.js';
@@ -52,7 +60,10 @@ export interface BenchmarkRow {
   readonly hint: string | undefined;
   /** Present options in letter order (missing ones dropped). */
   readonly options: readonly OptionChoice[];
-  /** Ground-truth letter, one of `options[i].letter`. */
+  /**
+   * Ground-truth letter, one of `options[i].letter`; `''` for a row without an answer, which only
+   * `requireAnswers: false` accepts (a test split read for predictions).
+   */
   readonly answer: string;
   readonly category: string | undefined;
   readonly l2Category: string | undefined;
@@ -65,7 +76,7 @@ export interface BenchmarkRow {
   readonly imageBase64: string | undefined;
   /** The index of the row whose image this row reuses, when the image field was a reference. */
   readonly imageReference: number | undefined;
-  /** All cells by lower-cased column name (option letters keep their case), `image` excluded. */
+  /** All cells by {@link columnKey} of their header name, `image` excluded. */
   readonly fields: Readonly<Record<string, string>>;
   /** Source name and 1-based line where the record ends. */
   readonly source: string;
@@ -88,6 +99,29 @@ export interface ReadBenchmarkOptions {
   readonly missingValues?: readonly string[];
   /** Name used in error messages (default: the file path, or `<text>` / `<stream>`). */
   readonly sourceName?: string;
+  /**
+   * Rows must have an answer (default true). False accepts rows without one (and a header without an
+   * `answer` column), as in a test split that is run for predictions without scoring; a row that does
+   * have an answer must still name one of its options.
+   */
+  readonly requireAnswers?: boolean;
+  /** Called once with the header's column names as written (trimmed), before the first row. */
+  readonly onHeader?: (columns: readonly string[]) => void;
+}
+
+/**
+ * The key a header name is looked up by: option letters `A`…`Z` as they are, other names
+ * lower-cased with `_` read as `-` (`L2_category` → `l2-category`).
+ */
+export function columnKey(name: string): string {
+  const trimmed = name.trim();
+  return /^[A-Z]$/.test(trimmed) ? trimmed : trimmed.toLowerCase().replace(/_/g, '-');
+}
+
+/** A header quoted for a message: at most 12 names, each shortened. */
+function previewHeader(header: readonly string[]): string {
+  const names = header.slice(0, 12).map((name) => previewCell(name));
+  return `[${names.join(', ')}${header.length > 12 ? `, … ${header.length - 12} more` : ''}]`;
 }
 
 interface Draft {
@@ -107,9 +141,11 @@ interface Draft {
  * reference that is never satisfied is reported at the end of the file. A reference must name a
  * row that holds image data itself (no chains), as in VLMEvalKit.
  *
- * Bad rows (non-integer or duplicate index, wrong column count, missing or unknown answer letter,
- * no options, undecodable image, bad image reference) throw a {@link BadRowError} naming the row's
- * index, or with `onBadRow: 'skip'` are dropped and reported through `onSkip`.
+ * Bad rows (non-integer or duplicate index, more or fewer cells than the header, missing or unknown
+ * answer letter, no options, undecodable image, bad image reference, a quote that is never closed)
+ * throw a {@link BadRowError} naming the row's index, or with `onBadRow: 'skip'` are dropped and
+ * reported through `onSkip`. An empty file or a header without the required columns throws a
+ * {@link BenchmarkFormatError}. Messages quote at most the first characters of a cell.
  */
 export async function* readBenchmarkRows(
   source: TsvSource,
@@ -131,8 +167,9 @@ export async function* readBenchmarkRows(
   const pending = new Map<string, Draft[]>(); // referenced raw index → waiting rows
   const decodedCache = new Map<string, PixelImage>(); // small LRU keyed by the image-holding index
 
+  const requireAnswers = options.requireAnswers ?? true;
   const reject = (rawIndex: string, line: number, reason: BadRowReason, message: string): void => {
-    const issue: BadRowIssue = { rowIndex: rawIndex, source: sourceName, line, reason, message };
+    const issue: BadRowIssue = { rowIndex: shortenCell(rawIndex), source: sourceName, line, reason, message };
     if (policy === 'error') throw new BadRowError(issue);
     options.onSkip?.(issue);
   };
@@ -171,29 +208,49 @@ export async function* readBenchmarkRows(
   let columnOf: Map<string, number> = new Map();
   let optionColumns: Array<[string, number]> = [];
 
-  for await (const record of readTsvRecords(source)) {
+  let rowNumber = 0; // data records so far (the header excluded)
+
+  const records = readTsvRecords(source, {
+    sourceName,
+    // A quote that is never closed swallows the rest of the input into one record: that record is a
+    // bad row (skipped or thrown per the policy); the lines it swallowed cannot be read.
+    onSyntaxError: (problem) => {
+      if (header === undefined) throw new BenchmarkFormatError(sourceName, problem.line, problem.message);
+      reject('', problem.line, problem.code === 'CSV_QUOTE_NOT_CLOSED' ? 'unterminated-quote' : 'syntax', problem.message);
+    },
+  });
+  for await (const record of records) {
     if (header === undefined) {
       header = record.fields.map((name) => name.trim());
       columnOf = new Map();
       header.forEach((name, position) => {
-        const key = /^[A-Z]$/.test(name) ? name : name.toLowerCase().replace(/_/g, '-');
+        const key = columnKey(name);
         if (!columnOf.has(key)) columnOf.set(key, position);
       });
-      for (const required of ['index', 'question', 'answer']) {
+      for (const required of requireAnswers ? ['index', 'question', 'answer'] : ['index', 'question']) {
         if (!columnOf.has(required)) {
-          throw new TypeError(
-            `${sourceName}: header has no '${required}' column (expected at least index, question, answer and ` +
-              `option columns A, B, …; got ${JSON.stringify(header)})`,
+          const hint =
+            required === 'answer'
+              ? ' (a test split without answers can be run for predictions without scoring: requireAnswers: false, ' +
+                "evaluate's predictOnly, mllm-eval --predict-only)"
+              : '';
+          throw new BenchmarkFormatError(
+            sourceName,
+            record.line,
+            `the header has no '${required}' column${hint}; expected at least index, question, answer and option ` +
+              `columns A, B, …, got ${previewHeader(header)}`,
           );
         }
       }
       optionColumns = [...columnOf.entries()].filter(([name]) => /^[A-Z]$/.test(name)).sort(([a], [b]) => (a < b ? -1 : 1));
       if (optionColumns.length === 0) {
-        throw new TypeError(`${sourceName}: header has no option columns (A, B, …); got ${JSON.stringify(header)}`);
+        throw new BenchmarkFormatError(sourceName, record.line, `the header has no option columns (A, B, …), got ${previewHeader(header)}`);
       }
+      options.onHeader?.(header);
       continue;
     }
     const { fields, line } = record;
+    rowNumber++;
     const cell = (name: string): string | undefined => {
       const position = columnOf.get(name);
       return position === undefined ? undefined : fields[position];
@@ -204,12 +261,14 @@ export async function* readBenchmarkRows(
     };
     const rawIndex = (cell('index') ?? '').trim();
 
-    if (fields.length > header.length) {
-      reject(rawIndex, line, 'column-count', `has ${fields.length} cells but the header has ${header.length} columns`);
+    // A short row is an error, not padded: the missing cells are the last ones, usually the image,
+    // and padding would silently score an image question as text-only.
+    if (fields.length !== header.length) {
+      reject(rawIndex, line, 'column-count', `row ${rowNumber} has ${fields.length} cells, the header has ${header.length}`);
       continue;
     }
     if (!/^\d+$/.test(rawIndex) || !Number.isSafeInteger(Number(rawIndex))) {
-      reject(rawIndex, line, 'bad-index', `index must be a non-negative integer, got ${JSON.stringify(rawIndex)}`);
+      reject(rawIndex, line, 'bad-index', `index must be a non-negative integer, got ${previewCell(rawIndex)}`);
       continue;
     }
     if (seenIndices.has(rawIndex)) {
@@ -269,16 +328,22 @@ export async function* readBenchmarkRows(
         reject(rawIndex, line, 'no-options', 'has no options (all option cells are missing)');
         break rowChecks;
       }
-      if (answer === undefined || answer === '') {
-        reject(rawIndex, line, 'missing-answer', 'has no answer');
+      if ((answer === undefined || answer === '') && requireAnswers) {
+        reject(
+          rawIndex,
+          line,
+          'missing-answer',
+          "has no answer (a test split without answers can be run for predictions without scoring: evaluate's " +
+            'predictOnly, mllm-eval --predict-only)',
+        );
         break rowChecks;
       }
-      if (!optionList.some((option) => option.letter === answer)) {
+      if (answer !== undefined && answer !== '' && !optionList.some((option) => option.letter === answer)) {
         reject(
           rawIndex,
           line,
           'unknown-answer',
-          `answer ${JSON.stringify(answer)} is not one of its options ${optionList.map((o) => o.letter).join(', ')}`,
+          `answer ${previewCell(answer)} is not one of its options ${optionList.map((o) => o.letter).join(', ')}`,
         );
         break rowChecks;
       }
@@ -316,7 +381,7 @@ export async function* readBenchmarkRows(
       }
     }
   }
-  if (header === undefined) throw new TypeError(`${sourceName}: the TSV is empty (no header row)`);
+  if (header === undefined) throw new BenchmarkFormatError(sourceName, 1, 'the TSV is empty (no header row)');
   for (const [target, waiting] of pending) {
     for (const draft of waiting) {
       reject(
@@ -325,7 +390,7 @@ export async function* readBenchmarkRows(
         'bad-image-reference',
         seenIndices.has(target)
           ? `image refers to row ${target}, which holds no image data itself`
-          : `image refers to row ${JSON.stringify(target)}, which does not exist`,
+          : `image refers to row ${previewCell(target)}, which does not exist`,
       );
     }
   }

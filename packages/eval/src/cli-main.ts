@@ -9,15 +9,17 @@ import { basename, extname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { PostprocessMode } from './answer-extraction.js';
 import { ensureBackend } from './backend.js';
-import { BadRowError } from './bad-row.js';
+import { BadRowError, BenchmarkFormatError } from './bad-row.js';
 import { loadEvalModel, type HostLoaderImporter } from './eval-model.js';
 import type { ScoreTarget } from './host-model-adapter.js';
-import { evaluate, type DatasetSpec } from './evaluate.js';
-import { isKnownLanguage, normalizeLanguage } from './languages.js';
+import { evaluate, type DatasetSpec, type RowResult } from './evaluate.js';
+import { isKnownLanguage, LANGUAGES, normalizeLanguage } from './languages.js';
 import { createProgress, type ProgressStream } from './progress.js';
 import type { InstructionRule } from './prompt.js';
 import { comparisonTable, reportToCsv, reportToJson, reportToMarkdown } from './report.js';
-import { readTsvRecords } from './tsv-source.js';
+import { withoutTfjsHints, markCpuHintShown } from './tfjs-quiet.js';
+import { readTsvRecords, TsvSyntaxError } from './tsv-source.js';
+import { predictionsToTsv } from './tsv-writer.js';
 
 export const USAGE = `Usage: mllm-eval --model <checkpoint|module.mjs> --data <file.tsv> [--data …] --out <dir> [options]
 
@@ -29,8 +31,11 @@ Required:
   --data <tsv>          benchmark file; repeatable; also accepted as positional arguments.
                         Prefix with a language to set the language of rows without one: pt=mmmb_pt.tsv
   --out <dir>           output directory (report.md, report.csv, report.json, comparison.md,
-                        predictions.jsonl)
+                        predictions.jsonl, <file>_predictions.tsv per data file)
 Options:
+  --predict-only        predict without scoring (a test split without answers): writes
+                        <file>_predictions.tsv (the file's columns without image, plus prediction),
+                        predictions.jsonl and report.json (row counts, skipped rows)
   --language <code>     default language of rows without a language column (en zh/cn pt ar tr ru)
   --circular <mode>     auto (default: circular when rotated copies exist) | on | off
   --benchmark <name>    auto (default: MMBench if circular else MMMB) | mmmb | mmbench
@@ -58,13 +63,22 @@ export interface CliIo {
 
 class UsageError extends Error {}
 
+const KNOWN_LANGUAGES = LANGUAGES.map((code) => (code === 'zh' ? 'zh (cn)' : code)).join(', ');
+
+/**
+ * `lang=path` or `path`. A prefix that looks like a language code but is not a supported one is an
+ * error naming the known codes, unless a file of that exact name exists (a path containing `=`).
+ */
 function parseDataArgument(argument: string): { path: string; language?: string } {
-  const match = /^([A-Za-z][A-Za-z-]{1,9})=(.+)$/.exec(argument);
-  if (match) {
-    const language = normalizeLanguage(match[1]);
-    if (isKnownLanguage(language)) return { path: match[2], language };
-  }
-  return { path: argument };
+  const match = /^([A-Za-z][A-Za-z_-]{1,9})=(.+)$/.exec(argument);
+  if (!match) return { path: argument };
+  const language = normalizeLanguage(match[1]);
+  if (isKnownLanguage(language)) return { path: match[2], language };
+  if (existsSync(argument)) return { path: argument };
+  throw new UsageError(
+    `--data ${argument}: unknown language code ${JSON.stringify(match[1])} before '='; known: ${KNOWN_LANGUAGES} ` +
+      `(rows in other languages are read from a language column and get the English instruction)`,
+  );
 }
 
 function choice<T extends string>(name: string, value: string | undefined, allowed: readonly T[], fallback: T): T {
@@ -77,8 +91,36 @@ function choice<T extends string>(name: string, value: string | undefined, allow
 
 async function countRows(path: string): Promise<number> {
   let count = -1; // header
-  for await (const _record of readTsvRecords(path)) count++;
+  // Syntax errors are reported by the evaluation pass, under the chosen --on-bad-row policy.
+  for await (const _record of readTsvRecords(path, { onSyntaxError: () => {} })) count++;
   return Math.max(0, count);
+}
+
+/** Errors caused by the input files, printed as their message alone (no stack trace). */
+function isInputError(error: unknown): error is Error {
+  return error instanceof BadRowError || error instanceof BenchmarkFormatError || error instanceof TsvSyntaxError;
+}
+
+/** predictions.jsonl: one JSON line per row, without the copied cells (the TSVs carry those). */
+function predictionsJsonl(rows: readonly RowResult[]): string {
+  return rows.map(({ fields: _fields, ...row }) => JSON.stringify(row)).join('\n') + (rows.length ? '\n' : '');
+}
+
+/** Writes predictions.jsonl and one `<dataset>_predictions.tsv` per dataset that has a header; returns the file names. */
+async function writePredictions(
+  out: string,
+  rows: readonly RowResult[],
+  headers: ReadonlyMap<string, readonly string[]>,
+): Promise<string[]> {
+  await mkdir(out, { recursive: true });
+  await writeFile(join(out, 'predictions.jsonl'), predictionsJsonl(rows));
+  const written = ['predictions.jsonl'];
+  for (const [dataset, columns] of headers) {
+    const file = `${dataset}_predictions.tsv`;
+    await writeFile(join(out, file), predictionsToTsv(columns, rows.filter((row) => row.dataset === dataset)));
+    written.push(file);
+  }
+  return written;
 }
 
 /** Runs the CLI with `argv` (without node and script); resolves to the exit code. */
@@ -104,6 +146,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         backend: { type: 'string' },
         'max-new-tokens': { type: 'string' },
         'score-target': { type: 'string' },
+        'predict-only': { type: 'boolean' },
         'no-progress': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -168,6 +211,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       modelSpec: values.model,
       out: values.out,
       progress: !values['no-progress'],
+      predictOnly: values['predict-only'] ?? false,
       backend: values.backend,
       hostOptions: { maxNewTokens, scoreTarget },
     };
@@ -194,14 +238,22 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     // A JS model module may register its own backend when imported, so the default backend is
     // chosen after loading it; checkpoints build tensors while loading, so they need one before.
     const isModule = /\.(c|m)?js$/.test(settings.modelSpec);
-    if (!isModule) await ensureBackend(settings.backend);
-    model = await loadEvalModel(settings.modelSpec, io.hostLoader, settings.hostOptions);
+    if (!isModule) {
+      await ensureBackend(settings.backend);
+      markCpuHintShown();
+    }
+    const { modelSpec, hostOptions } = settings;
+    model = await withoutTfjsHints(() => loadEvalModel(modelSpec, io.hostLoader, hostOptions));
     await ensureBackend(settings.backend);
+    markCpuHintShown();
   } catch (error) {
     fail(`mllm-eval: ${(error as Error).message}\n`);
     return 1;
   }
 
+  // Rows generated so far and the datasets' headers: written out even when a bad row stops the run.
+  const done: RowResult[] = [];
+  const headers = new Map<string, readonly string[]>();
   try {
     let total = 0;
     for (const spec of datasets) {
@@ -218,19 +270,27 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       postprocess: settings.postprocess,
       instructionRule: settings.instructionRule,
       limit: settings.limit,
-      onRow: () => progress?.tick(),
+      predictOnly: settings.predictOnly,
+      onHeader: (dataset, columns) => headers.set(dataset, columns),
+      onRow: (row) => {
+        done.push(row);
+        progress?.tick();
+      },
     });
     progress?.done();
-    await mkdir(settings.out, { recursive: true });
     const { report } = result;
+    const written = await writePredictions(settings.out, result.rows, headers);
+    await writeFile(join(settings.out, 'report.json'), reportToJson(report));
+    if (settings.predictOnly) {
+      print(
+        `predictions for ${report.rowsEvaluated} rows (${report.skippedRows} skipped), not scored (--predict-only)\n` +
+          `written to ${settings.out}: ${written.join(', ')}, report.json\n`,
+      );
+      return 0;
+    }
     await writeFile(join(settings.out, 'report.md'), reportToMarkdown(report));
     await writeFile(join(settings.out, 'report.csv'), reportToCsv(report));
-    await writeFile(join(settings.out, 'report.json'), reportToJson(report));
     await writeFile(join(settings.out, 'comparison.md'), comparisonTable(report));
-    await writeFile(
-      join(settings.out, 'predictions.jsonl'),
-      result.rows.map((row) => JSON.stringify(row)).join('\n') + (result.rows.length ? '\n' : ''),
-    );
     const overall = report.overall;
     print(
       `overall accuracy ${Number.isNaN(overall.accuracy) ? '–' : overall.accuracy.toFixed(2)}% ` +
@@ -239,11 +299,25 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     );
     return 0;
   } catch (error) {
+    let saved = '';
+    if (done.length > 0) {
+      try {
+        const written = await writePredictions(settings.out, done, headers);
+        saved = `the ${done.length} rows generated before it are in ${settings.out}: ${written.join(', ')} (no report)\n`;
+      } catch (writeError) {
+        saved = `the ${done.length} rows generated before it could not be written: ${(writeError as Error).message}\n`;
+      }
+    }
     if (error instanceof BadRowError) {
-      fail(`\nmllm-eval: bad row: ${error.message}\n(use --on-bad-row skip to skip and count such rows)\n`);
+      fail(`\nmllm-eval: bad row: ${error.message}\n${saved}(use --on-bad-row skip to skip and count such rows)\n`);
       return 1;
     }
-    fail(`\nmllm-eval: ${(error as Error).stack ?? String(error)}\n`);
+    if (isInputError(error)) {
+      fail(`\nmllm-eval: ${error.message}\n${saved}`);
+      return 1;
+    }
+    // Anything else is a bug in the model or here: keep the stack.
+    fail(`\nmllm-eval: ${(error as Error).stack ?? String(error)}\n${saved}`);
     return 1;
   } finally {
     await model.dispose?.();

@@ -251,6 +251,133 @@ describe('mllm-eval CLI', () => {
     );
     expect(stdout).toContain('overall accuracy 66.67% (2/3 questions, 3 rows, 0 skipped)');
     expect(stderr).toMatch(/progress: evaluating 3\/3 100\.0%/);
+    // The cpu backend's one-time "install tfjs-node" hint is not printed (the CLI chose cpu itself).
+    expect(stderr).not.toMatch(/looks like you are running TensorFlow\.js/);
+    expect(stderr.trim().split('\n').every((line) => line.startsWith('progress: '))).toBe(true);
     expect(existsSync(join(outDir, 'report.md'))).toBe(true);
+  });
+
+  it('prints no tfjs hint when the model module stores weights on cpu while it loads', async () => {
+    const cli = fileURLToPath(new URL('./cli.ts', import.meta.url));
+    const weightsModel = fileURLToPath(new URL('./__fixtures__/weights-model.mjs', import.meta.url));
+    const { stdout, stderr } = await promisify(execFile)(
+      process.execPath,
+      ['--import', 'tsx', cli, '--model', weightsModel, '--no-progress', '--data', `pt=${mmmbPath}`, '--out', join(directory, 'run15')],
+      { cwd: fileURLToPath(new URL('../../..', import.meta.url)) },
+    );
+    expect(stdout).toContain('overall accuracy 33.33% (1/3 questions');
+    expect(stderr).toBe('');
+  });
+});
+
+describe('mllm-eval CLI: input errors', () => {
+  const noStack = /\n\s+at /;
+
+  it('--data with an unsupported language prefix names the known codes (a file with that literal name still works)', async () => {
+    const { err, io: cliIo } = io();
+    expect(await runCli(['--model', modelPath, '--out', join(directory, 'run20'), '--data', 'fr=tiny.tsv'], cliIo)).toBe(2);
+    expect(err.join('')).toMatch(/--data fr=tiny\.tsv: unknown language code "fr" before '='; known: en, zh \(cn\), pt, ar, tr, ru/);
+    const literal = join(directory, 'fr=literal.tsv');
+    writeFileSync(literal, writeTsv(mmmbRows));
+    const ok = io();
+    expect(await runCli(['--model', modelPath, '--out', join(directory, 'run21'), '--no-progress', '--data', literal], ok.io)).toBe(0);
+    // An absolute path starts with '/', so only a relative literal name could collide; `cn=` is still Chinese.
+    const chinese = io();
+    expect(await runCli(['--model', modelPath, '--out', join(directory, 'run22'), '--no-progress', '--data', `cn=${mmmbPath}`], chinese.io)).toBe(0);
+    expect(JSON.parse(readFileSync(join(directory, 'run22', 'report.json'), 'utf8')).byLanguage).toHaveProperty('zh');
+  });
+
+  it('a short row stops the run with the cell count, and the rows generated before it are written', async () => {
+    const lines = writeTsv(mmmbRows).split('\n');
+    lines[3] = lines[3].split('\t').slice(0, -1).join('\t'); // index 2 loses its image cell
+    const shortPath = join(directory, 'short_pt.tsv');
+    writeFileSync(shortPath, lines.join('\n'));
+    const header = lines[0].split('\t').length;
+    const outDir = join(directory, 'run23');
+    const { err, io: cliIo } = io();
+    expect(await runCli(['--model', modelPath, '--out', outDir, '--no-progress', shortPath], cliIo)).toBe(1);
+    const message = err.join('');
+    expect(message).toContain(`short_pt.tsv:4: row index "2": row 3 has ${header - 1} cells, the header has ${header}`);
+    expect(message).not.toMatch(/has no answer/);
+    expect(message).toContain(`the 2 rows generated before it are in ${outDir}: predictions.jsonl, short_pt_predictions.tsv`);
+    expect(message).not.toMatch(noStack);
+    const saved = readFileSync(join(outDir, 'predictions.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line));
+    expect(saved.map((row) => [row.index, row.prediction])).toEqual([[0, 'A'], [1, 'B']]);
+    expect(saved[0]).not.toHaveProperty('fields');
+    expect(readFileSync(join(outDir, 'short_pt_predictions.tsv'), 'utf8').split('\n')[2]).toBe('1\tunsure q1\t\twrong\tright\tB\tc1\t\tno idea');
+    expect(existsSync(join(outDir, 'report.md'))).toBe(false);
+  });
+
+  it('an unterminated quote names the file and line without a stack; --on-bad-row skip skips it', async () => {
+    const broken = join(directory, 'quote_pt.tsv');
+    const lines = writeTsv(mmmbRows).split('\n');
+    lines[2] = lines[2].replace('unsure q1', '"unsure q1');
+    writeFileSync(broken, lines.join('\n'));
+    const failing = io();
+    expect(await runCli(['--model', modelPath, '--out', join(directory, 'run24'), '--no-progress', broken], failing.io)).toBe(1);
+    expect(failing.err.join('')).toMatch(/bad row: .*quote_pt\.tsv:3: row index "": unterminated quote: .* lines 3–\d+ \(to the end of the input\)/);
+    expect(failing.err.join('')).not.toMatch(noStack);
+    expect(failing.err.join('')).not.toMatch(/CsvError|CSV_QUOTE/);
+    const skipping = io();
+    expect(await runCli(['--model', modelPath, '--out', join(directory, 'run25'), '--no-progress', '--on-bad-row', 'skip', broken], skipping.io)).toBe(0);
+    expect(skipping.out.join('')).toContain('(1/1 questions, 1 rows, 1 skipped)');
+    const report = JSON.parse(readFileSync(join(directory, 'run25', 'report.json'), 'utf8'));
+    expect(report.skipped[0]).toMatchObject({ reason: 'unterminated-quote', line: 3 });
+  });
+
+  it('header errors (a missing column) print the message only, no TypeError stack', async () => {
+    const noQuestion = join(directory, 'noquestion.tsv');
+    writeFileSync(noQuestion, 'index\tA\tB\tanswer\n0\ta\tb\tA\n');
+    const { err, io: cliIo } = io();
+    expect(await runCli(['--model', modelPath, '--out', join(directory, 'run26'), '--no-progress', noQuestion], cliIo)).toBe(1);
+    expect(err.join('')).toBe(`\nmllm-eval: ${noQuestion}:1: the header has no 'question' column; expected at least index, question, answer and option columns A, B, …, got ["index", "A", "B", "answer"]\n`);
+  });
+
+  it('a 5 MB bad cell is quoted as a short prefix', async () => {
+    const huge = join(directory, 'huge.tsv');
+    writeFileSync(huge, `index\tquestion\tA\tB\tanswer\n0\tq\ta\tb\t${'C'.repeat(5_000_000)}\n`);
+    const { err, io: cliIo } = io();
+    expect(await runCli(['--model', modelPath, '--out', join(directory, 'run27'), '--no-progress', huge], cliIo)).toBe(1);
+    expect(err.join('').length).toBeLessThan(400);
+    expect(err.join('')).toContain(`answer "${'C'.repeat(40)}…" (5,000,000 characters) is not one of its options A, B`);
+  });
+
+  it('--predict-only runs a test split without answers and writes the submission TSV; without it the header error says so', async () => {
+    // A circular test split as VLMEvalKit ships it: no answer column.
+    const testPath = join(directory, 'mmbench_test_en.tsv');
+    const rows = mmbenchRows.map(({ answer: _answer, ...row }) => row);
+    const text = writeTsv(rows)
+      .split('\n')
+      .map((line) => line.split('\t').filter((_, i, cells) => cells.length === 1 || i !== 5).join('\t'))
+      .join('\n');
+    expect(text.split('\n')[0]).toBe('index\tquestion\thint\tA\tB\tcategory\tl2-category\tlanguage\timage');
+    writeFileSync(testPath, text);
+
+    const scored = io();
+    expect(await runCli(['--model', modelPath, '--out', join(directory, 'run28'), '--no-progress', testPath], scored.io)).toBe(1);
+    expect(scored.err.join('')).toMatch(/the header has no 'answer' column \(a test split without answers .*mllm-eval --predict-only\)/);
+    expect(scored.err.join('')).not.toMatch(noStack);
+
+    const outDir = join(directory, 'run29');
+    const { out, err, io: cliIo } = io();
+    expect(await runCli(['--model', modelPath, '--out', outDir, '--no-progress', '--predict-only', testPath], cliIo)).toBe(0);
+    expect(err).toEqual([]);
+    expect(out.join('')).toBe(
+      `predictions for 4 rows (0 skipped), not scored (--predict-only)\n` +
+        `written to ${outDir}: predictions.jsonl, mmbench_test_en_predictions.tsv, report.json\n`,
+    );
+    const tsv = readFileSync(join(outDir, 'mmbench_test_en_predictions.tsv'), 'utf8');
+    expect(tsv).toBe(
+      [
+        'index\tquestion\thint\tA\tB\tcategory\tl2-category\tlanguage\tprediction',
+        '0\tm0\t\tright\twrong\tcoarse_perception\t\ten\tA',
+        '1000000\tm0\t\twrong\tright\tcoarse_perception\t\ten\tB',
+        '1\tm1\t\tright\twrong\tlogic_reasoning\t\ten\tA',
+        '1000001\tm1\t\tright\twrong\tlogic_reasoning\t\ten\tA',
+        '',
+      ].join('\n'),
+    );
+    expect(existsSync(join(outDir, 'report.md'))).toBe(false);
+    expect(JSON.parse(readFileSync(join(outDir, 'report.json'), 'utf8'))).toMatchObject({ rowsEvaluated: 4, skippedRows: 0, overall: { total: 0 } });
   });
 });

@@ -85,7 +85,13 @@ describe('evaluate: MMMB single pass', () => {
     expect(model.calls[3].prompt).toBe(`q3\nA. maçã\nB. banana\nC. uva\n${ANSWER_INSTRUCTIONS.pt}`);
 
     const { report } = result;
-    expect(result.datasets).toEqual([{ name: 'mmmb_mix', benchmark: 'MMMB', circular: false, rows: 4, questions: 4 }]);
+    expect(result.datasets).toEqual([
+      {
+        name: 'mmmb_mix', benchmark: 'MMMB', circular: false, rows: 4, questions: 4,
+        // The header exactly as writeTsv wrote it (image included).
+        columns: writeTsv(mmmbRows).split('\n')[0].split('\t'),
+      },
+    ]);
     expect(report.overall).toEqual({ correct: 3, total: 4, accuracy: 75 });
     expect(report.byLanguage).toEqual({ en: { correct: 1, total: 2, accuracy: 50 }, pt: { correct: 2, total: 2, accuracy: 100 } });
     expect(report.byCategory).toEqual({ cat1: { correct: 2, total: 2, accuracy: 100 }, cat2: { correct: 1, total: 2, accuracy: 50 } });
@@ -162,7 +168,7 @@ describe('evaluate: circular MMBench', () => {
 
   it('auto-detects rotations; a question counts only if every rotation is right', async () => {
     const result = await evaluate({ model: scriptedModel(replies), datasets: [{ source: writeTsv(rows), name: 'mmbench_dev_cn' }] });
-    expect(result.datasets[0]).toEqual({ name: 'mmbench_dev_cn', benchmark: 'MMBench', circular: true, rows: 7, questions: 3 });
+    expect(result.datasets[0]).toMatchObject({ name: 'mmbench_dev_cn', benchmark: 'MMBench', circular: true, rows: 7, questions: 3 });
     expect(result.questions.map((q) => [q.baseIndex, q.rotations, q.correct])).toEqual([
       [0, 3, true],
       [1, 3, false],
@@ -224,6 +230,48 @@ describe('evaluate: bad rows', () => {
       ['7', 'bad-image-reference', 'bad'],
     ]);
     expect(result.report.overall.total).toBe(4);
+  });
+});
+
+describe('evaluate: predictOnly (a test split without answers)', () => {
+  // A circular test split: no answer column, rotations present, one row without an original.
+  const testRows = 'index\tquestion\tA\tB\tcategory\tL2-category\timage\n' +
+    writeTsv([
+      { index: 0, question: 'q0', options: { A: 'apple', B: 'banana' }, image: IMAGE },
+      { index: 1_000_000, question: 'q1', options: { A: 'banana', B: 'apple' }, image: { reference: 0 } },
+      { index: 2_000_005, question: 'q2', options: { A: 'maçã', B: 'banana' }, image: { reference: 0 } },
+    ])
+      .split('\n')
+      .slice(1)
+      .filter((line) => line !== '')
+      // writeTsv's columns: index question hint A B answer category l2-category image → drop hint and answer.
+      .map((line) => line.split('\t').filter((_, i) => i !== 2 && i !== 5).join('\t'))
+      .join('\n') + '\n';
+
+  it('predicts every row, scores nothing, and keeps the cells and header for the predictions file', async () => {
+    const model = scriptedModel({ q0: 'A', q1: 'B. apple', q2: 'no idea' }, { q2: [-4, -1] });
+    await expect(evaluate({ model, datasets: [{ source: testRows, name: 'mmbench_test_en' }] })).rejects.toThrow(
+      /header has no 'answer' column .*--predict-only/,
+    );
+    const headers: Array<[string, readonly string[]]> = [];
+    const result = await evaluate({
+      model,
+      datasets: [{ source: testRows, name: 'mmbench_test_en' }],
+      predictOnly: true,
+      onHeader: (dataset, columns) => headers.push([dataset, columns]),
+    });
+    expect(headers).toEqual([['mmbench_test_en', ['index', 'question', 'A', 'B', 'category', 'L2-category', 'image']]]);
+    expect(result.rows.map((row) => [row.index, row.answer, row.processed, row.prediction, row.method, row.correct])).toEqual([
+      [0, '', 'A', 'A', 'letter', false],
+      [1_000_000, '', 'B', 'B', 'letter', false],
+      [2_000_005, '', 'no idea', 'B', 'loglikelihood', false],
+    ]);
+    expect(result.rows[2].fields).toEqual({ index: '2000005', question: 'q2', A: 'maçã', B: 'banana', category: '', 'l2-category': '' });
+    expect(result.questions).toEqual([]);
+    expect(result.datasets[0]).toMatchObject({ rows: 3, questions: 0, circular: true, columns: headers[0][1] });
+    expect(result.report.overall.total).toBe(0);
+    expect(result.report.rowsEvaluated).toBe(3);
+    expect(result.report.skippedRows).toBe(0);
   });
 });
 

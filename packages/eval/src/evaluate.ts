@@ -53,6 +53,14 @@ export interface EvaluateOptions {
   readonly limit?: number;
   /** Called after each evaluated row. */
   readonly onRow?: (result: RowResult) => void;
+  /** Called with a dataset's header (column names as written) before its first row. */
+  readonly onHeader?: (dataset: string, columns: readonly string[]) => void;
+  /**
+   * Predict without scoring (default false): rows need no answer (a test split), every row gets a
+   * prediction, and no question is scored — `questions` is empty and the report counts rows only.
+   * Write the predictions with {@link predictionsToTsv} (the benchmark's submission format).
+   */
+  readonly predictOnly?: boolean;
 }
 
 /** How a row's prediction was obtained. */
@@ -81,7 +89,10 @@ export interface RowResult {
   readonly method: PredictionMethod;
   /** Log-likelihoods per option when the fallback ran. */
   readonly optionScores?: readonly number[];
+  /** Prediction equals the answer; false for rows without an answer. */
   readonly correct: boolean;
+  /** The row's cells by column key (`BenchmarkRow.fields`, image excluded), for predictions files. */
+  readonly fields: Readonly<Record<string, string>>;
 }
 
 /** The outcome for one question (all its rotations when circular). */
@@ -105,6 +116,8 @@ export interface DatasetResult {
   readonly circular: boolean;
   readonly rows: number;
   readonly questions: number;
+  /** The file's header as written (trimmed), image included. */
+  readonly columns: readonly string[];
 }
 
 /** Everything {@link evaluate} produced. */
@@ -175,7 +188,8 @@ export async function evaluateRow(
       prediction,
       method,
       ...(optionScores ? { optionScores } : {}),
-      correct: prediction === row.answer,
+      correct: row.answer !== '' && prediction === row.answer,
+      fields: row.fields,
     };
   } finally {
     tf.dispose(images);
@@ -247,6 +261,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
     throw new TypeError(`evaluate: limit must be a positive integer, got ${options.limit}`);
   }
   const policy = options.onBadRow ?? 'error';
+  const predictOnly = options.predictOnly ?? false;
   const allRows: RowResult[] = [];
   const allQuestions: QuestionResult[] = [];
   const datasets: DatasetResult[] = [];
@@ -259,6 +274,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
     names.add(name);
     const rows: RowResult[] = [];
     const sourceName = describeSource(spec.source);
+    let columns: readonly string[] = [];
     for await (const row of readBenchmarkRows(spec.source, {
       language: spec.language ?? options.language,
       onBadRow: policy,
@@ -266,6 +282,11 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
       decodeImage: options.decodeImage,
       missingValues: options.missingValues,
       sourceName: sourceName.startsWith('<') ? name : sourceName,
+      requireAnswers: !predictOnly,
+      onHeader: (header) => {
+        columns = header;
+        options.onHeader?.(name, header);
+      },
     })) {
       const result = await evaluateRow(model, row, name, options);
       rows.push(result);
@@ -275,7 +296,8 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
     const circularSetting = spec.circular ?? options.circular ?? 'auto';
     const circular = circularSetting === 'auto' ? rows.some((row) => row.rotation > 0) : circularSetting;
     const benchmark = spec.benchmark ?? (circular ? 'MMBench' : 'MMMB');
-    const { questions, orphans } = scoreQuestions(rows, circular, benchmark);
+    // Predictions only: nothing is scored, so a rotation without its original is no problem either.
+    const { questions, orphans } = predictOnly ? { questions: [], orphans: [] } : scoreQuestions(rows, circular, benchmark);
     for (const orphan of orphans) {
       const issue: BadRowIssue = {
         rowIndex: String(orphan.index),
@@ -290,7 +312,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
     const kept = new Set(orphans);
     allRows.push(...rows.filter((row) => !kept.has(row)));
     allQuestions.push(...questions);
-    datasets.push({ name, benchmark, circular, rows: rows.length - orphans.length, questions: questions.length });
+    datasets.push({ name, benchmark, circular, rows: rows.length - orphans.length, questions: questions.length, columns });
   }
   const report = summarize({ questions: allQuestions, rows: allRows, datasets, skipped, model: model.name });
   return { rows: allRows, questions: allQuestions, datasets, skipped, report };

@@ -15,8 +15,8 @@ const questions: QuestionResult[] = [
   question('mmbench_dev_ar', 'MMBench', 'ar', 'coarse_perception', undefined, true),
 ];
 const datasets: DatasetResult[] = [
-  { name: 'mmmb_en', benchmark: 'MMMB', circular: false, rows: 3, questions: 3 },
-  { name: 'mmbench_dev_ar', benchmark: 'MMBench', circular: true, rows: 4, questions: 1 },
+  { name: 'mmmb_en', benchmark: 'MMMB', circular: false, rows: 3, questions: 3, columns: [] },
+  { name: 'mmbench_dev_ar', benchmark: 'MMBench', circular: true, rows: 4, questions: 1, columns: [] },
 ];
 const rows = [{ method: 'letter' }, { method: 'letter' }, { method: 'text' }, { method: 'loglikelihood' }] as RowResult[];
 const skipped: BadRowIssue[] = [{ rowIndex: '9', source: 'mmmb_en.tsv', line: 11, reason: 'missing-answer', message: 'has no answer' }];

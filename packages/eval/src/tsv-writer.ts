@@ -3,6 +3,7 @@
  * and tests can build their own benchmark files.
  */
 import { encodeBase64 } from './base64.js';
+import { columnKey } from './benchmark-reader.js';
 import { encodePng, type PixelImage } from './image-codec.js';
 
 /** The image cell of a row to write. */
@@ -87,6 +88,36 @@ export function writeTsv(rows: readonly BenchmarkRowInput[]): string {
           if (optionLetters.includes(column)) return row.options[column] ?? '';
           return row.extra?.[column] ?? '';
       }
+    });
+    lines.push(cells.map(formatTsvCell).join('\t'));
+  }
+  return lines.join('\n') + '\n';
+}
+
+/** What {@link predictionsToTsv} needs of a row result (`RowResult` has it). */
+export interface PredictionRow {
+  /** The row's cells by column key (`RowResult.fields`). */
+  readonly fields: Readonly<Record<string, string>>;
+  /** The post-processed answer: what the Parrot VLMEvalKit wrapper returns as the model's response. */
+  readonly processed: string;
+}
+
+/**
+ * The predictions of one benchmark file in its submission format, VLMEvalKit's result file
+ * (`infer_data_job` writes the dataset's rows with `image` dropped and a `prediction` column added,
+ * `<model>_<dataset>.xlsx`): the file's own columns in header order and spelling, `image` left out,
+ * then `prediction` holding the model's post-processed answer (an existing `prediction` column is
+ * overwritten in place). One line per row, in the order given. TSV with pandas' minimal quoting, so
+ * `pandas.read_csv(path, sep='\t')` reads it back (and `to_excel` makes the `.xlsx` a leaderboard wants).
+ */
+export function predictionsToTsv(columns: readonly string[], rows: readonly PredictionRow[]): string {
+  const kept = columns.filter((name) => columnKey(name) !== 'image');
+  const output = kept.some((name) => columnKey(name) === 'prediction') ? kept : [...kept, 'prediction'];
+  const lines = [output.map(formatTsvCell).join('\t')];
+  for (const row of rows) {
+    const cells = output.map((name) => {
+      const key = columnKey(name);
+      return key === 'prediction' ? row.processed : (row.fields[key] ?? '');
     });
     lines.push(cells.map(formatTsvCell).join('\t'));
   }

@@ -1,0 +1,98 @@
+// Every `mllm-eval` command line shown in the package README and docs/eval.md runs as written: in a
+// fresh directory holding the files it names (a saved tiny @mllm/core host checkpoint, a JS model
+// module, benchmark TSVs; a name with `test` is a test split without answers).
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import * as core from '@mllm/core';
+import { runCli } from './cli-main.js';
+import { writeTsv, type BenchmarkRowInput } from './tsv-writer.js';
+
+const DOCUMENTS = ['../README.md', '../../../docs/eval.md'].map((relative) => fileURLToPath(new URL(relative, import.meta.url)));
+
+/** `mllm-eval …` lines inside ```sh blocks. */
+function commandLines(markdown: string): string[] {
+  const lines: string[] = [];
+  for (const block of markdown.matchAll(/```sh\n([\s\S]*?)```/g)) {
+    for (const line of block[1].split('\n')) if (line.startsWith('mllm-eval ')) lines.push(line.trim());
+  }
+  return lines;
+}
+
+const IMAGE = { height: 2, width: 2, data: Float32Array.from([1, 0, 0, 0, 1, 0, 0, 0, 1, 1, 1, 1]) };
+
+function benchmark(withAnswers: boolean): string {
+  const rows: BenchmarkRowInput[] = [
+    { index: 0, question: 'Colour?', options: { A: 'red', B: 'blue' }, answer: 'A', image: IMAGE },
+    { index: 1, question: 'Shape?', options: { A: 'round', B: 'square' }, answer: 'B', image: { reference: 0 } },
+  ];
+  const text = writeTsv(rows);
+  if (withAnswers) return text;
+  // A test split: the answer column (6th) removed.
+  return text
+    .split('\n')
+    .map((line) => line.split('\t').filter((_, i, cells) => cells.length === 1 || i !== 5).join('\t'))
+    .join('\n');
+}
+
+const hostApi = core as unknown as Record<string, (...args: unknown[]) => unknown>;
+
+async function prepare(directory: string, argv: readonly string[]): Promise<void> {
+  for (let i = 0; i < argv.length; i++) {
+    const value = argv[i];
+    const previous = argv[i - 1];
+    if (previous === '--model' && value.endsWith('.mjs')) {
+      writeFileSync(join(directory, value), "export default { name: 'doc-model', generate: () => 'A' };\n");
+    } else if (previous === '--model') {
+      const HostMLLM = hostApi.HostMLLM as unknown as new (args: unknown) => { dispose(): void };
+      hostApi.setSeed(5);
+      const host = new HostMLLM({
+        config: {
+          text: { vocabSize: 262, hiddenSize: 16, numLayers: 1, numHeads: 2, intermediateSize: 24, maxLength: 512 },
+          vision: { imageSize: 8, patchSize: 4, numChannels: 3, hiddenSize: 12, numLayers: 1, numHeads: 2, intermediateSize: 16 },
+        },
+      });
+      await hostApi.saveHostModel(host, join(directory, value));
+      host.dispose();
+    } else if (value.endsWith('.tsv')) {
+      const path = join(directory, value.replace(/^[a-z]{2}=/, ''));
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(path, benchmark(!/test/.test(path)));
+    }
+  }
+}
+
+describe('documented mllm-eval command lines', () => {
+  const commands = DOCUMENTS.flatMap((path) => commandLines(readFileSync(path, 'utf8')).map((line) => [path, line] as const));
+  const cwd = process.cwd();
+  afterEach(() => process.chdir(cwd));
+
+  it('finds the command lines (README and docs/eval.md, with the --predict-only example)', () => {
+    expect(commands.length).toBeGreaterThanOrEqual(5);
+    expect(commands.some(([, line]) => line.includes('--predict-only'))).toBe(true);
+  });
+
+  for (const [document, line] of commands) {
+    it(`${document.split('/').slice(-2).join('/')}: ${line}`, async () => {
+      const directory = mkdtempSync(join(tmpdir(), 'mllm-eval-docs-'));
+      const argv = line.split(/\s+/).slice(1);
+      await prepare(directory, argv);
+      process.chdir(directory);
+      const out: string[] = [];
+      const err: string[] = [];
+      const code = await runCli(argv, {
+        stdout: { write: (text: string) => out.push(text) },
+        stderr: { write: (text: string) => err.push(text) },
+        // Where the installed CLI imports @mllm/core, the test hands it this checkout's core.
+        hostLoader: async () => hostApi.loadHostModel as never,
+      });
+      expect(err.filter((text) => !text.startsWith('progress: ')).join('')).toBe('');
+      expect(code).toBe(0);
+      const outDir = argv[argv.indexOf('--out') + 1];
+      expect(existsSync(join(directory, outDir, 'report.json'))).toBe(true);
+      expect(existsSync(join(directory, outDir, 'predictions.jsonl'))).toBe(true);
+    }, 60_000);
+  }
+});
