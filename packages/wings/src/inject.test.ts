@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { HostMLLM, disposeStateDict, loadStateDict, setSeed, type MultimodalBatch } from '@mllm/core';
 import { injectWings, resolveWingsConfig, type WingsConfig } from './inject.js';
+import { CLEAN_COMPAT, REFERENCE_COMPAT } from './wings-layer.js';
 import { learnerStateDict, maxRelativeError, randomLearnerWeights, randomMatrix } from './reference-math.testutil.js';
 
 const H = 16;
@@ -118,6 +119,13 @@ describe('injectWings on the host MLLM', () => {
     expect(() => resolveWingsConfig({ stage: 1, rank: 2, layers: [4] }, host)).toThrowError(/layers entries must be integers in \[0, 4\), got 4/);
     expect(() => resolveWingsConfig({ stage: 1, rank: 2, layers: /nothing/ }, host)).toThrowError(/selects no decoder layer/);
     expect(() => resolveWingsConfig({ stage: 2, rank: 2, referenceCompat: { misalignedTextMask: true } }, host)).toThrowError(/needs systemPromptLength/);
+    expect(resolveWingsConfig({ stage: 2, rank: 2 }, host).referenceCompat).toEqual(CLEAN_COMPAT);
+    expect(resolveWingsConfig({ stage: 2, rank: 2, referenceCompat: 'clean' }, host).referenceCompat).toEqual(CLEAN_COMPAT);
+    expect(resolveWingsConfig({ stage: 2, rank: 2, referenceCompat: 'reference', systemPromptLength: 14 }, host).referenceCompat).toEqual(REFERENCE_COMPAT);
+    expect(() => resolveWingsConfig({ stage: 2, rank: 2, referenceCompat: 'reference' }, host)).toThrowError(/needs systemPromptLength/);
+    expect(() => resolveWingsConfig({ stage: 2, rank: 2, referenceCompat: 'exact' as never }, host)).toThrowError(
+      /referenceCompat must be 'reference', 'clean' or an object of switches, got "exact"/,
+    );
     expect(() => resolveWingsConfig({ stage: 1, rank: 2 })).toThrowError(/hiddenSize is required/);
   });
 
