@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { disposeStateDict, toReferenceLayout, type Module } from '@mllm/core';
+import { disposeStateDict, stateDict, toReferenceLayout, type Module } from '@mllm/core';
 import { LoRRA } from './lorra.js';
 import { WingsRouter } from './router.js';
 import { WingsLayer } from './wings-layer.js';
@@ -44,7 +44,7 @@ function analyticGradients(module: Module, prefix: string, inputs: Record<string
   const { value, grads } = tf.variableGrads(loss, variables);
   const out: FlatValues = new Map();
   for (const [name, p] of params) {
-    const g = grads[p.variable.read().name];
+    const g = grads[(p.variable.read() as tf.Variable).name];
     if (!g) {
       out.set(name, new Array<number>(p.variable.read().size).fill(0));
       continue;
@@ -60,7 +60,7 @@ function analyticGradients(module: Module, prefix: string, inputs: Record<string
 
 /** The module's weights as flat float64 reference-layout values. */
 function flatParameters(module: Module, prefix = ''): FlatValues {
-  const dict = module.stateDict(prefix);
+  const dict = stateDict(module, prefix);
   const out: FlatValues = new Map([...dict].map(([name, t]) => [name, Array.from(t.dataSync())]));
   disposeStateDict(dict);
   return out;

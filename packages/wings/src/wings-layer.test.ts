@@ -308,7 +308,7 @@ describe('WingsLayer', () => {
     expect(maxRelativeError(got, expected)).toBeLessThan(RELATIVE_TOLERANCE);
     expect(maxRelativeError(got, apply(layer, x))).toBeGreaterThan(1e-3);
     expect(got[1]).toEqual(apply(layer, x)[1]);
-    expect(() => tf.tidy(() => buildTextualKeys(context(x), -1))).toThrowError(/systemPromptLength must be a non-negative integer, got -1/);
+    expect(() => tf.tidy(() => buildTextualKeys(context(x), -1).source)).toThrowError(/systemPromptLength must be a non-negative integer, got -1/);
     layer.dispose();
   });
 
