@@ -10,3 +10,4 @@ export * from './wings-layer.js';
 export * from './learner-keys.js';
 export * from './inject.js';
 export * from './adapter-io.js';
+export * from './load-checkpoint.js';

@@ -2,7 +2,9 @@ import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { HostMLLM, disposeStateDict, loadStateDict, setSeed, type MultimodalBatch } from '@mllm/core';
 import { injectWings, resolveWingsConfig, type WingsConfig } from './inject.js';
-import { learnerStateDict, maxRelativeError, randomLearnerWeights, randomMatrix } from './reference-math.testutil.js';
+import { CLEAN_COMPAT, REFERENCE_COMPAT } from './wings-layer.js';
+import { RELATIVE_TOLERANCE, learnerStateDict, lorra64, maxRelativeError, randomLearnerWeights, randomMatrix, router64 } from './reference-math.testutil.js';
+import type { WingsDecoderHooks } from './inject.js';
 
 const H = 16;
 const R = 3;
@@ -118,6 +120,13 @@ describe('injectWings on the host MLLM', () => {
     expect(() => resolveWingsConfig({ stage: 1, rank: 2, layers: [4] }, host)).toThrowError(/layers entries must be integers in \[0, 4\), got 4/);
     expect(() => resolveWingsConfig({ stage: 1, rank: 2, layers: /nothing/ }, host)).toThrowError(/selects no decoder layer/);
     expect(() => resolveWingsConfig({ stage: 2, rank: 2, referenceCompat: { misalignedTextMask: true } }, host)).toThrowError(/needs systemPromptLength/);
+    expect(resolveWingsConfig({ stage: 2, rank: 2 }, host).referenceCompat).toEqual(CLEAN_COMPAT);
+    expect(resolveWingsConfig({ stage: 2, rank: 2, referenceCompat: 'clean' }, host).referenceCompat).toEqual(CLEAN_COMPAT);
+    expect(resolveWingsConfig({ stage: 2, rank: 2, referenceCompat: 'reference', systemPromptLength: 14 }, host).referenceCompat).toEqual(REFERENCE_COMPAT);
+    expect(() => resolveWingsConfig({ stage: 2, rank: 2, referenceCompat: 'reference' }, host)).toThrowError(/needs systemPromptLength/);
+    expect(() => resolveWingsConfig({ stage: 2, rank: 2, referenceCompat: 'exact' as never }, host)).toThrowError(
+      /referenceCompat must be 'reference', 'clean' or an object of switches, got "exact"/,
+    );
     expect(() => resolveWingsConfig({ stage: 1, rank: 2 })).toThrowError(/hiddenSize is required/);
   });
 
@@ -152,6 +161,70 @@ describe('injectWings on the host MLLM', () => {
     expect(cleanChanged[0][3]).toEqual(clean[0][3]);
     leaky.remove();
     leaky.adapter.dispose();
+    model.dispose();
+  });
+
+  it('stage 2 on the host: each layer\'s update matches float64 from the host\'s own context (right padding, positions, text mask, image spans)', () => {
+    const model = tinyHost(4);
+    const injection = injectWings(model, CONFIG[2]);
+    const seed = 13;
+    const dict = randomAdapterDict([0, 1], 2, seed);
+    loadStateDict(model, dict, { strict: false });
+    disposeStateDict(dict);
+    // Record what the host hands the hook and what the hook returns.
+    injection.remove();
+    const hooks = injection.adapter.hooks();
+    const calls: Array<Record<string, unknown>> = [];
+    const recording: WingsDecoderHooks = {
+      ...hooks,
+      afterAttention: (index, args, ctx) => {
+        const out = hooks.afterAttention(index, args, ctx)!;
+        calls.push({
+          index, residual: args.residual.arraySync(), probs: args.attentionProbs!.arraySync(), out: out.arraySync(),
+          embeddings: ctx.inputEmbeddings.arraySync(), positions: ctx.positions.arraySync(), textMask: ctx.textMask.arraySync(),
+          hasImage: ctx.hasImage.arraySync(), spans: ctx.imageSpans, tokens: ctx.visualTokens!.arraySync(),
+        });
+        return out;
+      },
+    };
+    const handle = model.addHooks(recording);
+    logits(model, batchIds(model));
+    handle.remove();
+    expect(calls.map((c) => c['index'])).toEqual([0, 1]);
+    for (const call of calls) {
+      const i = call['index'] as number;
+      const residual = call['residual'] as number[][][];
+      const positions = call['positions'] as number[][];
+      const spans = call['spans'] as Array<Array<{ imageIndex: number; start: number; length: number }>>;
+      const tokens = call['tokens'] as number[][][];
+      const hasImage = call['hasImage'] as number[];
+      // The host's convention: right padding, positions counting on through the padding, padding and image slots out of the text mask.
+      expect(positions[1]).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8]);
+      expect(call['textMask']).toEqual([[1, 1, 0, 0, 0, 0, 1, 1, 1], [1, 1, 1, 1, 0, 0, 0, 0, 0]]);
+      expect(spans).toEqual([[{ imageIndex: 0, start: 2, length: 4 }], []]);
+      expect(hasImage).toEqual([1, 0]);
+      const visualW = randomLearnerWeights(seed + i, H, R, 0.4);
+      const textualW = randomLearnerWeights(seed + 50 + i, H, R, 0.4);
+      const visual = residual.map((rows, b) =>
+        spans[b].length === 0
+          ? rows.map((row) => row.map(() => 0))
+          : lorra64(visualW, 2, 10000, {
+              query: [rows], source: [tokens[spans[b][0].imageIndex]], queryPositions: [positions[b]],
+              keyPositions: [tokens[0].map((_, k) => spans[b][0].start + k)],
+            })[0],
+      );
+      const textual = lorra64(textualW, 2, 10000, {
+        query: residual, source: call['embeddings'] as number[][][], queryPositions: positions, keyPositions: positions,
+        keyMask: call['textMask'] as number[][], causalByPosition: true,
+      });
+      const gates = router64(randomMatrix(seed + 90 + i, 2, MAX, 2), [0.1, -0.3], call['probs'] as number[][][][]);
+      const expected = residual.map((rows, b) =>
+        rows.map((row, t) => row.map((x, k) => x + gates[b][t][0] * visual[b][t][k] * hasImage[b] + gates[b][t][1] * textual[b][t][k])),
+      );
+      expect(maxRelativeError(call['out'], expected)).toBeLessThan(RELATIVE_TOLERANCE);
+      expect(maxRelativeError(call['out'], residual)).toBeGreaterThan(1e-3);
+    }
+    injection.adapter.dispose();
     model.dispose();
   });
 

@@ -6,9 +6,10 @@
  * Per chosen layer ℓ, after `h = h_in + attn(norm1(h_in))` and before the MLP:
  *   stage 1:  h ← h + out_v·hasImage
  *   stage 2:  h ← h + w_v·out_v·hasImage + w_t·out_t,   (w_v, w_t) = router(P_ℓ)
- * with visual keys = the projector output of the sample's images (`ctx.visualTokens`, at the
- * images' positions) and textual keys = the layer-0 embeddings of the text tokens
- * (`ctx.inputEmbeddings` masked by `ctx.textMask`, causal by real position).
+ * (stage 2 with `referenceCompat.doubleAdd`: the update added twice, as the reference does), with
+ * visual keys = the projector output of the sample's images (`ctx.visualTokens`, at the images'
+ * positions) and textual keys = the layer-0 embeddings of the text tokens (`ctx.inputEmbeddings`
+ * masked by `ctx.textMask`, causal by real position).
  *
  * The modules are registered in the host under the reference names
  * (`model.layers.{i}.attn_pool.*`, `model.layers.{i}.attn_t_pool.*`,
@@ -16,7 +17,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { Module, assertPositiveInt, loadStateDict, stateDict, type LoadStateDictOptions, type LoadStateDictResult, type StateDict } from '@mllm/core';
-import { WingsLayer, type ReferenceCompat, type WingsStage } from './wings-layer.js';
+import { CLEAN_COMPAT, REFERENCE_COMPAT, WingsLayer, type ReferenceCompat, type WingsStage } from './wings-layer.js';
 import { loadAdapter, saveAdapter } from './adapter-io.js';
 import { buildReferenceTextualKeys, buildTextualKeys, buildVisualKeys, type WingsForwardContext } from './learner-keys.js';
 
@@ -58,9 +59,18 @@ export interface WingsConfig {
   initStd?: number;
   /** Mask the visual learner causally by position (default false: unmasked, as the reference). */
   visualCausal?: boolean;
-  /** Reproduce the public reference's behaviour (all off by default). */
-  referenceCompat?: ReferenceCompat;
-  /** Tokens before the user turn that the reference excludes from text keys (needed by `misalignedTextMask`; Qwen1.5 release: 14). */
+  /**
+   * Reproduce the public reference's behaviour: `'reference'` (every switch, `REFERENCE_COMPAT`: what
+   * the released checkpoints expect; `loadWingsCheckpoint`'s default), `'clean'` (none) or single
+   * switches. Default here: `'clean'`.
+   */
+  referenceCompat?: ReferenceCompat | 'reference' | 'clean';
+  /**
+   * Leading tokens (system prompt and user header) the reference leaves out of image samples' text
+   * keys (its `system_prompt_length`; Qwen1.5 release: 14). Needed by `misalignedTextMask`; with the
+   * clean text keys, n > 0 leaves sequence positions `[0, n)` of image samples out of their keys.
+   * Default 0: every text token is a key.
+   */
   systemPromptLength?: number;
   /** Freeze the host model's own parameters (default true). */
   freezeBase?: boolean;
@@ -113,7 +123,14 @@ export function resolveWingsConfig(config: WingsConfig, host?: WingsHostModel['t
     layers = [...new Set(selector)].sort((a, b) => a - b);
   } else throw new Error(`WingsConfig: layers must be an index list, a RegExp or 'all', got ${String(selector)}`);
   if (layers.length === 0) throw new Error(`WingsConfig: layers selects no decoder layer (${String(selector)})`);
-  const compat = config.referenceCompat ?? {};
+  const setting = config.referenceCompat ?? 'clean';
+  if (typeof setting === 'string' && setting !== 'reference' && setting !== 'clean') {
+    throw new Error(`WingsConfig: referenceCompat must be 'reference', 'clean' or an object of switches, got ${JSON.stringify(setting)}`);
+  }
+  if (typeof setting !== 'string' && (setting === null || typeof setting !== 'object')) {
+    throw new Error(`WingsConfig: referenceCompat must be 'reference', 'clean' or an object of switches, got ${String(setting)}`);
+  }
+  const compat: ReferenceCompat = setting === 'reference' ? REFERENCE_COMPAT : setting === 'clean' ? CLEAN_COMPAT : setting;
   const systemPromptLength = config.systemPromptLength ?? 0;
   if (!Number.isInteger(systemPromptLength) || systemPromptLength < 0) {
     throw new Error(`WingsConfig: systemPromptLength must be a non-negative integer, got ${String(systemPromptLength)}`);
@@ -196,7 +213,7 @@ export class WingsAdapter extends Module {
         c.stage === 2
           ? c.referenceCompat.misalignedTextMask
             ? buildReferenceTextualKeys(ctx, c.systemPromptLength)
-            : buildTextualKeys(ctx)
+            : buildTextualKeys(ctx, c.systemPromptLength)
           : null;
       return layer.forward({
         residual,

@@ -6,7 +6,8 @@
  *   concatenated per sample in span order, at the images' real positions in the sequence;
  *   samples with fewer image tokens are right-padded with masked keys.
  * - textual (clean): the layer-0 embeddings `inputEmbeddings [B, L, H]` at real positions, keys
- *   restricted to text tokens by `textMask`, causal by real position.
+ *   restricted to text tokens by `textMask` (and, for image samples, to positions from
+ *   `systemPromptLength` on), causal by real position.
  * - textual (reference-compat `misalignedTextMask`): see `ReferenceCompat.misalignedTextMask`.
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -83,9 +84,23 @@ export function buildVisualKeys(ctx: WingsForwardContext, causalByPosition = fal
   };
 }
 
-/** Clean textual keys: all positions, text tokens only, causal by real position. */
-export function buildTextualKeys(ctx: WingsForwardContext): LearnerKeys {
-  return { source: ctx.inputEmbeddings, positions: ctx.positions, keyMask: ctx.textMask, causalByPosition: true };
+/**
+ * Clean textual keys: text tokens as keys, causal by real position. With `systemPromptLength` n > 0
+ * the first n sequence positions of samples with an image are left out too (the reference's
+ * `system_prompt_length`: it keeps the system prompt and user header out of image samples' text
+ * keys); the default 0 keeps every text token. Call inside a tidy.
+ */
+export function buildTextualKeys(ctx: WingsForwardContext, systemPromptLength = 0): LearnerKeys {
+  if (!Number.isInteger(systemPromptLength) || systemPromptLength < 0) {
+    throw new Error(`Wings: systemPromptLength must be a non-negative integer, got ${String(systemPromptLength)}`);
+  }
+  if (systemPromptLength === 0) return { source: ctx.inputEmbeddings, positions: ctx.positions, keyMask: ctx.textMask, causalByPosition: true };
+  const [B, L] = ctx.textMask.shape;
+  const afterPrompt = tf.greaterEqual(tf.range(0, L, 1, 'int32'), systemPromptLength); // [L]: index ≥ n
+  const noImage = tf.reshape(tf.equal(ctx.hasImage, 0), [B, 1]); // [B, 1]
+  const keep = tf.logicalOr(tf.reshape(afterPrompt, [1, L]), noImage); // [B, L]
+  const keyMask = tf.mul(ctx.textMask, tf.cast(keep, 'float32')) as tf.Tensor2D; // [B, L]
+  return { source: ctx.inputEmbeddings, positions: ctx.positions, keyMask, causalByPosition: true };
 }
 
 /**

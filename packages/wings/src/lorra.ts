@@ -248,9 +248,20 @@ export class LoRRA extends Module {
     return stateDict(this, prefix);
   }
 
+  /**
+   * Layers-API entry: `[query, source, queryPositions, keyPositions, keyMask?, attendMask?]` with
+   * kwargs `causalByPosition` and `fullyMaskedRows` (as in `forward`; a null/absent mask is none).
+   */
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown> = {}): tf.Tensor {
     const list = Array.isArray(inputs) ? inputs : [inputs];
-    if (list.length < 4) throw new Error(`LoRRA.call: expects [query, source, queryPositions, keyPositions, keyMask?], got ${list.length} tensors`);
+    if (list.length < 4 || list.length > 6) {
+      throw new Error(`LoRRA.call: expects [query, source, queryPositions, keyPositions, keyMask?, attendMask?], got ${list.length} tensors`);
+    }
+    const known = new Set(['causalByPosition', 'fullyMaskedRows', 'training']);
+    const unknown = Object.keys(kwargs).filter((key) => !known.has(key));
+    if (unknown.length > 0) {
+      throw new Error(`LoRRA.call: unknown kwargs ${unknown.join(', ')} (expected causalByPosition, fullyMaskedRows)`);
+    }
     return tf.tidy(() =>
       this.forward({
         query: list[0],
@@ -258,7 +269,9 @@ export class LoRRA extends Module {
         queryPositions: list[2],
         keyPositions: list[3],
         keyMask: list[4] ?? null,
+        attendMask: list[5] ?? null,
         causalByPosition: Boolean(kwargs['causalByPosition']),
+        fullyMaskedRows: kwargs['fullyMaskedRows'] as FullyMaskedRows | undefined,
       }),
     );
   }

@@ -192,3 +192,70 @@ export function randomAttentionProbs(seed: number, B: number, heads: number, Lq:
     ),
   );
 }
+
+/**
+ * Gradient tolerance (max |analytic − numeric| / max |numeric| per parameter) of tfjs' float32
+ * gradients against float64 central differences: 1e-5 (measured ≤ 5e-7 on cpu and wasm), WebGPU 3e-3 (its float32 sin/cos/exp).
+ */
+export const GRADIENT_TOLERANCE = ON_WEBGPU ? 3e-3 : 1e-5;
+
+/** Flat float64 values by name (reference layout for parameters). */
+export type FlatValues = Map<string, number[]>;
+
+/**
+ * Central differences `(f(x + ε·eᵢ) − f(x − ε·eᵢ)) / 2ε` of a float64 function of named flat
+ * arrays, for every element of every named array (ε = 1e-6: truncation ~1e-12, rounding ~1e-10).
+ */
+export function centralDifferences64(f: (values: FlatValues) => number, values: FlatValues, epsilon = 1e-6): FlatValues {
+  const out: FlatValues = new Map();
+  for (const [name, array] of values) {
+    const grad = new Array<number>(array.length);
+    for (let i = 0; i < array.length; i++) {
+      const x = array[i];
+      array[i] = x + epsilon;
+      const plus = f(values);
+      array[i] = x - epsilon;
+      const minus = f(values);
+      array[i] = x;
+      grad[i] = (plus - minus) / (2 * epsilon);
+    }
+    out.set(name, grad);
+  }
+  return out;
+}
+
+/** Rows of a flat array: `[rows·cols]` → `Matrix`. */
+export function unflatten(flat: number[], rows: number, cols: number): Matrix {
+  return Array.from({ length: rows }, (_, r) => flat.slice(r * cols, (r + 1) * cols));
+}
+
+/** A learner's float64 weights from flat reference-layout values named `${prefix}{q,k,v,o}_proj.{0,1}.weight`. */
+export function learnerFromFlat(values: FlatValues, prefix: string, H: number, r: number): LearnerWeights64 {
+  const pair = (p: string): [Matrix, Matrix] => [unflatten(values.get(`${prefix}${p}_proj.0.weight`)!, r, H), unflatten(values.get(`${prefix}${p}_proj.1.weight`)!, H, r)];
+  return { q: pair('q'), k: pair('k'), v: pair('v'), o: pair('o') };
+}
+
+/**
+ * Compares analytic gradients (flat, reference layout) with float64 numeric ones per name: the
+ * largest error relative to the largest numeric entry must stay under `tolerance`, and every
+ * numeric gradient must be non-zero (max |g| > `minimum`), so the check cannot pass vacuously.
+ * Returns the worst relative error.
+ */
+export function compareGradients(analytic: FlatValues, numeric: FlatValues, tolerance = GRADIENT_TOLERANCE, minimum = 1e-4): number {
+  let worst = 0;
+  const problems: string[] = [];
+  for (const [name, expected] of numeric) {
+    const got = analytic.get(name);
+    if (!got || got.length !== expected.length) {
+      problems.push(`${name}: analytic gradient ${got ? `has ${got.length} entries, expected ${expected.length}` : 'missing'}`);
+      continue;
+    }
+    const scale = Math.max(...expected.map(Math.abs));
+    if (!(scale > minimum)) problems.push(`${name}: numeric gradient is ~0 (max |g| ${scale}), the check would be vacuous`);
+    const error = Math.max(...expected.map((v, i) => Math.abs(got[i] - v))) / Math.max(scale, 1e-30);
+    if (!(error < tolerance)) problems.push(`${name}: relative error ${error.toExponential(2)} ≥ ${tolerance} (max |g| ${scale.toExponential(2)})`);
+    worst = Math.max(worst, error);
+  }
+  if (problems.length) throw new Error(`gradients disagree with float64 central differences:\n  ${problems.join('\n  ')}`);
+  return worst;
+}

@@ -212,7 +212,7 @@ describe('WingsLayer', () => {
     layer.dispose();
   });
 
-  it('referenceCompat.doubleAdd doubles the stage-2 update', () => {
+  it('referenceCompat.doubleAdd doubles the whole stage-2 update, as the reference’s second add does (padded text keys or not)', () => {
     const layer = makeLayer(2, randomWeights(17));
     const x = batch(19);
     const clean = apply(layer, x);
@@ -273,6 +273,42 @@ describe('WingsLayer', () => {
     y.embeddings[0][5] = y.embeddings[0][5].map((v) => v + 4);
     expect(maxRelativeError(apply(layer, y, { misalignedTextMask: true })[0][1], got[0][1])).toBeGreaterThan(1e-4);
     expect(apply(layer, y)[0][1]).toEqual(apply(layer, x)[0][1]);
+    layer.dispose();
+  });
+
+  it('clean text keys with systemPromptLength leave positions [0, n) of image samples out, like the reference (float64)', () => {
+    const w = randomWeights(37);
+    const layer = makeLayer(2, w);
+    const x = batch(39);
+    const sp = 2;
+    const got = tf.tidy(() => {
+      const ctx = context(x);
+      return layer
+        .forward({
+          residual: tf.tensor3d(x.residual),
+          positions: ctx.positions,
+          attentionProbs: tf.tensor4d(x.probs),
+          hasImage: ctx.hasImage,
+          visual: buildVisualKeys(ctx),
+          textual: buildTextualKeys(ctx, sp),
+        })
+        .arraySync();
+    });
+    // Sample 0 (image) keeps text keys from position 2 on; sample 1 (text only) keeps all of them.
+    const keyMask = x.textMask.map((row, b) => row.map((v, t) => (x.hasImage[b] && t < sp ? 0 : v)));
+    expect(keyMask[0]).toEqual([0, 0, 0, 0, 0, 1, 1, 1]);
+    const outText = lorra64(w.textual, HEADS, THETA, {
+      query: x.residual, source: x.embeddings, queryPositions: POSITIONS, keyPositions: POSITIONS, keyMask, causalByPosition: true,
+    });
+    const gates = router64(w.routerWeight, w.routerBias, x.probs);
+    const expected = combine(x, [
+      { weight: (b, t) => gates[b][t][0] * x.hasImage[b], out: visual64(w.visual, x) },
+      { weight: (b, t) => gates[b][t][1], out: outText },
+    ]);
+    expect(maxRelativeError(got, expected)).toBeLessThan(RELATIVE_TOLERANCE);
+    expect(maxRelativeError(got, apply(layer, x))).toBeGreaterThan(1e-3);
+    expect(got[1]).toEqual(apply(layer, x)[1]);
+    expect(() => tf.tidy(() => buildTextualKeys(context(x), -1).source)).toThrowError(/systemPromptLength must be a non-negative integer, got -1/);
     layer.dispose();
   });
 

@@ -4,7 +4,8 @@
  *
  *   stage 1:  h ← h + out_v·hasImage
  *   stage 2:  (w_v, w_t) = router(P)            P = the layer's main attention probabilities [B, heads, L, L]
- *             h ← h + w_v·out_v·hasImage + w_t·out_t
+ *             h ← h + c·(w_v·out_v·hasImage + w_t·out_t)     c = 2 with referenceCompat.doubleAdd (the
+ *                                                             reference's second add), else 1
  *
  * with `out_v = attn_pool(h, visual keys)` and `out_t = attn_t_pool(h, textual keys)`. Children are
  * named like the reference decoder layer's attributes: `attn_pool` (visual learner), `attn_t_pool`
@@ -24,11 +25,18 @@ import {
 import { LoRRA, type FullyMaskedRows } from './lorra.js';
 import { WingsRouter } from './router.js';
 
-/** Switches that reproduce the public reference code's behaviour (all off = the clean design). */
+/**
+ * Switches that reproduce the public reference code's behaviour (all off = the clean design).
+ * `REFERENCE_COMPAT` turns them all on; `loadWingsCheckpoint` uses it unless told otherwise.
+ */
 export interface ReferenceCompat {
   /**
-   * Stage 2 adds both weighted learner outputs twice (`h + 2·w_v·out_v + 2·w_t·out_t`), as the
-   * reference layer does when no text-key padding was needed (batch-1 inference, equal key counts).
+   * Stage 2 adds both weighted learner outputs twice (`h + 2·w_v·out_v·hasImage + 2·w_t·out_t`).
+   * The reference layer (`modeling_wings_qwen2.py`, `wings_layer_forward`) adds `w_v·out_v` and
+   * `w_t·out_t`, then adds both again in a loop whenever both learners ran, padded text keys or not:
+   * the released checkpoints were trained at twice the learner scale. (When the batch's text keys
+   * were padded, it masks the first visual add of the samples without padding, which are its
+   * text-only samples with a dummy image; here those samples have no visual term at all.)
    */
   doubleAdd?: boolean;
   /**
@@ -46,6 +54,20 @@ export interface ReferenceCompat {
    */
   misalignedTextMask?: boolean;
 }
+
+/** Every `ReferenceCompat` switch on: what the released checkpoints were trained and evaluated with. */
+export const REFERENCE_COMPAT: Readonly<Required<ReferenceCompat>> = Object.freeze({
+  doubleAdd: true,
+  textOnlyNoRouter: true,
+  misalignedTextMask: true,
+});
+
+/** Every `ReferenceCompat` switch off: the clean design. */
+export const CLEAN_COMPAT: Readonly<Required<ReferenceCompat>> = Object.freeze({
+  doubleAdd: false,
+  textOnlyNoRouter: false,
+  misalignedTextMask: false,
+});
 
 export type WingsStage = 1 | 2;
 
@@ -163,6 +185,7 @@ export class WingsLayer extends Module {
       if (!anyImage && compat.textOnlyNoRouter) return tf.add(residual, outTextual) as tf.Tensor3D;
       if (!inputs.attentionProbs) throw new Error('WingsLayer: stage 2 needs the layer attentionProbs [B, heads, L, L] for the router');
       const weights = this.router!.forward(inputs.attentionProbs); // [B, L, 1] each
+      // The reference adds the weighted terms once, then again in a loop over (weight, output) pairs.
       const factor = compat.doubleAdd ? 2 : 1;
       let update = tf.mul(weights.textual, outTextual); // [B, L, H]
       if (anyImage) {
