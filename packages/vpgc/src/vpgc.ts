@@ -22,7 +22,19 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { Module, Linear, gatherRows, zerosInit, assertPositiveInt, type ModuleArgs } from '@mllm/core';
+import {
+  Module,
+  Linear,
+  gatherRows,
+  zerosInit,
+  assertBoolean,
+  assertKnownKeys,
+  assertOptionsObject,
+  assertPositiveInt,
+  assertTensor,
+  describeValue,
+  type ModuleArgs,
+} from '@mllm/core';
 import type { QFormerVPG } from './qformer-vpg.js';
 import type { ImageSpan, VPGCForwardContext } from './hook-types.js';
 
@@ -70,6 +82,8 @@ export function imageSpanScatterIndex(
   imageSpans: ImageSpan[][],
   imageToSample: number[],
 ): Int32Array {
+  if (!Array.isArray(imageSpans)) throw new Error(`VPGC: imageSpans must be an array (one list of spans per sample), got ${describeValue(imageSpans)}`);
+  if (!Array.isArray(imageToSample)) throw new Error(`VPGC: imageToSample must be an array of sample indices, got ${describeValue(imageToSample)}`);
   if (imageSpans.length !== batchSize) {
     throw new Error(`VPGC: imageSpans must have one list per sample (${batchSize}), got ${imageSpans.length}`);
   }
@@ -80,7 +94,9 @@ export function imageSpanScatterIndex(
   const index = new Int32Array(batchSize * sequenceLength).fill(zeroRow);
   const seen = new Set<number>();
   imageSpans.forEach((spans, sample) => {
+    if (!Array.isArray(spans)) throw new Error(`VPGC: imageSpans[${sample}] must be an array of spans, got ${describeValue(spans)}`);
     for (const span of spans) {
+      assertOptionsObject('VPGC', `imageSpans[${sample}] entries`, span);
       const { imageIndex, start, length } = span;
       if (!Number.isInteger(imageIndex) || imageIndex < 0 || imageIndex >= numImages) {
         throw new Error(`VPGC: imageSpans[${sample}] imageIndex must be in [0, ${numImages}), got ${imageIndex}`);
@@ -103,7 +119,23 @@ export function imageSpanScatterIndex(
       }
     }
   });
+  // Every image must be placed: a missing span would silently drop that image's residual.
+  if (seen.size !== numImages) {
+    const missing = Array.from({ length: numImages }, (_, k) => k).filter((k) => !seen.has(k));
+    throw new Error(`VPGC: imageSpans has no span for image${missing.length > 1 ? 's' : ''} ${missing.join(', ')} (of ${numImages}; imageToSample [${imageToSample.join(', ')}])`);
+  }
   return index;
+}
+
+/** The constructor's options, checked before `super` sees them (an object with a `vpg`, no unknown keys). */
+function checkedVPGCArgs(args: VPGCArgs): VPGCArgs {
+  assertOptionsObject('VPGC', 'args', args);
+  assertKnownKeys('VPGC', args, ['vpg', 'llmHiddenSize', 'updateLayer', 'dropoutAtInference']);
+  const vpg = args.vpg as Partial<QFormerVPG> | undefined;
+  if (!vpg || typeof vpg !== 'object' || !vpg.queryTokensValue || !vpg.qformer) {
+    throw new Error(`VPGC: args.vpg must be a QFormerVPG (the visual prompt generator to re-query), got ${describeValue(args.vpg)}`);
+  }
+  return args;
 }
 
 export class VPGC extends Module {
@@ -122,7 +154,7 @@ export class VPGC extends Module {
   private queryTokens!: tfl.LayerVariable;
 
   constructor(args: VPGCArgs) {
-    super(args);
+    super(checkedVPGCArgs(args));
     this.vpg = args.vpg;
     this.llmHiddenSize = args.llmHiddenSize ?? args.vpg.llmHiddenSize;
     assertPositiveInt('VPGC', 'llmHiddenSize', this.llmHiddenSize);
@@ -131,6 +163,7 @@ export class VPGC extends Module {
     }
     this.updateLayer = args.updateLayer;
     this.dropoutAtInference = args.dropoutAtInference ?? false;
+    assertBoolean('VPGC', 'dropoutAtInference', this.dropoutAtInference);
     this.qformerWidth = args.vpg.qformerWidth;
     this.numQueryTokens = args.vpg.numQueryTokens;
     const source = args.vpg.queryTokensValue;
@@ -159,6 +192,8 @@ export class VPGC extends Module {
   /** Guidance vectors: hidden `[B, L, H]`, lastPromptIndex `[B]` → `g` `[B, Dq]`. */
   guidance(hidden: tf.Tensor3D, lastPromptIndex: number[]): tf.Tensor2D {
     this.assertUsable();
+    assertTensor('VPGC.guidance', 'hidden', hidden, { rank: 3, dtypes: ['float32'] });
+    if (!Array.isArray(lastPromptIndex)) throw new Error(`VPGC: lastPromptIndex must be an array of indices, got ${describeValue(lastPromptIndex)}`);
     const [B, L, H] = hidden.shape;
     if (H !== this.llmHiddenSize) throw new Error(`VPGC: hidden must be [B, L, ${this.llmHiddenSize}], got [${hidden.shape}]`);
     if (lastPromptIndex.length !== B) {
@@ -180,6 +215,9 @@ export class VPGC extends Module {
    */
   residualPrompts(guidance: tf.Tensor2D, imageFeatures: tf.Tensor3D, imageToSample: number[]): tf.Tensor3D {
     this.assertUsable();
+    assertTensor('VPGC.residualPrompts', 'guidance', guidance, { rank: 2, dtypes: ['float32'] });
+    assertTensor('VPGC.residualPrompts', 'imageFeatures', imageFeatures, { rank: 3, dtypes: ['float32'] });
+    if (!Array.isArray(imageToSample)) throw new Error(`VPGC: imageToSample must be an array of sample indices, got ${describeValue(imageToSample)}`);
     const n = imageFeatures.shape[0];
     if (imageToSample.length !== n) {
       throw new Error(`VPGC: imageToSample must have length numImages = ${n}, got ${imageToSample.length}`);
@@ -200,7 +238,10 @@ export class VPGC extends Module {
 
   /** The additive residual `[B, L, H]`: `R_k` on image k's span, exactly 0 elsewhere. */
   residual(inputs: VPGCInputs): tf.Tensor3D {
+    assertOptionsObject('VPGC.residual', 'inputs', inputs);
     const { hidden, imageFeatures } = inputs;
+    assertTensor('VPGC.residual', 'hidden', hidden, { rank: 3, dtypes: ['float32'] });
+    assertTensor('VPGC.residual', 'imageFeatures', imageFeatures, { rank: 3, dtypes: ['float32'] });
     const [B, L, H] = hidden.shape;
     const n = imageFeatures.shape[0];
     const index = imageSpanScatterIndex(B, L, n, this.numQueryTokens, inputs.imageSpans, inputs.imageToSample);
