@@ -241,6 +241,7 @@ export class ParrotMoE extends Module {
     if (!text || text.rank !== 3 || text.shape[0] !== B || text.shape[2] !== D) {
       throw new Error(`ParrotMoE.forward: text must be [${B}, T, ${D}], got ${describeShape(text)}`);
     }
+    if (textMask != null) assertTensor('ParrotMoE.forward', 'textMask', textMask);
     if (textMask != null && (textMask.rank !== 2 || textMask.shape[0] !== B || textMask.shape[1] !== text.shape[1])) {
       throw new Error(`ParrotMoE.forward: textMask must be [${B}, ${text.shape[1]}], got ${describeShape(textMask)}`);
     }

@@ -98,6 +98,14 @@ export class QFormer extends Module {
     this.assertUsable();
     this.checkInputs(queries, imageFeatures);
     const training = options.training ?? this.training;
+    if (imageFeatures.shape[0] === 0) {
+      // No images: empty results on every backend (wasm's kernels divide by the batch size).
+      const [, Nq, D] = queries.shape;
+      const crossAttentions = options.returnCrossAttentions
+        ? this.crossAttentionLayers().map(() => tf.zeros([0, this.config.numAttentionHeads, Nq, imageFeatures.shape[1]]) as tf.Tensor4D)
+        : [];
+      return { lastHiddenState: tf.zeros([0, Nq, D]) as tf.Tensor3D, crossAttentions };
+    }
     return tf.tidy(() => {
       const N = imageFeatures.shape[0];
       const expanded = queries.shape[0] === N ? queries : tf.tile(queries, [N, 1, 1]); // [N, Nq, D]

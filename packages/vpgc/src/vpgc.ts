@@ -159,7 +159,7 @@ export class VPGC extends Module {
     this.llmHiddenSize = args.llmHiddenSize ?? args.vpg.llmHiddenSize;
     assertPositiveInt('VPGC', 'llmHiddenSize', this.llmHiddenSize);
     if (!Number.isInteger(args.updateLayer) || args.updateLayer < 0) {
-      throw new Error(`VPGC: updateLayer must be a non-negative integer, got ${String(args.updateLayer)}`);
+      throw new Error(`VPGC: updateLayer must be a non-negative integer, got ${describeValue(args.updateLayer)}`);
     }
     this.updateLayer = args.updateLayer;
     this.dropoutAtInference = args.dropoutAtInference ?? false;
