@@ -16,9 +16,9 @@ import fs from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import {
-  AdamW, CheckpointError, Linear, Module, SeededRandom, Trainer, loadStateDict, resumeFromCheckpoint, saveCheckpoint, setSeed,
-} from '@mllm/core';
+import * as core from '@mllm/core';
+
+const { AdamW, Linear, Module, SeededRandom, Trainer, loadStateDict, resumeFromCheckpoint, saveCheckpoint, setSeed } = core;
 
 await tf.setBackend('cpu');
 const [mode, dir, third, fourth] = process.argv.slice(2);
@@ -89,7 +89,12 @@ if (mode === 'train') {
     const { trainerState } = await resumeFromCheckpoint(dir, { model, optimizer, trainer });
     from = trainerState.step;
   } catch (error) {
-    if (!(error instanceof CheckpointError && /does not exist/.test(error.message))) {
+    // A fresh start only when nothing was saved yet. (Builds before checkpoint sets had no
+    // CheckpointError: there a missing model file, ENOENT, is the fresh start; for the 'before' figures.)
+    const nothingSaved = core.CheckpointError
+      ? error instanceof core.CheckpointError && /does not exist/.test(error.message)
+      : /ENOENT|is missing/.test(error.message);
+    if (!nothingSaved) {
       console.log(JSON.stringify({ refused: error.message }));
       process.exit(3);
     }
