@@ -77,8 +77,7 @@ export async function loadHostModel(dir: string, options: LoadHostModelOptions =
   if (config.customProjector && !options.projector) {
     throw new Error('loadHostModel: the model was saved with a custom projector; pass options.projector');
   }
-  const { format: _format, customProjector: _custom, ...modelConfig } = config; // the file's own keys, not the model's
-  const model = new HostMLLM({ config: modelConfig, projector: options.projector, projectorName: options.projectorName });
+  const model = new HostMLLM({ config, projector: options.projector, projectorName: options.projectorName });
   try {
     const { tensors } = await readSafetensorsFile(await joinPath(dir, HOST_WEIGHTS_FILE));
     try {
