@@ -25,6 +25,16 @@ export function assertOptionsObject(owner: string, name: string, value: unknown)
   }
 }
 
+/**
+ * A constructor's options, checked before `super` sees them: an object (not undefined, an array or
+ * a tensor) and, with `known`, no unknown keys. Returns `options` (for `super(checkedOptions(…))`).
+ */
+export function checkedOptions<T>(owner: string, options: T, known?: readonly string[]): T {
+  assertOptionsObject(owner, 'args', options);
+  if (known) assertKnownKeys(owner, options, known);
+  return options;
+}
+
 /** Options tfjs layers accept besides a module's own (`name`, `trainable`, and the Layer ones `getConfig` round-trips). */
 const LAYER_KEYS = ['name', 'trainable', 'dtype', 'inputShape', 'batchInputShape', 'batchSize', 'inputDType', 'weights'];
 

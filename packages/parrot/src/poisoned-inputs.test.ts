@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { setSeed } from '@mllm/core';
 import { expectNoLeaks } from '@mllm/core/testing';
-import { ParrotMoE, type ParrotMoEOutputs } from './index.js';
+import { ParrotMoE, parrotHooks, type ParrotMoEOutputs } from './index.js';
 
 const B = 2, N = 3, T = 4, D = 8, E = 3;
 
@@ -112,6 +112,7 @@ describe('ParrotMoE with poisoned inputs', () => {
       [{ hiddenSize: 8, intermediateSize: 16, numExperts: 3, useResidual: 1 }, 'ParrotMoE: useResidual must be true or false, got 1'],
       [{ hiddenSize: 8, intermediateSize: 16, numExperts: 3, moeWeight: NaN }, 'ParrotMoE: moeWeight must be a finite number, got NaN'],
     ];
+    expect(() => parrotHooks(undefined as never)).toThrow('parrotHooks: moe must be a ParrotMoE, got undefined');
     for (const [args, message] of constructorCases) expect(() => new ParrotMoE(args as never), JSON.stringify(args)).toThrow(message);
 
     const moe = make();

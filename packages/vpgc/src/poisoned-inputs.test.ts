@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
-import { QFormer, VPGC, imageSpanScatterIndex } from './index.js';
+import { QFormer, QFormerVPG, VPGC, attachVPGC, imageSpanScatterIndex } from './index.js';
 import { B, H, L, Nq, Nv, imageSpans, imageToSample, lastPromptIndex, makeBatch, makeVpg, qformerShape, randomizeVpg, randomizeVpgc } from './test-support/fixture.js';
 
 function setup() {
@@ -91,6 +91,11 @@ describe('VPG-C and Q-Former with poisoned inputs', () => {
       [() => new QFormer({ config: { hidenSize: 64 } } as never), /QFormerConfig: unknown option "hidenSize" \(did you mean "hiddenSize"\?\)/],
       [() => new QFormer({ confg: {} } as never), /QFormer: unknown option "confg" \(did you mean "config"\?\)/],
       [() => new QFormer({ config: { layerNormEps: NaN } }), 'QFormerConfig: layerNormEps must be a finite number, got NaN'],
+      [() => new QFormerVPG(undefined as never), 'QFormerVPG: args must be an object, got undefined'],
+      [() => new QFormerVPG({ llmHiddenSize: H, lnVision: 'no' } as never), 'QFormerVPG: lnVision must be true or false, got the string "no"'],
+      [() => new QFormerVPG({ llmHiddenSize: H, numQueryToken: 4 } as never), /QFormerVPG: unknown option "numQueryToken" \(did you mean "numQueryTokens"\?\)/],
+      [() => vpg.forward(undefined as never), 'QFormerVPG.forward: features must be a tf.Tensor of rank 3 (float32), got undefined'],
+      [() => attachVPGC(undefined as never), 'attachVPGC: model must be a host model with addHooks(hooks) (@mllm/core HostMLLM), got undefined'],
       [() => vpg.qformer.forward(undefined as never, batch.featuresTensor), 'QFormer.forward: queries must be a tf.Tensor (float32), got undefined'],
       [() => vpg.qformer.forward(vpg.queryTokensValue, 'features' as never), 'QFormer.forward: imageFeatures must be a tf.Tensor (float32), got the string "features"'],
     ];

@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { HostMLLM, setSeed } from '@mllm/core';
-import { LoRRA, WingsLayer, WingsRouter, injectWings } from './index.js';
+import { LoRRA, LowRankProjection, WingsLayer, WingsRouter, injectWings } from './index.js';
 
 const B = 2, Lq = 3, Lk = 5, H = 8;
 const keyMaskValues = [1, 1, 1, 0, 0, 1, 0, 1, 1, 0]; // [B, Lk]
@@ -128,6 +128,8 @@ describe('Wings modules with poisoned inputs', () => {
       [() => new WingsLayer({ stage: 1, hiddenSize: H, numHeads: 2, rank: 3, ropeTheta: 10000, routerMaxLength: 8 }).forward(undefined as never), 'WingsLayer.forward: inputs must be an object, got undefined'],
       [() => new WingsLayer({ stage: 1, hiddenSize: H, numHeads: 2, rank: 3, ropeTheta: 10000, routerMaxLength: 8 }).forward({ residual: tf.zeros([1, 2, H]), positions: tf.zeros([1, 2]), hasImage: [1] } as never),
         'WingsLayer.forward: hasImage must be a tf.Tensor, got a plain array (length 1)'],
+      [() => new LowRankProjection(undefined as never), 'LowRankProjection: args must be an object, got undefined'],
+      [() => new LowRankProjection({ inFeatures: H, outFeatures: H, rank: 2, initStd: NaN }), 'LowRankProjection: initStd must be a finite number, got NaN'],
       [() => new WingsRouter(undefined as never), 'WingsRouter: args must be an object, got undefined'],
       [() => new WingsRouter({ maxLength: '16' } as never), 'WingsRouter: maxLength must be a positive integer, got the string "16"'],
       [() => new WingsRouter({ maxLength: 16 }).forward(undefined as never), 'WingsRouter.forward: attentionProbs must be a tf.Tensor (float32), got undefined'],
