@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -169,6 +169,26 @@ describe('checkpoints', () => {
     expect(readFileSync(join(root, 'step-4', 'metrics.jsonl'), 'utf8')).toBe('{}\n');
     run.dispose();
     fresh.dispose();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  // Root ignores directory permissions, so this runs only as an ordinary user (as in CI).
+  it.skipIf(process.getuid?.() === 0)('a checkpoint in a read-only location (no lock can be created) is still resumed', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'mllm-ckpt-'));
+    const run = setup(6, 1);
+    await run.trainer.fit({ steps: 2, batches, lossFn: run.lossFn, checkpoint: { dir: join(root, 'ckpt'), every: 2 } });
+    chmodSync(root, 0o555);
+    try {
+      const other = setup(8, 1);
+      const resumed = await resumeFromCheckpoint(join(root, 'ckpt'), { model: other.model, optimizer: other.optimizer, trainer: other.trainer });
+      expect(resumed.trainerState!.step).toBe(2);
+      expect(paramsOf(other.model)).toEqual(paramsOf(run.model));
+      expect(readdirSync(root)).toEqual(['ckpt']);
+      other.dispose();
+    } finally {
+      chmodSync(root, 0o755);
+    }
+    run.dispose();
     rmSync(root, { recursive: true, force: true });
   });
 });

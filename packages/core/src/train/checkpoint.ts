@@ -114,7 +114,7 @@ async function lockIsStale(b: Builtins, lock: string, text: string): Promise<boo
  * Take `paths.lock` (created exclusively, holding this process's pid, host and a token); waits for
  * a live holder up to `timeoutMs`, takes over a stale one. Returns the release function.
  */
-async function acquireLock(b: Builtins, paths: SetPaths, what: string, timeoutMs: number): Promise<() => Promise<void>> {
+async function acquireLock(b: Builtins, paths: SetPaths, what: string, timeoutMs: number, reader = false): Promise<() => Promise<void>> {
   const token = `${process.pid}.${Date.now()}.${Math.random().toString(36).slice(2, 10)}`;
   const content = JSON.stringify({ pid: process.pid, host: b.os.hostname(), token });
   const start = Date.now();
@@ -127,6 +127,9 @@ async function acquireLock(b: Builtins, paths: SetPaths, what: string, timeoutMs
         if (now === content) await b.fs.rm(paths.lock, { force: true });
       };
     } catch (error) {
+      // A reader of a read-only location (released weights on a read-only mount) reads without
+      // the lock: nobody can be writing there.
+      if (reader && ['EROFS', 'EACCES', 'EPERM'].includes(errorCode(error) ?? '')) return async () => undefined;
       if (errorCode(error) !== 'EEXIST') throw new Error(`${what}: could not create the lock ${paths.lock}: ${(error as Error).message}`);
     }
     const held = await b.fs.readFile(paths.lock, 'utf8').catch(() => null);
@@ -419,7 +422,7 @@ export async function resumeFromCheckpoint(dir: string, options: ResumeOptions):
   const paths = setPaths(b, dir, 'resumeFromCheckpoint');
   const parentExists = await fs.stat(paths.parent).then(() => true, () => false);
   if (!parentExists) throw new CheckpointError(`resumeFromCheckpoint: ${paths.dir} does not exist`);
-  const release = await acquireLock(b, paths, 'resumeFromCheckpoint', options.lockTimeoutMs ?? 600_000);
+  const release = await acquireLock(b, paths, 'resumeFromCheckpoint', options.lockTimeoutMs ?? 600_000, true);
   let weights: Awaited<ReturnType<typeof readSafetensorsFile>>;
   let optimizerState: Map<string, tf.Tensor> | null = null;
   let trainerState: ResumedCheckpoint['trainerState'] = null;
