@@ -2,6 +2,7 @@
  * @mllm/core: backends, safetensors and state dicts, layers, host MLLM, tokenizer, trainer.
  * Only what is exported here is public.
  */
+export * from './validate.js';
 export * from './nn/random.js';
 export * from './nn/initializers.js';
 export * from './nn/module.js';

@@ -62,6 +62,10 @@ function gatherSamples<T extends tf.Tensor>(x: T, imageToSample: number[]): T {
  * `moe.forward({visual, text: its sample's text, textMask: its sample's prompt mask}).output`.
  */
 export function parrotHooks(moe: ParrotMoE, options: ParrotHooksOptions = {}): ParrotHooks {
+  if (!moe || typeof (moe as { forward?: unknown }).forward !== 'function' || typeof moe.numExperts !== 'number') {
+    throw new Error(`parrotHooks: moe must be a ParrotMoE, got ${moe === null ? 'null' : typeof moe}`);
+  }
+  if (typeof options !== 'object' || options === null) throw new Error(`parrotHooks: options must be an object, got ${options === null ? 'null' : typeof options}`);
   const childName = options.childName ?? PARROT_CHECKPOINT_PREFIX.slice(0, -1);
   const multiImage = options.multiImage ?? 'clean';
   if (multiImage !== 'clean' && multiImage !== 'reference') {

@@ -24,8 +24,15 @@ import {
   disposeTensorMap,
   loadSafetensors,
   SwiGLU,
+  assertBinaryMask,
+  assertBoolean,
+  assertFiniteNumber,
+  assertKnownKeys,
+  assertOptionsObject,
   assertPositiveInt,
+  assertTensor,
   loadStateDict,
+  zeroMasked,
   stateDict,
   type LoadStateDictOptions,
   type LoadStateDictResult,
@@ -97,10 +104,15 @@ export interface ParrotMoEOutputs {
 /** Parrot's training stages: 1 = MoE bypassed and frozen, 2 = MoE active and trainable. */
 export type ParrotStage = 1 | 2;
 
-function assertFiniteNumber(owner: string, name: string, value: unknown): void {
-  if (typeof value !== 'number' || !Number.isFinite(value)) {
-    throw new Error(`${owner}: ${name} must be a finite number, got ${String(value)}`);
-  }
+const PARROT_MOE_KEYS = [
+  'hiddenSize', 'intermediateSize', 'numExperts', 'moeWeight', 'useMoe', 'useResidual', 'topK', 'auxLossCoefficient', 'expertStrategy',
+];
+
+/** The constructor's options, checked before `super` sees them (an object, no unknown keys). */
+function checkedArgs(args: ParrotMoEArgs): ParrotMoEArgs {
+  assertOptionsObject('ParrotMoE', 'args', args);
+  assertKnownKeys('ParrotMoE', args, PARROT_MOE_KEYS);
+  return args;
 }
 
 function describeShape(t: tf.Tensor | null | undefined): string {
@@ -142,7 +154,7 @@ export class ParrotMoE extends Module {
   expertOffload: ExpertOffload | null = null;
 
   constructor(args: ParrotMoEArgs) {
-    super(args);
+    super(checkedArgs(args));
     const owner = 'ParrotMoE';
     assertPositiveInt(owner, 'hiddenSize', args.hiddenSize);
     assertPositiveInt(owner, 'intermediateSize', args.intermediateSize);
@@ -153,7 +165,9 @@ export class ParrotMoE extends Module {
     this.moeWeight = args.moeWeight ?? 0.1;
     assertFiniteNumber(owner, 'moeWeight', this.moeWeight);
     this.useMoe = args.useMoe ?? true;
+    assertBoolean(owner, 'useMoe', this.useMoe);
     this.useResidual = args.useResidual ?? true;
+    assertBoolean(owner, 'useResidual', this.useResidual);
     this.topK = args.topK ?? null;
     if (this.topK !== null) {
       assertPositiveInt(owner, 'topK', this.topK);
@@ -215,8 +229,11 @@ export class ParrotMoE extends Module {
 
   /** Validate and return `[B, N, D]`, `[B, T, D]`, mask. */
   private checkInputs(inputs: ParrotMoEInputs): void {
+    assertOptionsObject('ParrotMoE.forward', 'inputs', inputs);
     const { visual, text, textMask } = inputs;
     const D = this.hiddenSize;
+    assertTensor('ParrotMoE.forward', 'visual', visual);
+    assertTensor('ParrotMoE.forward', 'text', text);
     if (!visual || visual.rank !== 3 || visual.shape[2] !== D || visual.shape[1] < 1) {
       throw new Error(`ParrotMoE.forward: visual must be [B, N, ${D}] with N >= 1 (row 0 = CLS), got ${describeShape(visual)}`);
     }
@@ -224,9 +241,11 @@ export class ParrotMoE extends Module {
     if (!text || text.rank !== 3 || text.shape[0] !== B || text.shape[2] !== D) {
       throw new Error(`ParrotMoE.forward: text must be [${B}, T, ${D}], got ${describeShape(text)}`);
     }
+    if (textMask != null) assertTensor('ParrotMoE.forward', 'textMask', textMask);
     if (textMask != null && (textMask.rank !== 2 || textMask.shape[0] !== B || textMask.shape[1] !== text.shape[1])) {
       throw new Error(`ParrotMoE.forward: textMask must be [${B}, ${text.shape[1]}], got ${describeShape(textMask)}`);
     }
+    if (textMask != null) assertBinaryMask('ParrotMoE.forward', 'textMask', textMask);
     if (visual.dtype !== 'float32' || text.dtype !== 'float32') {
       throw new Error(`ParrotMoE.forward: visual and text must be float32, got ${visual.dtype} and ${text.dtype}`);
     }
@@ -245,11 +264,24 @@ export class ParrotMoE extends Module {
     this.checkInputs(inputs);
     const { visual, text } = inputs;
     const textMask = inputs.textMask ?? null;
+    const [B, N, D] = visual.shape;
+    if (B === 0) {
+      // An empty batch: empty outputs on every backend (wasm's kernels divide by the batch size).
+      const empty: ParrotMoEOutputs = {
+        output: tf.zeros([0, N, D]),
+        routingWeights: tf.zeros([0, this.numExperts]),
+        textAttention: tf.zeros([0, text.shape[1]]),
+      };
+      if (this.useMoe && this.auxLossCoefficient > 0) empty.auxLoss = tf.scalar(0);
+      return empty;
+    }
     return tf.tidy(() => {
-      const [B, , D] = visual.shape;
       const cls = tf.reshape(tf.slice(visual, [0, 0, 0], [B, 1, D]), [B, D]) as tf.Tensor2D; // [B, D]
-      const textAttention = clsTextAttention(cls, text, textMask); // [B, T]
-      const pooled = poolText(textAttention, text); // [B, D]
+      // Padded positions are selected to exactly 0 (not multiplied by the mask: 0 · NaN = NaN), so
+      // a NaN or Inf there reaches neither the scores nor the pooled text.
+      const cleanText = (textMask ? zeroMasked(text, textMask) : text) as tf.Tensor3D; // [B, T, D]
+      const textAttention = clsTextAttention(cls, cleanText, textMask); // [B, T]
+      const pooled = poolText(textAttention, cleanText); // [B, D]
       const logits = this.gate.forward(pooled) as tf.Tensor2D; // [B, E]
       const probabilities = tf.softmax(logits) as tf.Tensor2D; // [B, E]
       let routingWeights = probabilities;

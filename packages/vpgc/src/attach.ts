@@ -48,6 +48,10 @@ export function vpgcHooks(vpgc: VPGC): VPGCDecoderHooks {
 
 /** Create (or take) a VPGC, freeze everything else, and attach its hook to `model` via `addHooks`. */
 export function attachVPGC(model: VPGCHost, config: AttachVPGCConfig = {}): AttachedVPGC {
+  if (!model || typeof model !== 'object' || typeof (model as { addHooks?: unknown }).addHooks !== 'function') {
+    throw new Error(`attachVPGC: model must be a host model with addHooks(hooks) (@mllm/core HostMLLM), got ${model === null ? 'null' : typeof model}`);
+  }
+  if (typeof config !== 'object' || config === null) throw new Error(`attachVPGC: config must be an object, got ${config === null ? 'null' : typeof config}`);
   const host = model as VPGCHost & HostShape;
   const candidate = config.vpg ?? config.vpgc?.vpg ?? host.projector ?? host.visualProjector;
   if (!(candidate instanceof QFormerVPG)) {

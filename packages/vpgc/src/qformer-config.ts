@@ -1,3 +1,4 @@
+import { assertFiniteNumber, assertKnownKeys, assertOptionsObject, describeValue } from '@mllm/core';
 /**
  * Configuration of the BLIP-2 Q-Former (LAVIS `BertConfig` as built by `Blip2Base.init_Qformer`).
  */
@@ -39,6 +40,8 @@ export const BLIP2_QFORMER_CONFIG: Readonly<QFormerConfig> = Object.freeze({
 
 /** BLIP-2 defaults overridden by `overrides`, validated. */
 export function qformerConfig(overrides: Partial<QFormerConfig> = {}): QFormerConfig {
+  assertOptionsObject('QFormerConfig', 'config', overrides);
+  assertKnownKeys('QFormerConfig', overrides, Object.keys(BLIP2_QFORMER_CONFIG));
   const config: QFormerConfig = { ...BLIP2_QFORMER_CONFIG, ...overrides };
   validateQFormerConfig(config);
   return config;
@@ -49,7 +52,7 @@ export function validateQFormerConfig(config: QFormerConfig): void {
   for (const key of ['hiddenSize', 'numHiddenLayers', 'numAttentionHeads', 'intermediateSize', 'encoderWidth', 'crossAttentionFreq'] as const) {
     const value = config[key];
     if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) {
-      throw new Error(`QFormerConfig: ${key} must be a positive integer, got ${String(value)}`);
+      throw new Error(`QFormerConfig: ${key} must be a positive integer, got ${describeValue(value)}`);
     }
   }
   if (config.hiddenSize % config.numAttentionHeads !== 0) {
@@ -57,10 +60,11 @@ export function validateQFormerConfig(config: QFormerConfig): void {
       `QFormerConfig: hiddenSize (${config.hiddenSize}) must be divisible by numAttentionHeads (${config.numAttentionHeads})`,
     );
   }
+  assertFiniteNumber('QFormerConfig', 'layerNormEps', config.layerNormEps);
   if (!(config.layerNormEps > 0)) throw new Error(`QFormerConfig: layerNormEps must be > 0, got ${config.layerNormEps}`);
   for (const key of ['hiddenDropoutProb', 'attentionProbsDropoutProb'] as const) {
     const value = config[key];
-    if (!(value >= 0 && value < 1)) throw new Error(`QFormerConfig: ${key} must be in [0, 1), got ${value}`);
+    if (typeof value !== 'number' || !(value >= 0 && value < 1)) throw new Error(`QFormerConfig: ${key} must be in [0, 1), got ${describeValue(value)}`);
   }
 }
 

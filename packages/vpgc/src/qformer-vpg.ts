@@ -12,7 +12,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { Module, Linear, LayerNorm, normalInit, assertPositiveInt, type ModuleArgs } from '@mllm/core';
+import { Module, Linear, LayerNorm, normalInit, assertBoolean, assertPositiveInt, assertTensor, checkedOptions, type ModuleArgs } from '@mllm/core';
 import { QFormer } from './qformer.js';
 import type { QFormerConfig } from './qformer-config.js';
 
@@ -56,14 +56,16 @@ export class QFormerVPG extends Module {
   }
 
   constructor(args: QFormerVPGArgs) {
-    super(args);
+    super(checkedOptions('QFormerVPG', args, ['qformer', 'numQueryTokens', 'llmHiddenSize', 'lnVision', 'lnVisionEps', 'dropoutAtInference']));
     this.numQueryTokens = args.numQueryTokens ?? 32;
     assertPositiveInt('QFormerVPG', 'numQueryTokens', this.numQueryTokens);
     assertPositiveInt('QFormerVPG', 'llmHiddenSize', args.llmHiddenSize);
     this.llmHiddenSize = args.llmHiddenSize;
     this.useLnVision = args.lnVision ?? true;
+    assertBoolean('QFormerVPG', 'lnVision', this.useLnVision);
     this.lnVisionEps = args.lnVisionEps ?? 1e-5;
     this.dropoutAtInference = args.dropoutAtInference ?? false;
+    assertBoolean('QFormerVPG', 'dropoutAtInference', this.dropoutAtInference);
     const qformer = new QFormer({ config: args.qformer });
     this.lnVision = this.useLnVision
       ? this.addModule('ln_vision', new LayerNorm({ dim: qformer.config.encoderWidth, eps: this.lnVisionEps }))
@@ -103,6 +105,7 @@ export class QFormerVPG extends Module {
 
   /** features `[n, Nv, Dv]` → Q-Former output `[n, Nq, Dq]`; dropout per `options.training`, default `dropoutActive`. */
   encode(features: tf.Tensor3D, options: { training?: boolean } = {}): tf.Tensor3D {
+    assertTensor('QFormerVPG.encode', 'features', features, { rank: 3, dtypes: ['float32'] });
     const training = options.training ?? this.dropoutActive;
     return tf.tidy(() => this.qformer.forward(this.queryTokensValue, this.normalizeFeatures(features), { training }));
   }

@@ -17,7 +17,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { Module, LayerNorm, type ModuleArgs } from '@mllm/core';
+import { Module, LayerNorm, assertKnownKeys, assertOptionsObject, assertTensor, type ModuleArgs } from '@mllm/core';
 import { QFormerLayer } from './qformer-layer.js';
 import { trainingDropout } from './qformer-attention.js';
 import { qformerConfig, type QFormerConfig } from './qformer-config.js';
@@ -41,6 +41,13 @@ export interface QFormerOutput {
   crossAttentions: tf.Tensor4D[];
 }
 
+/** The constructor's options, checked before `super` sees them (an object, no unknown keys). */
+function checkedQFormerArgs(args: QFormerArgs): QFormerArgs {
+  assertOptionsObject('QFormer', 'args', args);
+  assertKnownKeys('QFormer', args, ['config']);
+  return args;
+}
+
 export class QFormer extends Module {
   static readonly className = 'QFormer';
   readonly config: QFormerConfig;
@@ -50,7 +57,7 @@ export class QFormer extends Module {
   training = false;
 
   constructor(args: QFormerArgs = {}) {
-    super(args);
+    super(checkedQFormerArgs(args));
     this.config = qformerConfig(args.config);
     this.embeddingLayerNorm = this.addModule(
       'bert.embeddings.LayerNorm',
@@ -69,6 +76,8 @@ export class QFormer extends Module {
 
   private checkInputs(queries: tf.Tensor, imageFeatures: tf.Tensor): void {
     const c = this.config;
+    assertTensor('QFormer.forward', 'queries', queries, { dtypes: ['float32'] });
+    assertTensor('QFormer.forward', 'imageFeatures', imageFeatures, { dtypes: ['float32'] });
     if (queries.rank !== 3 || queries.shape[2] !== c.hiddenSize) {
       throw new Error(`QFormer: queries must be [N or 1, Nq, ${c.hiddenSize}], got [${queries.shape}]`);
     }
@@ -89,6 +98,14 @@ export class QFormer extends Module {
     this.assertUsable();
     this.checkInputs(queries, imageFeatures);
     const training = options.training ?? this.training;
+    if (imageFeatures.shape[0] === 0) {
+      // No images: empty results on every backend (wasm's kernels divide by the batch size).
+      const [, Nq, D] = queries.shape;
+      const crossAttentions = options.returnCrossAttentions
+        ? this.crossAttentionLayers().map(() => tf.zeros([0, this.config.numAttentionHeads, Nq, imageFeatures.shape[1]]) as tf.Tensor4D)
+        : [];
+      return { lastHiddenState: tf.zeros([0, Nq, D]) as tf.Tensor3D, crossAttentions };
+    }
     return tf.tidy(() => {
       const N = imageFeatures.shape[0];
       const expanded = queries.shape[0] === N ? queries : tf.tile(queries, [N, 1, 1]); // [N, Nq, D]

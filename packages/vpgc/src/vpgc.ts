@@ -28,7 +28,19 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { Module, Linear, gatherRows, zerosInit, assertPositiveInt, type ModuleArgs } from '@mllm/core';
+import {
+  Module,
+  Linear,
+  gatherRows,
+  zerosInit,
+  assertBoolean,
+  assertKnownKeys,
+  assertOptionsObject,
+  assertPositiveInt,
+  assertTensor,
+  describeValue,
+  type ModuleArgs,
+} from '@mllm/core';
 import type { QFormerVPG } from './qformer-vpg.js';
 import type { ImageSpan, VPGCForwardContext } from './hook-types.js';
 
@@ -79,6 +91,8 @@ export function imageSpanScatterIndex(
   imageSpans: ImageSpan[][],
   imageToSample: number[],
 ): Int32Array {
+  if (!Array.isArray(imageSpans)) throw new Error(`VPGC: imageSpans must be an array (one list of spans per sample), got ${describeValue(imageSpans)}`);
+  if (!Array.isArray(imageToSample)) throw new Error(`VPGC: imageToSample must be an array of sample indices, got ${describeValue(imageToSample)}`);
   if (imageSpans.length !== batchSize) {
     throw new Error(`VPGC: imageSpans must have one list per sample (${batchSize}), got ${imageSpans.length}`);
   }
@@ -89,7 +103,9 @@ export function imageSpanScatterIndex(
   const index = new Int32Array(batchSize * sequenceLength).fill(zeroRow);
   const seen = new Set<number>();
   imageSpans.forEach((spans, sample) => {
+    if (!Array.isArray(spans)) throw new Error(`VPGC: imageSpans[${sample}] must be an array of spans, got ${describeValue(spans)}`);
     for (const span of spans) {
+      assertOptionsObject('VPGC', `imageSpans[${sample}] entries`, span);
       const { imageIndex, start, length } = span;
       if (!Number.isInteger(imageIndex) || imageIndex < 0 || imageIndex >= numImages) {
         throw new Error(`VPGC: imageSpans[${sample}] imageIndex must be in [0, ${numImages}), got ${imageIndex}`);
@@ -112,7 +128,23 @@ export function imageSpanScatterIndex(
       }
     }
   });
+  // Every image must be placed: a missing span would silently drop that image's residual.
+  if (seen.size !== numImages) {
+    const missing = Array.from({ length: numImages }, (_, k) => k).filter((k) => !seen.has(k));
+    throw new Error(`VPGC: imageSpans has no span for image${missing.length > 1 ? 's' : ''} ${missing.join(', ')} (of ${numImages}; imageToSample [${imageToSample.join(', ')}])`);
+  }
   return index;
+}
+
+/** The constructor's options, checked before `super` sees them (an object with a `vpg`, no unknown keys). */
+function checkedVPGCArgs(args: VPGCArgs): VPGCArgs {
+  assertOptionsObject('VPGC', 'args', args);
+  assertKnownKeys('VPGC', args, ['vpg', 'llmHiddenSize', 'updateLayer', 'dropoutAtInference']);
+  const vpg = args.vpg as Partial<QFormerVPG> | undefined;
+  if (!vpg || typeof vpg !== 'object' || !vpg.queryTokensValue || !vpg.qformer) {
+    throw new Error(`VPGC: args.vpg must be a QFormerVPG (the visual prompt generator to re-query), got ${describeValue(args.vpg)}`);
+  }
+  return args;
 }
 
 export class VPGC extends Module {
@@ -135,15 +167,18 @@ export class VPGC extends Module {
   private followedDataId: object | null = null;
 
   constructor(args: VPGCArgs) {
-    super(args);
+    super(checkedVPGCArgs(args));
     this.vpg = args.vpg;
     this.llmHiddenSize = args.llmHiddenSize ?? args.vpg.llmHiddenSize;
     assertPositiveInt('VPGC', 'llmHiddenSize', this.llmHiddenSize);
     if (!Number.isInteger(args.updateLayer) || args.updateLayer < 0) {
-      throw new Error(`VPGC: updateLayer must be a non-negative integer, got ${String(args.updateLayer)}`);
+      throw new Error(`VPGC: updateLayer must be a non-negative integer, got ${describeValue(args.updateLayer)}`);
     }
     this.updateLayer = args.updateLayer;
-    if (args.dropoutAtInference !== undefined) this.dropoutAtInference = args.dropoutAtInference;
+    if (args.dropoutAtInference !== undefined) {
+      assertBoolean('VPGC', 'dropoutAtInference', args.dropoutAtInference);
+      this.dropoutAtInference = args.dropoutAtInference;
+    }
     this.qformerWidth = args.vpg.qformerWidth;
     this.numQueryTokens = args.vpg.numQueryTokens;
     const source = args.vpg.queryTokensValue;
@@ -220,6 +255,8 @@ export class VPGC extends Module {
   /** Guidance vectors: hidden `[B, L, H]`, lastPromptIndex `[B]` → `g` `[B, Dq]`. */
   guidance(hidden: tf.Tensor3D, lastPromptIndex: number[]): tf.Tensor2D {
     this.assertUsable();
+    assertTensor('VPGC.guidance', 'hidden', hidden, { rank: 3, dtypes: ['float32'] });
+    if (!Array.isArray(lastPromptIndex)) throw new Error(`VPGC: lastPromptIndex must be an array of indices, got ${describeValue(lastPromptIndex)}`);
     const [B, L, H] = hidden.shape;
     if (H !== this.llmHiddenSize) throw new Error(`VPGC: hidden must be [B, L, ${this.llmHiddenSize}], got [${hidden.shape}]`);
     if (lastPromptIndex.length !== B) {
@@ -241,6 +278,9 @@ export class VPGC extends Module {
    */
   residualPrompts(guidance: tf.Tensor2D, imageFeatures: tf.Tensor3D, imageToSample: number[]): tf.Tensor3D {
     this.assertUsable();
+    assertTensor('VPGC.residualPrompts', 'guidance', guidance, { rank: 2, dtypes: ['float32'] });
+    assertTensor('VPGC.residualPrompts', 'imageFeatures', imageFeatures, { rank: 3, dtypes: ['float32'] });
+    if (!Array.isArray(imageToSample)) throw new Error(`VPGC: imageToSample must be an array of sample indices, got ${describeValue(imageToSample)}`);
     const n = imageFeatures.shape[0];
     if (imageToSample.length !== n) {
       throw new Error(`VPGC: imageToSample must have length numImages = ${n}, got ${imageToSample.length}`);
@@ -261,7 +301,10 @@ export class VPGC extends Module {
 
   /** The additive residual `[B, L, H]`: `R_k` on image k's span, exactly 0 elsewhere. */
   residual(inputs: VPGCInputs): tf.Tensor3D {
+    assertOptionsObject('VPGC.residual', 'inputs', inputs);
     const { hidden, imageFeatures } = inputs;
+    assertTensor('VPGC.residual', 'hidden', hidden, { rank: 3, dtypes: ['float32'] });
+    assertTensor('VPGC.residual', 'imageFeatures', imageFeatures, { rank: 3, dtypes: ['float32'] });
     const [B, L, H] = hidden.shape;
     const n = imageFeatures.shape[0];
     const index = imageSpanScatterIndex(B, L, n, this.numQueryTokens, inputs.imageSpans, inputs.imageToSample);

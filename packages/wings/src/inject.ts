@@ -16,7 +16,14 @@
  * `model.layers.{i}.reweight_module.*`), so a reference checkpoint loads into the host in one call.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { Module, assertPositiveInt, loadStateDict, stateDict, type LoadStateDictOptions, type LoadStateDictResult, type StateDict } from '@mllm/core';
+import {
+  Module,
+  assertBoolean,
+  assertFiniteNumber,
+  assertKnownKeys,
+  assertOptionsObject,
+  assertPositiveInt,
+  loadStateDict, stateDict, type LoadStateDictOptions, type LoadStateDictResult, type StateDict } from '@mllm/core';
 import { CLEAN_COMPAT, REFERENCE_COMPAT, WingsLayer, type ReferenceCompat, type WingsStage } from './wings-layer.js';
 import { loadAdapter, saveAdapter } from './adapter-io.js';
 import { buildReferenceTextualKeys, buildTextualKeys, buildVisualKeys, type WingsForwardContext } from './learner-keys.js';
@@ -92,9 +99,27 @@ export interface ResolvedWingsConfig {
   systemPromptLength: number;
 }
 
+const WINGS_CONFIG_KEYS = [
+  'stage', 'rank', 'layers', 'routerMaxLength', 'hiddenSize', 'numHeads', 'numLayers', 'ropeTheta', 'initStd', 'visualCausal',
+  'referenceCompat', 'systemPromptLength', 'freezeBase',
+];
+
 /** Resolve defaults from the host and validate (errors name the field and value). */
 export function resolveWingsConfig(config: WingsConfig, host?: WingsHostModel['textConfig']): ResolvedWingsConfig {
-  if (!config || typeof config !== 'object') throw new Error(`WingsConfig: expected an object, got ${String(config)}`);
+  assertOptionsObject('WingsConfig', 'config', config);
+  assertKnownKeys('WingsConfig', config, WINGS_CONFIG_KEYS);
+  const compatIn: unknown = config.referenceCompat;
+  if (compatIn !== undefined && typeof compatIn !== 'string') {
+    assertOptionsObject('WingsConfig', 'referenceCompat', compatIn);
+    assertKnownKeys('WingsConfig.referenceCompat', compatIn, ['doubleAdd', 'textOnlyNoRouter', 'misalignedTextMask']);
+    for (const [key, value] of Object.entries(compatIn)) assertBoolean('WingsConfig', `referenceCompat.${key}`, value);
+  }
+  for (const key of ['visualCausal', 'freezeBase'] as const) {
+    const value: unknown = config[key];
+    if (value !== undefined) assertBoolean('WingsConfig', key, value);
+  }
+  const initStd: unknown = config.initStd;
+  if (initStd !== undefined) assertFiniteNumber('WingsConfig', 'initStd', initStd);
   if (config.stage !== 1 && config.stage !== 2) throw new Error(`WingsConfig: stage must be 1 or 2, got ${String(config.stage)}`);
   const pick = (key: 'hiddenSize' | 'numHeads' | 'numLayers' | 'ropeTheta'): number => {
     const value = config[key] ?? host?.[key];
@@ -126,9 +151,6 @@ export function resolveWingsConfig(config: WingsConfig, host?: WingsHostModel['t
   const setting = config.referenceCompat ?? 'clean';
   if (typeof setting === 'string' && setting !== 'reference' && setting !== 'clean') {
     throw new Error(`WingsConfig: referenceCompat must be 'reference', 'clean' or an object of switches, got ${JSON.stringify(setting)}`);
-  }
-  if (typeof setting !== 'string' && (setting === null || typeof setting !== 'object')) {
-    throw new Error(`WingsConfig: referenceCompat must be 'reference', 'clean' or an object of switches, got ${String(setting)}`);
   }
   const compat: ReferenceCompat = setting === 'reference' ? REFERENCE_COMPAT : setting === 'clean' ? CLEAN_COMPAT : setting;
   const systemPromptLength = config.systemPromptLength ?? 0;

@@ -24,7 +24,12 @@ import {
   loadStateDict,
   stateDict,
   applyRotary,
+  assertBinaryMask,
+  assertFiniteNumber,
+  assertKnownKeys,
+  assertOptionsObject,
   assertPositiveInt,
+  assertTensor,
   batchMatMul,
   batchMatMulTransposeB,
   isHostMemoryBackend,
@@ -33,6 +38,7 @@ import {
   positionCausalMask,
   rotaryCosSin,
   splitHeads,
+  zeroMasked,
   type LoadStateDictOptions,
   type LoadStateDictResult,
   type ModuleArgs,
@@ -83,7 +89,17 @@ export interface LoRRAInputs {
   fullyMaskedRows?: FullyMaskedRows;
 }
 
+const LORRA_KEYS = ['hiddenSize', 'numHeads', 'rank', 'ropeTheta', 'initStd'];
+
+/** The constructor's options, checked before `super` sees them (an object, no unknown keys). */
+function checkedArgs(args: LoRRAArgs): LoRRAArgs {
+  assertOptionsObject('LoRRA', 'args', args);
+  assertKnownKeys('LoRRA', args, LORRA_KEYS);
+  return args;
+}
+
 function assertShape(owner: string, name: string, t: tf.Tensor, expected: Array<number | null>): void {
+  assertTensor(owner, name, t);
   const ok = t.rank === expected.length && expected.every((d, i) => d === null || t.shape[i] === d);
   if (!ok) {
     const shown = expected.map((d) => (d === null ? '*' : String(d))).join(', ');
@@ -136,7 +152,7 @@ export class LoRRA extends Module {
   readonly oProj: LowRankProjection;
 
   constructor(args: LoRRAArgs) {
-    super(args);
+    super(checkedArgs(args));
     assertPositiveInt('LoRRA', 'hiddenSize', args.hiddenSize);
     assertPositiveInt('LoRRA', 'numHeads', args.numHeads);
     assertPositiveInt('LoRRA', 'rank', args.rank);
@@ -155,6 +171,8 @@ export class LoRRA extends Module {
     this.rank = args.rank;
     this.ropeTheta = args.ropeTheta;
     this.initStd = args.initStd ?? 0.02;
+    assertFiniteNumber('LoRRA', 'initStd', this.initStd);
+    if (this.initStd < 0) throw new Error(`LoRRA: initStd must be >= 0, got ${this.initStd}`);
     const projection = () =>
       new LowRankProjection({ inFeatures: this.hiddenSize, outFeatures: this.hiddenSize, rank: this.rank, initStd: this.initStd });
     this.qProj = this.addModule('q_proj', projection());
@@ -187,6 +205,7 @@ export class LoRRA extends Module {
   /** `X [B, Lq, H]`, `F [B, Lk, H]` → `[B, Lq, H]` (see the class comment for the formula). */
   forward(inputs: LoRRAInputs): tf.Tensor3D {
     this.assertUsable();
+    assertOptionsObject('LoRRA.forward', 'inputs', inputs);
     const { query, source, queryPositions, keyPositions } = inputs;
     const H = this.hiddenSize;
     assertShape('LoRRA', 'query', query, [null, null, H]);
@@ -195,8 +214,14 @@ export class LoRRA extends Module {
     const Lk = source.shape[1] as number;
     assertShape('LoRRA', 'queryPositions', queryPositions, [B, Lq]);
     assertShape('LoRRA', 'keyPositions', keyPositions, [B, Lk]);
-    if (inputs.keyMask) assertShape('LoRRA', 'keyMask', inputs.keyMask, [B, Lk]);
-    if (inputs.attendMask) assertShape('LoRRA', 'attendMask', inputs.attendMask, [B, Lq, Lk]);
+    if (inputs.keyMask) {
+      assertShape('LoRRA', 'keyMask', inputs.keyMask, [B, Lk]);
+      assertBinaryMask('LoRRA', 'keyMask', inputs.keyMask);
+    }
+    if (inputs.attendMask) {
+      assertShape('LoRRA', 'attendMask', inputs.attendMask, [B, Lq, Lk]);
+      assertBinaryMask('LoRRA', 'attendMask', inputs.attendMask);
+    }
     const fullyMaskedRows = inputs.fullyMaskedRows ?? 'zero';
     if (fullyMaskedRows !== 'zero' && fullyMaskedRows !== 'uniform') {
       throw new Error(`LoRRA: fullyMaskedRows must be 'zero' or 'uniform', got ${String(fullyMaskedRows)}`);
@@ -204,11 +229,16 @@ export class LoRRA extends Module {
     const h = this.numHeads;
     const d = this.headDim;
     return tf.tidy(() => {
+      // Padding keys (keyMask 0) are selected to exactly 0, features and positions, before any
+      // product: masking the probabilities alone lets a NaN there through (0 · NaN = NaN).
+      const keyMask = inputs.keyMask ?? null;
+      const cleanSource = keyMask ? zeroMasked(source, keyMask) : source; // [B, Lk, H]
+      const cleanKeyPositions = (keyMask ? zeroMasked(tf.cast(keyPositions, 'float32'), keyMask) : tf.cast(keyPositions, 'float32')) as tf.Tensor2D; // [B, Lk]
       const q = tf.add(query, this.qProj.forward(query)); // [B, Lq, H]
-      const k = tf.add(source, this.kProj.forward(source)); // [B, Lk, H]
-      const v = tf.add(source, this.vProj.forward(source)); // [B, Lk, H]
+      const k = tf.add(cleanSource, this.kProj.forward(cleanSource)); // [B, Lk, H]
+      const v = tf.add(cleanSource, this.vProj.forward(cleanSource)); // [B, Lk, H]
       const qCosSin = rotaryCosSin(tf.cast(queryPositions, 'float32') as tf.Tensor2D, d, this.ropeTheta); // [B, 1, Lq, d]
-      const kCosSin = rotaryCosSin(tf.cast(keyPositions, 'float32') as tf.Tensor2D, d, this.ropeTheta); // [B, 1, Lk, d]
+      const kCosSin = rotaryCosSin(cleanKeyPositions, d, this.ropeTheta); // [B, 1, Lk, d]
       const qHeads = applyRotary(splitHeads(q, h), qCosSin.cos, qCosSin.sin); // [B, h, Lq, d]
       const kHeads = applyRotary(splitHeads(k, h), kCosSin.cos, kCosSin.sin); // [B, h, Lk, d]
       const vHeads = splitHeads(v, h); // [B, h, Lk, d]

@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { Linear, Module, assertPositiveInt, linearForward, normalInit, zerosInit, type ModuleArgs } from '@mllm/core';
+import { Linear, Module, assertFiniteNumber, assertPositiveInt, checkedOptions, linearForward, normalInit, zerosInit, type ModuleArgs } from '@mllm/core';
 
 export interface LowRankProjectionArgs extends ModuleArgs {
   inFeatures: number;
@@ -29,7 +29,7 @@ export class LowRankProjection extends Module {
   readonly up: Linear;
 
   constructor(args: LowRankProjectionArgs) {
-    super(args);
+    super(checkedOptions('LowRankProjection', args, ['inFeatures', 'outFeatures', 'rank', 'initStd']));
     assertPositiveInt('LowRankProjection', 'inFeatures', args.inFeatures);
     assertPositiveInt('LowRankProjection', 'outFeatures', args.outFeatures);
     assertPositiveInt('LowRankProjection', 'rank', args.rank);
@@ -37,6 +37,7 @@ export class LowRankProjection extends Module {
     this.outFeatures = args.outFeatures;
     this.rank = args.rank;
     this.initStd = args.initStd ?? 0.02;
+    assertFiniteNumber('LowRankProjection', 'initStd', this.initStd);
     // PyTorch's trunc_normal_(std=0.02) cuts at ±2 in absolute value, i.e. at 100σ: a plain normal.
     this.down = this.addModule('0', new Linear({ inFeatures: this.inFeatures, outFeatures: this.rank, bias: false, weightInit: normalInit(this.initStd) }));
     this.up = this.addModule('1', new Linear({ inFeatures: this.rank, outFeatures: this.outFeatures, bias: false, weightInit: zerosInit }));

@@ -16,7 +16,10 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import {
   Linear,
   Module,
+  assertKnownKeys,
+  assertOptionsObject,
   assertPositiveInt,
+  assertTensor,
   linearForward,
   loadStateDict,
   silu,
@@ -45,6 +48,13 @@ export function sumOverHeads(attentionProbs: tf.Tensor): tf.Tensor3D {
   return tf.tidy(() => sumOverAxis1(attentionProbs) as tf.Tensor3D);
 }
 
+/** The constructor's options, checked before `super` sees them (an object, no unknown keys). */
+function checkedRouterArgs(args: WingsRouterArgs): WingsRouterArgs {
+  assertOptionsObject('WingsRouter', 'args', args);
+  assertKnownKeys('WingsRouter', args, ['maxLength']);
+  return args;
+}
+
 export class WingsRouter extends Module {
   static readonly className = 'WingsRouter';
   readonly maxLength: number;
@@ -52,7 +62,7 @@ export class WingsRouter extends Module {
   readonly linear: Linear;
 
   constructor(args: WingsRouterArgs) {
-    super(args);
+    super(checkedRouterArgs(args));
     assertPositiveInt('WingsRouter', 'maxLength', args.maxLength);
     this.maxLength = args.maxLength;
     this.linear = this.addModule('linear', new Linear({ inFeatures: this.maxLength, outFeatures: 2, bias: true }));
@@ -62,6 +72,7 @@ export class WingsRouter extends Module {
   /** Raw gate logits `z = s·W[:, :L]ᵀ + b` `[B, Lq, 2]` from `attentionProbs [B, heads, Lq, L]`. */
   logits(attentionProbs: tf.Tensor): tf.Tensor3D {
     this.assertUsable();
+    assertTensor('WingsRouter.forward', 'attentionProbs', attentionProbs, { dtypes: ['float32'] });
     if (attentionProbs.rank !== 4) {
       throw new Error(`WingsRouter: attentionProbs must be [B, heads, Lq, L], got [${attentionProbs.shape.join(', ')}]`);
     }

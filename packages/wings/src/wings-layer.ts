@@ -15,7 +15,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import {
   Module,
+  assertBinaryMask,
+  assertKnownKeys,
+  assertOptionsObject,
+  assertPositiveInt,
+  assertTensor,
   loadStateDict,
+  zeroMasked,
   stateDict,
   type LoadStateDictOptions,
   type LoadStateDictResult,
@@ -114,6 +120,23 @@ export interface WingsLayerInputs {
   referenceCompat?: ReferenceCompat;
 }
 
+const WINGS_LAYER_KEYS = ['stage', 'hiddenSize', 'numHeads', 'rank', 'ropeTheta', 'routerMaxLength', 'initStd'];
+
+/** The constructor's options, checked before `super` sees them (an object, no unknown keys). */
+function checkedArgs(args: WingsLayerArgs): WingsLayerArgs {
+  assertOptionsObject('WingsLayer', 'args', args);
+  assertKnownKeys('WingsLayer', args, WINGS_LAYER_KEYS);
+  return args;
+}
+
+/** Learner keys are an object with `source [B, Lk, H]`, `positions [B, Lk]` and `keyMask [B, Lk]` tensors. */
+function checkLearnerKeys(name: string, keys: LearnerKeys): void {
+  assertOptionsObject('WingsLayer.forward', name, keys);
+  assertTensor('WingsLayer.forward', `${name}.source`, keys.source, { rank: 3 });
+  assertTensor('WingsLayer.forward', `${name}.positions`, keys.positions, { rank: 2 });
+  assertTensor('WingsLayer.forward', `${name}.keyMask`, keys.keyMask, { rank: 2 });
+}
+
 export class WingsLayer extends Module {
   static readonly className = 'WingsLayer';
   readonly stage: WingsStage;
@@ -131,8 +154,9 @@ export class WingsLayer extends Module {
   readonly router: WingsRouter | null;
 
   constructor(args: WingsLayerArgs) {
-    super(args);
+    super(checkedArgs(args));
     if (args.stage !== 1 && args.stage !== 2) throw new Error(`WingsLayer: stage must be 1 or 2, got ${String(args.stage)}`);
+    assertPositiveInt('WingsLayer', 'routerMaxLength', args.routerMaxLength);
     this.stage = args.stage;
     this.hiddenSize = args.hiddenSize;
     this.numHeads = args.numHeads;
@@ -166,19 +190,28 @@ export class WingsLayer extends Module {
   /** The new residual stream `[B, L, H]` (see the file comment for the formula). */
   forward(inputs: WingsLayerInputs): tf.Tensor3D {
     this.assertUsable();
+    assertOptionsObject('WingsLayer.forward', 'inputs', inputs);
     const compat = inputs.referenceCompat ?? {};
     const { residual, positions } = inputs;
+    assertTensor('WingsLayer.forward', 'residual', residual, { rank: 3, dtypes: ['float32'] });
+    assertTensor('WingsLayer.forward', 'positions', positions, { rank: 2 });
+    assertTensor('WingsLayer.forward', 'hasImage', inputs.hasImage);
+    if (inputs.visual != null) checkLearnerKeys('visual', inputs.visual);
+    if (inputs.textual != null) checkLearnerKeys('textual', inputs.textual);
+    if (inputs.attentionProbs != null) assertTensor('WingsLayer.forward', 'attentionProbs', inputs.attentionProbs, { rank: 4 });
     const B = residual.shape[0];
     if (inputs.hasImage.rank !== 1 || inputs.hasImage.shape[0] !== B) {
       throw new Error(`WingsLayer: hasImage must be [${B}], got [${inputs.hasImage.shape.join(', ')}]`);
     }
+    assertBinaryMask('WingsLayer.forward', 'hasImage', inputs.hasImage);
     return tf.tidy(() => {
-      const hasImage = tf.reshape(tf.cast(inputs.hasImage, 'float32'), [B, 1, 1]); // [B, 1, 1]
-      const anyImage = inputs.visual !== null;
+      const hasImage = tf.reshape(inputs.hasImage, [B, 1, 1]); // [B, 1, 1]
+      const anyImage = inputs.visual != null;
       if (this.stage === 1) {
         if (!anyImage) return tf.clone(residual);
         const outVisual = this.runLearner(this.visualLearner, residual, positions, inputs.visual!); // [B, L, H]
-        return tf.add(residual, tf.mul(outVisual, hasImage)) as tf.Tensor3D;
+        // Selected, not multiplied: a text-only sample's visual output (NaN from garbage keys) must not leak.
+        return tf.add(residual, zeroMasked(outVisual, hasImage)) as tf.Tensor3D;
       }
       if (!inputs.textual) throw new Error('WingsLayer: stage 2 needs textual keys');
       const outTextual = this.runLearner(this.textualLearner, residual, positions, inputs.textual); // [B, L, H]
@@ -190,7 +223,7 @@ export class WingsLayer extends Module {
       let update = tf.mul(weights.textual, outTextual); // [B, L, H]
       if (anyImage) {
         const outVisual = this.runLearner(this.visualLearner, residual, positions, inputs.visual!); // [B, L, H]
-        update = tf.add(update, tf.mul(tf.mul(weights.visual, outVisual), hasImage));
+        update = tf.add(update, zeroMasked(tf.mul(weights.visual, outVisual), hasImage));
       }
       return tf.add(residual, factor === 1 ? update : tf.mul(update, factor)) as tf.Tensor3D;
     });

@@ -1,9 +1,9 @@
 /**
  * State dicts with PyTorch's strict semantics, in the reference names and layouts.
  *
- * `loadStateDict` checks everything first (missing, unexpected and mis-shaped keys, non-finite
- * sizes), reports all problems in one `StateDictError`, and only then assigns: a bad dict never
- * leaves a module half-loaded.
+ * `loadStateDict` checks everything first (missing, unexpected and mis-shaped keys, values that
+ * are not tensors, disposed tensors, string or complex dtypes), reports all problems in one
+ * `StateDictError`, and only then assigns: a bad dict never leaves a module half-loaded.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { fromReferenceLayout, toReferenceLayout, type Module, type Parameter } from '../nn/module.js';
@@ -31,6 +31,8 @@ export class StateDictError extends Error {
     readonly missingKeys: string[],
     readonly unexpectedKeys: string[],
     readonly mismatchedKeys: Array<{ key: string; expected: readonly number[]; actual: readonly number[] }>,
+    /** Keys whose value cannot be loaded at all (not a tensor, disposed, a string or complex dtype). */
+    readonly invalidKeys: Array<{ key: string; problem: string }> = [],
   ) {
     const parts: string[] = [];
     if (missingKeys.length) parts.push(`missing keys: ${missingKeys.join(', ')}`);
@@ -38,6 +40,7 @@ export class StateDictError extends Error {
     for (const m of mismatchedKeys) {
       parts.push(`size mismatch for ${m.key}: expected [${m.expected}] (reference layout), got [${m.actual}]`);
     }
+    for (const k of invalidKeys) parts.push(`invalid value for ${k.key}: ${k.problem}`);
     super(`Error(s) in loading state dict for ${moduleName}:\n  ${parts.join('\n  ')}`);
     this.name = 'StateDictError';
   }
@@ -45,6 +48,19 @@ export class StateDictError extends Error {
 
 function toMap(dict: StateDict | Iterable<[string, tf.Tensor]>): StateDict {
   return dict instanceof Map ? dict : new Map(dict);
+}
+
+/** Why `value` cannot be assigned to a float32 parameter, or null when it can. */
+function tensorProblem(value: unknown): string | null {
+  if (!(value instanceof tf.Tensor)) {
+    const kind = value === null ? 'null' : Array.isArray(value) ? 'a plain array' : typeof value;
+    return `expected a tf.Tensor, got ${kind}`;
+  }
+  if (value.isDisposed) return 'the tensor is disposed';
+  if (value.dtype !== 'float32' && value.dtype !== 'int32' && value.dtype !== 'bool') {
+    return `expected dtype float32, int32 or bool, got ${value.dtype}`;
+  }
+  return null;
 }
 
 /** Load `dict` (reference names and layouts) into `module`'s parameters. */
@@ -64,16 +80,22 @@ export function loadStateDict(
   const missingKeys = [...expected.keys()].filter((k) => !candidates.has(k)).map((k) => prefix + k);
   const unexpectedKeys = [...candidates.keys()].filter((k) => !expected.has(k)).map((k) => prefix + k);
   const mismatchedKeys: StateDictError['mismatchedKeys'] = [];
+  const invalidKeys: StateDictError['invalidKeys'] = [];
   for (const [key, parameter] of expected) {
     const value = candidates.get(key);
-    if (!value) continue;
+    if (value === undefined) continue;
+    const problem = tensorProblem(value);
+    if (problem) {
+      invalidKeys.push({ key: prefix + key, problem });
+      continue;
+    }
     const same =
       value.shape.length === parameter.referenceShape.length &&
       value.shape.every((d, i) => d === parameter.referenceShape[i]);
     if (!same) mismatchedKeys.push({ key: prefix + key, expected: parameter.referenceShape, actual: value.shape });
   }
-  if (mismatchedKeys.length || (strict && (missingKeys.length || unexpectedKeys.length))) {
-    throw new StateDictError(module.name, strict ? missingKeys : [], strict ? unexpectedKeys : [], mismatchedKeys);
+  if (mismatchedKeys.length || invalidKeys.length || (strict && (missingKeys.length || unexpectedKeys.length))) {
+    throw new StateDictError(module.name, strict ? missingKeys : [], strict ? unexpectedKeys : [], mismatchedKeys, invalidKeys);
   }
   const loadedKeys: string[] = [];
   for (const [key, parameter] of expected) {

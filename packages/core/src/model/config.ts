@@ -1,5 +1,6 @@
 /** Configuration of the host decoder LM, the patch vision encoder and the host MLLM. */
 import { assertPositiveInt } from '../nn/linear.js';
+import { assertBoolean, assertFiniteNumber, assertKnownKeys, assertOptionsObject } from '../validate.js';
 import type { TokenizerSpec } from '../tokenizer/byte-tokenizer.js';
 
 /** Decoder-only LM (LLaMA/Qwen2 anatomy). */
@@ -53,12 +54,29 @@ export interface HostMLLMConfig {
   tokenizer?: TokenizerSpec;
 }
 
+const HOST_CONFIG_KEYS = ['vocabSize', 'hiddenSize', 'numLayers', 'numHeads', 'intermediateSize', 'ropeTheta', 'rmsEps', 'maxLength', 'tieEmbeddings', 'qkvBias'];
+const VISION_CONFIG_KEYS = [
+  'imageSize', 'patchSize', 'numChannels', 'hiddenSize', 'numLayers', 'numHeads', 'intermediateSize', 'layerNormEps', 'selectFeature', 'imageMean', 'imageStd',
+];
+// `format` and `customProjector` are the keys `saveHostModel` adds to config.json, which callers
+// pass back in as it is.
+const HOST_MLLM_CONFIG_KEYS = ['text', 'vision', 'projectorType', 'tokenizer', 'format', 'customProjector'];
+
+/** A host MLLM config must be an object with `text` and `vision` objects and no unknown keys. */
+export function checkHostMLLMConfig(config: HostMLLMConfig): void {
+  assertOptionsObject('HostMLLM', 'config', config);
+  assertKnownKeys('HostMLLMConfig', config, HOST_MLLM_CONFIG_KEYS);
+  assertOptionsObject('HostMLLM', 'config.text', config.text);
+  assertOptionsObject('HostMLLM', 'config.vision', config.vision);
+}
+
 export type ResolvedHostConfig = Required<HostConfig>;
 export type ResolvedVisionConfig = Required<VisionConfig>;
 
 /** Fill defaults and validate (errors name the field and the value). */
 export function resolveHostConfig(config: HostConfig): ResolvedHostConfig {
-  if (!config || typeof config !== 'object') throw new Error(`HostConfig: expected an object, got ${String(config)}`);
+  assertOptionsObject('HostConfig', 'config', config);
+  assertKnownKeys('HostConfig', config, HOST_CONFIG_KEYS);
   for (const key of ['vocabSize', 'hiddenSize', 'numLayers', 'numHeads', 'intermediateSize'] as const) {
     assertPositiveInt('HostConfig', key, config[key]);
   }
@@ -76,6 +94,10 @@ export function resolveHostConfig(config: HostConfig): ResolvedHostConfig {
   if ((resolved.hiddenSize / resolved.numHeads) % 2 !== 0) {
     throw new Error(`HostConfig: head dim hiddenSize/numHeads = ${resolved.hiddenSize / resolved.numHeads} must be even (rotary)`);
   }
+  assertFiniteNumber('HostConfig', 'ropeTheta', resolved.ropeTheta);
+  assertFiniteNumber('HostConfig', 'rmsEps', resolved.rmsEps);
+  assertBoolean('HostConfig', 'tieEmbeddings', resolved.tieEmbeddings);
+  assertBoolean('HostConfig', 'qkvBias', resolved.qkvBias);
   if (!(resolved.ropeTheta > 0)) throw new Error(`HostConfig: ropeTheta must be > 0, got ${resolved.ropeTheta}`);
   if (!(resolved.rmsEps > 0)) throw new Error(`HostConfig: rmsEps must be > 0, got ${resolved.rmsEps}`);
   assertPositiveInt('HostConfig', 'maxLength', resolved.maxLength);
@@ -83,7 +105,8 @@ export function resolveHostConfig(config: HostConfig): ResolvedHostConfig {
 }
 
 export function resolveVisionConfig(config: VisionConfig): ResolvedVisionConfig {
-  if (!config || typeof config !== 'object') throw new Error(`VisionConfig: expected an object, got ${String(config)}`);
+  assertOptionsObject('VisionConfig', 'config', config);
+  assertKnownKeys('VisionConfig', config, VISION_CONFIG_KEYS);
   for (const key of ['imageSize', 'patchSize', 'hiddenSize', 'numLayers', 'numHeads', 'intermediateSize'] as const) {
     assertPositiveInt('VisionConfig', key, config[key]);
   }

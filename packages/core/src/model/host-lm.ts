@@ -19,6 +19,7 @@ import { resolveHostConfig, type HostConfig, type ResolvedHostConfig } from './c
 import type { DecoderHooks, ForwardContext, HookHandle } from './hooks.js';
 import { causalPaddingMask, planSequence } from './sequence.js';
 import { contextFromPlan } from './context.js';
+import { assertBinaryMask, assertOptionsObject, assertTensor } from '../validate.js';
 
 export interface DecoderRunInputs {
   /** `[B, Lq, H]` layer-0 input. */
@@ -44,6 +45,13 @@ export interface HostLMArgs extends ModuleArgs {
   config: HostConfig;
 }
 
+/** The constructor's options must be an object with a `config` (checked before `super` sees them). */
+function checkedHostArgs(args: HostLMArgs): HostLMArgs {
+  assertOptionsObject('HostLM', 'args', args);
+  assertOptionsObject('HostLM', 'args.config', args.config);
+  return args;
+}
+
 export class HostLM extends Module {
   static readonly className: string = 'HostLM';
   readonly textConfig: ResolvedHostConfig;
@@ -55,7 +63,7 @@ export class HostLM extends Module {
   private nextHookId = 0;
 
   constructor(args: HostLMArgs) {
-    super(args);
+    super(checkedHostArgs(args));
     const c = (this.textConfig = resolveHostConfig(args.config));
     this.embedTokens = this.addModule('model.embed_tokens', new Embedding({ numEmbeddings: c.vocabSize, embeddingDim: c.hiddenSize }));
     this.layers = [];
@@ -207,7 +215,11 @@ export class HostLM extends Module {
    */
   forwardText(inputIds: tf.Tensor2D, attentionMask?: tf.Tensor2D): tf.Tensor3D {
     this.assertUsable();
-    if (inputIds.rank !== 2) throw new Error(`HostLM.forwardText: inputIds must be [B, L], got [${inputIds.shape}]`);
+    assertTensor('HostLM.forwardText', 'inputIds', inputIds, { rank: 2, dtypes: ['int32', 'float32'] });
+    if (attentionMask != null) {
+      assertTensor('HostLM.forwardText', 'attentionMask', attentionMask, { rank: 2 });
+      assertBinaryMask('HostLM.forwardText', 'attentionMask', attentionMask);
+    }
     const ids = inputIds.arraySync() as number[][];
     const mask = attentionMask ? (attentionMask.arraySync() as number[][]) : null;
     const plan = planSequence({ ids, imageTokenId: -1, padId: 0, tokensPerImage: 0 });

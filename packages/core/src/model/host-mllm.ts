@@ -20,7 +20,8 @@ import { causalPaddingMask, countImages, planSequence, spliceEmbeddings, type Se
 import { contextFromPlan, decodeContext } from './context.js';
 import { shiftedCrossEntropy, shiftedTokenLogProbs } from './loss.js';
 import type { LayerCache } from './decoder-layer.js';
-import type { HostMLLMConfig } from './config.js';
+import { checkHostMLLMConfig, type HostMLLMConfig } from './config.js';
+import { assertBinaryMask, assertOptionsObject, assertTensor } from '../validate.js';
 import type { ImageSpan, VisualProjector } from './hooks.js';
 import type { MultimodalBatch } from './collate.js';
 
@@ -94,6 +95,13 @@ interface RunResult {
   visualTokens: tf.Tensor3D | null;
 }
 
+/** The options must be an object with a valid `config` shape; returns the host LM's args. */
+function checkedMllmArgs(args: HostMLLMArgs): HostLMArgs {
+  assertOptionsObject('HostMLLM', 'args', args);
+  checkHostMLLMConfig(args.config);
+  return { ...args, config: args.config.text };
+}
+
 export class HostMLLM extends HostLM {
   static override readonly className = 'HostMLLM';
   readonly mllmConfig: HostMLLMConfig;
@@ -103,7 +111,7 @@ export class HostMLLM extends HostLM {
   private projectorChild: string | null = null;
 
   constructor(args: HostMLLMArgs) {
-    super({ ...args, config: args.config.text });
+    super(checkedMllmArgs(args));
     this.mllmConfig = { projectorType: 'mlp2x_gelu', ...args.config };
     this.visionTower = this.addModule('model.vision_tower', new PatchVisionEncoder({ config: args.config.vision }));
     this.tokenizer = args.tokenizer ?? (args.config.tokenizer ? tokenizerFromSpec(args.config.tokenizer) : new ByteTokenizer());
@@ -390,13 +398,18 @@ export class HostMLLM extends HostLM {
 
   /** Read a batch's tensors into per-sample JS rows (right padding checked). */
   private requestFromBatch(batch: MultimodalBatch): SequenceRequest {
+    assertOptionsObject('HostMLLM', 'batch', batch);
     const { inputIds } = batch;
-    if (!inputIds || inputIds.rank !== 2) throw new Error(`HostMLLM: batch.inputIds must be [B, T], got ${inputIds ? `[${inputIds.shape}]` : String(inputIds)}`);
+    assertTensor('HostMLLM', 'batch.inputIds', inputIds, { rank: 2, dtypes: ['int32', 'float32'] });
     const [B, T] = inputIds.shape;
     for (const key of ['attentionMask', 'labels', 'systemMask'] as const) {
       const t = batch[key];
+      if (t != null) assertTensor('HostMLLM', `batch.${key}`, t, { rank: 2 });
+      if (t != null && key !== 'labels') assertBinaryMask('HostMLLM', `batch.${key}`, t);
       if (t && (t.rank !== 2 || t.shape[0] !== B || t.shape[1] !== T)) throw new Error(`HostMLLM: batch.${key} must be [${B}, ${T}], got [${t.shape}]`);
     }
+    if (batch.images != null) assertTensor('HostMLLM', 'batch.images', batch.images, { rank: 4, dtypes: ['float32'] });
+    if (batch.imageFeatures != null) assertTensor('HostMLLM', 'batch.imageFeatures', batch.imageFeatures, { rank: 3, dtypes: ['float32'] });
     const ids = inputIds.arraySync() as number[][];
     const mask = batch.attentionMask ? (batch.attentionMask.arraySync() as number[][]) : null;
     const lengths = ids.map((row, b) => {

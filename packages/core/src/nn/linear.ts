@@ -7,6 +7,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { Module, type ModuleArgs } from './module.js';
 import { uniformInit, type InitFn } from './initializers.js';
 import { linearForward } from '../ops/matmul.js';
+import { checkedOptions, describeValue } from '../validate.js';
 
 export interface LinearArgs extends ModuleArgs {
   inFeatures: number;
@@ -21,7 +22,7 @@ export interface LinearArgs extends ModuleArgs {
 
 export function assertPositiveInt(owner: string, name: string, value: unknown): void {
   if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) {
-    throw new Error(`${owner}: ${name} must be a positive integer, got ${String(value)}`);
+    throw new Error(`${owner}: ${name} must be a positive integer, got ${describeValue(value)}`);
   }
 }
 
@@ -36,7 +37,7 @@ export class Linear extends Module {
   private readonly biasInit: InitFn;
 
   constructor(args: LinearArgs) {
-    super(args);
+    super(checkedOptions('Linear', args, ['inFeatures', 'outFeatures', 'bias', 'weightInit', 'biasInit']));
     assertPositiveInt('Linear', 'inFeatures', args.inFeatures);
     assertPositiveInt('Linear', 'outFeatures', args.outFeatures);
     this.inFeatures = args.inFeatures;

@@ -8,6 +8,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { transposeLastTwo } from './transpose.js';
 import { groupedMatMulKernel, runWasmGroupedMatMul, wasmGroupedMatMulAvailable, wasmKernelUsable } from './wasm-grouped-matmul.js';
+import { assertTensor } from '../validate.js';
 
 /**
  * On wasm, a 2-D product whose right operand has at least this many elements runs through the
@@ -73,6 +74,7 @@ function ensureMatMul2dKernel(): void {
  * with M = 32 query rows against a 768×768 weight ran 3.1 → 1.0 ms on wasm (docs/performance.md).
  */
 export function matMul2dTransposeB(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
+  checkOperands('matMul2dTransposeB', a, b, 2);
   if (a.rank !== 2 || b.rank !== 2 || a.shape[1] !== b.shape[1]) {
     throw new Error(`matMul2dTransposeB: a must be [M, N] and b [K, N] with equal N, got a [${a.shape}] and b [${b.shape}]`);
   }
@@ -89,10 +91,10 @@ export function matMul2dTransposeB(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D 
  * are computed per input only when needed (no weight gradient for frozen weights).
  */
 export function matMul2d(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
+  checkOperands('matMul2d', a, b, 2);
   if (a.rank !== 2 || b.rank !== 2 || a.shape[1] !== b.shape[0]) {
     throw new Error(`matMul2d: a must be [M, K] and b [K, N] with equal K, got a [${a.shape}] and b [${b.shape}]`);
   }
-  if (a.dtype !== b.dtype) throw new Error(`matMul2d: a and b must have one dtype, got ${a.dtype} and ${b.dtype}`);
   ensureMatMul2dKernel();
   return tf.engine().runKernel(MATMUL_2D_KERNEL, { a, b } as unknown as tf.NamedTensorMap, {}) as tf.Tensor2D;
 }
@@ -151,6 +153,7 @@ export const batchMatMul: (a: tf.Tensor3D, b: tf.Tensor3D) => tf.Tensor3D = tf.c
  */
 export const batchMatMulTransposeB: (a: tf.Tensor3D, b: tf.Tensor3D) => tf.Tensor3D = tf.customGrad(
   ((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+    checkOperands('batchMatMulTransposeB', a, b, 3);
     if (a.rank !== 3 || b.rank !== 3 || a.shape[0] !== b.shape[0] || a.shape[2] !== b.shape[2]) {
       throw new Error(`batchMatMulTransposeB: a must be [B, M, K] and b [B, N, K] with equal B and K, got a [${a.shape}] and b [${b.shape}]`);
     }
@@ -169,7 +172,15 @@ export const batchMatMulTransposeB: (a: tf.Tensor3D, b: tf.Tensor3D) => tf.Tenso
   }) as unknown as Parameters<typeof tf.customGrad>[0],
 ) as unknown as (a: tf.Tensor3D, b: tf.Tensor3D) => tf.Tensor3D;
 
+/** Both operands live tensors of `rank`, of one dtype (the message names each operand's dtype). */
+function checkOperands(caller: string, a: unknown, b: unknown, rank: number): void {
+  assertTensor(caller, 'a', a, { rank });
+  assertTensor(caller, 'b', b, { rank });
+  if (a.dtype !== b.dtype) throw new Error(`${caller}: a and b must have one dtype, got a ${a.dtype} [${a.shape}] and b ${b.dtype} [${b.shape}]`);
+}
+
 function checkBatchShapes(a: tf.Tensor, b: tf.Tensor, caller: string): void {
+  checkOperands(caller, a, b, 3);
   if (a.rank !== 3 || b.rank !== 3 || a.shape[0] !== b.shape[0] || a.shape[2] !== b.shape[1]) {
     throw new Error(`${caller}: a must be [B, M, K] and b [B, K, N] with equal B and K, got a [${a.shape}] and b [${b.shape}]`);
   }
@@ -179,6 +190,8 @@ function checkBatchShapes(a: tf.Tensor, b: tf.Tensor, caller: string): void {
  * `x [..., K] · W [K, N] (+ b [N]) → [..., N]`: leading dims flattened so the product is 2-D.
  */
 export function linearForward(x: tf.Tensor, kernel: tf.Tensor2D, bias?: tf.Tensor1D): tf.Tensor {
+  assertTensor('linear', 'x', x);
+  if (x.dtype !== kernel.dtype) throw new Error(`linear: x must be ${kernel.dtype} like the weight, got x ${x.dtype} [${x.shape}]`);
   const inFeatures = kernel.shape[0];
   const outFeatures = kernel.shape[1];
   const lastDim = x.shape[x.shape.length - 1];

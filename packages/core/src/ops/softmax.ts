@@ -7,9 +7,12 @@ export const MASKED_LOGIT = -1e9;
 /**
  * Softmax over `axis` with positions where `mask` is false/0 excluded.
  *
- * `mask` broadcasts against `logits` (bool or numeric, nonzero = keep). A row whose positions are
- * all masked returns all zeros (never NaN, never a uniform distribution over padding). Without a mask
- * it is plain softmax. On cpu, over the last axis, one fused JavaScript kernel (`host-softmax.ts`).
+ * `mask` broadcasts against `logits` (bool or numeric, nonzero = keep; NaN = drop on every backend).
+ * A row whose positions are all masked returns all zeros (never NaN, never a uniform distribution over
+ * padding). Without a mask it is plain softmax. On cpu, over the last axis, one fused JavaScript
+ * kernel (`host-softmax.ts`). Logits at dropped positions must be finite: the cpu kernel skips them,
+ * the other backends add a large negative bias (NaN + bias = NaN), so select the inputs there to 0
+ * first (`zeroMasked`), as the modules do.
  */
 export function maskedSoftmax(logits: tf.Tensor, mask?: tf.Tensor | null, axis = -1): tf.Tensor {
   const lastAxis = axis === -1 || axis === logits.rank - 1;
@@ -18,7 +21,9 @@ export function maskedSoftmax(logits: tf.Tensor, mask?: tf.Tensor | null, axis =
   }
   if (!mask) return axis === -1 || axis === logits.rank - 1 ? tf.softmax(logits) : softmaxAlong(logits, axis);
   return tf.tidy(() => {
-    const keep = tf.cast(mask.dtype === 'bool' ? mask : tf.notEqual(mask, 0), 'float32'); // broadcastable, 1 = keep
+    // |mask| > 0 is JavaScript truthiness, as the cpu kernel tests it: NaN drops the position on
+    // every backend (`mask ≠ 0` would keep it here and drop it on cpu).
+    const keep = tf.cast(mask.dtype === 'bool' ? mask : tf.greater(tf.abs(mask), 0), 'float32'); // broadcastable, 1 = keep
     // Additive bias instead of `where`: `where` tiles a broadcast mask to the full logits shape
     // (≈12× slower on wasm for [B, 1, L, L] against [B, h, L, L]); `add` broadcasts natively.
     const bias = tf.mul(tf.sub(1, keep), MASKED_LOGIT); // 0 where kept, MASKED_LOGIT elsewhere

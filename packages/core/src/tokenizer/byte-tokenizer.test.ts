@@ -93,3 +93,21 @@ describe('encodeChat', () => {
     expect(() => encodeChat(tok, [{ role: 'bot' as 'user', content: 'a' }])).toThrow(/messages\[0\]/);
   });
 });
+
+describe('ByteTokenizer decode is exact around special tokens', () => {
+  it('keeps U+FEFF at the start and after every special token; a lone surrogate is U+FFFD as documented', () => {
+    const tok = new ByteTokenizer();
+    for (const text of ['\uFEFF', '\uFEFFa', 'a\uFEFF', '<bos>\uFEFFx<eos>\uFEFF', '\uFEFF<image>\uFEFF\uFEFF', '<|im_start|>\uFEFFuser<|im_end|>']) {
+      const ids = tok.encode(text, { allowImage: true });
+      expect(tok.decode(ids), JSON.stringify(text)).toBe(text);
+    }
+    // [bos] EF BB BF 61: the BOM bytes right after a special token survive
+    expect(tok.decode([tok.bosId, 0xef, 0xbb, 0xbf, 0x61])).toBe('<bos>\uFEFFa');
+    expect(tok.decode([tok.bosId, 0xef, 0xbb, 0xbf, 0x61], { skipSpecialTokens: true })).toBe('\uFEFFa');
+    // Lone surrogates have no UTF-8 form: encoded as U+FFFD (EF BF BD), decoded as U+FFFD.
+    expect(tok.encode('a\uD800b')).toEqual([0x61, 0xef, 0xbf, 0xbd, 0x62]);
+    expect(tok.decode(tok.encode('a\uD800b\uDC00'))).toBe('a\uFFFDb\uFFFD');
+    // A well-formed pair decodes back exactly.
+    expect(tok.decode(tok.encode('a\uD83D\uDE00'))).toBe('a\uD83D\uDE00');
+  });
+});

@@ -1,8 +1,11 @@
 /**
  * Byte-level UTF-8 tokenizer: ids `0..255` are the bytes of the UTF-8 encoding, followed by a few
  * special tokens. Every string of every language (Arabic, Chinese, Turkish ı/İ, Cyrillic, accented
- * Latin, emoji) encodes without an unknown token and decodes back exactly. Decoding never throws:
- * an invalid byte sequence (e.g. a generation cut inside a multi-byte character) becomes U+FFFD.
+ * Latin, emoji) encodes without an unknown token and decodes back exactly, U+FEFF (BOM) included
+ * anywhere. Exactly = every well-formed string: a lone UTF-16 surrogate (half of a surrogate pair)
+ * has no UTF-8 encoding, so `encode` writes U+FFFD's bytes for it (as `TextEncoder`) and it decodes
+ * as U+FFFD. Decoding never throws: an invalid byte sequence (e.g. a generation cut inside a
+ * multi-byte character) becomes U+FFFD.
  *
  *   encode("Ça") = [0xC3, 0x87, 0x61]          decode([0xC3]) = "\uFFFD"
  */
@@ -119,7 +122,9 @@ export class ByteTokenizer implements Tokenizer {
   }
 
   decode(ids: ArrayLike<number>, options: { skipSpecialTokens?: boolean } = {}): string {
-    const decoder = new TextDecoder('utf-8', { fatal: false });
+    // ignoreBOM: keep a leading U+FEFF; by default TextDecoder strips it from every decode call,
+    // i.e. from the text after each special token.
+    const decoder = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
     let out = '';
     let bytes: number[] = [];
     const flush = () => {

@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  AdamW, CHECKPOINT_FILES, SeededRandom, Trainer, cosineScheduleWithWarmup, readSafetensorsFile, resumeFromCheckpoint,
+  AdamW, CHECKPOINT_FILES, CheckpointError, SeededRandom, Trainer, cosineScheduleWithWarmup, readSafetensorsFile, resumeFromCheckpoint,
   saveCheckpoint, setSeed, type BatchSource, type StepMetrics,
 } from '../index.js';
 import { TinyMlp, fixedMatrix, meanSquaredError } from './test-fixtures.js';
@@ -39,7 +40,8 @@ describe('checkpoints', () => {
     const full = setup(1, 99);
     const fullMetrics = await full.trainer.fit({ steps: 6, batches, lossFn: full.lossFn, checkpoint: { dir: (s) => join(root, `step-${s}`), every: 3 } });
     expect(readdirSync(root).sort()).toEqual(['step-3', 'step-6']);
-    expect(readdirSync(join(root, 'step-3')).sort()).toEqual([CHECKPOINT_FILES.model, CHECKPOINT_FILES.optimizer, CHECKPOINT_FILES.trainerState].sort());
+    expect(readdirSync(join(root, 'step-3')).sort()).toEqual(Object.values(CHECKPOINT_FILES).sort());
+    expect(readdirSync(root).filter((f) => f.startsWith('.'))).toEqual([]); // no lock or temporaries left
 
     // A different init and data seed: everything must come from the checkpoint.
     const resumed = setup(2, 7);
@@ -112,5 +114,81 @@ describe('checkpoints', () => {
     await expect(resumeFromCheckpoint(join(dir, 'absent'), { model: changed.model })).rejects.toThrow(/absent/);
     for (const r of [run, other, changed]) r.dispose();
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a mixed or incomplete set is refused with nothing assigned; an interrupted swap is recovered; orphans, stale locks', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'mllm-ckpt-'));
+    const run = setup(6, 1);
+    await run.trainer.fit({ steps: 4, batches, lossFn: run.lossFn, checkpoint: { dir: (s) => join(root, `step-${s}`), every: 1 } });
+    const fresh = setup(7, 1);
+    const untouched = paramsOf(fresh.model);
+    const expectRefused = async (dir: string, pattern: RegExp) => {
+      const error = await resumeFromCheckpoint(dir, { model: fresh.model, optimizer: fresh.optimizer, trainer: fresh.trainer }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(CheckpointError);
+      expect((error as Error).message).toMatch(pattern);
+      expect(paramsOf(fresh.model)).toEqual(untouched);
+      expect(fresh.trainer.step).toBe(0);
+      expect(fresh.optimizer.stepCount('fc1.weight')).toBe(0);
+    };
+    // The model of step 4 with the optimizer and trainer state of step 3 (what a crash between renames left before).
+    copyFileSync(join(root, 'step-4', CHECKPOINT_FILES.model), join(root, 'step-3', CHECKPOINT_FILES.model));
+    await expectRefused(join(root, 'step-3'), /model\.safetensors does not match checkpoint\.json \(expected \d+ bytes, sha256 [0-9a-f]{64}; found \d+ bytes, sha256 [0-9a-f]{64}\): a mixed or damaged checkpoint set/);
+    // The trainer state of another step, with a manifest rewritten to match its hash: the step cross-check.
+    const manifest2 = JSON.parse(readFileSync(join(root, 'step-2', CHECKPOINT_FILES.manifest), 'utf8'));
+    copyFileSync(join(root, 'step-1', CHECKPOINT_FILES.trainerState), join(root, 'step-2', CHECKPOINT_FILES.trainerState));
+    manifest2.files[CHECKPOINT_FILES.trainerState] = JSON.parse(readFileSync(join(root, 'step-1', CHECKPOINT_FILES.manifest), 'utf8')).files[CHECKPOINT_FILES.trainerState];
+    writeFileSync(join(root, 'step-2', CHECKPOINT_FILES.manifest), JSON.stringify(manifest2));
+    await expectRefused(join(root, 'step-2'), /trainer_state\.json is at step 1, checkpoint\.json at step 2: a mixed checkpoint set/);
+    // No manifest: the set was never completed.
+    unlinkSync(join(root, 'step-1', CHECKPOINT_FILES.manifest));
+    await expectRefused(join(root, 'step-1'), /has no checkpoint\.json: not a complete checkpoint/);
+    await expectRefused(join(root, 'step-9'), /step-9 does not exist/);
+
+    // A swap killed between its renames: the set is beside dir as `.old`; resume moves it back.
+    renameSync(join(root, 'step-4'), join(root, '.step-4.123.456.abc.old'));
+    mkdirSync(join(root, '.step-4.123.789.def.tmp')); // an incomplete staging directory: an orphan
+    writeFileSync(join(root, '.step-4.123.789.def.tmp', CHECKPOINT_FILES.model), 'truncated');
+    const { trainerState } = await resumeFromCheckpoint(join(root, 'step-4'), { model: fresh.model, optimizer: fresh.optimizer, trainer: fresh.trainer });
+    expect(trainerState!.step).toBe(4);
+    expect(paramsOf(fresh.model)).toEqual(paramsOf(run.model));
+    // The next save removes the orphans: the staging directory and a stray temporary file inside dir.
+    writeFileSync(join(root, 'step-4', '.model.safetensors.1.2.x.tmp'), 'half');
+    // A lock left by a killed process (a pid that has exited) is taken over.
+    const deadPid = spawnSync(process.execPath, ['-e', '0']).pid;
+    writeFileSync(join(root, '.step-4.lock'), JSON.stringify({ pid: deadPid, host: (await import('node:os')).hostname(), token: 'x' }));
+    await saveCheckpoint(join(root, 'step-4'), { model: run.model, optimizer: run.optimizer, trainerState: run.trainer.state() });
+    expect(readdirSync(root).filter((e) => e.includes('step-4')).sort()).toEqual(['step-4']);
+    expect(readdirSync(join(root, 'step-4')).sort()).toEqual(Object.values(CHECKPOINT_FILES).sort());
+    // A live writer's lock (this process) is waited for, then reported.
+    writeFileSync(join(root, '.step-4.lock'), JSON.stringify({ pid: process.pid, host: (await import('node:os')).hostname(), token: 'y' }));
+    await expect(saveCheckpoint(join(root, 'step-4'), { model: run.model, lockTimeoutMs: 50 })).rejects.toThrow(/step-4 is locked by another writer .* for more than 50 ms/);
+    unlinkSync(join(root, '.step-4.lock'));
+    // A directory with other files is not replaced.
+    writeFileSync(join(root, 'step-4', 'metrics.jsonl'), '{}\n');
+    await expect(saveCheckpoint(join(root, 'step-4'), { model: run.model })).rejects.toThrow(/holds files that are not part of a checkpoint \(metrics\.jsonl\)/);
+    expect(readFileSync(join(root, 'step-4', 'metrics.jsonl'), 'utf8')).toBe('{}\n');
+    run.dispose();
+    fresh.dispose();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  // Root ignores directory permissions, so this runs only as an ordinary user (as in CI).
+  it.skipIf(process.getuid?.() === 0)('a checkpoint in a read-only location (no lock can be created) is still resumed', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'mllm-ckpt-'));
+    const run = setup(6, 1);
+    await run.trainer.fit({ steps: 2, batches, lossFn: run.lossFn, checkpoint: { dir: join(root, 'ckpt'), every: 2 } });
+    chmodSync(root, 0o555);
+    try {
+      const other = setup(8, 1);
+      const resumed = await resumeFromCheckpoint(join(root, 'ckpt'), { model: other.model, optimizer: other.optimizer, trainer: other.trainer });
+      expect(resumed.trainerState!.step).toBe(2);
+      expect(paramsOf(other.model)).toEqual(paramsOf(run.model));
+      expect(readdirSync(root)).toEqual(['ckpt']);
+      other.dispose();
+    } finally {
+      chmodSync(root, 0o755);
+    }
+    run.dispose();
+    rmSync(root, { recursive: true, force: true });
   });
 });

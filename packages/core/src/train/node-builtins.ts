@@ -24,3 +24,20 @@ export async function nodeFileSync(what: string): Promise<{ fs: typeof import('n
   const [fs, path] = await Promise.all([importBuiltin('node:fs'), importBuiltin('node:path')]);
   return { fs: fs as typeof import('node:fs'), path: path as typeof import('node:path') };
 }
+
+/** `node:fs/promises`, `node:path`, `node:os` and `node:crypto` (checkpoint sets: locks and hashes). */
+export async function nodeCheckpointBuiltins(what: string): Promise<{
+  fs: typeof import('node:fs/promises');
+  path: typeof import('node:path');
+  os: typeof import('node:os');
+  crypto: typeof import('node:crypto');
+}> {
+  assertNode(what);
+  const [fs, path, os, crypto] = await Promise.all(['node:fs/promises', 'node:path', 'node:os', 'node:crypto'].map(importBuiltin));
+  return {
+    fs: fs as typeof import('node:fs/promises'),
+    path: path as typeof import('node:path'),
+    os: os as typeof import('node:os'),
+    crypto: crypto as typeof import('node:crypto'),
+  };
+}

@@ -79,7 +79,10 @@ export interface TrainerOptions {
 }
 
 export interface CheckpointSchedule {
-  /** Checkpoint directory, or one per step. */
+  /**
+   * Checkpoint directory, or one per step. Each save replaces the directory as a whole (see
+   * `saveCheckpoint`), so it must hold nothing but the checkpoint: keep metrics files elsewhere.
+   */
   dir: string | ((step: number) => string);
   /** Save after every this many steps (and after the last step of `fit`). */
   every: number;
