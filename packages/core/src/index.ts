@@ -49,6 +49,8 @@ export * from './tokenizer/byte-tokenizer.js';
 export * from './tokenizer/chat-template.js';
 export * from './tokenizer/char-tokenizer.js';
 export * from './tokenizer/tokenizer-spec.js';
+export * from './tokenizer/hf-tokenizer.js';
+export * from './tokenizer/conversation-formats.js';
 export * from './model/config.js';
 export * from './model/hooks.js';
 export * from './model/embedding.js';

@@ -46,8 +46,8 @@ export interface ByteTokenizerSpec {
   specialTokens: string[];
 }
 
-/** Saved description of a tokenizer (`byte`, or `char` with its vocabulary). */
-export type TokenizerSpec = ByteTokenizerSpec | { type: 'char'; specialTokens: string[]; characters: string[] };
+/** Saved description of a tokenizer (`byte`, `char` with its vocabulary, or `hf`: saved as its own files). */
+export type TokenizerSpec = ByteTokenizerSpec | { type: 'char'; specialTokens: string[]; characters: string[] } | { type: 'hf' };
 
 const REQUIRED_SPECIALS = ['<pad>', '<bos>', '<eos>', '<image>', '<|im_start|>', '<|im_end|>'];
 
