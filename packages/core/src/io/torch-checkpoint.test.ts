@@ -3,7 +3,9 @@ import * as tf from '@tensorflow/tfjs';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { expectNoLeaks } from '../testing/index.js';
+import { Linear } from '../nn/linear.js';
 import { loadSafetensors } from './safetensors.js';
+import { loadStateDict, stateDict } from './state-dict.js';
 import { loadTorchCheckpoint, loadTorchCheckpointFile, readTorchCheckpoint } from './torch-checkpoint.js';
 import { readZipDirectory, TorchCheckpointError, zipEntryBytes } from './zip.js';
 
@@ -189,6 +191,18 @@ describe('loadTorchCheckpoint: torch.save fixtures, compared bitwise with torch.
     expect([...filtered.keys()].sort()).toEqual(['proj.bias', 'proj.weight']);
     dispose(got, filtered, want);
     await expect(loadTorchCheckpointFile(fixture('missing.pth'))).rejects.toThrow(/could not read ".*missing\.pth"/);
+  });
+
+  it('feeds loadStateDict: a Linear takes the module checkpoint\'s proj.* weights', async () => {
+    const tensors = await loadTorchCheckpointFile(fixture('module.pth'), { filter: (name) => name.startsWith('proj.') });
+    const linear = new Linear({ inFeatures: 3, outFeatures: 2 });
+    loadStateDict(linear, tensors, { prefix: 'proj.', strict: true });
+    const want = expected('module.pth');
+    const loaded = stateDict(linear);
+    expect(Array.from(loaded.get('weight')!.dataSync())).toEqual(Array.from(want.get('proj.weight')!.dataSync()));
+    expect(Array.from(loaded.get('bias')!.dataSync())).toEqual(Array.from(want.get('proj.bias')!.dataSync()));
+    dispose(tensors, want);
+    linear.dispose();
   });
 
   it('reads the same archive with ZIP64 central-directory records', () => {
