@@ -1,6 +1,8 @@
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expectNoLeaks } from '../testing/index.js';
 import { Linear } from '../nn/linear.js';
@@ -303,5 +305,41 @@ describe('loadTorchCheckpoint: malformed files give clear errors and leak nothin
     const bigEndian = buildZip([...entriesOf(read('module.pth')), { name: 'module/byteorder', data: enc.encode('big') }]);
     expect(() => loadTorchCheckpoint(bigEndian)).toThrow(/module\/byteorder is "big"; only little-endian/);
     expect(() => loadTorchCheckpoint(Uint8Array.from([0x80, 0x02, 0x8a, 0x0a]))).toThrow(/legacy pre-1\.6 torch\.save format/);
+  });
+});
+
+describe('loadTorchCheckpointFile reads from disk with the same checks', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mllm-pth-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const write = (name: string, bytes: Uint8Array): string => {
+    const path = join(dir, name);
+    writeFileSync(path, bytes);
+    return path;
+  };
+
+  it('ZIP64 archives, and only the selected storages are read (a missing unselected one is fine)', async () => {
+    const want = expected('module.pth');
+    const zip64 = await loadTorchCheckpointFile(write('zip64.pth', buildZip(entriesOf(read('module.pth')), true)));
+    expectSame(zip64, want);
+    const { tensors } = readTorchCheckpoint(read('module.pth'));
+    const bufferKey = tensors.get('position_ids')!.storage.key;
+    const withoutBuffer = buildZip(entriesOf(read('module.pth')).filter((e) => e.name !== `module/data/${bufferKey}`));
+    const path = write('no-buffer.pth', withoutBuffer);
+    const proj = await loadTorchCheckpointFile(path, { filter: (name) => name.startsWith('proj.') });
+    expect([...proj.keys()].sort()).toEqual(['proj.bias', 'proj.weight']);
+    await expect(loadTorchCheckpointFile(path)).rejects.toThrow(/tensor "position_ids" \(entry module\/data\/\d+\): storage entry is missing/);
+    expect(() => loadTorchCheckpoint(withoutBuffer, { filter: (name) => name.startsWith('proj.') })).not.toThrow();
+    dispose(zip64, proj, want);
+  });
+
+  it('refuses globals, truncations and non-zip files, leaking nothing', async () => {
+    const before = tf.memory().numTensors;
+    await expect(loadTorchCheckpointFile(fixture('evil-os-system.pth'))).rejects.toThrow(/refusing to load global 'os\.system' from .*evil-os-system\.pth: archive\/data\.pkl/);
+    const bytes = read('tensors.pth');
+    for (const n of [0, 10, 600, 1500, bytes.length - 30, bytes.length - 1]) {
+      await expect(loadTorchCheckpointFile(write(`cut-${n}.pth`, bytes.subarray(0, n)))).rejects.toThrow(TorchCheckpointError);
+    }
+    await expect(loadTorchCheckpointFile(write('legacy.pth', Uint8Array.from([0x80, 0x02, 0x8a, 0x0a])))).rejects.toThrow(/legacy pre-1\.6/);
+    expect(tf.memory().numTensors).toBe(before);
   });
 });

@@ -19,7 +19,16 @@ import {
   SafetensorsError,
   type SafetensorsDtype,
 } from './safetensors.js';
-import { readZipDirectory, TorchCheckpointError, zipEntryBytes, type ZipEntry } from './zip.js';
+import {
+  locateZipDirectory,
+  parseZipDirectory,
+  readZipDirectory,
+  TorchCheckpointError,
+  ZIP_TAIL_BYTES,
+  zipEntryBytes,
+  zipEntryDataOffset,
+  type ZipEntry,
+} from './zip.js';
 
 
 /** One storage a checkpoint's tensors view. */
@@ -89,24 +98,37 @@ function intTuple(value: PickleValue, what: string): number[] {
   return items as number[];
 }
 
-function parseCheckpoint(bytes: Uint8Array, file: string): { checkpoint: TorchCheckpoint; entries: Map<string, ZipEntry> } {
-  let entries: Map<string, ZipEntry>;
+/** Read the zip directory of a complete file, explaining what a non-zip file probably is. */
+function directoryOf(bytes: Uint8Array, file: string): Map<string, ZipEntry> {
   try {
-    entries = readZipDirectory(bytes);
+    return readZipDirectory(bytes);
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    const legacy = bytes.length >= 2 && bytes[0] === 0x80 ? ' (this looks like the legacy pre-1.6 torch.save format, which is not supported: re-save it with a current PyTorch)' : '';
-    throw new TorchCheckpointError(`${file}: not a torch.save zip checkpoint: ${message}${legacy}`, undefined, { cause: error });
+    throw notZip(error, bytes, file);
   }
+}
+
+function notZip(error: unknown, head: Uint8Array, file: string): TorchCheckpointError {
+  const message = error instanceof Error ? error.message : String(error);
+  const legacy = head.length >= 2 && head[0] === 0x80 ? ' (this looks like the legacy pre-1.6 torch.save format, which is not supported: re-save it with a current PyTorch)' : '';
+  return new TorchCheckpointError(`${file}: not a torch.save zip checkpoint: ${message}${legacy}`, undefined, { cause: error });
+}
+
+/** The `<archive>/data.pkl` entry, the one pickle of a torch.save archive. */
+function pickleEntry(entries: Map<string, ZipEntry>, file: string): ZipEntry {
   const pickles = [...entries.keys()].filter((name) => /^[^/]+\/data\.pkl$/.test(name));
   if (pickles.length !== 1) {
     throw new TorchCheckpointError(`${file}: expected exactly one <archive>/data.pkl entry, found ${pickles.length} (${pickles.join(', ') || 'none'})`);
   }
-  const pickleName = pickles[0];
+  return entries.get(pickles[0])!;
+}
+
+/** Unpickle `<archive>/data.pkl` with the allow-list; `entryBytes` reads data.pkl and byteorder. */
+function parseCheckpoint(entries: Map<string, ZipEntry>, file: string, entryBytes: (entry: ZipEntry) => Uint8Array): TorchCheckpoint {
+  const pickleName = pickleEntry(entries, file).name;
   const archive = pickleName.slice(0, -'/data.pkl'.length);
   const byteorder = entries.get(`${archive}/byteorder`);
   if (byteorder) {
-    const order = new TextDecoder().decode(zipEntryBytes(bytes, byteorder)).trim();
+    const order = new TextDecoder().decode(entryBytes(byteorder)).trim();
     if (order !== 'little') {
       throw new TorchCheckpointError(`${file}: entry ${archive}/byteorder is ${JSON.stringify(order)}; only little-endian checkpoints are supported`, byteorder.name);
     }
@@ -191,7 +213,7 @@ function parseCheckpoint(bytes: Uint8Array, file: string): { checkpoint: TorchCh
 
   let object: PickleValue;
   try {
-    object = unpickle(zipEntryBytes(bytes, entries.get(pickleName)!), { source: where, resolveGlobal, persistentLoad });
+    object = unpickle(entryBytes(entries.get(pickleName)!), { source: where, resolveGlobal, persistentLoad });
   } catch (error) {
     if (error instanceof TorchCheckpointError) throw error;
     throw new TorchCheckpointError(`${where}: ${error instanceof Error ? error.message : String(error)}`, pickleName, { cause: error });
@@ -205,7 +227,7 @@ function parseCheckpoint(bytes: Uint8Array, file: string): { checkpoint: TorchCh
     }
   };
   walk(object, '');
-  return { checkpoint: { archive, object, tensors }, entries };
+  return { archive, object, tensors };
 }
 
 /**
@@ -214,7 +236,8 @@ function parseCheckpoint(bytes: Uint8Array, file: string): { checkpoint: TorchCh
  * @param file a name for error messages (e.g. the path).
  */
 export function readTorchCheckpoint(bytes: Uint8Array, file = 'checkpoint'): TorchCheckpoint {
-  return parseCheckpoint(bytes, file).checkpoint;
+  const entries = directoryOf(bytes, file);
+  return parseCheckpoint(entries, file, (entry) => zipEntryBytes(bytes, entry));
 }
 
 /** Contiguous (row-major) strides of `shape`. */
@@ -278,8 +301,19 @@ function selectTensors(checkpoint: TorchCheckpoint, file: string, options: LoadT
  * @param file a name for error messages (e.g. the path).
  */
 export function loadTorchCheckpoint(bytes: Uint8Array, options: LoadTorchCheckpointOptions = {}, file = 'checkpoint'): Map<string, tf.Tensor> {
-  const { checkpoint, entries } = parseCheckpoint(bytes, file);
-  const selected = selectTensors(checkpoint, file, options);
+  const entries = directoryOf(bytes, file);
+  const checkpoint = parseCheckpoint(entries, file, (entry) => zipEntryBytes(bytes, entry));
+  return materialise(checkpoint, entries, selectTensors(checkpoint, file, options), file, (entry) => zipEntryBytes(bytes, entry));
+}
+
+/** Validate and decode every selected tensor, then create them all (nothing is created on error). */
+function materialise(
+  checkpoint: TorchCheckpoint,
+  entries: Map<string, ZipEntry>,
+  selected: Map<string, TorchTensorRef>,
+  file: string,
+  entryBytes: (entry: ZipEntry) => Uint8Array,
+): Map<string, tf.Tensor> {
   const uses = new Map<string, number>();
   for (const ref of selected.values()) uses.set(ref.storage.key, (uses.get(ref.storage.key) ?? 0) + 1);
   const decoded = new Map<string, Values>();
@@ -303,7 +337,7 @@ export function loadTorchCheckpoint(bytes: Uint8Array, options: LoadTorchCheckpo
       const bytesWanted = ref.storage.numel * elementBytes;
       let data: Uint8Array;
       try {
-        data = zipEntryBytes(bytes, entry);
+        data = entryBytes(entry);
       } catch (error) {
         throw fail(error instanceof Error ? error.message : String(error));
       }
@@ -334,17 +368,75 @@ export function loadTorchCheckpoint(bytes: Uint8Array, options: LoadTorchCheckpo
 }
 
 /**
- * Node.js: load a `torch.save` checkpoint from `path` (see `loadTorchCheckpoint`). The whole file is
- * read into memory (zip entries are then used in place), so its size is bounded by Node's largest
- * Buffer. `node:fs` is imported lazily so browser bundles never pull it in.
+ * Node.js: load a `torch.save` checkpoint from `path` (see `loadTorchCheckpoint`). Memory-bounded: it
+ * reads the zip's end records, its central directory, `data.pkl`, and then only the storages that the
+ * selected tensors view (so `select` / `filter` on a multi-GB `pytorch_model.bin` reads just those).
+ * `node:fs` is imported lazily so browser bundles never pull it in.
  */
 export async function loadTorchCheckpointFile(path: string, options: LoadTorchCheckpointOptions = {}): Promise<Map<string, tf.Tensor>> {
-  const { readFile } = await import('node:fs/promises');
-  let bytes: Uint8Array;
+  const { open } = await import('node:fs/promises');
+  const ioError = (error: unknown): TorchCheckpointError =>
+    error instanceof TorchCheckpointError ? error
+      : new TorchCheckpointError(`could not read ${JSON.stringify(path)}: ${error instanceof Error ? error.message : String(error)}`, undefined, { cause: error });
+  let handle: Awaited<ReturnType<typeof open>>;
   try {
-    bytes = await readFile(path);
+    handle = await open(path, 'r');
   } catch (error) {
-    throw new TorchCheckpointError(`could not read ${JSON.stringify(path)}: ${error instanceof Error ? error.message : String(error)}`, undefined, { cause: error });
+    throw ioError(error);
   }
-  return loadTorchCheckpoint(bytes, options, path);
+  try {
+    const size = (await handle.stat()).size;
+    /** Up to `length` bytes at `position` (fewer only at the end of the file). */
+    const readAt = async (position: number, length: number): Promise<Uint8Array> => {
+      const out = new Uint8Array(Math.max(0, Math.min(length, size - position)));
+      let done = 0;
+      while (done < out.length) {
+        const { bytesRead } = await handle.read(out, done, out.length - done, position + done);
+        if (bytesRead === 0) throw new TorchCheckpointError(`${path}: the file ended at ${position + done} while reading ${out.length} bytes at ${position} (it shrank?)`);
+        done += bytesRead;
+      }
+      return out;
+    };
+    let entries: Map<string, ZipEntry>;
+    const head = await readAt(0, 2);
+    try {
+      const tailStart = Math.max(0, size - ZIP_TAIL_BYTES);
+      const tail = await readAt(tailStart, size - tailStart);
+      const location = locateZipDirectory(tail, size, (offset, length) => {
+        if (offset < tailStart || offset + length > size) throw new TorchCheckpointError(`zip: ZIP64 end record at ${offset} is not next to the end records`);
+        return tail.subarray(offset - tailStart, offset - tailStart + length);
+      });
+      entries = parseZipDirectory(await readAt(location.offset, location.size), location);
+    } catch (error) {
+      throw notZip(error, head, path);
+    }
+    // Stored entries' bytes, read ahead asynchronously; a failed read is kept and rethrown where used.
+    const cache = new Map<string, Uint8Array | Error>();
+    const prefetch = async (entry: ZipEntry | undefined): Promise<void> => {
+      if (!entry || cache.has(entry.name)) return;
+      try {
+        const start = zipEntryDataOffset(entry, await readAt(entry.localHeaderOffset, 30), size);
+        cache.set(entry.name, await readAt(start, entry.uncompressedSize));
+      } catch (error) {
+        cache.set(entry.name, error instanceof Error ? error : new Error(String(error)));
+      }
+    };
+    const cached = (entry: ZipEntry): Uint8Array => {
+      const value = cache.get(entry.name);
+      if (value instanceof Uint8Array) return value;
+      throw value ?? new TorchCheckpointError(`zip entry ${JSON.stringify(entry.name)} was not read`, entry.name);
+    };
+    const pickle = pickleEntry(entries, path);
+    const archive = pickle.name.slice(0, -'/data.pkl'.length);
+    await prefetch(pickle);
+    await prefetch(entries.get(`${archive}/byteorder`));
+    const checkpoint = parseCheckpoint(entries, path, cached);
+    const selected = selectTensors(checkpoint, path, options);
+    for (const ref of selected.values()) await prefetch(entries.get(`${archive}/data/${ref.storage.key}`));
+    return materialise(checkpoint, entries, selected, path, cached);
+  } catch (error) {
+    throw ioError(error);
+  } finally {
+    await handle.close();
+  }
 }

@@ -40,44 +40,68 @@ function u64(view: DataView, offset: number, what: string): number {
   return Number(value);
 }
 
+/** Where the central directory is, as the end records say. */
+export interface ZipDirectoryLocation {
+  count: number;
+  offset: number;
+  size: number;
+}
+
+/** Bytes of the zip file at `[offset, offset + length)`; throws when the range is outside the file. */
+export type ZipRangeReader = (offset: number, length: number) => Uint8Array;
+
 /**
- * Parse the central directory of a complete zip file in `bytes`. Throws `TorchCheckpointError` for a
- * truncated file, a missing end-of-central-directory record or out-of-range offsets.
+ * How many bytes at the end of a zip hold its end records: EOCD (22) + comment (≤ 65535) + ZIP64
+ * locator (20) + the ZIP64 end record (56) that writers (torch.save included) put right before it.
  */
-export function readZipDirectory(bytes: Uint8Array): Map<string, ZipEntry> {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+export const ZIP_TAIL_BYTES = 22 + 65535 + 20 + 56;
+
+/**
+ * Find the central directory from the file's last bytes `tail` (up to `ZIP_TAIL_BYTES`), reading the
+ * ZIP64 end record through `read` when the end record points there.
+ */
+export function locateZipDirectory(tail: Uint8Array, fileSize: number, read: ZipRangeReader): ZipDirectoryLocation {
+  const view = new DataView(tail.buffer, tail.byteOffset, tail.byteLength);
   // End of central directory: 22 bytes + a comment of at most 65535 bytes, searched from the end.
   let eocd = -1;
-  for (let i = bytes.length - 22; i >= Math.max(0, bytes.length - 22 - 65535); i--) {
+  for (let i = tail.length - 22; i >= Math.max(0, tail.length - 22 - 65535); i--) {
     if (view.getUint32(i, true) === EOCD_SIGNATURE) { eocd = i; break; }
   }
-  if (eocd < 0) throw new TorchCheckpointError(`zip: no end-of-central-directory record in ${bytes.length} bytes (not a zip file, or truncated)`);
+  if (eocd < 0) throw new TorchCheckpointError(`zip: no end-of-central-directory record in ${fileSize} bytes (not a zip file, or truncated)`);
   let count = view.getUint16(eocd + 10, true);
-  let dirSize = view.getUint32(eocd + 12, true);
-  let dirOffset = view.getUint32(eocd + 16, true);
-  if (count === 0xffff || dirSize === 0xffffffff || dirOffset === 0xffffffff) {
+  let size = view.getUint32(eocd + 12, true);
+  let offset = view.getUint32(eocd + 16, true);
+  if (count === 0xffff || size === 0xffffffff || offset === 0xffffffff) {
     // ZIP64: a 20-byte locator right before the EOCD points at the 56-byte ZIP64 EOCD record.
     const locator = eocd - 20;
     if (locator < 0 || view.getUint32(locator, true) !== ZIP64_EOCD_LOCATOR_SIGNATURE) {
       throw new TorchCheckpointError('zip: ZIP64 end-of-central-directory locator missing');
     }
-    const record = u64(view, locator + 8, 'ZIP64 record offset');
-    if (record + 56 > bytes.length || view.getUint32(record, true) !== ZIP64_EOCD_SIGNATURE) {
-      throw new TorchCheckpointError(`zip: ZIP64 end-of-central-directory record at ${record} is missing or out of range`);
-    }
-    count = u64(view, record + 32, 'entry count');
-    dirSize = u64(view, record + 40, 'central directory size');
-    dirOffset = u64(view, record + 48, 'central directory offset');
+    const at = u64(view, locator + 8, 'ZIP64 record offset');
+    if (at + 56 > fileSize) throw new TorchCheckpointError(`zip: ZIP64 end-of-central-directory record at ${at} lies outside the ${fileSize}-byte file`);
+    const record = read(at, 56);
+    const rv = new DataView(record.buffer, record.byteOffset, record.byteLength);
+    if (rv.getUint32(0, true) !== ZIP64_EOCD_SIGNATURE) throw new TorchCheckpointError(`zip: no ZIP64 end-of-central-directory record at ${at}`);
+    count = u64(rv, 32, 'entry count');
+    size = u64(rv, 40, 'central directory size');
+    offset = u64(rv, 48, 'central directory offset');
   }
-  if (dirOffset + dirSize > bytes.length) {
-    throw new TorchCheckpointError(`zip: central directory [${dirOffset}, ${dirOffset + dirSize}) lies outside the ${bytes.length}-byte file (truncated?)`);
+  if (offset + size > fileSize) {
+    throw new TorchCheckpointError(`zip: central directory [${offset}, ${offset + size}) lies outside the ${fileSize}-byte file (truncated?)`);
   }
+  return { count, offset, size };
+}
+
+/** Parse `location.count` central-directory records from `directory` (the directory's bytes). */
+export function parseZipDirectory(directory: Uint8Array, location: ZipDirectoryLocation): Map<string, ZipEntry> {
+  const view = new DataView(directory.buffer, directory.byteOffset, directory.byteLength);
+  const { count, size } = location;
   const entries = new Map<string, ZipEntry>();
   const decoder = new TextDecoder('utf-8', { fatal: false });
-  let p = dirOffset;
+  let p = 0;
   for (let n = 0; n < count; n++) {
-    if (p + 46 > dirOffset + dirSize || view.getUint32(p, true) !== CENTRAL_SIGNATURE) {
-      throw new TorchCheckpointError(`zip: central directory entry ${n} of ${count} at offset ${p} is malformed`);
+    if (p + 46 > size || view.getUint32(p, true) !== CENTRAL_SIGNATURE) {
+      throw new TorchCheckpointError(`zip: central directory entry ${n} of ${count} at offset ${location.offset + p} is malformed`);
     }
     const method = view.getUint16(p + 10, true);
     let compressedSize = view.getUint32(p + 20, true);
@@ -87,25 +111,27 @@ export function readZipDirectory(bytes: Uint8Array): Map<string, ZipEntry> {
     const commentLength = view.getUint16(p + 32, true);
     let localHeaderOffset = view.getUint32(p + 42, true);
     const end = p + 46 + nameLength + extraLength + commentLength;
-    if (end > dirOffset + dirSize) throw new TorchCheckpointError(`zip: central directory entry ${n} overruns the directory`);
-    const name = decoder.decode(bytes.subarray(p + 46, p + 46 + nameLength));
+    if (end > size) throw new TorchCheckpointError(`zip: central directory entry ${n} overruns the directory`);
+    const name = decoder.decode(directory.subarray(p + 46, p + 46 + nameLength));
     // ZIP64 extended information (extra field id 1): 8-byte values, only for fields set to 0xffffffff, in this order.
     let e = p + 46 + nameLength;
     const extraEnd = e + extraLength;
     while (e + 4 <= extraEnd) {
       const id = view.getUint16(e, true);
-      const size = view.getUint16(e + 2, true);
+      const fieldSize = view.getUint16(e + 2, true);
       if (id === 1) {
         let q = e + 4;
         const take = (what: string): number => {
-          if (q + 8 > e + 4 + size) throw new TorchCheckpointError(`zip: ZIP64 extra field of ${JSON.stringify(name)} is too short for its ${what}`, name);
-          const v = u64(view, q, what); q += 8; return v;
+          if (q + 8 > e + 4 + fieldSize) throw new TorchCheckpointError(`zip: ZIP64 extra field of ${JSON.stringify(name)} is too short for its ${what}`, name);
+          const v = u64(view, q, what);
+          q += 8;
+          return v;
         };
         if (uncompressedSize === 0xffffffff) uncompressedSize = take('uncompressed size');
         if (compressedSize === 0xffffffff) compressedSize = take('compressed size');
         if (localHeaderOffset === 0xffffffff) localHeaderOffset = take('local header offset');
       }
-      e += 4 + size;
+      e += 4 + fieldSize;
     }
     entries.set(name, { name, method, compressedSize, uncompressedSize, localHeaderOffset });
     p = end;
@@ -113,11 +139,29 @@ export function readZipDirectory(bytes: Uint8Array): Map<string, ZipEntry> {
   return entries;
 }
 
+/** `[offset, offset + length)` of `bytes`, or a `TorchCheckpointError` when outside. */
+function rangeOf(bytes: Uint8Array): ZipRangeReader {
+  return (offset, length) => {
+    if (offset + length > bytes.length) throw new TorchCheckpointError(`zip: bytes [${offset}, ${offset + length}) lie outside the ${bytes.length}-byte file (truncated?)`);
+    return bytes.subarray(offset, offset + length);
+  };
+}
+
 /**
- * The bytes of one STORED entry, a view into `bytes` (no copy). Refuses compressed entries and entries
- * whose data lies outside the file.
+ * Parse the central directory of a complete zip file in `bytes`. Throws `TorchCheckpointError` for a
+ * truncated file, a missing end-of-central-directory record or out-of-range offsets.
  */
-export function zipEntryBytes(bytes: Uint8Array, entry: ZipEntry): Uint8Array {
+export function readZipDirectory(bytes: Uint8Array): Map<string, ZipEntry> {
+  const tailStart = Math.max(0, bytes.length - ZIP_TAIL_BYTES);
+  const location = locateZipDirectory(bytes.subarray(tailStart), bytes.length, rangeOf(bytes));
+  return parseZipDirectory(bytes.subarray(location.offset, location.offset + location.size), location);
+}
+
+/**
+ * Where a STORED entry's data lies, from its 30-byte local header `local` (read at
+ * `entry.localHeaderOffset`): `[start, start + entry.uncompressedSize)`. Refuses compressed entries.
+ */
+export function zipEntryDataOffset(entry: ZipEntry, local: Uint8Array, fileSize: number): number {
   const where = `zip entry ${JSON.stringify(entry.name)}`;
   if (entry.method !== 0) {
     const kind = entry.method === 8 ? 'DEFLATE-compressed' : `compressed with method ${entry.method}`;
@@ -126,15 +170,26 @@ export function zipEntryBytes(bytes: Uint8Array, entry: ZipEntry): Uint8Array {
   if (entry.compressedSize !== entry.uncompressedSize) {
     throw new TorchCheckpointError(`${where}: STORED entry has compressed size ${entry.compressedSize} != size ${entry.uncompressedSize}`, entry.name);
   }
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const h = entry.localHeaderOffset;
-  if (h + 30 > bytes.length || view.getUint32(h, true) !== LOCAL_SIGNATURE) {
-    throw new TorchCheckpointError(`${where}: local header at offset ${h} is missing or outside the ${bytes.length}-byte file`, entry.name);
+  const view = new DataView(local.buffer, local.byteOffset, local.byteLength);
+  if (local.length < 30 || view.getUint32(0, true) !== LOCAL_SIGNATURE) {
+    throw new TorchCheckpointError(`${where}: local header at offset ${h} is missing or outside the ${fileSize}-byte file`, entry.name);
   }
-  const start = h + 30 + view.getUint16(h + 26, true) + view.getUint16(h + 28, true);
+  const start = h + 30 + view.getUint16(26, true) + view.getUint16(28, true);
   const end = start + entry.uncompressedSize;
-  if (end > bytes.length) {
-    throw new TorchCheckpointError(`${where}: data [${start}, ${end}) lies outside the ${bytes.length}-byte file (truncated?)`, entry.name);
+  if (end > fileSize) {
+    throw new TorchCheckpointError(`${where}: data [${start}, ${end}) lies outside the ${fileSize}-byte file (truncated?)`, entry.name);
   }
-  return bytes.subarray(start, end);
+  return start;
+}
+
+/**
+ * The bytes of one STORED entry, a view into `bytes` (no copy). Refuses compressed entries and entries
+ * whose data lies outside the file.
+ */
+export function zipEntryBytes(bytes: Uint8Array, entry: ZipEntry): Uint8Array {
+  const h = entry.localHeaderOffset;
+  const local = bytes.subarray(Math.min(h, bytes.length), Math.min(h + 30, bytes.length));
+  const start = zipEntryDataOffset(entry, local, bytes.length);
+  return bytes.subarray(start, start + entry.uncompressedSize);
 }
