@@ -270,6 +270,8 @@ describe('loadTorchCheckpoint: malformed files give clear errors and leak nothin
       error = catchError(() => loadTorchCheckpoint(withPickle(tensorPickle(8, 0, [8], [1]))));
       expect(error.message).toMatch(/storage has 24 bytes, its 8 F32 elements need 32/);
       expect(error.entry).toBe('archive/data/0');
+      error = catchError(() => loadTorchCheckpoint(withPickle(tensorPickle(6, 0, [65536, 65536], [0, 0]))));
+      expect(error.message).toMatch(/shape \[65536, 65536\] has too many elements \(4294967296\)/);
       error = catchError(() => loadTorchCheckpoint(buildZip([{ name: 'archive/data.pkl', data: tensorPickle(6, 0, [6], [1]) }])));
       expect(error.message).toMatch(/storage entry is missing/);
     });
@@ -292,6 +294,7 @@ describe('loadTorchCheckpoint: malformed files give clear errors and leak nothin
       [[0x80, 0x02, 0x4e], /no STOP opcode/],
       [[0x80, 0x02, 0x58, 0xff, 0, 0, 0, 0x61], /truncated pickle/],
       [[0x80, 0x06, 0x4e, 0x2e], /pickle protocol 6 is not supported/],
+      [[0x80, 0x02, 0x7d, 0x71, 0x00, ...unicode('self'), 0x68, 0x00, 0x73, 0x2e], /the dict at "self" contains itself/],
     ];
     for (const [pickle, message] of cases) {
       expect(() => loadTorchCheckpoint(withPickle(Uint8Array.from(pickle)))).toThrow(message);

@@ -219,8 +219,11 @@ function parseCheckpoint(entries: Map<string, ZipEntry>, file: string, entryByte
     throw new TorchCheckpointError(`${where}: ${error instanceof Error ? error.message : String(error)}`, pickleName, { cause: error });
   }
   const tensors = new Map<string, TorchTensorRef>();
+  const seen = new Set<Map<unknown, PickleValue>>(); // a pickle can make a dict contain itself
   const walk = (value: PickleValue, prefix: string): void => {
     if (value instanceof Map) {
+      if (seen.has(value)) throw new TorchCheckpointError(`${where}: the dict at ${JSON.stringify(prefix)} contains itself`, pickleName);
+      seen.add(value);
       for (const [key, child] of value) if (typeof key === 'string') walk(child, prefix ? `${prefix}.${key}` : key);
     } else if (tensorRefs.has(value as object)) {
       tensors.set(prefix, value as TorchTensorRef);
@@ -326,7 +329,8 @@ function materialise(
     if (!entry) throw fail('storage entry is missing from the archive');
     const elementBytes = safetensorsDtypeByteSize(ref.storage.dtype)!;
     const count = ref.shape.reduce((a, b) => a * b, 1);
-    if (!Number.isSafeInteger(count)) throw fail(`shape [${ref.shape.join(', ')}] has too many elements`);
+    // Typed arrays hold at most 2^31 − 1 elements here; stride-0 (expanded) views could otherwise ask for far more than the storage.
+    if (count > 0x7fffffff) throw fail(`shape [${ref.shape.join(', ')}] has too many elements (${count})`);
     // Largest element the view touches: offset + Σ (size_d − 1) · stride_d.
     const last = ref.shape.reduce((acc, size, d) => acc + (size - 1) * ref.stride[d], ref.offset);
     if (count > 0 && last >= ref.storage.numel) {
