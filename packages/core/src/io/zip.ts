@@ -1,10 +1,12 @@
 /**
  * A minimal reader for the zip container `torch.save` writes (PyTorch ≥ 1.6): every entry is
  * STORED (uncompressed) and 64-byte aligned, so reading an entry is a bounds-checked subarray of
- * the file, with no copy and no inflater. Hand-written rather than a zip library from npm because
- * only the central directory and stored entries are needed (~150 lines, no dependency, works the
- * same in Node and browsers); DEFLATE-compressed entries, which torch never writes, are refused with
- * a clear error. ZIP64 records (files or entries ≥ 4 GiB, > 65535 entries) are parsed.
+ * the file, with no copy and no inflater. Hand-written rather than a zip library from npm: fflate and
+ * jszip read whole archives into memory and bring inflaters torch files never need, yauzl is
+ * Node-only, unzipit is async-only; only the central directory and stored entries are needed here
+ * (a few hundred lines, no dependency, synchronous on bytes and range reads on files, the same in Node
+ * and browsers). DEFLATE-compressed entries, which torch never writes, are refused with a clear error.
+ * ZIP64 records (files or entries ≥ 4 GiB, > 65535 entries) are parsed.
  */
 
 /** A zip or checkpoint that cannot be read; `entry` names the archive entry when one is at fault. */
