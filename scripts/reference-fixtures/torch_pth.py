@@ -53,8 +53,8 @@ def evil(name: str, payload: bytes) -> None:
     """A zip laid out as torch.save writes it, whose data.pkl is hand-made `payload`."""
     path = os.path.join(OUT, name)
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
-        z.writestr("archive/data.pkl", payload)
-        z.writestr("archive/version", "3\n")
+        for name, data in (("archive/data.pkl", payload), ("archive/version", b"3\n")):
+            z.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data)  # fixed time: reproducible bytes
     print(f"wrote {os.path.relpath(path, ROOT)}")
 
 
