@@ -58,7 +58,7 @@ def stub_module(name: str, **attrs) -> types.ModuleType:
 def to_numpy(value) -> np.ndarray:
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu().numpy()
-    array = np.ascontiguousarray(value)
+    array = np.ascontiguousarray(value).reshape(np.shape(value))  # ascontiguousarray makes 0-d arrays 1-d
     if array.dtype not in _DTYPES:
         raise TypeError(f"unsupported fixture dtype {array.dtype}")
     return array
