@@ -112,6 +112,7 @@ export class QFormerVPG extends Module {
 
   /** `VisualProjector`: features `[n, Nv, Dv]` → image tokens `[n, Nq, H]`. */
   forward(features: tf.Tensor3D): tf.Tensor3D {
+    assertTensor('QFormerVPG.forward', 'features', features, { rank: 3, dtypes: ['float32'] });
     return tf.tidy(() => this.llamaProj.forward(this.encode(features)) as tf.Tensor3D);
   }
 

@@ -19,7 +19,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import {
-  MASKED_LOGIT,
   Module,
   loadStateDict,
   stateDict,
@@ -230,7 +229,8 @@ export class LoRRA extends Module {
     const d = this.headDim;
     return tf.tidy(() => {
       // Padding keys (keyMask 0) are selected to exactly 0, features and positions, before any
-      // product: masking the probabilities alone lets a NaN there through (0 · NaN = NaN).
+      // product: masking the probabilities alone lets a NaN there through (0 · NaN = NaN). Under
+      // 'uniform' a fully masked row still averages every key's raw value, padding included (below).
       const keyMask = inputs.keyMask ?? null;
       const cleanSource = keyMask ? zeroMasked(source, keyMask) : source; // [B, Lk, H]
       const cleanKeyPositions = (keyMask ? zeroMasked(tf.cast(keyPositions, 'float32'), keyMask) : tf.cast(keyPositions, 'float32')) as tf.Tensor2D; // [B, Lk]
@@ -253,14 +253,20 @@ export class LoRRA extends Module {
         inputs.attendMask ? tf.reshape(inputs.attendMask, [B, 1, Lq, Lk]) : null, // [B, 1, Lq, Lk]
       ], B, Lq, Lk);
       // Softmax in float32 (all of tfjs' float math is float32).
-      let probs: tf.Tensor; // [B, h, Lq, Lk]
-      if (!mask) probs = maskedSoftmax(scores);
-      else if (fullyMaskedRows === 'zero') probs = maskedSoftmax(scores, mask);
-      else probs = tf.softmax(tf.where(tf.broadcastTo(mask, scores.shape), scores, tf.fill(scores.shape, MASKED_LOGIT)));
+      const probs = mask ? maskedSoftmax(scores, mask) : maskedSoftmax(scores); // [B, h, Lq, Lk], fully masked rows 0
 
       const v3 = tf.reshape(vHeads, [B * h, Lk, d]) as tf.Tensor3D; // [B·h, Lk, d]
-      const o = batchMatMul(tf.reshape(probs, [B * h, Lq, Lk]) as tf.Tensor3D, v3); // [B·h, Lq, d]
-      const merged = mergeHeads(tf.reshape(o, [B, h, Lq, d])); // [B, Lq, H]
+      let o = tf.reshape(batchMatMul(tf.reshape(probs, [B * h, Lq, Lk]) as tf.Tensor3D, v3), [B, h, Lq, d]); // [B, h, Lq, d]
+      if (mask && fullyMaskedRows === 'uniform') {
+        // The reference's additive dtype-min mask turns a fully masked row into softmax(const) =
+        // 1/Lk over every key: the mean of the raw values (padding keys included, unlike the rows
+        // above), selected into those rows only, so a NaN at a padding key reaches no other row.
+        const vRaw = splitHeads(tf.add(source, this.vProj.forward(source)), h); // [B, h, Lk, d]
+        const mean = tf.mean(vRaw, 2, true); // [B, h, 1, d]
+        const anyKey = tf.any(tf.broadcastTo(tf.cast(mask, 'bool'), [B, 1, Lq, Lk]), -1, true); // [B, 1, Lq, 1]
+        o = tf.where(tf.broadcastTo(anyKey, [B, h, Lq, d]), o, tf.broadcastTo(mean, [B, h, Lq, d]));
+      }
+      const merged = mergeHeads(o as tf.Tensor4D); // [B, Lq, H]
       return this.oProj.forward(merged) as tf.Tensor3D; // [B, Lq, H]
     });
   }
