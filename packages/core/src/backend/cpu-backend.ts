@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { activateBackend } from './activate-backend.js';
 import { importOptional } from './runtime.js';
-import type { StartResult } from './start-result.js';
+import { notInstalled, type StartResult } from './start-result.js';
 import { installFastCpuBroadcast } from './cpu-broadcast-binary.js';
 
 /** Registers (by importing the package when needed) and starts the cpu backend. */
@@ -13,7 +13,7 @@ export async function startCpuBackend(verbose: boolean): Promise<StartResult> {
   if (tf.findBackendFactory('cpu') == null) {
     const imported = await importOptional('@tensorflow/tfjs-backend-cpu');
     if (!imported.ok) {
-      return { ok: false, why: `@tensorflow/tfjs-backend-cpu is not installed (${imported.error})` };
+      return { ok: false, why: notInstalled('@tensorflow/tfjs-backend-cpu', imported.error, tf.version_core) };
     }
   }
   const activated = await activateBackend('cpu', verbose);

@@ -156,7 +156,7 @@ async function tryStart(name: BackendName, options: InitBackendOptions, byName: 
  * @throws when `name` (or `MLLM_BACKEND`) is not a known backend, when a backend asked for by name
  *   cannot start (the previously active backend stays active), or when not even cpu starts.
  */
-export async function initBackend(name?: BackendRequest | string, options: InitBackendOptions = {}): Promise<BackendChoice> {
+export async function initBackend(name?: BackendRequest, options: InitBackendOptions = {}): Promise<BackendChoice> {
   const fromEnvironment = name === undefined ? readEnvironment(BACKEND_ENV_VARIABLE) : undefined;
   const requestSource: BackendChoice['requestSource'] =
     name !== undefined ? 'argument' : fromEnvironment !== undefined ? 'MLLM_BACKEND' : 'default';

@@ -13,6 +13,7 @@
  * lacks; `installNodeSyncRead` replaces them with a buffer copy whose mapping is completed by
  * driving Dawn's event processing from JavaScript (see `waitForMapping`).
  */
+import { notInstalled } from './start-result.js';
 import * as tf from '@tensorflow/tfjs-core';
 import { fileExists, firstLine, importOptional, readEnvironment, setEnvironment } from './runtime.js';
 import type { WebGpuBufferLike, WebGpuDeviceLike, WebGpuLike } from './webgpu-types.js';
@@ -90,7 +91,7 @@ export async function ensureNodeNavigatorGpu(dawnOptions: readonly string[] = []
   if (!loader.ok) return { ok: false, why: loader.note };
   if (loader.note) notes.push(loader.note);
   const dawn = await importOptional<DawnModule>('webgpu');
-  if (!dawn.ok) return { ok: false, why: `the 'webgpu' npm package (Dawn) is not installed (${dawn.error})` };
+  if (!dawn.ok) return { ok: false, why: `Dawn (the 'webgpu' npm package): ${notInstalled('webgpu', dawn.error)}` };
   let gpu: WebGpuLike;
   try {
     for (const [key, value] of Object.entries(dawn.module.globals)) {
