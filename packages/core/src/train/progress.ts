@@ -3,6 +3,10 @@
  * bar, step/total, loss, lr, steps/s (and tokens/s when known), ETA. Elsewhere (CI logs, files,
  * `process.stdout.isTTY` false) plain lines are written every `logEvery` steps, plus the first and
  * the last step. The stream is injectable so output can be captured.
+ *
+ * Why not `cli-progress` / `progress`: both write to a Node TTY stream; this bar also runs in browsers
+ * (falling back to `console.log` lines), writes plain periodic lines for logs, takes an injected clock
+ * for tests, and @mllm/core keeps no runtime dependency besides its tfjs peers.
  */
 
 /** Where text goes: `process.stdout`, a file stream, or a test's collector. */
