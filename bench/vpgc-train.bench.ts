@@ -51,7 +51,7 @@ async function main(): Promise<void> {
   if (!qformer) throw new Error(`--size must be one of ${Object.keys(SIZES).join(', ')}, got '${sizeName}'`);
   const iterations = Number(argument('iterations', '2'));
   for (const backend of argument('backends', 'wasm').split(',')) {
-    await initBackend(parseBackendRequest(backend));
+    await initBackend(parseBackendRequest(backend), { fastCpuKernels: true }); // the kernels docs/performance.md measures
     const vpg = new QFormerVPG({ qformer, numQueryTokens: NQ, llmHiddenSize: LLM_WIDTH });
     const vpgc = new VPGC({ vpg, updateLayer: 0 });
     // Non-zero projections, so the gradient reaches every trainable tensor (they start at zero).

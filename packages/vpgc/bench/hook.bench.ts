@@ -68,7 +68,7 @@ async function main(): Promise<void> {
   const iterations = Number(argument('iterations', '3'));
   const rows: string[] = [];
   for (const backend of backends) {
-    await initBackend(parseBackendRequest(backend));
+    await initBackend(parseBackendRequest(backend), { fastCpuKernels: true }); // the kernels docs/performance.md measures
     const vpg = new QFormerVPG({ qformer: size.qformer, numQueryTokens: size.Nq, llmHiddenSize: LLM_WIDTH });
     const vpgc = new VPGC({ vpg, updateLayer: 0 });
     const c = vpg.qformer.config;
