@@ -6,7 +6,7 @@
  *   npx tsx --tsconfig bench/tsconfig.json bench/attention.bench.ts [--backend wasm] [--runs 7] [--B 8 --heads 4 --L 150 --d 16]
  */
 import * as tf from '@tensorflow/tfjs';
-import { batchMatMul, causalPaddingMask, initBackend, maskedSoftmax, scaledDotProductAttention } from '@mllm/core';
+import { batchMatMul, causalPaddingMask, initBackend, parseBackendRequest, maskedSoftmax, scaledDotProductAttention } from '@mllm/core';
 
 function argument(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -15,7 +15,7 @@ function argument(name: string, fallback: string): string {
 const backend = argument('backend', 'wasm');
 const runs = Number(argument('runs', '7'));
 const [B, h, L, d] = ['B', 'heads', 'L', 'd'].map((n, i) => Number(argument(n, ['8', '4', '150', '16'][i]!))) as [number, number, number, number];
-await initBackend(backend);
+await initBackend(parseBackendRequest(backend), { fastCpuKernels: true }); // the kernels docs/performance.md measures
 
 /** core's batchMatMul before groupedMatMul: tfjs' 3-D BatchMatMul with explicit-transpose gradients. */
 const previousBatchMatMul = tf.customGrad(((a: tf.Tensor3D, b: tf.Tensor3D, save: tf.GradSaveFunc) => {

@@ -16,7 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend, loadShardedCheckpoint, loadStateDict, readShardedIndex, saveShardedCheckpoint, setSeed, stateDict, disposeStateDict } from '@mllm/core';
+import { initBackend, parseBackendRequest, loadShardedCheckpoint, loadStateDict, readShardedIndex, saveShardedCheckpoint, setSeed, stateDict, disposeStateDict } from '@mllm/core';
 import { ParrotMoE } from '@mllm/parrot';
 
 const D = 4096;
@@ -32,7 +32,7 @@ function argument(name: string): string | undefined {
 }
 
 async function write(dir: string): Promise<void> {
-  await initBackend('cpu');
+  await initBackend('cpu', { fastCpuKernels: true });
   setSeed(7);
   const moe = new ParrotMoE({ hiddenSize: D, intermediateSize: D, numExperts: E });
   const tensors = stateDict(moe); // reference names, PyTorch layout
@@ -43,7 +43,7 @@ async function write(dir: string): Promise<void> {
 }
 
 async function measure(dir: string, backend: string): Promise<void> {
-  await initBackend(backend);
+  await initBackend(parseBackendRequest(backend), { fastCpuKernels: true }); // the kernels docs/performance.md measures
   const baselineRss = process.memoryUsage().rss;
   const started = performance.now();
   const heap = () => (backend === 'wasm' ? (tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.length : 0);

@@ -6,7 +6,7 @@
  *   npx tsx --tsconfig bench/tsconfig.json bench/vpgc-train.bench.ts [--backends wasm] [--size blip2|small] [--images 1,4] [--iterations 2]
  */
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '@mllm/core';
+import { initBackend, parseBackendRequest } from '@mllm/core';
 import { QFormerVPG, VPGC, type QFormerConfig } from '@mllm/vpgc';
 
 const SIZES: Record<string, Partial<QFormerConfig>> = {
@@ -51,7 +51,7 @@ async function main(): Promise<void> {
   if (!qformer) throw new Error(`--size must be one of ${Object.keys(SIZES).join(', ')}, got '${sizeName}'`);
   const iterations = Number(argument('iterations', '2'));
   for (const backend of argument('backends', 'wasm').split(',')) {
-    await initBackend(backend);
+    await initBackend(parseBackendRequest(backend), { fastCpuKernels: true }); // the kernels docs/performance.md measures
     const vpg = new QFormerVPG({ qformer, numQueryTokens: NQ, llmHiddenSize: LLM_WIDTH });
     const vpgc = new VPGC({ vpg, updateLayer: 0 });
     // Non-zero projections, so the gradient reaches every trainable tensor (they start at zero).

@@ -23,7 +23,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdir
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { listPublishablePackages, packPackages, run, step, timings } from './release-lib.mjs';
+import { listPublishablePackages, packPackages, run, step, tarballName, timings } from './release-lib.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
@@ -113,6 +113,38 @@ try {
   step('TypeScript: tsc --noEmit (node10 resolution, CommonJS)', () =>
     run(join(app, 'node_modules/.bin/tsc'), ['-p', 'tsconfig.node10.json'], { cwd: app }),
   );
+  // Each package README's install line, exactly as written, in its own empty project (the @mllm names
+  // swapped for the tarballs): it must install everything the README's code imports and a backend
+  // that `initBackend('auto')` can start.
+  for (const p of packages) {
+    // @mllm/eval's README switches from `pnpm add` to an npm line in a separate change; until then it has none.
+    const readme = readFileSync(join(p.dir, 'README.md'), 'utf8');
+    const line = readmeInstallLine(readme);
+    if (line === undefined) {
+      if (p.name === '@mllm/eval') continue;
+      throw new Error(`${p.name}: README.md shows no \`npm install\` line`);
+    }
+    step(`README install line of ${p.name} in an empty project`, () => {
+      const dir = join(work, `readme-${p.name.replace(/^@mllm\//, '')}`);
+      mkdirSync(dir);
+      writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'readme-install', version: '0.0.0', private: true, type: 'module' }));
+      const specs = line.map((spec) => {
+        const owned = packages.find((q) => q.name === spec);
+        if (!owned) return spec;
+        return tarballs.find((t) => t.endsWith(`/${tarballName(owned)}`));
+      });
+      run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error', ...specs], { cwd: dir });
+      const imports = [...readmeImports(readme)];
+      const probe = [
+        ...imports.map((name, i) => `import * as m${i} from '${name}';`),
+        `import { initBackend } from '@mllm/core';`,
+        `const choice = await initBackend('auto');`,
+        `console.log('imports ${imports.join(', ')}; auto backend:', choice.backend);`,
+      ].join('\n');
+      writeFileSync(join(dir, 'probe.mjs'), probe);
+      run('node', ['probe.mjs'], { cwd: dir });
+    });
+  }
   ok = true;
 } finally {
   console.log('\nconsumer test timings:');
@@ -122,3 +154,27 @@ try {
 }
 console.log(ok ? 'consumer test: PASSED' : 'consumer test: FAILED');
 process.exitCode = ok ? 0 : 1;
+
+/** The first `npm install …` line of a README's ```sh blocks, as its list of package specs. */
+function readmeInstallLine(text) {
+  for (const block of text.matchAll(/```(?:sh|bash)\n([\s\S]*?)```/g)) {
+    for (const raw of block[1].replace(/\\\n/g, ' ').split('\n')) {
+      const line = raw.replace(/#.*$/, '').trim();
+      if (line.startsWith('npm install ')) return line.split(/\s+/).slice(2);
+    }
+  }
+  return undefined;
+}
+
+/** Bare package names the README's ```ts / ```js blocks import (node: builtins left out). */
+function readmeImports(text) {
+  const names = new Set();
+  for (const block of text.matchAll(/```(?:ts|js|mjs|typescript)\n([\s\S]*?)```/g)) {
+    for (const m of block[1].matchAll(/(?:from|import)\s+'([^'.][^']*)'/g)) {
+      if (m[1].startsWith('node:')) continue;
+      const parts = m[1].split('/');
+      names.add(m[1].startsWith('@') ? parts.slice(0, 2).join('/') : parts[0]);
+    }
+  }
+  return names;
+}

@@ -81,7 +81,8 @@ export function tarballManifest(tarball) {
 
 /**
  * What must hold for a packed tarball: no `workspace:` range left, every path named by
- * main/module/types/exports/bin present, README, no sources/tests/maps to sources outside dist.
+ * main/module/types/exports/bin present, README, CHANGELOG.md, LICENSE, the npm page's metadata
+ * (description, license, engines, keywords), no sources/tests/maps to sources outside dist.
  * Returns a list of problems (empty = fine).
  */
 export function checkTarball(pkg, tarball) {
@@ -102,12 +103,32 @@ export function checkTarball(pkg, tarball) {
     if (!files.has(path)) problems.push(`${target} (named in package.json) is not in the tarball`);
   }
   if (!files.has('README.md')) problems.push('README.md is missing');
-  if (!(manifest.files ?? []).includes('CHANGELOG.md')) problems.push('"files" does not include CHANGELOG.md');
+  if (!files.has('CHANGELOG.md')) problems.push('CHANGELOG.md is missing');
+  if (!files.has('LICENSE')) problems.push('LICENSE is missing');
+  for (const field of ['description', 'license', 'engines', 'keywords']) {
+    const value = manifest[field];
+    if (value === undefined || value === '' || (Array.isArray(value) && value.length === 0)) problems.push(`package.json has no ${field}`);
+  }
   for (const file of files) {
     if (/\.test\.[cm]?[jt]s$/.test(file) || file.startsWith('src/')) problems.push(`${file} should not be published`);
   }
   if (manifest.version !== pkg.version) problems.push(`version ${manifest.version} differs from ${pkg.version}`);
   return problems;
+}
+
+/**
+ * Relative links in a package README (`[text](../../docs/x.md)`): they resolve in the repository but
+ * not on the npm page, which has no repository URL to resolve them against. Returns `file: link` strings.
+ */
+export function relativeMarkdownLinks(files) {
+  const found = [];
+  for (const file of files) {
+    const text = readFileSync(file, 'utf8').replace(/```[\s\S]*?```/g, '');
+    for (const match of text.matchAll(/\[[^\]]*\]\(([^)\s]+)\)/g)) {
+      if (!/^[a-z][a-z0-9+.-]*:/i.test(match[1]) && !match[1].startsWith('#')) found.push(`${file}: ${match[1]}`);
+    }
+  }
+  return found;
 }
 
 /**

@@ -11,7 +11,7 @@
  *     on the tarball `pnpm pack` produced, i.e. exactly what will be published
  *   - relative links in docs/*.md and the package READMEs resolve
  *   - the tarball: no `workspace:` range left, every path named by main/module/types/exports/bin
- *     present, README.md present, CHANGELOG.md in `files`, no sources or tests
+ *     present, README.md, CHANGELOG.md and LICENSE present, description/license/engines/keywords set, no sources or tests
  * and once: `changeset status` (the fixed group bumps every @mllm package to one version, no
  * accidental major bump of a 0.x package).
  *
@@ -22,7 +22,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { brokenMarkdownLinks, checkTarball, listPublishablePackages, packPackages, run, step, timings } from './release-lib.mjs';
+import { brokenMarkdownLinks, relativeMarkdownLinks, checkTarball, listPublishablePackages, packPackages, run, step, timings } from './release-lib.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
@@ -53,7 +53,7 @@ try {
   step('tarball contents', () => {
     const problems = packages.flatMap((p, i) => checkTarball(p, tarballs[i]).map((problem) => `${p.name}: ${problem}`));
     if (problems.length) throw new Error(`tarball problems:\n  ${problems.join('\n  ')}`);
-    console.log(`${tarballs.length} tarballs: no workspace: ranges, every exported path present, README, CHANGELOG.md in files`);
+    console.log(`${tarballs.length} tarballs: no workspace: ranges, every exported path present, README, CHANGELOG.md, LICENSE, metadata`);
   });
 
   step('documentation links (docs/*.md, package READMEs)', () => {
@@ -64,7 +64,9 @@ try {
     ];
     const broken = brokenMarkdownLinks(files);
     if (broken.length) throw new Error(`broken relative links:\n  ${broken.join('\n  ')}`);
-    console.log(`${files.length} Markdown files, relative links resolve`);
+    const onNpm = relativeMarkdownLinks(packages.map((p) => join(p.dir, 'README.md')));
+    if (onNpm.length) throw new Error(`package READMEs are shown on npm, where relative links do not resolve:\n  ${onNpm.join('\n  ')}`);
+    console.log(`${files.length} Markdown files, relative links resolve; package READMEs have none`);
   });
 
   step('attw (are the types wrong?) on each tarball', () => {

@@ -13,7 +13,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { HOST_CONFIG_FILE, HOST_WEIGHTS_FILE, collateChat, disposeBatch, initBackend, saveHostModel, setSeed, type HostMLLMConfig } from '@mllm/core';
+import { HOST_CONFIG_FILE, HOST_WEIGHTS_FILE, collateChat, disposeBatch, initBackend, parseBackendRequest, saveHostModel, setSeed, type HostMLLMConfig } from '@mllm/core';
 import { DEMO_FORMAT, DEMO_MANIFEST_FILE, assembleDemoModel, type DemoManifest } from '../src/demo-model.js';
 import { LANGUAGE_CODES, QUESTIONS, colourName, type LanguageCode } from '../src/languages.js';
 import { drawScenePixels } from '../src/scene.js';
@@ -118,7 +118,7 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
     console.log(`demo checkpoint: using ${dir}`);
     process.exit(0);
   }
-  const choice = await initBackend(flag('backend') ?? 'cpu');
+  const choice = await initBackend(parseBackendRequest(flag('backend') ?? 'cpu', '--backend'));
   const started = Date.now();
   const result = await makeDemoCheckpoint({
     dir,

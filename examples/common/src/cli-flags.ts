@@ -30,6 +30,9 @@ export function parseExampleFlags(
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
+    // `pnpm example:parrot -- --steps 20` runs a nested `pnpm … start`, which passes the `--` on
+    // verbatim; a bare `--` only separates pnpm's own flags from the script's, so it is skipped.
+    if (arg === '--') continue;
     const [name, inline] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
     const value = (): string => {
       const v = inline ?? argv[++i];

@@ -44,7 +44,7 @@ export async function runExample(options: RunOptions): Promise<RunResult> {
     done++;
     lastLoss = report.loss;
     metrics.push(toJsonLine({ task: taskLabel(task), seed: task.seed, recipe: task.kind === 'stage2' ? task.recipe : 'stage1', ...report }));
-    bar.update({ step: done, loss: lastLoss, lr: report.lr });
+    bar.update({ step: done, loss: lastLoss, lr: report.lr, run: task.kind === 'stage1' ? `stage 1 seed ${task.seed}` : `stage 2 seed ${task.seed} ${task.recipe}` }); // parallel runs share the bar: each line says whose it is
   };
 
   const context: Omit<TaskContext, 'onStep'> = { backend: options.backend, config, outDir: out, heldOutPath };

@@ -43,7 +43,7 @@ let backendReady: Promise<unknown> | null = null;
 
 /** Run one task on this thread's tfjs (initialising the backend once). */
 export async function runTask(task: Task, ctx: TaskContext): Promise<Stage2Outcome | null> {
-  backendReady ??= initBackend(ctx.backend);
+  backendReady ??= initBackend(ctx.backend, { fastCpuKernels: true }); // this process is the example's own
   await backendReady;
   const tokenizer = exampleTokenizer();
   const onStep = (r: StepReport) => ctx.onStep(task, r);

@@ -32,10 +32,11 @@ export async function runExample(options: RunOptions): Promise<RunResult> {
   const bar = new ProgressBar(total, { stream: options.stream, label: 'vpgc-demonstrative', logEvery: 25 });
   bar.start();
   let done = 0;
-  let lastLoss = NaN;
-  const onProgress = (p: SeedProgress) => {
-    if (p.kind === 'step') lastLoss = p.loss;
-    bar.update({ step: ++done, loss: lastLoss, lr: p.kind === 'step' ? p.lr : undefined });
+  const lastLoss = new Map<number, number>(); // per seed: parallel seeds interleave
+  const onProgress = (task: SeedTask, p: SeedProgress) => {
+    if (p.kind === 'step') lastLoss.set(task.seed, p.loss);
+    // parallel seeds share the bar: each line says whose loss it shows
+    bar.update({ step: ++done, loss: lastLoss.get(task.seed) ?? NaN, lr: p.kind === 'step' ? p.lr : undefined, run: `seed ${task.seed}` });
   };
   const started = performance.now();
   const tasks: SeedTask[] = options.seeds.map((seed, i) => ({ seed, backend: options.backend, config, outDir: out, saveCheckpoint: i === 0 }));
@@ -46,7 +47,7 @@ export async function runExample(options: RunOptions): Promise<RunResult> {
             workerData: null,
             count: workers,
             tasks,
-            onProgress: (_task, progress) => onProgress(progress),
+            onProgress: (task, progress) => onProgress(task, progress),
             label: (task) => `seed ${task.seed}`,
           })
         ).map(({ result }) => result);
@@ -61,9 +62,9 @@ export async function runExample(options: RunOptions): Promise<RunResult> {
   return { outcomes, table: resultsTable(outcomes), files, seconds, backend };
 }
 
-async function runInline(tasks: SeedTask[], onProgress: (p: SeedProgress) => void): Promise<SeedResult[]> {
+async function runInline(tasks: SeedTask[], onProgress: (task: SeedTask, p: SeedProgress) => void): Promise<SeedResult[]> {
   const results: SeedResult[] = [];
-  for (const task of tasks) results.push(await runSeed(task, onProgress));
+  for (const task of tasks) results.push(await runSeed(task, (p) => onProgress(task, p)));
   return results;
 }
 

@@ -50,7 +50,7 @@ export const EVAL_SEED = 900_001;
 const backendsReady = new Map<string, Promise<{ backend: string }>>();
 
 export async function runSeed(task: SeedTask, onProgress: (p: SeedProgress) => void): Promise<SeedResult> {
-  if (!backendsReady.has(task.backend)) backendsReady.set(task.backend, initBackend(task.backend));
+  if (!backendsReady.has(task.backend)) backendsReady.set(task.backend, initBackend(task.backend, { fastCpuKernels: true })); // the example's own process
   const { backend } = await backendsReady.get(task.backend)!;
   const { seed, config } = task;
   const tokenizer = exampleTokenizer();

@@ -40,7 +40,7 @@ export async function runExample(options: RunOptions): Promise<RunResult> {
   const onStep = (task: Task, report: StepReport) => {
     done++;
     metrics.push(toJsonLine({ task: taskLabel(task), seed: task.seed, recipe: task.kind === 'finetune' ? task.recipe : 'pretrain', ...report }));
-    bar.update({ step: done, loss: report.loss, lr: report.lr });
+    bar.update({ step: done, loss: report.loss, lr: report.lr, run: taskLabel(task) }); // lines from parallel runs say whose they are
   };
 
   const context: Omit<TaskContext, 'onStep'> = { backend: options.backend, config, outDir: out };

@@ -46,7 +46,7 @@ let backendReady: Promise<unknown> | null = null;
 
 /** Run one task on this thread's tfjs (initialising the backend once). */
 export async function runTask(task: Task, ctx: TaskContext): Promise<Outcome> {
-  backendReady ??= initBackend(ctx.backend);
+  backendReady ??= initBackend(ctx.backend, { fastCpuKernels: true }); // this process is the example's own
   await backendReady;
   const started = performance.now();
   const tokenizer = exampleTokenizer();

@@ -29,6 +29,7 @@ export type { WasmPaths } from './backend/wasm-backend.js';
 export type { WebGpuAdapterSummary } from './backend/webgpu-types.js';
 export { SWIFTSHADER_ICD_PATH } from './backend/node-webgpu.js';
 export { ensureGradients, gradientsRegistered } from './backend/gradients.js';
+export { uninstallFastCpuBroadcast } from './backend/cpu-broadcast-binary.js';
 export * from './train/seeded-random.js';
 export * from './train/lr-schedule.js';
 export * from './train/clip-grad-norm.js';

@@ -52,7 +52,7 @@ if (!Number.isInteger(repeats) || repeats < 1) throw new Error(`--repeats must b
 async function startBackend(name: string): Promise<boolean> {
   try {
     // wasm: XNNPACK threads from MLLM_WASM_THREADS (default auto: every core)
-    await core.initBackend(name, { allowFallbackAdapter: true });
+    await core.initBackend(core.parseBackendRequest(name), { allowFallbackAdapter: true, fastCpuKernels: true });
   } catch (error) {
     console.log(`${name}: not available (${(error as Error).message.split('\n')[0]})`);
     return false;

@@ -134,7 +134,8 @@ port.on('message', (request: WorkerRequest) => {
   }
 });
 
-initBackend(backend).then(
+// This worker thread is ParrotMoE's own (its own tfjs instance): the fast cpu kernels affect nobody else.
+initBackend(backend, { fastCpuKernels: true }).then(
   () => parentPort!.postMessage({ type: 'ready', backend: tf.getBackend() }),
   (error: unknown) => parentPort!.postMessage({ type: 'error', message: error instanceof Error ? error.message : String(error) }),
 );

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { ParrotMoE } from './parrot-moe.js';
 import { parseReferenceConfig } from './reference-config.js';
@@ -36,6 +36,23 @@ describe('ParrotMoE.fromReferenceConfig', () => {
     expect(moe.moeWeight).toBe(0.1);
     expect(moe.experts).toHaveLength(3);
     moe.dispose();
+  });
+
+  it('α pitfall: the 1.0 fallback warns once per process, never for a config with the key or an explicit missingMoeWeight', async () => {
+    vi.resetModules(); // a fresh module: earlier tests in this file may already have warned
+    const fresh = (await import('./reference-config.js')) as typeof import('./reference-config.js');
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => undefined);
+    try {
+      fresh.parseReferenceConfig(RELEASED);
+      fresh.parseReferenceConfig(withoutKey('moe_weight'), { missingMoeWeight: 1.0 });
+      expect(warn).not.toHaveBeenCalled();
+      expect(fresh.parseReferenceConfig(withoutKey('moe_weight')).args.moeWeight).toBe(1.0);
+      fresh.parseReferenceConfig(withoutKey('moe_weight'));
+      expect(warn).toHaveBeenCalledTimes(1);
+      expect(String(warn.mock.calls[0][0])).toMatch(/no 'moe_weight', so α = 1\.0 .*training used 0\.1.*\{ missingMoeWeight: 0\.1 \}/);
+    } finally {
+      warn.mockRestore();
+    }
   });
 
   it('α pitfall: without moe_weight the reference module uses 1.0 (output differs by 0.9·H), unless overridden', () => {

@@ -7,7 +7,8 @@
  * The α pitfall: training uses `moe_weight = 0.1` (the `ModelArguments` default, written into the
  * config), but the reference module reads it with `getattr(config, 'moe_weight', 1.0)`, so a config
  * *without* the key silently gives α = 1.0. This reader mirrors that (`missingMoeWeight`, default
- * 1.0); pass `{ missingMoeWeight: 0.1 }` to get the training value instead.
+ * 1.0) and warns once per process (`console.warn`); pass `{ missingMoeWeight: 0.1 }` to get the
+ * training value instead, or `{ missingMoeWeight: 1.0 }` to keep the fallback quietly.
  *
  * `moe_top_k` is stored by the reference but never used (routing is dense softmax); it is returned
  * as `referenceTopK` for information and does not enable this port's sparse routing.
@@ -18,6 +19,21 @@ import type { ParrotMoEArgs } from './parrot-moe.js';
 export interface ReferenceConfigOptions {
   /** α when the config lacks `moe_weight` (default 1.0, the reference module's fallback). */
   missingMoeWeight?: number;
+}
+
+let missingMoeWeightWarned = false;
+
+/**
+ * The α = 1.0 fallback mirrors the reference but is rarely what a user wants (training used 0.1), so it
+ * is said once per process; passing `missingMoeWeight` explicitly (1.0 included) is the quiet choice.
+ */
+function warnMissingMoeWeightOnce(): void {
+  if (missingMoeWeightWarned) return;
+  missingMoeWeightWarned = true;
+  console.warn(
+    "@mllm/parrot: the config has no 'moe_weight', so α = 1.0 (the reference module's fallback; training used 0.1). " +
+      'Pass { missingMoeWeight: 0.1 } for the training value, or { missingMoeWeight: 1.0 } to keep the fallback without this warning.',
+  );
 }
 
 /** {@link ParrotMoEArgs} read from a reference config, plus what was found. */
@@ -66,6 +82,7 @@ export function parseReferenceConfig(json: string | object, options: ReferenceCo
   if (config.moe_weight === undefined) {
     moeWeight = options.missingMoeWeight ?? 1.0;
     moeWeightSource = 'fallback';
+    if (options.missingMoeWeight === undefined) warnMissingMoeWeightOnce();
   } else {
     if (typeof config.moe_weight !== 'number' || !Number.isFinite(config.moe_weight)) {
       throw new Error(`ParrotMoE.fromReferenceConfig: 'moe_weight' must be a finite number, got ${JSON.stringify(config.moe_weight)}`);

@@ -9,7 +9,7 @@
  * The LLM width is Dl = 1024 in both; the hidden sequence is the images' tokens plus 32 text tokens.
  */
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '@mllm/core';
+import { initBackend, parseBackendRequest } from '@mllm/core';
 import { QFormerVPG, VPGC, type QFormerConfig } from '../src/index.js';
 
 interface Size { name: string; qformer: Partial<QFormerConfig>; Nv: number; Nq: number }
@@ -68,7 +68,7 @@ async function main(): Promise<void> {
   const iterations = Number(argument('iterations', '3'));
   const rows: string[] = [];
   for (const backend of backends) {
-    await initBackend(backend);
+    await initBackend(parseBackendRequest(backend), { fastCpuKernels: true }); // the kernels docs/performance.md measures
     const vpg = new QFormerVPG({ qformer: size.qformer, numQueryTokens: size.Nq, llmHiddenSize: LLM_WIDTH });
     const vpgc = new VPGC({ vpg, updateLayer: 0 });
     const c = vpg.qformer.config;

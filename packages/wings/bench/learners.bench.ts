@@ -10,7 +10,7 @@
  */
 import '@tensorflow/tfjs';
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend, setSeed } from '@mllm/core';
+import { initBackend, parseBackendRequest, setSeed } from '@mllm/core';
 import { WingsLayer, type LearnerKeys } from '../src/index.js';
 
 const B = 1;
@@ -58,7 +58,7 @@ function timePair(a: () => void, b: () => void, runs: number): [number, number] 
 }
 
 async function benchBackend(backend: string, runs: number): Promise<string[]> {
-  await initBackend(backend);
+  await initBackend(parseBackendRequest(backend), { fastCpuKernels: true }); // the kernels docs/performance.md measures
   setSeed(1);
   const layer = new WingsLayer({ hiddenSize: H, numHeads: HEADS, rank: R, ropeTheta: 1e6, stage: 2, routerMaxLength: MAX_LENGTH });
   // Non-zero up-projections so every path computes something.

@@ -5,22 +5,24 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { activateBackend } from './activate-backend.js';
 import { importOptional } from './runtime.js';
-import type { StartResult } from './start-result.js';
+import { notInstalled, type StartResult } from './start-result.js';
 import { installFastCpuBroadcast } from './cpu-broadcast-binary.js';
 
-/** Registers (by importing the package when needed) and starts the cpu backend. */
-export async function startCpuBackend(verbose: boolean): Promise<StartResult> {
+/** Registers (by importing the package when needed) and starts the cpu backend; `fastKernels`: see `InitBackendOptions.fastCpuKernels`. */
+export async function startCpuBackend(verbose: boolean, fastKernels = false): Promise<StartResult> {
   if (tf.findBackendFactory('cpu') == null) {
     const imported = await importOptional('@tensorflow/tfjs-backend-cpu');
     if (!imported.ok) {
-      return { ok: false, why: `@tensorflow/tfjs-backend-cpu is not installed (${imported.error})` };
+      return { ok: false, why: notInstalled('@tensorflow/tfjs-backend-cpu', imported.error, tf.version_core) };
     }
   }
   const activated = await activateBackend('cpu', verbose);
   if (!activated.ok) return { ok: false, why: activated.why };
   if (!verbose) silenceCpuNodeHint();
-  installFastCpuBroadcast(); // float32 broadcasting Add/Sub/Mul/Div without per-element index math (bitwise same values)
-  return { ok: true, why: 'plain JavaScript kernels, always available' };
+  // float32 broadcasting Add/Sub/Mul/Div without per-element index math (bitwise same values); opt-in,
+  // since tfjs' kernel registry is shared with every other tfjs user in the process.
+  if (fastKernels) installFastCpuBroadcast();
+  return { ok: true, why: `plain JavaScript kernels, always available${fastKernels ? ' (fast broadcasting binary kernels installed)' : ''}` };
 }
 
 /**

@@ -1,11 +1,13 @@
 /**
- * The cpu backend's broadcasting Add/Sub/Multiply/RealDiv replacement: installed by initBackend,
+ * The cpu backend's broadcasting Add/Sub/Multiply/RealDiv replacement: installed by initBackend on request
+ * (`fastCpuKernels`, which the test setup passes), removed by uninstallFastCpuBroadcast,
  * bitwise equal to `fround(a op b)` computed by an independent index loop for every broadcast pattern,
  * gradients and other dtypes unchanged.
  */
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { installFastCpuBroadcast } from './cpu-broadcast-binary.js';
+import { installFastCpuBroadcast, uninstallFastCpuBroadcast } from './cpu-broadcast-binary.js';
+import { initBackend } from './init-backend.js';
 import { checkGradients, skipOnBackend } from '../testing/index.js';
 
 const skip = skipOnBackend(['wasm', 'webgpu', 'tensorflow'], 'the replacement is installed for the cpu backend only');
@@ -38,7 +40,27 @@ function reference(op: (x: number, y: number) => number, a: Float32Array, aShape
 }
 
 describe.skipIf(skip)('cpu broadcasting binary kernels', () => {
-  it('are installed by initBackend (idempotently)', () => {
+  it('are opt-in: initBackend installs them only with fastCpuKernels, uninstallFastCpuBroadcast puts tfjs\' back', async () => {
+    const fast = () => ['Add', 'Sub', 'Multiply', 'RealDiv'].map((name) => (tf.getKernel(name, 'cpu')?.kernelFunc as { fastBroadcast?: boolean }).fastBroadcast === true);
+    const a = tf.tensor2d([1, 2, 3, 4, 5, 6], [2, 3]);
+    const b = tf.tensor2d([10, 20], [2, 1]);
+    const sumWithFast = await tf.add(a, b).data();
+    try {
+      expect(uninstallFastCpuBroadcast()).toEqual(['Add', 'Sub', 'Multiply', 'RealDiv']);
+      expect(fast()).toEqual([false, false, false, false]);
+      expect(uninstallFastCpuBroadcast()).toEqual([]); // idempotent
+      await initBackend('cpu');
+      expect(fast()).toEqual([false, false, false, false]); // not without asking
+      expect(Array.from(await tf.add(a, b).data())).toEqual(Array.from(sumWithFast)); // tfjs' own kernel, same values
+      await initBackend('cpu', { fastCpuKernels: true });
+      expect(fast()).toEqual([true, true, true, true]);
+    } finally {
+      installFastCpuBroadcast(); // the state the test setup left for the rest of this file
+      tf.dispose([a, b]);
+    }
+  });
+
+  it('are installed by initBackend with fastCpuKernels (idempotently)', () => {
     for (const name of ['Add', 'Sub', 'Multiply', 'RealDiv']) {
       expect((tf.getKernel(name, 'cpu')?.kernelFunc as { fastBroadcast?: boolean }).fastBroadcast).toBe(true);
     }

@@ -11,7 +11,9 @@
  * `a / b`, stored to float32), so the values are bitwise those of the original kernel. Everything else
  * (equal shapes, other dtypes, complex numbers) is passed to the original kernel, which it wraps.
  *
- * Installed by `initBackend('cpu')` (and by the cpu tests through it), for the whole process.
+ * tfjs' kernel registry is global, so installing it affects every tfjs user in the process: it is
+ * opt-in, `initBackend('cpu', { fastCpuKernels: true })` (the @mllm tests, examples and Parrot's own
+ * expert workers opt in), and `uninstallFastCpuBroadcast()` puts tfjs' kernels back.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { broadcastStrides, rowOffsets } from '../ops/strided-rows.js';
@@ -32,6 +34,8 @@ interface CpuBackendLike {
 
 type CpuKernelFunc = ((args: { inputs: tf.NamedTensorInfoMap; backend: CpuBackendLike; attrs?: tf.NamedAttrMap }) => tf.TensorInfo) & {
   fastBroadcast?: boolean;
+  /** The tfjs kernel a fast one wraps (what `uninstallFastCpuBroadcast` registers again). */
+  original?: CpuKernelFunc;
 };
 
 /** `out[i] = op(a[ia], b[ib])` over the broadcast shape, walking the output row by row. */
@@ -66,6 +70,7 @@ function fastKernel(original: CpuKernelFunc, op: Operation): CpuKernelFunc {
     return args.backend.makeTensorInfo(outShape, 'float32', broadcastBinary(op, aValues, a.shape, bValues, b.shape, outShape));
   };
   kernel.fastBroadcast = true;
+  kernel.original = original;
   return kernel;
 }
 
@@ -85,4 +90,18 @@ export function installFastCpuBroadcast(): string[] {
     installed.push(name);
   }
   return installed;
+}
+
+/** Put tfjs-cpu's own Add/Sub/Multiply/RealDiv kernels back (idempotent). Returns the kernels restored. */
+export function uninstallFastCpuBroadcast(): string[] {
+  const restored: string[] = [];
+  for (const name of Object.keys(OPERATIONS)) {
+    const current = tf.getKernel(name, 'cpu');
+    const func = current?.kernelFunc as unknown as CpuKernelFunc | undefined;
+    if (!current || !func?.fastBroadcast || !func.original) continue;
+    tf.unregisterKernel(name, 'cpu');
+    tf.registerKernel({ ...current, kernelFunc: func.original as unknown as tf.KernelFunc });
+    restored.push(name);
+  }
+  return restored;
 }

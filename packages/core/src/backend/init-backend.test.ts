@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { describeBackendChoice, initBackend, BACKEND_PREFERENCE, type BackendName } from '../index.js';
@@ -7,6 +8,7 @@ import { ensureGradients, gradientsRegistered } from './gradients.js';
 import { loadTensorflowPackage } from './tensorflow-backend.js';
 import { nodeWasmDirectory } from './wasm-backend.js';
 import { summarizeAdapter } from './webgpu-backend.js';
+import { notInstalled } from './start-result.js';
 
 // This file switches backends; every test project gets its own backend back afterwards.
 afterAll(async () => {
@@ -159,13 +161,19 @@ describe('initBackend names and MLLM_BACKEND', () => {
   });
 
   it('rejects an unknown name, naming the accepted ones and the value', async () => {
+    // Type-level check (run by `pnpm typecheck`): a typo does not compile; if `name` were widened to
+    // `string` again these @ts-expect-error lines would be unused, which tsc reports as an error.
+    // @ts-expect-error 'webgl' is not a BackendRequest
     await expect(initBackend('webgl')).rejects.toThrow(
       'initBackend: unknown backend name "webgl"; expected one of auto, cpu, wasm, webgpu, tensorflow',
     );
+    // @ts-expect-error '' is not a BackendRequest
     await expect(initBackend('')).rejects.toThrow(/unknown backend name ""/);
   });
 
   it('accepts names case-insensitively', async () => {
+    // Plain JavaScript callers (or a value read from a config file) may pass any spelling at run time.
+    // @ts-expect-error ' CPU ' is not a BackendRequest in the types
     expect((await initBackend(' CPU ')).backend).toBe('cpu');
   });
 
@@ -254,3 +262,32 @@ describe('WebGPU adapter classification', () => {
     expect(legacy).toMatchObject({ vendor: 'intel', architecture: 'gen-12lp', isFallbackAdapter: false });
   });
 });
+
+describe('a backend package that is not installed', () => {
+  // tfjs-node is not a dependency of this workspace; where someone installed it this case is skipped.
+  it.skipIf(resolvesTfjsNode())('names the npm install command to run, pinned to the tfjs-core version', async () => {
+    const before = tf.getBackend();
+    await expect(initBackend('tensorflow')).rejects.toThrow(
+      `tfjs-node is not importable: run \`npm install @tensorflow/tfjs-node@${tf.version_core}\``,
+    );
+    expect(tf.getBackend()).toBe(before); // the active backend stays
+  });
+  it('formats the reason for any package the same way', () => {
+    expect(notInstalled('@tensorflow/tfjs-backend-wasm', 'Cannot find package', '4.22.0')).toBe(
+      "@tensorflow/tfjs-backend-wasm is not installed: run `npm install @tensorflow/tfjs-backend-wasm@4.22.0` (Cannot find package)",
+    );
+    expect(notInstalled('webgpu', 'e')).toBe('webgpu is not installed: run `npm install webgpu` (e)');
+  });
+});
+
+function resolvesTfjsNode(): boolean {
+  for (const name of ['@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu']) {
+    try {
+      createRequire(import.meta.url).resolve(name);
+      return true;
+    } catch {
+      // not installed
+    }
+  }
+  return false;
+}

@@ -13,6 +13,7 @@
  * lacks; `installNodeSyncRead` replaces them with a buffer copy whose mapping is completed by
  * driving Dawn's event processing from JavaScript (see `waitForMapping`).
  */
+import { notInstalled } from './start-result.js';
 import * as tf from '@tensorflow/tfjs-core';
 import { fileExists, firstLine, importOptional, readEnvironment, setEnvironment } from './runtime.js';
 import type { WebGpuBufferLike, WebGpuDeviceLike, WebGpuLike } from './webgpu-types.js';
@@ -86,11 +87,23 @@ export async function ensureNodeNavigatorGpu(dawnOptions: readonly string[] = []
     setEnvironment('VK_ICD_FILENAMES', SWIFTSHADER_ICD_PATH);
     notes.push(`VK_ICD_FILENAMES=${SWIFTSHADER_ICD_PATH}`);
   }
+  if (process.platform === 'linux') {
+    const drivers = await vulkanDriverManifests();
+    if (drivers.length === 0) {
+      // Without a driver manifest Dawn would only fail, after the Vulkan loader has printed
+      // "vkCreateInstance: Found no drivers!" to stderr (native output JavaScript cannot capture):
+      // decide here, quietly, and say why in the reason.
+      return {
+        ok: false,
+        why: `no Vulkan driver is installed (no ICD manifest in ${vulkanIcdDirectories().join(', ')}; VK_ICD_FILENAMES unset)`,
+      };
+    }
+  }
   const loader = await ensureVulkanLoader();
   if (!loader.ok) return { ok: false, why: loader.note };
   if (loader.note) notes.push(loader.note);
   const dawn = await importOptional<DawnModule>('webgpu');
-  if (!dawn.ok) return { ok: false, why: `the 'webgpu' npm package (Dawn) is not installed (${dawn.error})` };
+  if (!dawn.ok) return { ok: false, why: `Dawn (the 'webgpu' npm package): ${notInstalled('webgpu', dawn.error)}` };
   let gpu: WebGpuLike;
   try {
     for (const [key, value] of Object.entries(dawn.module.globals)) {
@@ -102,6 +115,43 @@ export async function ensureNodeNavigatorGpu(dawnOptions: readonly string[] = []
   }
   setNavigatorGpu(gpu);
   return { ok: true, gpu, createdByUs: true, notes };
+}
+
+/**
+ * The directories the Linux Vulkan loader searches for driver (ICD) manifests: the XDG config and data
+ * directories (defaults `/etc/xdg`, `/usr/local/share`, `/usr/share`), `/etc` and `~/.local/share`.
+ */
+export function vulkanIcdDirectories(): string[] {
+  const split = (value: string | undefined, fallback: string) => (value ?? fallback).split(':').filter(Boolean);
+  const home = readEnvironment('HOME');
+  const dataHome = readEnvironment('XDG_DATA_HOME') ?? (home ? `${home}/.local/share` : undefined);
+  const bases = [
+    ...split(readEnvironment('XDG_CONFIG_DIRS'), '/etc/xdg'),
+    '/usr/local/etc',
+    '/etc',
+    ...(dataHome ? [dataHome] : []),
+    ...split(readEnvironment('XDG_DATA_DIRS'), '/usr/local/share:/usr/share'),
+  ];
+  return [...new Set(bases.map((base) => `${base.replace(/\/$/, '')}/vulkan/icd.d`))];
+}
+
+/**
+ * Vulkan driver manifests the loader would find: `VK_ICD_FILENAMES` / `VK_DRIVER_FILES` when set
+ * (taken as given), else the `*.json` files in {@link vulkanIcdDirectories}.
+ */
+export async function vulkanDriverManifests(): Promise<string[]> {
+  const explicit = readEnvironment('VK_DRIVER_FILES') ?? readEnvironment('VK_ICD_FILENAMES');
+  if (explicit !== undefined) return explicit.split(':').filter(Boolean);
+  const fs = (await import(/* @vite-ignore */ 'node:fs' as string)) as typeof import('node:fs');
+  const found: string[] = [];
+  for (const dir of vulkanIcdDirectories()) {
+    try {
+      for (const entry of fs.readdirSync(dir)) if (entry.endsWith('.json')) found.push(`${dir}/${entry}`);
+    } catch {
+      // absent or unreadable: the loader skips it too
+    }
+  }
+  return found;
 }
 
 /** Assigns (or with `undefined`, removes) `navigator.gpu`, creating `navigator` on Node 20. */

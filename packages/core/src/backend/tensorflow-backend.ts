@@ -23,7 +23,10 @@ export async function loadTensorflowPackage(): Promise<{ ok: true; package: stri
     failures.push(imported.error);
   }
   if (tf.findBackendFactory('tensorflow') != null) return { ok: true, package: 'already registered' };
-  return { ok: false, why: `tfjs-node is not importable (${failures.join('; ')})` };
+  return {
+    ok: false,
+    why: `tfjs-node is not importable: run \`npm install @tensorflow/tfjs-node@${tf.version_core}\` (or tfjs-node-gpu for CUDA) (${failures.join('; ')})`,
+  };
 }
 
 /** Imports tfjs-node(-gpu) and starts its `tensorflow` backend. */

@@ -16,7 +16,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { activateBackend, type ActivationResult } from './activate-backend.js';
 import { importOptional, isNodeRuntime, resolvePackageEntry } from './runtime.js';
-import type { StartResult } from './start-result.js';
+import { notInstalled, type StartResult } from './start-result.js';
 import { installZeroCopyWasmIdentity } from './wasm-identity.js';
 import {
   autoWasmThreads,
@@ -63,7 +63,7 @@ export async function nodeWasmDirectory(): Promise<string | undefined> {
 export async function startWasmBackend(options: { wasmPaths?: WasmPaths; verbose: boolean; threads?: WasmThreads }): Promise<StartResult> {
   const imported = await importOptional<WasmModule>('@tensorflow/tfjs-backend-wasm');
   if (!imported.ok && tf.findBackendFactory('wasm') == null) {
-    return { ok: false, why: `@tensorflow/tfjs-backend-wasm is not installed (${imported.error})` };
+    return { ok: false, why: notInstalled('@tensorflow/tfjs-backend-wasm', imported.error, tf.version_core) };
   }
   const alreadyInitialized = isInitialized('wasm');
   let source = 'already initialized';

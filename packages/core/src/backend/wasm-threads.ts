@@ -126,7 +126,12 @@ export interface ThreadedWasmStart {
 
 type WorkerClass = typeof import('node:worker_threads').Worker;
 
-/** Writes `text` to `file` through a temporary name and a rename, so a reader never sees a partial file. */
+/**
+ * Writes `text` to `file` through a temporary name and a rename, so a reader never sees a partial file.
+ * Synchronous (it runs inside emscripten's synchronous `new Blob(…)`), hence not io's async
+ * `writeFileAtomically`; `write-file-atomic`'s sync form would do the same, but @mllm/core keeps no
+ * runtime dependency besides its tfjs peers, and these files live only in a private temp directory.
+ */
 function writeFileAtomically(fs: typeof import('node:fs'), file: string, text: string): void {
   const partial = `${file}.partial`;
   fs.writeFileSync(partial, text);

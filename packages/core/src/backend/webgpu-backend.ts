@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { activateBackend } from './activate-backend.js';
 import { captureDawnTick, ensureNodeNavigatorGpu, withDawnTickCapture, installNodeSyncRead, setNavigatorGpu } from './node-webgpu.js';
 import { firstLine, importOptional, isNodeRuntime } from './runtime.js';
-import type { StartResult } from './start-result.js';
+import { notInstalled, type StartResult } from './start-result.js';
 import type { WebGpuAdapterLike, WebGpuAdapterSummary, WebGpuDeviceLike, WebGpuLike } from './webgpu-types.js';
 
 /** Result of starting WebGPU: also the adapter it runs on, when one was found. */
@@ -140,7 +140,7 @@ export async function startWebGpuBackend(options: {
   const imported = await importOptional<WebGpuModule>('@tensorflow/tfjs-backend-webgpu');
   if (!imported.ok && tf.findBackendFactory('webgpu') == null) {
     if (createdByUs) setNavigatorGpu(undefined);
-    return { ok: false, adapter, why: `@tensorflow/tfjs-backend-webgpu is not installed (${imported.error})` };
+    return { ok: false, adapter, why: notInstalled('@tensorflow/tfjs-backend-webgpu', imported.error, tf.version_core) };
   }
   if (tf.findBackendFactory('webgpu') == null && imported.ok) registerWebGpuFactory(imported.module);
   if (isNodeRuntime() && imported.ok) installNodeSyncRead(imported.module.WebGPUBackend);

@@ -4,6 +4,10 @@
  * Decoding is exact (every half and bfloat16 value is representable in float32), including
  * subnormals, ±0, ±Infinity and NaN. Encoding rounds to nearest, ties to even; values too large
  * for the target format become ±Infinity, NaN stays NaN (quiet).
+ *
+ * Why not `@petamoriken/float16`: it converts binary16 only, and checkpoints also need bfloat16 (the
+ * released Parrot/Wings weights are BF16); one rounding routine serves both here, and @mllm/core keeps
+ * no runtime dependency besides its tfjs peers (it also runs in browsers).
  */
 
 const float32Scratch = new Float32Array(1);

@@ -132,6 +132,9 @@ export async function readSafetensorsFile(path: string, options: LoadSafetensors
 }
 
 /**
+ * Why not `write-file-atomic`: it takes the whole content as one buffer or string, while a checkpoint
+ * shard is streamed tensor by tensor through `write` (a 7B-size shard is never held in memory at once).
+ *
  * Write a file atomically: `write` fills a temporary file in the same directory, which is then
  * fsynced and renamed over `path` (and the directory fsynced where the platform allows). On any
  * failure the temporary file is removed and the previous `path` is left as it was.

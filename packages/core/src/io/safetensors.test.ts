@@ -470,3 +470,50 @@ describe('safetensors: malformed files', () => {
     disposeAll(tensors);
   });
 });
+
+describe('loadSafetensors: what it is given', () => {
+  const codeOf = (fn: () => unknown): SafetensorsErrorCode | undefined => {
+    try {
+      fn();
+    } catch (error) {
+      return error instanceof SafetensorsError ? error.code : undefined;
+    }
+    return undefined;
+  };
+
+  it('says a JSON file is not a safetensors file (not a header length of ~10^18 bytes)', () => {
+    const json = new TextEncoder().encode('{\n  "architectures": ["ParrotQwen2ForCausalLM"],\n  "hidden_size": 4096\n}\n');
+    expect(() => loadSafetensors(json)).toThrow(
+      `not a safetensors file: it starts with the text '{ "architectures": ["P…' (JSON) where a safetensors file starts with an 8-byte header length`,
+    );
+    expect(codeOf(() => loadSafetensors(json))).toBe('NOT_SAFETENSORS');
+    // A binary prefix that is too long is still reported as the length it reads.
+    expect(codeOf(() => loadSafetensors(assemble('{}', new Uint8Array(0), 1000n)))).toBe('HEADER_OUT_OF_BOUNDS');
+  });
+
+  it('accepts a Node Buffer, an ArrayBuffer and a typed-array view of the same file alike', () => {
+    const file = base64(REFERENCE_F32);
+    const expected = loadSafetensors(file);
+    const fromBuffer = loadSafetensors(Buffer.from(file));
+    const fromArrayBuffer = loadSafetensors(file.slice().buffer);
+    // a view into a larger buffer (offset 3): only the viewed bytes are the file
+    const padded = new Uint8Array(file.length + 5);
+    padded.set(file, 3);
+    const fromView = loadSafetensors(new DataView(padded.buffer, 3, file.length) as unknown as Uint8Array);
+    for (const loaded of [fromBuffer, fromArrayBuffer, fromView]) {
+      expect([...loaded.tensors.keys()].sort()).toEqual([...expected.tensors.keys()].sort());
+      for (const [name, tensor] of expected.tensors) expect(loaded.tensors.get(name)!.arraySync()).toEqual(tensor.arraySync());
+    }
+    for (const loaded of [expected, fromBuffer, fromArrayBuffer, fromView]) for (const t of loaded.tensors.values()) t.dispose();
+  });
+
+  it('names what to pass for a path string or a plain array, creating no tensors', () => {
+    const before = tf.memory().numTensors;
+    expect(() => loadSafetensors('model.safetensors' as unknown as Uint8Array)).toThrow(
+      `bytes must be the file's bytes (Uint8Array, Buffer or ArrayBuffer), got the string "model.safetensors"; to load a file by path read it first: loadSafetensors(await readFile(path))`,
+    );
+    expect(() => loadSafetensors([1, 2, 3] as unknown as Uint8Array)).toThrow(/got a plain array/);
+    expect(codeOf(() => loadSafetensors(undefined as unknown as Uint8Array))).toBe('INVALID_ARGUMENT');
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});

@@ -30,6 +30,10 @@ export type SafetensorsErrorCode =
   | 'TRUNCATED'
   /** The header length exceeds `maxHeaderBytes` (100 MB by default, as the reference). */
   | 'HEADER_TOO_LARGE'
+  /** The bytes are text (e.g. a JSON config or sharded index), not a safetensors file. */
+  | 'NOT_SAFETENSORS'
+  /** The argument is not bytes (a path string, a plain array, …). */
+  | 'INVALID_ARGUMENT'
   /** The header length points past the end of the file. */
   | 'HEADER_OUT_OF_BOUNDS'
   | 'INVALID_UTF8'
@@ -190,6 +194,15 @@ export function readSafetensorsHeaderLength(
   }
   const view = new DataView(prefix.buffer, prefix.byteOffset, 8);
   const length = view.getBigUint64(0, true);
+  if (8n + length > BigInt(fileByteLength) && looksLikeText(prefix)) {
+    // A JSON file's first 8 bytes read as a length of ~10^18: name what the bytes are instead.
+    const start = new TextDecoder().decode(prefix.subarray(0, Math.min(prefix.length, 24))).replace(/\s+/g, ' ');
+    throw new SafetensorsError(
+      'NOT_SAFETENSORS',
+      `not a safetensors file: it starts with the text '${start}…'${/^\s*[{[]/.test(start) ? ' (JSON)' : ''} where a safetensors ` +
+        `file starts with an 8-byte header length; a sharded checkpoint's *.index.json is read with readShardedIndex / loadShardedCheckpoint`,
+    );
+  }
   if (length > BigInt(maxHeaderBytes)) {
     throw new SafetensorsError(
       'HEADER_TOO_LARGE',
@@ -373,8 +386,33 @@ export function parseSafetensorsHeader(headerBytes: Uint8Array, dataByteLength: 
   return { headerByteLength, dataOffset: 8 + headerByteLength, dataByteLength, metadata, tensors };
 }
 
+/** Whether the first 8 bytes are printable ASCII or whitespace (a text file, never a plausible length). */
+function looksLikeText(prefix: Uint8Array): boolean {
+  for (let i = 0; i < 8; i++) {
+    const b = prefix[i];
+    if (!(b === 9 || b === 10 || b === 13 || (b >= 32 && b < 127))) return false;
+  }
+  return true;
+}
+
+/**
+ * The bytes of a safetensors file from what callers pass: a `Uint8Array` (Node's `Buffer` is one) or an
+ * `ArrayBuffer` (e.g. `await (await fetch(url)).arrayBuffer()`), viewed without a copy.
+ * @throws SafetensorsError `INVALID_ARGUMENT` naming what was passed and what to pass instead
+ */
+export function safetensorsBytes(value: unknown, argument = 'bytes'): Uint8Array {
+  if (value instanceof Uint8Array) return value;
+  if (value instanceof ArrayBuffer) return new Uint8Array(value);
+  if (ArrayBuffer.isView(value)) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+  const got = typeof value === 'string'
+    ? `the string ${JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value)}; to load a file by path read it first: loadSafetensors(await readFile(path)) with readFile from 'node:fs/promises'`
+    : value === null ? 'null' : Array.isArray(value) ? 'a plain array' : typeof value === 'object' ? `an object (${value.constructor?.name ?? 'no prototype'})` : `${typeof value} ${String(value)}`;
+  throw new SafetensorsError('INVALID_ARGUMENT', `${argument} must be the file's bytes (Uint8Array, Buffer or ArrayBuffer), got ${got}`);
+}
+
 /** Validate the header of a complete safetensors file held in memory; creates no tensors. */
-export function readSafetensorsHeader(bytes: Uint8Array, options: ReadSafetensorsOptions = {}): SafetensorsHeader {
+export function readSafetensorsHeader(data: Uint8Array | ArrayBuffer, options: ReadSafetensorsOptions = {}): SafetensorsHeader {
+  const bytes = safetensorsBytes(data);
   const headerByteLength = readSafetensorsHeaderLength(bytes, bytes.length, options);
   return parseSafetensorsHeader(bytes.subarray(8, 8 + headerByteLength), bytes.length - 8 - headerByteLength);
 }
@@ -511,10 +549,12 @@ export function disposeTensorMap(tensors: Map<string, tf.Tensor>): void {
 }
 
 /**
- * Parse a complete safetensors file. Validates the header, the layout and the value ranges of all
+ * Parse a complete safetensors file (its bytes: a `Uint8Array`, a Node `Buffer` or an `ArrayBuffer`;
+ * read a path first with `readFile`). Validates the header, the layout and the value ranges of all
  * selected tensors before creating any tensor; on error nothing is returned and nothing leaks.
  */
-export function loadSafetensors(bytes: Uint8Array, options: LoadSafetensorsOptions = {}): LoadedSafetensors {
+export function loadSafetensors(data: Uint8Array | ArrayBuffer, options: LoadSafetensorsOptions = {}): LoadedSafetensors {
+  const bytes = safetensorsBytes(data);
   const header = readSafetensorsHeader(bytes, options);
   const selected = [...header.tensors.values()].filter((info) => !options.filter || options.filter(info.name));
   for (const info of selected) {

@@ -96,10 +96,21 @@ export interface ChatSample {
   images?: tf.Tensor3D[] | tf.Tensor4D | null;
 }
 
-/** Encode conversations with the chat template (labels supervise assistant turns) and collate. */
+/**
+ * Encode conversations with the chat template (labels supervise assistant turns) and collate.
+ * @throws Error when a conversation supervises no token (it has no assistant turn): its
+ *   loss would be a silent 0 (`-0`) that trains nothing. Prompt-only input goes to `generate` / `scoreOptions`.
+ */
 export function collateChat(tokenizer: Tokenizer, samples: ChatSample[], options: ChatTemplateOptions = {}): MultimodalBatch {
-  const tokenized = samples.map((s): TokenizedSample => {
+  const tokenized = samples.map((s, b): TokenizedSample => {
     const enc = encodeChat(tokenizer, s.messages, options);
+    if (!enc.labels.some((label) => label !== IGNORE_INDEX)) {
+      const roles = Array.isArray(s.messages) ? s.messages.map((m) => m?.role).join(', ') : typeof s.messages;
+      throw new Error(
+        `collateChat: samples[${b}].messages supervise no token (roles: ${roles || 'none'}); a training conversation needs a non-empty ` +
+          `'assistant' turn, else its loss is 0 and nothing is learned (prompt-only input goes to generate / scoreOptions)`,
+      );
+    }
     return { inputIds: enc.inputIds, labels: enc.labels, systemMask: enc.systemMask, images: s.images };
   });
   return collate(tokenized, { padId: tokenizer.padId, imageTokenId: tokenizer.imageId });

@@ -254,6 +254,24 @@ describe('HostMLLM', () => {
     model.dispose();
   });
 
+  it('rejects one image without the batch dimension and 0..255 pixels, naming the argument; leaks nothing', () => {
+    const model = tinyHost(8);
+    const batched = tinyImages(1);
+    const single = tf.squeeze(batched, [0]) as unknown as tf.Tensor4D; // [8, 8, 3]
+    const bytes = tf.mul(batched, 255) as tf.Tensor4D; // the same image as 0..255 values
+    const before = tf.memory().numTensors;
+    expect(() => model.generate('<image>a', single)).toThrow(
+      'HostMLLM: images must be [numImages, S, S, C] (rank 4), got shape [8,8,3] (one image without the batch dimension? pass images.expandDims(0), shape [1, 8,8,3])',
+    );
+    expect(() => model.generate('<image>a', bytes)).toThrow(/^HostMLLM: images must hold pixel values in \[0, 1\], got values in \[\d.*, 2\d\d\.?\d*\] \(0\.\.255 pixel values\? divide by 255\)$/);
+    expect(() => model.scoreOptions('<image>x', bytes, ['A', 'B'])).toThrow(/images must hold pixel values in \[0, 1\]/);
+    expect(tf.memory().numTensors).toBe(before);
+    // the same image in [0, 1] with its batch dimension is accepted
+    expect(model.generate('<image>a', batched, { maxNewTokens: 1, eosTokenIds: [] }).tokenIds[0]).toHaveLength(1);
+    tf.dispose([batched, single, bytes]);
+    model.dispose();
+  });
+
   it('leaks no tensors across forward, loss, gradients, generate and scoreOptions', () => {
     const model = tinyHost(8);
     const { batch, images } = twoImageBatch(model);

@@ -243,6 +243,7 @@ export class HostMLLM extends HostLM {
     }));
     const imageId = this.tokenizer.imageId;
     const numImages = countImages(request.ids, imageId).reduce((a, b) => a + b, 0);
+    if (request.images) checkImageBatch(request.images, 'images');
     const given = request.imageFeatures?.shape[0] ?? request.images?.shape[0] ?? 0;
     if (given !== numImages) {
       throw new Error(`HostMLLM: inputIds hold ${numImages} image placeholders but ${given} images/imageFeatures were given`);
@@ -366,6 +367,7 @@ export class HostMLLM extends HostLM {
   /** Vision features for the prompts' images (caller disposes), after checking the count. */
   private featuresFor(promptIds: number[][], images: tf.Tensor4D | null): tf.Tensor3D | null {
     const placeholders = countImages(promptIds, this.tokenizer.imageId).reduce((a, b) => a + b, 0);
+    if (images) checkImageBatch(images, 'images');
     const given = images ? images.shape[0] : 0;
     if (placeholders !== given) throw new Error(`HostMLLM: prompts hold ${placeholders} image placeholders but images has ${given} images`);
     return images && placeholders > 0 ? this.encodeImages(images) : null;
@@ -447,5 +449,28 @@ function disposeCache(cache: LayerCache[] | null): void {
   for (const c of cache ?? []) {
     c.keys.dispose();
     c.values.dispose();
+  }
+}
+
+/**
+ * Images are a batch `[numImages, S, S, C]` of pixels in [0, 1]. A single image without the batch
+ * dimension, `[H, W, C]`, would otherwise be counted as H images, and 0..255 pixels would pass the
+ * vision tower's normalization silently and give meaningless features.
+ * The range check reads one min/max pair (a sync on GPU backends, once per call, not per step of decoding).
+ * @throws Error naming the argument, the expected and the actual shape or range
+ */
+export function checkImageBatch(images: tf.Tensor, argument: string): void {
+  if (!(images instanceof tf.Tensor)) {
+    throw new Error(`HostMLLM: ${argument} must be a tf.Tensor4D [numImages, S, S, C] of pixels in [0, 1], got ${images === null ? 'null' : Array.isArray(images) ? 'a plain array (wrap it with tf.tensor4d)' : typeof images}`);
+  }
+  if (images.rank !== 4) {
+    const hint = images.rank === 3 ? ` (one image without the batch dimension? pass ${argument}.expandDims(0), shape [1, ${images.shape}])` : '';
+    throw new Error(`HostMLLM: ${argument} must be [numImages, S, S, C] (rank 4), got shape [${images.shape}]${hint}`);
+  }
+  if (images.size === 0) return;
+  const [min, max] = tf.tidy(() => tf.stack([tf.min(images), tf.max(images)]).dataSync());
+  if (!(min >= 0 && max <= 1)) {
+    const hint = max > 1 && max <= 255 && min >= 0 ? ` (0..255 pixel values? divide by 255)` : '';
+    throw new Error(`HostMLLM: ${argument} must hold pixel values in [0, 1], got values in [${min}, ${max}]${hint}`);
   }
 }

@@ -23,7 +23,7 @@ const DAWN_OPTIONS = ['enable-dawn-features=disable_workgroup_init'];
 
 let choice: Awaited<ReturnType<typeof initBackend>>;
 try {
-  choice = await initBackend(expected, { dawnOptions: DAWN_OPTIONS });
+  choice = await initBackend(expected, { dawnOptions: DAWN_OPTIONS, fastCpuKernels: true }); // cpu: the kernels the examples use
 } catch (error) {
   throw new Error(`vitest-setup: the ${expected} test project cannot start its backend: ${(error as Error).message}`);
 }

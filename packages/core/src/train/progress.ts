@@ -3,6 +3,10 @@
  * bar, step/total, loss, lr, steps/s (and tokens/s when known), ETA. Elsewhere (CI logs, files,
  * `process.stdout.isTTY` false) plain lines are written every `logEvery` steps, plus the first and
  * the last step. The stream is injectable so output can be captured.
+ *
+ * Why not `cli-progress` / `progress`: both write to a Node TTY stream; this bar also runs in browsers
+ * (falling back to `console.log` lines), writes plain periodic lines for logs, takes an injected clock
+ * for tests, and @mllm/core keeps no runtime dependency besides its tfjs peers.
  */
 
 /** Where text goes: `process.stdout`, a file stream, or a test's collector. */
@@ -38,6 +42,11 @@ export interface ProgressUpdate {
   lr?: number;
   /** Tokens processed in this step (enables tokens/s). */
   tokens?: number;
+  /**
+   * Which run the step belongs to (e.g. `seed 2 parrot`), shown after step/total: when several runs
+   * feed one bar, each line says whose loss and lr it shows.
+   */
+  run?: string;
 }
 
 /** `M:SS` below an hour, else `H:MM:SS`; `?` for unknown. */
@@ -81,6 +90,8 @@ export class ProgressBar {
   private lastDraw = -Infinity;
   private lastText = '';
   private open = false;
+  /** `start()` was implied by the first update (timing counts from it; its own line reads `?`). */
+  private impliedStart = false;
 
   constructor(
     readonly total: number,
@@ -104,18 +115,23 @@ export class ProgressBar {
     this.tokens = 0;
     this.lastDraw = -Infinity;
     this.open = true;
+    this.impliedStart = false;
   }
 
   /** The text of the status line for an update (no `\r`/newline). */
   private render(update: ProgressUpdate, now: number): string {
     const elapsed = Math.max(1e-9, (now - this.startTime) / 1000);
     const done = update.step - this.startStep;
-    const stepsPerSecond = done / elapsed;
+    // With the start implied by the first update (no start() call), timing begins at that update: its
+    // own line has no interval to measure (`?`, not a meaningless "59.1k steps/s" from ~0 s elapsed).
+    const stepsPerSecond = done > 0 ? done / elapsed : Number.NaN;
     const eta = stepsPerSecond > 0 ? (this.total - update.step) / stepsPerSecond : Number.NaN;
-    const parts = [`${update.step}/${this.total}`, `loss ${formatLoss(update.loss)}`];
+    const parts = [`${update.step}/${this.total}`];
+    if (update.run) parts.push(update.run);
+    parts.push(`loss ${formatLoss(update.loss)}`);
     if (update.lr !== undefined) parts.push(`lr ${update.lr.toExponential(2)}`);
     parts.push(`${formatRate(stepsPerSecond)} steps/s`);
-    if (this.tokens > 0) parts.push(`${formatRate(this.tokens / elapsed)} tokens/s`);
+    if (this.tokens > 0 || (update.tokens !== undefined && done === 0)) parts.push(`${formatRate(done > 0 ? this.tokens / elapsed : Number.NaN)} tokens/s`);
     parts.push(`ETA ${formatDuration(eta)}`);
     if (!this.tty) return `${this.label}step ${parts.join(' | ')}`;
     const filled = Math.min(this.barWidth, Math.round((this.barWidth * update.step) / this.total));
@@ -125,8 +141,14 @@ export class ProgressBar {
 
   /** Report a finished step. */
   update(update: ProgressUpdate): void {
-    if (!this.open) this.start(update.step - 1);
-    if (update.tokens !== undefined) this.tokens += update.tokens;
+    let opening = false;
+    if (!this.open) {
+      // the step's own duration is unknown: count from this update on (its tokens included)
+      this.start(update.step);
+      this.impliedStart = true;
+      opening = true;
+    }
+    if (update.tokens !== undefined && !opening) this.tokens += update.tokens;
     const now = this.clock();
     const last = update.step >= this.total;
     if (this.tty) {
@@ -136,8 +158,9 @@ export class ProgressBar {
       this.stream.write(`\r${text}\x1b[K`);
       this.lastText = text;
     } else {
-      const first = update.step === this.startStep + 1;
-      if (!first && !last && (update.step - this.startStep) % this.logEvery !== 0) return;
+      const base = this.impliedStart ? this.startStep - 1 : this.startStep; // the step before the first
+      const first = update.step === base + 1;
+      if (!first && !last && (update.step - base) % this.logEvery !== 0) return;
       this.stream.write(`${this.render(update, now)}\n`);
     }
     this.lastDraw = now;

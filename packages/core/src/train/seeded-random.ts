@@ -4,6 +4,10 @@
  *
  * Same generator (mulberry32) and seeding as core `createRng(seed)`: `new SeededRandom(s).next()`
  * yields the same sequence as `createRng(s)()`.
+ *
+ * Why not `seedrandom`: its generators differ from `createRng`'s mulberry32, so seeded data orders (and
+ * the data-order state inside saved checkpoints) would change; the state here is one uint32, saved and
+ * restored as a number, and @mllm/core keeps no runtime dependency besides its tfjs peers.
  */
 export class SeededRandom {
   private state: number;

@@ -5,12 +5,12 @@
  */
 import { beforeAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '@mllm/core';
+import { initBackend, parseBackendRequest } from '@mllm/core';
 
 export function useTestBackend(): void {
   if (process.env.MLLM_TEST_BACKEND) return;
   beforeAll(async () => {
-    const requested = process.env.MLLM_BACKEND ?? 'cpu';
+    const requested = parseBackendRequest(process.env.MLLM_BACKEND ?? 'cpu', 'MLLM_BACKEND');
     await initBackend(requested, { allowFallbackAdapter: true });
     if (tf.getBackend() !== requested) throw new Error(`test backend: asked for ${requested}, got ${tf.getBackend()}`);
   });
