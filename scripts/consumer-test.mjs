@@ -117,11 +117,9 @@ try {
   // swapped for the tarballs): it must install everything the README's code imports and a backend
   // that `initBackend('auto')` can start.
   for (const p of packages) {
-    // @mllm/eval's README switches from `pnpm add` to an npm line in a separate change; until then it has none.
     const readme = readFileSync(join(p.dir, 'README.md'), 'utf8');
     const line = readmeInstallLine(readme);
     if (line === undefined) {
-      if (p.name === '@mllm/eval') continue;
       throw new Error(`${p.name}: README.md shows no \`npm install\` line`);
     }
     step(`README install line of ${p.name} in an empty project`, () => {

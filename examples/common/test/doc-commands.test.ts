@@ -105,8 +105,7 @@ describe.skipIf(skipOnBackend(['wasm', 'webgpu', 'tensorflow'], 'text checks of 
     });
 
     it('each package page installs a backend and every package its code imports', () => {
-      // packages/eval/README.md uses `pnpm add` until the eval CLI work switches it to npm (separate change).
-      const pages = [...packageReadmes.filter((p) => !p.includes('/eval/')), 'docs/parrot.md', 'docs/wings.md', 'docs/vpgc.md', 'docs/core.md', 'docs/eval.md'];
+      const pages = [...packageReadmes, 'docs/parrot.md', 'docs/wings.md', 'docs/vpgc.md', 'docs/core.md', 'docs/eval.md'];
       for (const page of pages) {
         const text = read(page);
         const installs = npmInstalls(text);
