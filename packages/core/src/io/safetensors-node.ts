@@ -27,6 +27,7 @@ import {
   type SafetensorsTensorInfo,
   type SaveSafetensorsOptions,
 } from './safetensors.js';
+import { syncDirectory } from './sync-directory.js';
 
 const READ_CHUNK_BYTES = 1 << 30;
 
@@ -158,17 +159,7 @@ export async function writeFileAtomically(path: string, write: (handle: FileHand
     await fs.rm(temporary, { force: true }).catch(() => undefined);
     throw ioError('write', path, error);
   }
-  // Make the rename durable; not every platform can open a directory for fsync.
-  try {
-    const dir = await fs.open(directory, 'r');
-    try {
-      await dir.sync();
-    } finally {
-      await dir.close();
-    }
-  } catch {
-    /* best effort */
-  }
+  await syncDirectory(fs, directory); // make the rename durable
 }
 
 async function writeAll(handle: FileHandle, bytes: Uint8Array, position: number): Promise<void> {

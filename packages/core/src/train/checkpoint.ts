@@ -26,6 +26,7 @@ import type * as tf from '@tensorflow/tfjs-core';
 import type { Module } from '../nn/module.js';
 import { disposeStateDict, loadStateDict, stateDict } from '../io/state-dict.js';
 import { readSafetensorsFile, writeFileAtomically, writeSafetensorsFile } from '../io/safetensors-node.js';
+import { syncDirectory } from '../io/sync-directory.js';
 import type { AdamW } from './adamw.js';
 import { nodeCheckpointBuiltins } from './node-builtins.js';
 import type { Trainer, TrainerState } from './trainer.js';
@@ -175,18 +176,6 @@ async function hashFile(b: Builtins, file: string): Promise<{ size: number; sha2
   return { size, sha256: hash.digest('hex') };
 }
 
-async function fsyncDirectory(b: Builtins, directory: string): Promise<void> {
-  try {
-    const handle = await b.fs.open(directory, 'r');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  } catch {
-    /* not every platform can open a directory for fsync */
-  }
-}
 
 /**
  * Check that `directory` holds one complete set: the manifest parses, every listed file has its
@@ -266,7 +255,7 @@ async function recoverInterruptedSave(b: Builtins, paths: SetPaths, what: string
   }
   if (!best) return null;
   await b.fs.rename(best.path, paths.dir);
-  await fsyncDirectory(b, paths.parent);
+  await syncDirectory(b.fs, paths.parent);
   return best.path;
 }
 
@@ -365,7 +354,7 @@ export async function saveCheckpoint(dir: string, options: SaveCheckpointOptions
     await writeFileAtomically(path.join(staging, CHECKPOINT_FILES.manifest), async (handle) => {
       await handle.writeFile(`${JSON.stringify(manifest, null, 2)}\n`, 'utf8');
     });
-    await fsyncDirectory(b, staging);
+    await syncDirectory(b.fs, staging);
 
     // Swap: dir → old, staging → dir. Between the two renames dir is absent; the next save or
     // resume moves the newest complete set (here: staging) back into place.
@@ -375,7 +364,7 @@ export async function saveCheckpoint(dir: string, options: SaveCheckpointOptions
       await fs.rename(paths.dir, old);
     }
     await fs.rename(staging, paths.dir);
-    await fsyncDirectory(b, paths.parent);
+    await syncDirectory(b.fs, paths.parent);
     if (old) await fs.rm(old, { recursive: true, force: true });
   } catch (error) {
     // Put a complete set back at dir if the swap failed half way, then leave no staging
