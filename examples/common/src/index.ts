@@ -4,3 +4,4 @@ export * from './table.js';
 export * from './worker-pool.js';
 export * from './train-stage.js';
 export * from './run-options.js';
+export * from './announce-backend.js';

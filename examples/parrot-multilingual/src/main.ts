@@ -2,10 +2,11 @@
  * `pnpm --filter @mllm-example/parrot-multilingual start [--backend B] [--steps N] [--seeds 1,2,3] [--out DIR] [--smoke]`
  * (`--steps` sets the steps of each stage; `--workers K`, `--per-language Q` also accepted).
  */
-import { parseExampleFlags } from '@mllm-example/common';
+import { announceBackend, parseExampleFlags } from '@mllm-example/common';
 import { runExample } from './run-example.js';
 
 const flags = parseExampleFlags(process.argv.slice(2), { out: 'runs/parrot-multilingual', seeds: [1, 2, 3], extraFlags: ['workers', 'per-language'] });
+await announceBackend(flags.backend);
 const steps = flags.smoke ? 2 : flags.steps;
 const started = performance.now();
 const result = await runExample({

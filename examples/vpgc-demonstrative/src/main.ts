@@ -2,11 +2,12 @@
  * `pnpm --filter @mllm-example/vpgc-demonstrative start [--backend B] [--steps N] [--seeds 1,2] [--out DIR] [--smoke]`
  * (`--steps` sets the steps of each stage; `--questions Q` the held-out questions per set; `--workers K` worker threads, 0 = inline).
  */
-import { parseExampleFlags } from '@mllm-example/common';
+import { announceBackend, parseExampleFlags } from '@mllm-example/common';
 import { runExample } from './run-example.js';
 import type { ExampleConfig } from './recipe.js';
 
 const flags = parseExampleFlags(process.argv.slice(2), { out: 'runs/vpgc-demonstrative', seeds: [1, 2], extraFlags: ['questions', 'workers'] });
+await announceBackend(flags.backend);
 const config: Partial<ExampleConfig> = {};
 const steps = flags.smoke ? 2 : flags.steps;
 if (steps) Object.assign(config, { stage1Steps: steps, stage2Steps: steps });
