@@ -10,6 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { Module } from '../nn/module.js';
+import { isHostMemoryBackend } from '../backend/backend-names.js';
 import { MlpGeluProjector } from '../nn/projector.js';
 import { IGNORE_INDEX, ByteTokenizer, type Tokenizer } from '../tokenizer/byte-tokenizer.js';
 import { tokenizerFromSpec } from '../tokenizer/tokenizer-spec.js';
@@ -456,7 +457,9 @@ function disposeCache(cache: LayerCache[] | null): void {
  * Images are a batch `[numImages, S, S, C]` of pixels in [0, 1]. A single image without the batch
  * dimension, `[H, W, C]`, would otherwise be counted as H images, and 0..255 pixels would pass the
  * vision tower's normalization silently and give meaningless features.
- * The range check reads one min/max pair (a sync on GPU backends, once per call, not per step of decoding).
+ * The range check reads one min/max pair, on cpu and wasm only (host memory, no download): on a GPU
+ * backend it would stall the queue once per call, and Chromium's WebGPU cannot read back
+ * synchronously at all, so there the range is not checked.
  * @throws Error naming the argument, the expected and the actual shape or range
  */
 export function checkImageBatch(images: tf.Tensor, argument: string): void {
@@ -467,7 +470,7 @@ export function checkImageBatch(images: tf.Tensor, argument: string): void {
     const hint = images.rank === 3 ? ` (one image without the batch dimension? pass ${argument}.expandDims(0), shape [1, ${images.shape}])` : '';
     throw new Error(`HostMLLM: ${argument} must be [numImages, S, S, C] (rank 4), got shape [${images.shape}]${hint}`);
   }
-  if (images.size === 0) return;
+  if (images.size === 0 || !isHostMemoryBackend()) return;
   const [min, max] = tf.tidy(() => tf.stack([tf.min(images), tf.max(images)]).dataSync());
   if (!(min >= 0 && max <= 1)) {
     const hint = max > 1 && max <= 255 && min >= 0 ? ` (0..255 pixel values? divide by 255)` : '';
