@@ -133,11 +133,18 @@ try {
       });
       run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error', ...specs], { cwd: dir });
       const imports = [...readmeImports(readme)];
+      // With @mllm/core installed (a dependency of the module packages), start 'auto' as a user would;
+      // @mllm/eval's line installs no core (its CLI registers the backend package it names), so there
+      // the backend packages of the line itself must give tfjs a backend.
+      const withCore = existsSync(join(dir, 'node_modules/@mllm/core'));
+      const backends = line.filter((spec) => spec.startsWith('@tensorflow/tfjs-backend-'));
       const probe = [
         ...imports.map((name, i) => `import * as m${i} from '${name}';`),
-        `import { initBackend } from '@mllm/core';`,
-        `const choice = await initBackend('auto');`,
-        `console.log('imports ${imports.join(', ')}; auto backend:', choice.backend);`,
+        ...(withCore
+          ? [`import { initBackend } from '@mllm/core';`, `const backend = (await initBackend('auto')).backend;`]
+          : [`import * as tf from '@tensorflow/tfjs-core';`, ...backends.map((b) => `import '${b}';`), `await tf.ready();`, `const backend = tf.getBackend();`]),
+        `if (!backend) throw new Error('no backend started');`,
+        `console.log('imports ${imports.join(', ')}; backend:', backend);`,
       ].join('\n');
       writeFileSync(join(dir, 'probe.mjs'), probe);
       run('node', ['probe.mjs'], { cwd: dir });
