@@ -27,7 +27,7 @@ import {
   assertBinaryMask,
   assertBoolean,
   assertFiniteNumber,
-  assertKnownKeys,
+  checkedOptions,
   assertOptionsObject,
   assertPositiveInt,
   assertTensor,
@@ -108,12 +108,6 @@ const PARROT_MOE_KEYS = [
   'hiddenSize', 'intermediateSize', 'numExperts', 'moeWeight', 'useMoe', 'useResidual', 'topK', 'auxLossCoefficient', 'expertStrategy',
 ];
 
-/** The constructor's options, checked before `super` sees them (an object, no unknown keys). */
-function checkedArgs(args: ParrotMoEArgs): ParrotMoEArgs {
-  assertOptionsObject('ParrotMoE', 'args', args);
-  assertKnownKeys('ParrotMoE', args, PARROT_MOE_KEYS);
-  return args;
-}
 
 function describeShape(t: tf.Tensor | null | undefined): string {
   return t ? `[${t.shape.join(', ')}]` : String(t);
@@ -154,7 +148,7 @@ export class ParrotMoE extends Module {
   expertOffload: ExpertOffload | null = null;
 
   constructor(args: ParrotMoEArgs) {
-    super(checkedArgs(args));
+    super(checkedOptions('ParrotMoE', args, PARROT_MOE_KEYS));
     const owner = 'ParrotMoE';
     assertPositiveInt(owner, 'hiddenSize', args.hiddenSize);
     assertPositiveInt(owner, 'intermediateSize', args.intermediateSize);

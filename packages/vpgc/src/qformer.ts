@@ -17,7 +17,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { Module, LayerNorm, assertKnownKeys, assertOptionsObject, assertTensor, type ModuleArgs } from '@mllm/core';
+import { Module, LayerNorm, checkedOptions, assertTensor, type ModuleArgs } from '@mllm/core';
 import { QFormerLayer } from './qformer-layer.js';
 import { trainingDropout } from './qformer-attention.js';
 import { qformerConfig, type QFormerConfig } from './qformer-config.js';
@@ -41,12 +41,6 @@ export interface QFormerOutput {
   crossAttentions: tf.Tensor4D[];
 }
 
-/** The constructor's options, checked before `super` sees them (an object, no unknown keys). */
-function checkedQFormerArgs(args: QFormerArgs): QFormerArgs {
-  assertOptionsObject('QFormer', 'args', args);
-  assertKnownKeys('QFormer', args, ['config']);
-  return args;
-}
 
 export class QFormer extends Module {
   static readonly className = 'QFormer';
@@ -57,7 +51,7 @@ export class QFormer extends Module {
   training = false;
 
   constructor(args: QFormerArgs = {}) {
-    super(checkedQFormerArgs(args));
+    super(checkedOptions('QFormer', args, ['config']));
     this.config = qformerConfig(args.config);
     this.embeddingLayerNorm = this.addModule(
       'bert.embeddings.LayerNorm',

@@ -25,7 +25,7 @@ import {
   applyRotary,
   assertBinaryMask,
   assertFiniteNumber,
-  assertKnownKeys,
+  checkedOptions,
   assertOptionsObject,
   assertPositiveInt,
   assertTensor,
@@ -90,12 +90,6 @@ export interface LoRRAInputs {
 
 const LORRA_KEYS = ['hiddenSize', 'numHeads', 'rank', 'ropeTheta', 'initStd'];
 
-/** The constructor's options, checked before `super` sees them (an object, no unknown keys). */
-function checkedArgs(args: LoRRAArgs): LoRRAArgs {
-  assertOptionsObject('LoRRA', 'args', args);
-  assertKnownKeys('LoRRA', args, LORRA_KEYS);
-  return args;
-}
 
 function assertShape(owner: string, name: string, t: tf.Tensor, expected: Array<number | null>): void {
   assertTensor(owner, name, t);
@@ -151,7 +145,7 @@ export class LoRRA extends Module {
   readonly oProj: LowRankProjection;
 
   constructor(args: LoRRAArgs) {
-    super(checkedArgs(args));
+    super(checkedOptions('LoRRA', args, LORRA_KEYS));
     assertPositiveInt('LoRRA', 'hiddenSize', args.hiddenSize);
     assertPositiveInt('LoRRA', 'numHeads', args.numHeads);
     assertPositiveInt('LoRRA', 'rank', args.rank);

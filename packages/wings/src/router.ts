@@ -16,8 +16,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import {
   Linear,
   Module,
-  assertKnownKeys,
-  assertOptionsObject,
+  checkedOptions,
   assertPositiveInt,
   assertTensor,
   linearForward,
@@ -48,12 +47,6 @@ export function sumOverHeads(attentionProbs: tf.Tensor): tf.Tensor3D {
   return tf.tidy(() => sumOverAxis1(attentionProbs) as tf.Tensor3D);
 }
 
-/** The constructor's options, checked before `super` sees them (an object, no unknown keys). */
-function checkedRouterArgs(args: WingsRouterArgs): WingsRouterArgs {
-  assertOptionsObject('WingsRouter', 'args', args);
-  assertKnownKeys('WingsRouter', args, ['maxLength']);
-  return args;
-}
 
 export class WingsRouter extends Module {
   static readonly className = 'WingsRouter';
@@ -62,7 +55,7 @@ export class WingsRouter extends Module {
   readonly linear: Linear;
 
   constructor(args: WingsRouterArgs) {
-    super(checkedRouterArgs(args));
+    super(checkedOptions('WingsRouter', args, ['maxLength']));
     assertPositiveInt('WingsRouter', 'maxLength', args.maxLength);
     this.maxLength = args.maxLength;
     this.linear = this.addModule('linear', new Linear({ inFeatures: this.maxLength, outFeatures: 2, bias: true }));
