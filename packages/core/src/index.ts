@@ -57,6 +57,7 @@ export * from './tokenizer/hf-tokenizer.js';
 export * from './tokenizer/conversation-formats.js';
 export * from './model/config.js';
 export * from './model/hooks.js';
+export * from './adapter/index.js';
 export * from './model/embedding.js';
 export * from './model/decoder-layer.js';
 export * from './model/sequence.js';

@@ -15,6 +15,7 @@
  */
 import type * as tf from '@tensorflow/tfjs-core';
 import type { Module } from '../nn/module.js';
+import type { ModuleRecord } from '../adapter/attached-module.js';
 import type { VisionSelectFeature } from './config.js';
 
 /** An image's token span in the spliced sequence. */
@@ -116,6 +117,11 @@ export interface DecoderHooks {
    * e.g. `['model.layers.3.attn_pool', learner]`, so reference checkpoints load in one call. Extra field.
    */
   namedModules?(): Array<[string, Module]>;
+  /**
+   * The module this hook belongs to (set by `attachModule`): a host saved with this hook records it
+   * in `config.json` and re-attaches it on load. Hooks without it cannot be saved with the host.
+   */
+  moduleRecord?(): ModuleRecord;
 }
 
 /** Handle returned by `addHooks`. */

@@ -16,6 +16,7 @@ import { matMul2d } from '../ops/matmul.js';
 import { Embedding } from './embedding.js';
 import { DecoderLayer, assertSameShape, type LayerCache } from './decoder-layer.js';
 import { resolveHostConfig, type HostConfig, type ResolvedHostConfig } from './config.js';
+import type { BaseModelShape } from '../adapter/module-host.js';
 import type { DecoderHooks, ForwardContext, HookHandle } from './hooks.js';
 import { causalPaddingMask, planSequence } from './sequence.js';
 import { contextFromPlan } from './context.js';
@@ -121,6 +122,20 @@ export class HostLM extends Module {
         this.attached.splice(index, 1);
         for (const name of moduleNames) this.removeModule(name);
       },
+    };
+  }
+
+  /** The base model's shape in HF names (what adapters record and check; see `ModuleHost`). */
+  baseModelShape(): BaseModelShape {
+    const c = this.textConfig;
+    return {
+      model_type: 'mllm-host',
+      hidden_size: c.hiddenSize,
+      num_hidden_layers: c.numLayers,
+      num_attention_heads: c.numHeads,
+      num_key_value_heads: c.numHeads,
+      rope_theta: c.ropeTheta,
+      vocab_size: c.vocabSize,
     };
   }
 

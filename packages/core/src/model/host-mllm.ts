@@ -11,6 +11,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Module } from '../nn/module.js';
 import { isHostMemoryBackend } from '../backend/backend-names.js';
+import type { BaseModelShape } from '../adapter/module-host.js';
 import { MlpGeluProjector } from '../nn/projector.js';
 import { IGNORE_INDEX, ByteTokenizer, type Tokenizer } from '../tokenizer/byte-tokenizer.js';
 import { tokenizerFromSpec } from '../tokenizer/tokenizer-spec.js';
@@ -123,6 +124,11 @@ export class HostMLLM extends HostLM {
       args.projector ?? new MlpGeluProjector({ inFeatures: this.visionTower.visionConfig.hiddenSize, outFeatures: this.textConfig.hiddenSize }),
       args.projectorName,
     );
+  }
+
+  override baseModelShape(): BaseModelShape {
+    const vision = this.visionTower.visionConfig;
+    return { ...super.baseModelShape(), vision_hidden_size: vision.hiddenSize, vision_select_feature: vision.selectFeature };
   }
 
   get projector(): VisualProjector {

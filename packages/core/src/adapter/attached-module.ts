@@ -1,0 +1,135 @@
+/**
+ * One way to attach a module, PEFT-style. Each module package has one verb with one shape,
+ *
+ *   attachParrot(host, config) / attachWings(host, config) / attachVPGC(host, config)
+ *     → AttachedModule { type, module, config, remove(), stateDict(), loadStateDict(), … }
+ *
+ * all built on `attachModule` below, so they agree on what attaching means:
+ *   1. the host's own parameters are frozen (unless `freezeBase: false`),
+ *   2. the hook is added; the module's parameters appear in the host's state dict under their
+ *      reference names (`model.moe_model.*`, `model.layers.{i}.attn_pool.*`, `model.query_tokens`, …),
+ *   3. the hook carries a `ModuleRecord` (type, package, version, reference-named config), which is
+ *      what a saved host's `config.json` and an `adapter_config.json` record, so both load back with
+ *      one call (`loadAdapter`, `loadHostModel`).
+ */
+import type * as tf from '@tensorflow/tfjs-core';
+import { Module } from '../nn/module.js';
+import { loadStateDict, stateDict, type LoadStateDictOptions, type LoadStateDictResult, type StateDict } from '../io/state-dict.js';
+import type { DecoderHooks } from '../model/hooks.js';
+import { assertModuleHost, type ModuleHost } from './module-host.js';
+
+/**
+ * What a saved host's `config.json` (`mllm_modules`) and an `adapter_config.json` record about one
+ * attached module. `config` uses the reference's field names (snake_case).
+ */
+export interface ModuleRecord {
+  /** Module kind: `parrot`, `wings` or `vpgc` (the key of `registerModuleKind`). */
+  module_type: string;
+  /** The npm package that defines it (imported on load when the kind is not registered yet). */
+  module_package: string;
+  /** That package's version when the record was written. */
+  module_version: string;
+  /** The resolved module configuration, reference field names. */
+  config: Record<string, unknown>;
+}
+
+/** Handle of an attached module (what every `attach*` verb returns). */
+export interface AttachedModule<M extends Module = Module, C = unknown> {
+  /** Module kind (`parrot`, `wings`, `vpgc`). */
+  readonly type: string;
+  /** The module (owned by the caller: `remove()` detaches, `module.dispose()` frees it). */
+  readonly module: M;
+  /** The resolved configuration (the package's own TypeScript form). */
+  readonly config: C;
+  /** The model it is attached to. */
+  readonly host: ModuleHost;
+  /** False after `remove()`. */
+  readonly isAttached: boolean;
+  /** `[name, module]` pairs: where the module's parameters appear in the host's state dict. */
+  namedModules(): Array<[string, Module]>;
+  /** Type, package, version and reference-named config (what saved files record). */
+  moduleRecord(): ModuleRecord;
+  /** The module's parameters under their names in the host's state dict (new tensors; dispose them). */
+  stateDict(): StateDict;
+  /** Load the module's parameters from host-named tensors (strict by default; all or nothing). */
+  loadStateDict(dict: StateDict | Iterable<[string, tf.Tensor]>, options?: Omit<LoadStateDictOptions, 'prefix'>): LoadStateDictResult;
+  /** Detach the hook (the module is not disposed; the host stays frozen). Idempotent. */
+  remove(): void;
+}
+
+/** What a module package hands to `attachModule`. */
+export interface AttachModuleSpec<M extends Module, C> {
+  type: string;
+  packageName: string;
+  version: string;
+  module: M;
+  config: C;
+  /** The reference-named config recorded in saved files (must be JSON). */
+  referenceConfig: Record<string, unknown>;
+  /** The hook callbacks (`namedModules` and `moduleRecord` are filled in by `attachModule`). */
+  hooks: Omit<DecoderHooks, 'namedModules' | 'modules' | 'moduleRecord'>;
+  /** Where the module's parameters go in the host's state dict. */
+  namedModules: Array<[string, Module]>;
+  /** Freeze the host's own parameters first (default true). */
+  freezeBase?: boolean;
+  /** Called after the hook is added (set the module's own trainable parameters here). */
+  afterAttach?(): void;
+}
+
+/**
+ * A throwaway container that sees several modules under their host names, so a load across all of
+ * them is checked as a whole before anything is assigned (`loadStateDict`'s all-or-nothing rule).
+ */
+class ModuleGroup extends Module {
+  constructor(named: Array<[string, Module]>) {
+    super({ name: 'attached_module' });
+    for (const [name, module] of named) this.addModule(name, module);
+  }
+  override call(): tf.Tensor {
+    throw new Error('ModuleGroup is a view for state dicts; it has no forward');
+  }
+}
+
+/** Attach `spec.module` to `host` through its hooks (see the file comment for what that does). */
+export function attachModule<M extends Module, C>(owner: string, host: ModuleHost, spec: AttachModuleSpec<M, C>): AttachedModule<M, C> {
+  assertModuleHost(owner, host);
+  const record: ModuleRecord = {
+    module_type: spec.type,
+    module_package: spec.packageName,
+    module_version: spec.version,
+    config: JSON.parse(JSON.stringify(spec.referenceConfig)) as Record<string, unknown>,
+  };
+  const named = spec.namedModules.map(([n, m]): [string, Module] => [n, m]);
+  if (spec.freezeBase ?? true) host.setTrainable(false);
+  const handle = host.addHooks({
+    ...spec.hooks,
+    namedModules: () => named,
+    moduleRecord: () => structuredClone(record),
+  });
+  let attached = true;
+  try {
+    spec.afterAttach?.();
+  } catch (error) {
+    handle.remove();
+    throw error;
+  }
+  const view = (): ModuleGroup => new ModuleGroup(named);
+  return {
+    type: spec.type,
+    module: spec.module,
+    config: spec.config,
+    host,
+    get isAttached() {
+      return attached;
+    },
+    namedModules: () => [...named],
+    moduleRecord: () => structuredClone(record),
+    stateDict: () => stateDict(view()),
+    loadStateDict: (dict, options = {}) => loadStateDict(view(), dict, { strict: options.strict ?? true }),
+    remove: () => {
+      if (!attached) return;
+      attached = false;
+      handle.remove();
+    },
+  };
+}
