@@ -99,7 +99,7 @@ export async function makeDemoCheckpoint(options: MakeDemoCheckpointOptions): Pr
       optimizer.dispose();
     }
     await mkdir(options.dir, { recursive: true });
-    await saveHostModel(demo.model, options.dir, { includeHooks: true });
+    await saveHostModel(demo.model, options.dir);
     await writeFile(join(options.dir, DEMO_MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
     return { dir: options.dir, parameterCount: demo.parameterCount, losses };
   } finally {

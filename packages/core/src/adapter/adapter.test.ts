@@ -175,7 +175,7 @@ describe('saveAdapter / loadAdapter', () => {
 
   it('an unregistered kind says which package to import; only @mllm packages are imported', async () => {
     await expect(resolveModuleKind({ module_type: 'nope', module_package: '@mllm/does-not-exist' })).rejects.toThrow(
-      /'nope' module from "@mllm\/does-not-exist", which is not registered \(importing @mllm\/does-not-exist failed: .*\)\. Install it and import it before loading \(import '@mllm\/does-not-exist'\); registered kinds: .*toy/,
+      /'nope' module from "@mllm\/does-not-exist", which is not registered \(importing @mllm\/does-not-exist failed: .*\)\. Install it and import it before loading \(import '@mllm\/does-not-exist'\); registered: .*toy/,
     );
     await expect(resolveModuleKind({ module_type: 'nope', module_package: 'node:fs' })).rejects.toThrow(/which is not registered\. Install it/);
     expect(moduleKind('toy')?.packageName).toBe('@mllm/toy-not-installed');

@@ -49,8 +49,12 @@ const importPackage = (specifier: string): Promise<unknown> => import(/* @vite-i
  * The kind a record names: registered already, or registered by importing `record.module_package`
  * (Node; in a browser bundle import the package yourself). Throws a message that says what to import.
  */
-export async function resolveModuleKind(record: Pick<ModuleRecord, 'module_type' | 'module_package'>, owner = 'resolveModuleKind'): Promise<ModuleKind> {
-  const known = kinds.get(record.module_type);
+/**
+ * Look `type` up in `table`, importing `pkg` first when it is missing and is an `@mllm/*` package
+ * name (a file cannot make the loader import anything else).
+ */
+async function lookUpOrImport<K>(table: Map<string, K>, record: Pick<ModuleRecord, 'module_type' | 'module_package'>, what: string, owner: string): Promise<K> {
+  const known = table.get(record.module_type);
   if (known) return known;
   const pkg = record.module_package;
   let importError: unknown;
@@ -60,12 +64,59 @@ export async function resolveModuleKind(record: Pick<ModuleRecord, 'module_type'
     } catch (error) {
       importError = error;
     }
-    const registered = kinds.get(record.module_type);
+    const registered = table.get(record.module_type);
     if (registered) return registered;
   }
   const why = importError ? ` (importing ${pkg} failed: ${(importError as Error).message})` : '';
   throw new Error(
-    `${owner}: the file records a '${record.module_type}' module from ${JSON.stringify(pkg)}, which is not registered${why}. ` +
-      `Install it and import it before loading (import '${pkg}'); registered kinds: ${registeredModuleKinds().join(', ') || 'none'}`,
+    `${owner}: the file records a '${record.module_type}' ${what} from ${JSON.stringify(pkg)}, which is not registered${why}. ` +
+      `Install it and import it before loading (import '${pkg}'); registered: ${[...table.keys()].sort().join(', ') || 'none'}`,
   );
+}
+
+/**
+ * The kind a record names: registered already, or registered by importing `record.module_package`
+ * (Node; in a browser bundle import the package yourself). Throws a message that says what to import.
+ */
+export function resolveModuleKind(record: Pick<ModuleRecord, 'module_type' | 'module_package'>, owner = 'resolveModuleKind'): Promise<ModuleKind> {
+  return lookUpOrImport(kinds, record, 'module', owner);
+}
+
+/**
+ * A visual projector other than the host's default `mlp2x_gelu` (e.g. @mllm/vpgc's Q-Former VPG),
+ * so a host saved with it records it and rebuilds it on load.
+ */
+export interface ProjectorKind {
+  /** `module_type` in a saved host's `config.json` (`projector` field). */
+  readonly type: string;
+  readonly packageName: string;
+  readonly version: string;
+  /** The record of `projector` when it is of this kind, otherwise null. */
+  recordOf(projector: unknown): ModuleRecord | null;
+  /** A fresh projector from a record (weights are loaded afterwards by the caller). */
+  build(record: ModuleRecord): unknown;
+}
+
+const projectorKinds = new Map<string, ProjectorKind>();
+
+/** Register (or replace) a projector kind. */
+export function registerProjectorKind(kind: ProjectorKind): void {
+  if (!kind || typeof kind.type !== 'string' || !kind.type || typeof kind.recordOf !== 'function' || typeof kind.build !== 'function') {
+    throw new Error('registerProjectorKind: kind must have a non-empty string `type` and `recordOf` / `build` functions');
+  }
+  projectorKinds.set(kind.type, kind);
+}
+
+/** The record of `projector` by the first registered kind that recognises it, or null. */
+export function projectorRecord(projector: unknown): ModuleRecord | null {
+  for (const kind of projectorKinds.values()) {
+    const record = kind.recordOf(projector);
+    if (record) return record;
+  }
+  return null;
+}
+
+/** The projector kind a record names (importing its `@mllm/*` package in Node when needed). */
+export function resolveProjectorKind(record: Pick<ModuleRecord, 'module_type' | 'module_package'>, owner = 'resolveProjectorKind'): Promise<ProjectorKind> {
+  return lookUpOrImport(projectorKinds, record, 'projector', owner);
 }

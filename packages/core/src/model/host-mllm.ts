@@ -135,6 +135,11 @@ export class HostMLLM extends HostLM {
     return this.projectorValue;
   }
 
+  /** Child name of a Module projector (its parameters are `<name>.<param>`), or null. */
+  get projectorModuleName(): string | null {
+    return this.projectorChild;
+  }
+
   /** Swap the projector; a Module projector is registered as child `name`. Returns the old one (not disposed). */
   setProjector(projector: VisualProjector, name = 'model.mm_projector'): VisualProjector | undefined {
     if (!projector || typeof projector.forward !== 'function') throw new Error('setProjector: projector must have forward(features [N, Nv, Dv])');

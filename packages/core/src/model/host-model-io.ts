@@ -1,11 +1,21 @@
 /**
- * Save / load a HostMLLM directory: `config.json` (HostMLLMConfig + format tag) and
- * `model.safetensors` (reference names and layouts, via core's safetensors I/O). Node only.
+ * Save / load a HostMLLM directory: `config.json` (HostMLLMConfig + format tag, the projector and
+ * the attached modules) and `model.safetensors` (reference names and layouts). Node only.
+ *
+ * Everything the host saves, it loads back with one call: a module attached with `attachParrot` /
+ * `attachWings` / `attachVPGC` is recorded (`mllm_modules`, attach order: type, package, version,
+ * reference-named config) and re-attached by `loadHostModel` before the weights are loaded, and a
+ * custom projector of a registered kind (the Q-Former VPG of @mllm/vpgc) is recorded (`projector`)
+ * and rebuilt. Both are looked up in core's registry, importing the recorded `@mllm/*` package when
+ * it is not loaded yet.
  */
 import { MlpGeluProjector } from '../nn/projector.js';
-import { stateDict, loadStateDict, disposeStateDict } from '../io/state-dict.js';
-import { readSafetensorsFile, writeSafetensorsFile } from '../io/safetensors-node.js';
+import { Module } from '../nn/module.js';
+import { stateDict, loadStateDict, disposeStateDict, StateDictError } from '../io/state-dict.js';
+import { readSafetensorsFile, writeFileAtomically, writeSafetensorsFile } from '../io/safetensors-node.js';
 import type { FloatStorageDtype } from '../io/safetensors.js';
+import type { ModuleRecord } from '../adapter/attached-module.js';
+import { projectorRecord, resolveModuleKind, resolveProjectorKind, type ModuleKind } from '../adapter/module-registry.js';
 import { HostMLLM } from './host-mllm.js';
 import type { HostMLLMConfig } from './config.js';
 import type { VisualProjector } from './hooks.js';
@@ -15,22 +25,41 @@ export const HOST_CONFIG_FILE = 'config.json';
 export const HOST_WEIGHTS_FILE = 'model.safetensors';
 
 export interface SaveHostModelOptions {
-  /** Also save the parameters of attached hooks' modules (default false). */
+  /**
+   * Save the attached modules with the host (default true): their weights go into
+   * `model.safetensors` and their records into `config.json`, so `loadHostModel` re-attaches them.
+   * A hook whose modules carry no record (added with `addHooks` directly) cannot be reloaded and
+   * is an error unless this is false. False saves the base model alone.
+   */
+  includeModules?: boolean;
+  /** @deprecated Use `includeModules` (this alias is read when `includeModules` is not given). */
   includeHooks?: boolean;
   /** Storage of float32 weights (default F32). */
   floatDtype?: FloatStorageDtype;
 }
 
 export interface LoadHostModelOptions {
-  /** Needed when the model was saved with a custom (non-mlp2x_gelu) projector. */
+  /** A projector to use instead of the recorded one (needed for an unregistered custom projector). */
   projector?: VisualProjector;
   projectorName?: string;
+  /** Load the base model only: skip the recorded modules and their weights (default false). */
+  skipModules?: boolean;
+}
+
+/** A saved projector: the registry record and its child name in the host. */
+interface SavedProjector extends ModuleRecord {
+  child_name: string;
 }
 
 interface SavedConfig extends HostMLLMConfig {
   format: string;
   projectorType: 'mlp2x_gelu';
+  /** A projector that is neither `mlp2x_gelu` nor of a registered kind (must be passed to the loader). */
   customProjector?: boolean;
+  /** A projector of a registered kind. */
+  projector?: SavedProjector;
+  /** Attached modules, attach order. */
+  mllm_modules?: ModuleRecord[];
 }
 
 async function joinPath(dir: string, file: string): Promise<string> {
@@ -38,10 +67,11 @@ async function joinPath(dir: string, file: string): Promise<string> {
   return path.join(dir, file);
 }
 
-/** Write `dir/config.json` and `dir/model.safetensors` (creates `dir`). */
+/** Write `dir/config.json` and `dir/model.safetensors` (creates `dir`; each file atomically, weights first). */
 export async function saveHostModel(model: HostMLLM, dir: string, options: SaveHostModelOptions = {}): Promise<void> {
-  const fs = await import('node:fs/promises');
-  await fs.mkdir(dir, { recursive: true });
+  if (!(model instanceof HostMLLM)) throw new Error(`saveHostModel: model must be a HostMLLM, got ${model === null ? 'null' : typeof model}`);
+  if (typeof dir !== 'string' || !dir) throw new Error(`saveHostModel: dir must be a directory path, got ${JSON.stringify(dir)}`);
+  const includeModules = options.includeModules ?? options.includeHooks ?? true;
   const config: SavedConfig = {
     format: HOST_MODEL_FORMAT,
     text: { ...model.textConfig },
@@ -49,8 +79,27 @@ export async function saveHostModel(model: HostMLLM, dir: string, options: SaveH
     projectorType: 'mlp2x_gelu',
     tokenizer: model.tokenizer.toJSON(),
   };
-  if (!(model.projector instanceof MlpGeluProjector)) config.customProjector = true;
-  const hookPrefixes = options.includeHooks ? [] : model.hookModuleNames.map((n) => `${n}.`);
+  const record = projectorRecord(model.projector); // a registered kind first (it may subclass the default)
+  if (record && model.projectorModuleName) config.projector = { ...record, child_name: model.projectorModuleName };
+  else if (!(model.projector instanceof MlpGeluProjector) || model.projector.constructor !== MlpGeluProjector) config.customProjector = true;
+  const records: ModuleRecord[] = [];
+  const unrecorded: string[] = [];
+  for (const hooks of model.hooks) {
+    const named = [...(hooks.namedModules?.() ?? []).map(([n]) => n), ...(hooks.modules?.() ?? []).map(() => '(unnamed module)')];
+    const record = hooks.moduleRecord?.();
+    if (record) records.push(record);
+    else if (named.length) unrecorded.push(named.join(', '));
+  }
+  if (includeModules && unrecorded.length) {
+    throw new Error(
+      `saveHostModel: hooks added with addHooks directly own modules (${unrecorded.join('; ')}) that loadHostModel could not re-attach; ` +
+        'attach them with attachParrot / attachWings / attachVPGC, or pass { includeModules: false } to save the base model alone',
+    );
+  }
+  if (includeModules && records.length) config.mllm_modules = records;
+  const hookPrefixes = includeModules ? [] : model.hookModuleNames.map((n) => `${n}.`);
+  const fs = await import('node:fs/promises');
+  await fs.mkdir(dir, { recursive: true });
   const dict = stateDict(model);
   try {
     const kept = [...dict].filter(([name]) => !hookPrefixes.some((p) => name.startsWith(p)));
@@ -58,11 +107,16 @@ export async function saveHostModel(model: HostMLLM, dir: string, options: SaveH
   } finally {
     disposeStateDict(dict);
   }
-  await fs.writeFile(await joinPath(dir, HOST_CONFIG_FILE), `${JSON.stringify(config, null, 2)}\n`);
+  const text = `${JSON.stringify(config, null, 2)}\n`;
+  await writeFileAtomically(await joinPath(dir, HOST_CONFIG_FILE), async (handle) => void (await handle.writeFile(text)));
 }
 
-/** Build a HostMLLM from `dir/config.json` and load `dir/model.safetensors` strictly. */
+/**
+ * Build a HostMLLM from `dir/config.json`, rebuild its recorded projector, re-attach its recorded
+ * modules (attach order) and load `dir/model.safetensors` strictly. Nothing is left behind on failure.
+ */
 export async function loadHostModel(dir: string, options: LoadHostModelOptions = {}): Promise<HostMLLM> {
+  if (typeof dir !== 'string' || !dir) throw new Error(`loadHostModel: dir must be a directory path, got ${JSON.stringify(dir)}`);
   const fs = await import('node:fs/promises');
   const configPath = await joinPath(dir, HOST_CONFIG_FILE);
   let config: SavedConfig;
@@ -75,20 +129,47 @@ export async function loadHostModel(dir: string, options: LoadHostModelOptions =
     throw new Error(`loadHostModel: ${configPath} must have format '${HOST_MODEL_FORMAT}', got ${JSON.stringify(config?.format)}`);
   }
   if (config.customProjector && !options.projector) {
-    throw new Error('loadHostModel: the model was saved with a custom projector; pass options.projector');
+    throw new Error('loadHostModel: the model was saved with a custom projector of no registered kind; pass options.projector');
   }
-  const model = new HostMLLM({ config, projector: options.projector, projectorName: options.projectorName });
+  const records = options.skipModules ? [] : (config.mllm_modules ?? []);
+  if (!Array.isArray(records)) throw new Error(`loadHostModel: ${configPath} field mllm_modules must be an array, got ${JSON.stringify(records)}`);
+  // Resolve every kind before building anything, so a missing package fails fast.
+  const moduleKinds: ModuleKind[] = [];
+  for (const record of records) moduleKinds.push(await resolveModuleKind(record, 'loadHostModel'));
+  let projector = options.projector;
+  let projectorName = options.projectorName;
+  if (!projector && config.projector) {
+    const kind = await resolveProjectorKind(config.projector, 'loadHostModel');
+    projector = kind.build(config.projector) as VisualProjector;
+    projectorName = config.projector.child_name;
+  }
+  let model: HostMLLM;
   try {
+    const { text, vision, projectorType, tokenizer } = config;
+    model = new HostMLLM({ config: { text, vision, projectorType, tokenizer }, projector, projectorName });
+  } catch (error) {
+    if (projector !== options.projector && projector instanceof Module) projector.dispose();
+    throw error;
+  }
+  const attachedModules: Module[] = [];
+  try {
+    records.forEach((record, i) => attachedModules.push(moduleKinds[i].attachFromRecord(model, record).module));
     const { tensors } = await readSafetensorsFile(await joinPath(dir, HOST_WEIGHTS_FILE));
     try {
-      loadStateDict(model, tensors);
+      if (!options.skipModules) loadStateDict(model, tensors);
+      else {
+        // The file may hold module weights the base model does not have: only missing keys are an error
+        // (the model is disposed below when they are).
+        const { missingKeys } = loadStateDict(model, tensors, { strict: false });
+        if (missingKeys.length) throw new StateDictError(model.name, missingKeys, [], []);
+      }
     } finally {
       for (const t of tensors.values()) t.dispose();
     }
   } catch (error) {
-    model.dispose();
+    model.dispose(); // disposes attached modules too (they are children)
+    for (const m of attachedModules) m.dispose();
     throw error;
   }
   return model;
 }
-
