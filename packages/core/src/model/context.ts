@@ -1,6 +1,6 @@
 /** Build the hook `ForwardContext` tensors from a splicing plan (call inside a tidy). */
 import * as tf from '@tensorflow/tfjs-core';
-import type { ForwardContext } from './hooks.js';
+import { imageTablesFromSpans, type ForwardContext } from './hooks.js';
 import type { SequencePlan } from './sequence.js';
 
 /** Full-sequence context: every per-position field is `[B, L]` from the plan. */
@@ -26,6 +26,7 @@ export function contextFromPlan(
     visualTokens,
     lastPromptIndex: plan.lastPromptIndex,
     isPrefill,
+    imageTables: imageTablesFromSpans(plan.imageSpans),
   };
 }
 
@@ -55,5 +56,6 @@ export function decodeContext(
     visualTokens,
     lastPromptIndex: plan.lastPromptIndex,
     isPrefill: false,
+    imageTables: imageTablesFromSpans(plan.imageSpans),
   };
 }

@@ -64,6 +64,48 @@ export interface ForwardContext {
   lastPromptIndex: number[];
   /** True for a full forward and the generation prefill; false for cached decode steps. */
   isPrefill: boolean;
+  /** Lookup tables the host derives once per forward from `imageSpans` (modules read them, never re-walk spans). */
+  imageTables: ImageTables;
+}
+
+/**
+ * Per-forward lookup tables of the image tokens (see `imageTablesFromSpans`). On cached decode steps
+ * they still describe the prompt, like `imageSpans`.
+ */
+export interface ImageTables {
+  /** Per sample, its images (indices into `visualTokens` / `imageFeatures`) in sequence order. */
+  imagesOfSample: number[][];
+  /** Per sample, the row of each image token in `visualTokens` flattened to `[numImages·Ni, H]`, sequence order. */
+  visualRows: number[][];
+  /** Per sample, the sequence index of each image token (same order as `visualRows`). */
+  visualPositions: number[][];
+}
+
+/**
+ * The image-token tables of a batch: image `i`'s token `k` (`k < span.length`) sits at sequence index
+ * `span.start + k` and is row `i·Ni + k` of the flattened visual tokens (`Ni` = the span's length,
+ * the same for every image of a host).
+ */
+export function imageTablesFromSpans(imageSpans: ImageSpan[][]): ImageTables {
+  const imagesOfSample: number[][] = [];
+  const visualRows: number[][] = [];
+  const visualPositions: number[][] = [];
+  for (const spans of imageSpans) {
+    const images: number[] = [];
+    const rows: number[] = [];
+    const positions: number[] = [];
+    for (const { imageIndex, start, length } of [...spans].sort((a, b) => a.start - b.start)) {
+      images.push(imageIndex);
+      for (let k = 0; k < length; k++) {
+        rows.push(imageIndex * length + k);
+        positions.push(start + k);
+      }
+    }
+    imagesOfSample.push(images);
+    visualRows.push(rows);
+    visualPositions.push(positions);
+  }
+  return { imagesOfSample, visualRows, visualPositions };
 }
 
 export interface TransformVisualArgs {
@@ -97,6 +139,13 @@ export interface AfterAttentionArgs {
 }
 
 export interface DecoderHooks {
+  /**
+   * Once per forward (full forward, prefill, and every cached decode step), before layer 0, inside the
+   * host's tidy: build what every layer reuses (Wings' learner keys) here instead of once per layer.
+   * A returned function runs after the forward (drop references to per-forward values there).
+   * With several hooks, each `prepare` runs in attach order.
+   */
+  prepare?(ctx: ForwardContext): void | (() => void);
   /** Transform projected visual tokens before splicing (Parrot). Runs once per full forward/prefill. */
   transformVisual?(args: TransformVisualArgs): tf.Tensor3D;
   /** At layer `layerIndex`'s input (VPG-C); return a replacement `[B, L, H]` or null. */

@@ -184,7 +184,13 @@ export class HostLM extends Module {
       throw new Error(`HostLM: past must hold ${this.layers.length} layer caches, got ${inputs.past.length}`);
     }
     const hooks = this.hooks;
-    const out = tf.tidy(() => {
+    const cleanups: Array<() => void> = [];
+    const run = (): { logits: tf.Tensor3D; present: Array<{ keys: tf.Tensor; values: tf.Tensor }> } => tf.tidy(() => {
+      // Per-forward preparation (e.g. Wings' learner keys), once for all layers.
+      for (const hook of hooks) {
+        const cleanup = hook.prepare?.(ctx);
+        if (typeof cleanup === 'function') cleanups.push(cleanup);
+      }
       let h = inputEmbeddings;
       const present: Array<{ keys: tf.Tensor; values: tf.Tensor }> = [];
       this.layers.forEach((layer, index) => {
@@ -221,6 +227,12 @@ export class HostLM extends Module {
       });
       return { logits: this.logitsFromHidden(h), present };
     });
+    let out: ReturnType<typeof run>;
+    try {
+      out = run();
+    } finally {
+      for (const cleanup of cleanups) cleanup();
+    }
     return { logits: out.logits as tf.Tensor3D, present: inputs.collectCache ? (out.present as LayerCache[]) : null };
   }
 

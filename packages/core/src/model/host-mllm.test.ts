@@ -98,6 +98,48 @@ describe('HostMLLM', () => {
     model.dispose();
   });
 
+  it('prepare runs once per forward before layer 0 (cleanup after); imageTables locate every spliced visual row', () => {
+    const model = tinyHost(21);
+    const { batch, images } = twoImageBatch(model);
+    const events: string[] = [];
+    let checked = 0;
+    const hooks: DecoderHooks = {
+      prepare: (ctx) => {
+        events.push('prepare');
+        const { imagesOfSample, visualRows, visualPositions } = ctx.imageTables;
+        expect(imagesOfSample).toEqual(ctx.imageSpans.map((spans) => spans.map((s) => s.imageIndex)));
+        // Independent of the tables' construction: image tokens are the real, non-text positions, and the
+        // spliced layer-0 embedding there is the visual row the table names.
+        const real = ctx.attentionMask.arraySync() as number[][];
+        const text = ctx.textMask.arraySync() as number[][];
+        const embeddings = ctx.inputEmbeddings.arraySync() as number[][][];
+        const [N, Ni, H] = ctx.visualTokens!.shape;
+        const flat = (tf.reshape(ctx.visualTokens!, [N * Ni, H]).arraySync() as number[][]);
+        real.forEach((row, b) => {
+          const imagePositions = row.flatMap((r, t) => (r === 1 && text[b][t] === 0 ? [t] : []));
+          expect(visualPositions[b]).toEqual(imagePositions);
+          visualRows[b].forEach((r, k) => {
+            expect(embeddings[b][visualPositions[b][k]]).toEqual(flat[r]);
+            checked++;
+          });
+        });
+        return () => events.push('cleanup');
+      },
+      beforeLayer: (layerIndex) => {
+        events.push(`layer ${layerIndex}`);
+        return null;
+      },
+    };
+    const handle = model.addHooks(hooks);
+    const out = model.forward(batch);
+    expect(events).toEqual(['prepare', 'layer 0', 'layer 1', 'cleanup']);
+    expect(checked).toBe(3 * 4); // 3 images × 4 visual tokens
+    handle.remove();
+    tf.dispose([out.logits, out.labels!, out.attentionMask, images]);
+    disposeBatch(batch);
+    model.dispose();
+  });
+
   it('runs transformVisual before splicing with prompt-only text embeddings', () => {
     const model = tinyHost(2, {}, { selectFeature: 'cls_patch' });
     const { batch, images } = twoImageBatch(model);
