@@ -167,6 +167,13 @@ describe('ParrotMoE from a reference-layout safetensors checkpoint', () => {
 });
 
 describe('ParrotMoE: what stateDict writes, loadStateDict and loadSafetensors read back', () => {
+  /** The dict as safetensors bytes; its tensors are disposed. */
+  function saved(dict: Map<string, tf.Tensor>): Uint8Array {
+    const bytes = saveSafetensors(dict);
+    tf.dispose([...dict.values()]);
+    return bytes;
+  }
+
   /** Forward on a fixed batch: `[output, routingWeights]` as plain arrays. */
   function outputs(moe: ParrotMoE): number[][] {
     const inputs = batchTensors(randomBatch(41, N, D, [[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]]));
@@ -183,7 +190,7 @@ describe('ParrotMoE: what stateDict writes, loadStateDict and loadSafetensors re
     tf.dispose([...w.values()]);
     const expected = outputs(source);
     for (const prefix of ['', PARROT_CHECKPOINT_PREFIX]) {
-      const bytes = saveSafetensors(source.stateDict(prefix));
+      const bytes = saved(source.stateDict(prefix));
       // loadSafetensors finds the prefix by itself: the reference one when the file has it, else none.
       const viaFile = newMoE();
       expect(outputs(viaFile)).not.toEqual(expected);
@@ -210,8 +217,8 @@ describe('ParrotMoE: what stateDict writes, loadStateDict and loadSafetensors re
 
   it('a prefix that does not match says which one does; nothing is assigned', () => {
     const source = newMoE();
-    const plain = saveSafetensors(source.stateDict());
-    const prefixed = saveSafetensors(source.stateDict(PARROT_CHECKPOINT_PREFIX));
+    const plain = saved(source.stateDict());
+    const prefixed = saved(source.stateDict(PARROT_CHECKPOINT_PREFIX));
     const target = newMoE();
     const before = readWeights(target);
     const count = 1 + 3 * E;
