@@ -23,6 +23,9 @@ import {
   Module,
   disposeTensorMap,
   loadSafetensors,
+  readSafetensorsHeader,
+  StateDictError,
+  suggestStateDictPrefix,
   SwiGLU,
   assertBinaryMask,
   assertBoolean,
@@ -31,13 +34,10 @@ import {
   assertOptionsObject,
   assertPositiveInt,
   assertTensor,
-  loadStateDict,
   zeroMasked,
-  stateDict,
   type LoadStateDictOptions,
   type LoadStateDictResult,
   type ModuleArgs,
-  type StateDict,
 } from '@mllm/core';
 import { clsTextAttention, loadBalancingLoss, poolText, renormalizeTopK, topKMask } from './routing.js';
 import { mixExperts, type ExpertOffload, type ExpertStrategy } from './experts.js';
@@ -335,37 +335,34 @@ export class ParrotMoE extends Module {
   }
 
   /**
-   * Load reference-named weights (delegates to core `loadStateDict`, PyTorch strict semantics).
-   * For a full Parrot checkpoint pass `{ prefix: PARROT_CHECKPOINT_PREFIX, strict: true }`: keys
-   * outside the prefix are ignored, every MoE key must be present.
-   */
-  loadStateDict(dict: StateDict | Iterable<[string, tf.Tensor]>, options: LoadStateDictOptions = {}): LoadStateDictResult {
-    this.assertUsable();
-    return loadStateDict(this, dict, options);
-  }
-
-  /**
-   * Load the MoE's tensors from safetensors bytes (a full Parrot checkpoint or a shard holding
-   * them): only names under `prefix` (default `model.moe_model.`) are decoded (F32/F16/BF16 → float32),
-   * then loaded with `loadStateDict` semantics; the decoded tensors are disposed afterwards.
-   * For sharded checkpoints on Node use core's `loadShardedCheckpoint(dir, { filter })` and
-   * {@link ParrotMoE.loadStateDict}.
+   * Load the MoE's tensors from safetensors bytes, then with `loadStateDict` semantics (decoded tensors
+   * are disposed afterwards). Prefix: `options.prefix` when given; otherwise `model.moe_model.`
+   * ({@link PARROT_CHECKPOINT_PREFIX}, a full Parrot checkpoint or a shard holding the MoE) when the file
+   * has names under it, and none when it holds the MoE's own names (a file written from
+   * {@link ParrotMoE.stateDict} with no prefix). Only names under the prefix are decoded
+   * (F32/F16/BF16 → float32). For sharded checkpoints on Node use core's
+   * `loadShardedCheckpoint(dir, { filter })` and `moe.loadStateDict(tensors, { prefix })`.
    */
   loadSafetensors(bytes: Uint8Array, options: LoadStateDictOptions = {}): LoadStateDictResult {
     this.assertUsable();
-    const prefix = options.prefix ?? PARROT_CHECKPOINT_PREFIX;
+    const names = [...readSafetensorsHeader(bytes).tensors.keys()];
+    const own = this.namedParameters().map(([name]) => name);
+    const prefix =
+      options.prefix ??
+      (!names.some((name) => name.startsWith(PARROT_CHECKPOINT_PREFIX)) && own.some((name) => names.includes(name))
+        ? ''
+        : PARROT_CHECKPOINT_PREFIX);
     const { tensors } = loadSafetensors(bytes, { filter: (name) => name.startsWith(prefix) });
     try {
-      return loadStateDict(this, tensors, { ...options, prefix });
+      if (tensors.size === 0 && (options.strict ?? true)) {
+        // Nothing decoded, so loadStateDict could not see the names the file has: say which prefix fits.
+        const suggested = suggestStateDictPrefix(own, names, prefix);
+        throw new StateDictError(this.name, own.map((name) => prefix + name), [], [], [], suggested);
+      }
+      return this.loadStateDict(tensors, { ...options, prefix });
     } finally {
       disposeTensorMap(tensors);
     }
-  }
-
-  /** The weights under reference names and layouts (new tensors, caller disposes). */
-  stateDict(prefix = ''): StateDict {
-    this.assertUsable();
-    return stateDict(this, prefix);
   }
 }
 tf.serialization.registerClass(ParrotMoE, 'mllm');

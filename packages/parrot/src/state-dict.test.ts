@@ -165,3 +165,84 @@ describe('ParrotMoE from a reference-layout safetensors checkpoint', () => {
     copy.dispose();
   });
 });
+
+describe('ParrotMoE: what stateDict writes, loadStateDict and loadSafetensors read back', () => {
+  /** The dict as safetensors bytes; its tensors are disposed. */
+  function saved(dict: Map<string, tf.Tensor>): Uint8Array {
+    const bytes = saveSafetensors(dict);
+    tf.dispose([...dict.values()]);
+    return bytes;
+  }
+
+  /** Forward on a fixed batch: `[output, routingWeights]` as plain arrays. */
+  function outputs(moe: ParrotMoE): number[][] {
+    const inputs = batchTensors(randomBatch(41, N, D, [[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]]));
+    const out = moe.forward(inputs);
+    const values = [Array.from(out.output.dataSync()), Array.from(out.routingWeights.dataSync())];
+    tf.dispose([inputs.visual, inputs.text, inputs.textMask, out.output, out.routingWeights, out.textAttention]);
+    return values;
+  }
+
+  it('save -> load into a fresh instance -> identical outputs, for each prefix and dict form', () => {
+    const source = newMoE();
+    const w = weightsToStateDict(randomWeights(40, D, I, E));
+    source.loadStateDict(w);
+    tf.dispose([...w.values()]);
+    const expected = outputs(source);
+    for (const prefix of ['', PARROT_CHECKPOINT_PREFIX]) {
+      const bytes = saved(source.stateDict(prefix));
+      // loadSafetensors finds the prefix by itself: the reference one when the file has it, else none.
+      const viaFile = newMoE();
+      expect(outputs(viaFile)).not.toEqual(expected);
+      expectNoLeaks(() => { viaFile.loadSafetensors(bytes); });
+      expect(outputs(viaFile)).toEqual(expected);
+      // The same bytes with the prefix spelled out.
+      const explicit = newMoE();
+      explicit.loadSafetensors(bytes, { prefix });
+      expect(outputs(explicit)).toEqual(expected);
+      // loadStateDict takes the same prefix stateDict was given, from a Map or a NamedTensorMap.
+      const { tensors } = loadSafetensors(bytes);
+      for (const dict of [tensors, Object.fromEntries(tensors)]) {
+        const viaDict = newMoE();
+        viaDict.loadStateDict(dict, { prefix });
+        expect(outputs(viaDict)).toEqual(expected);
+        viaDict.dispose();
+      }
+      tf.dispose([...tensors.values()]);
+      viaFile.dispose();
+      explicit.dispose();
+    }
+    source.dispose();
+  });
+
+  it('a prefix that does not match says which one does; nothing is assigned', () => {
+    const source = newMoE();
+    const plain = saved(source.stateDict());
+    const prefixed = saved(source.stateDict(PARROT_CHECKPOINT_PREFIX));
+    const target = newMoE();
+    const before = readWeights(target);
+    const count = 1 + 3 * E;
+    // Nothing under the asked prefix: the names in the file decide the advice (nothing is decoded).
+    const tensorsBefore = tf.memory().numTensors;
+    expect(() => target.loadSafetensors(plain, { prefix: PARROT_CHECKPOINT_PREFIX })).toThrow(
+      `all ${count} missing keys appear without a prefix: pass { prefix: '' }`,
+    );
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
+    expect(() => target.loadSafetensors(prefixed, { prefix: '' })).toThrow(
+      `all ${count} missing keys appear with the prefix '${PARROT_CHECKPOINT_PREFIX}': pass { prefix: '${PARROT_CHECKPOINT_PREFIX}' }`,
+    );
+    const { tensors } = loadSafetensors(prefixed);
+    expect(() => target.loadStateDict(tensors)).toThrow(StateDictError);
+    expect(() => target.loadStateDict(tensors)).toThrow(`pass { prefix: '${PARROT_CHECKPOINT_PREFIX}' }`);
+    // A file with neither layout gets the plain missing-keys error.
+    const head = tf.zeros([2, 2]);
+    const unrelated = saveSafetensors(new Map([['lm_head.weight', head]]));
+    head.dispose();
+    expect(() => target.loadSafetensors(unrelated)).toThrow(/missing keys: model\.moe_model\.gate\.weight/);
+    expect(() => target.loadSafetensors(unrelated)).not.toThrow(/pass \{/);
+    expect(readWeights(target)).toEqual(before);
+    tf.dispose([...tensors.values()]);
+    source.dispose();
+    target.dispose();
+  });
+});

@@ -1,11 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { loadSafetensors, disposeStateDict, StateDictError } from '@mllm/core';
+import { loadSafetensors, disposeStateDict, saveSafetensors, StateDictError, type StateDict } from '@mllm/core';
 import { VPGC, loadVPGStateDict, loadVPGCStateDict, saveAdapter, loadAdapter, vpgcStateDict, QFormerVPG } from './index.js';
 import { vpg64, vpgcHook64, f64, type ParamsF64 } from './test-support/float64-reference.js';
 import { backendTolerance, useTestBackend } from './test-support/backend.js';
 import { paramsF64, randomParams, relativeError, toTensors } from './test-support/params.js';
-import { B, H, L, Nq, Nv, imageStart, imageToSample, lastPromptIndex, makeBatch, makeVpg, qformerShape, randomizeVpgc } from './test-support/fixture.js';
+import {
+  B, H, L, Nq, Nv, imageStart, imageToSample, lastPromptIndex, makeBatch, makeVpg, qformerShape, randomizeVpg, randomizeVpgc,
+} from './test-support/fixture.js';
 
 useTestBackend();
 
@@ -151,5 +153,76 @@ describe('reference checkpoints and adapters', () => {
     expect(dict.size).toBe(5);
     disposeStateDict(dict);
     for (const m of [vpgc, other, wrongLayer, wideVpgc, wide, vpg]) m.dispose();
+  });
+});
+
+/** The dict as safetensors bytes, read back as a fresh dict (the first one is disposed). */
+function throughFile(dict: StateDict): StateDict {
+  const bytes = saveSafetensors(dict);
+  disposeStateDict(dict);
+  return loadSafetensors(bytes).tensors;
+}
+
+describe('what stateDict writes, the loaders read back', () => {
+  it('QFormerVPG: vpg.stateDict() -> file -> a fresh VPG (loadStateDict or loadVPGStateDict) -> identical tokens', () => {
+    const vpg = makeVpg();
+    randomizeVpg(vpg, 31);
+    const batch = makeBatch(32);
+    const expected = vpg.forward(batch.featuresTensor);
+    const tensors = throughFile(vpg.stateDict());
+    for (const load of [
+      (m: QFormerVPG) => m.loadStateDict(Object.fromEntries(tensors)),
+      (m: QFormerVPG) => loadVPGStateDict(m, Object.fromEntries(tensors)),
+    ]) {
+      const fresh = makeVpg();
+      load(fresh);
+      const out = fresh.forward(batch.featuresTensor);
+      expect(Array.from(out.dataSync())).toEqual(Array.from(expected.dataSync()));
+      out.dispose();
+      fresh.dispose();
+    }
+    disposeStateDict(tensors);
+    expected.dispose();
+    vpg.dispose();
+    batch.dispose();
+  });
+
+  it('VPGC: stateDict() / vpgcStateDict() -> file -> a fresh VPGC -> identical residual; the other prefix is named', () => {
+    const vpg = makeVpg();
+    randomizeVpg(vpg, 33);
+    const vpgc = new VPGC({ vpg, updateLayer: 2 });
+    randomizeVpgc(vpgc, 34);
+    const batch = makeBatch(35);
+    const residual = (m: VPGC) => m.addResidual({ hidden: batch.hiddenTensor, ...batch.ctx, imageFeatures: batch.featuresTensor });
+    const expected = residual(vpgc);
+    const plain = throughFile(vpgc.stateDict());
+    const reference = throughFile(vpgcStateDict(vpgc));
+    expect([...reference.keys()].every((k) => k.startsWith('llama_model.model.'))).toBe(true);
+    const loads: Array<(m: VPGC) => unknown> = [
+      (m) => m.loadStateDict(plain),
+      (m) => m.loadStateDict([...reference], { prefix: 'llama_model.model.' }),
+      (m) => loadVPGCStateDict(m, reference),
+      (m) => loadVPGCStateDict(m, Object.fromEntries(plain), { prefix: '' }),
+    ];
+    for (const load of loads) {
+      const fresh = new VPGC({ vpg, updateLayer: 2 });
+      const before = residual(fresh);
+      expect(Array.from(before.dataSync())).not.toEqual(Array.from(expected.dataSync()));
+      load(fresh);
+      const out = residual(fresh);
+      expect(Array.from(out.dataSync())).toEqual(Array.from(expected.dataSync()));
+      tf.dispose([before, out]);
+      fresh.dispose();
+    }
+    const fresh = new VPGC({ vpg, updateLayer: 2 });
+    expect(() => loadVPGCStateDict(fresh, plain)).toThrow(StateDictError);
+    expect(() => loadVPGCStateDict(fresh, plain)).toThrow("all 5 missing keys appear without a prefix: pass { prefix: '' }");
+    expect(() => fresh.loadStateDict(reference)).toThrow("pass { prefix: 'llama_model.model.' }");
+    expect(() => loadVPGCStateDict(fresh, plain, { strict: false })).not.toThrow();
+    disposeStateDict(plain);
+    disposeStateDict(reference);
+    expected.dispose();
+    for (const m of [fresh, vpgc, vpg]) m.dispose();
+    batch.dispose();
   });
 });

@@ -10,8 +10,16 @@
  *   Ignored:       the Q-Former's text side in a BLIP-2 checkpoint (word/position embeddings, `position_ids`,
  *                  `cls.*`, per-layer `intermediate.*` / `output.*`), which the reference deletes too.
  */
-import type * as tf from '@tensorflow/tfjs-core';
-import { loadStateDict, stateDict, type LoadStateDictResult, type StateDict } from '@mllm/core';
+import {
+  StateDictError,
+  loadStateDict,
+  stateDict,
+  suggestStateDictPrefix,
+  toStateDict,
+  type LoadStateDictResult,
+  type StateDict,
+  type StateDictInput,
+} from '@mllm/core';
 import type { QFormerVPG } from './qformer-vpg.js';
 import type { VPGC } from './vpgc.js';
 
@@ -46,11 +54,11 @@ export interface LoadVPGOptions {
  */
 export function loadVPGStateDict(
   vpg: QFormerVPG,
-  dict: StateDict | Iterable<[string, tf.Tensor]>,
+  dict: StateDictInput,
   options: LoadVPGOptions = {},
 ): LoadStateDictResult {
   const ignore = options.ignore ?? QFORMER_TEXT_SIDE_KEYS;
-  const source = dict instanceof Map ? dict : new Map(dict);
+  const source = toStateDict(dict);
   const selected: StateDict = new Map();
   for (const [rawKey, value] of source) {
     const key = rawKey.startsWith(QFORMER_ALIAS) ? `Qformer.${rawKey.slice(QFORMER_ALIAS.length)}` : rawKey;
@@ -66,22 +74,34 @@ export function loadVPGStateDict(
 
 /**
  * Load the five VPG-C tensors from a dict in the reference layout (`llama_model.model.query_tokens`,
- * `llama_model.model.{qformer_proj,llm_proj}.{weight,bias}`); other keys are skipped. All five are required
- * unless `strict: false`.
+ * `llama_model.model.{qformer_proj,llm_proj}.{weight,bias}`; prefix {@link VPGC_REFERENCE_PREFIX} unless
+ * `options.prefix` says otherwise, `''` for `vpgc.stateDict()`); other keys are skipped. All five are
+ * required unless `strict: false`; when they are all there under another prefix the error names it.
  */
 export function loadVPGCStateDict(
   vpgc: VPGC,
-  dict: StateDict | Iterable<[string, tf.Tensor]>,
+  dict: StateDictInput,
   options: { strict?: boolean; prefix?: string } = {},
 ): LoadStateDictResult {
   const prefix = options.prefix ?? VPGC_REFERENCE_PREFIX;
-  const expected = new Set(vpgc.namedParameters().map(([name]) => prefix + name));
-  const source = dict instanceof Map ? dict : new Map(dict);
+  const own = vpgc.namedParameters().map(([name]) => name);
+  const expected = new Set(own.map((name) => prefix + name));
+  const source = toStateDict(dict);
   const selected: StateDict = new Map([...source].filter(([key]) => expected.has(key)));
-  return loadStateDict(vpgc, selected, { prefix, strict: options.strict ?? true });
+  const strict = options.strict ?? true;
+  if (strict && selected.size === 0) {
+    // The filter above hid the dict's other names from loadStateDict: say here which prefix fits.
+    const suggested = suggestStateDictPrefix(own, source, prefix);
+    throw new StateDictError(vpgc.name, [...expected], [], [], [], suggested);
+  }
+  return loadStateDict(vpgc, selected, { prefix, strict });
 }
 
-/** The five VPG-C tensors under their reference names (new tensors; dispose them). */
+/**
+ * The five VPG-C tensors under their reference names, after `prefix` (default
+ * {@link VPGC_REFERENCE_PREFIX}, what {@link loadVPGCStateDict} reads by default); new tensors, dispose them.
+ * `vpgc.stateDict()` gives the same tensors without a prefix.
+ */
 export function vpgcStateDict(vpgc: VPGC, prefix = VPGC_REFERENCE_PREFIX): StateDict {
   return stateDict(vpgc, prefix);
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { HostMLLM, disposeStateDict, loadStateDict, setSeed, type MultimodalBatch } from '@mllm/core';
+import { HostMLLM, StateDictError, disposeStateDict, loadSafetensors, loadStateDict, saveSafetensors, setSeed, type MultimodalBatch } from '@mllm/core';
 import { injectWings, resolveWingsConfig, type WingsConfig } from './inject.js';
 import { CLEAN_COMPAT, REFERENCE_COMPAT } from './wings-layer.js';
 import { RELATIVE_TOLERANCE, learnerStateDict, lorra64, maxRelativeError, randomLearnerWeights, randomMatrix, router64 } from './reference-math.testutil.js';
@@ -268,5 +268,44 @@ describe('injectWings on the host MLLM', () => {
     two.remove();
     two.adapter.dispose();
     model.dispose();
+  });
+});
+
+describe('WingsAdapter state dict round trip', () => {
+  it('adapter.stateDict() -> safetensors -> a fresh host + adapter loadStateDict -> identical logits', () => {
+    const source = tinyHost();
+    const injection = injectWings(source, CONFIG[2]);
+    const weights = randomAdapterDict([0, 1], 2, 7);
+    injection.adapter.loadStateDict(weights);
+    disposeStateDict(weights);
+    const ids = batchIds(source);
+    const expected = logits(source, ids);
+    const dict = injection.adapter.stateDict();
+    const bytes = saveSafetensors(dict);
+    disposeStateDict(dict);
+    const { tensors } = loadSafetensors(bytes);
+    for (const input of [tensors, Object.fromEntries(tensors)]) {
+      const target = tinyHost();
+      const fresh = injectWings(target, CONFIG[2]);
+      expect(logits(target, ids)).not.toEqual(expected);
+      fresh.adapter.loadStateDict(input);
+      expect(logits(target, ids)).toEqual(expected);
+      fresh.remove();
+      fresh.adapter.dispose();
+      target.dispose();
+    }
+    // Under a prefix it asks for that prefix.
+    const wrapped = new Map([...tensors].map(([k, v]) => [`base_model.${k}`, v] as [string, tf.Tensor]));
+    const target = tinyHost();
+    const fresh = injectWings(target, CONFIG[2]);
+    expect(() => fresh.adapter.loadStateDict(wrapped)).toThrowError(StateDictError);
+    expect(() => fresh.adapter.loadStateDict(wrapped)).toThrowError("with the prefix 'base_model.': pass { prefix: 'base_model.' }");
+    fresh.remove();
+    fresh.adapter.dispose();
+    target.dispose();
+    disposeStateDict(tensors);
+    injection.remove();
+    injection.adapter.dispose();
+    source.dispose();
   });
 });

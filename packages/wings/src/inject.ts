@@ -23,7 +23,8 @@ import {
   assertKnownKeys,
   assertOptionsObject,
   assertPositiveInt,
-  loadStateDict, stateDict, type LoadStateDictOptions, type LoadStateDictResult, type StateDict } from '@mllm/core';
+  type LoadStateDictResult,
+} from '@mllm/core';
 import { CLEAN_COMPAT, REFERENCE_COMPAT, WingsLayer, type ReferenceCompat, type WingsStage } from './wings-layer.js';
 import { loadAdapter, saveAdapter } from './adapter-io.js';
 import { buildReferenceTextualKeys, buildTextualKeys, buildVisualKeys, type WingsForwardContext } from './learner-keys.js';
@@ -271,14 +272,6 @@ export class WingsAdapter extends Module {
       if (layer.router) out.push([`model.layers.${i}.reweight_module`, layer.router]);
     }
     return out;
-  }
-
-  loadStateDict(dict: StateDict | Iterable<[string, tf.Tensor]>, options: LoadStateDictOptions = {}): LoadStateDictResult {
-    return loadStateDict(this, dict, options);
-  }
-
-  stateDict(prefix = ''): StateDict {
-    return stateDict(this, prefix);
   }
 
   override call(): tf.Tensor {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { StateDictError, disposeStateDict, setSeed } from '@mllm/core';
+import { StateDictError, disposeStateDict, loadSafetensors, saveSafetensors, setSeed } from '@mllm/core';
 import { checkVariableGradients } from '@mllm/core/testing';
 import { LoRRA } from './lorra.js';
 import {
@@ -246,5 +246,28 @@ describe('LoRRA', () => {
     expect(() => LoRRA.fromReferenceConfig({ hidden_size: 16, lora_dim: 2 } as never)).toThrowError(/num_attention_heads/);
     learner.dispose();
     copy.dispose();
+  });
+});
+
+describe('LoRRA state dict round trip', () => {
+  it('stateDict(prefix) -> safetensors -> a fresh learner loadStateDict(…, { prefix }) -> identical outputs', () => {
+    const source = loaded(71);
+    const c = makeCase(72, 2, 3, 4);
+    const expected = run(source, c);
+    const prefix = 'model.layers.2.attn_pool.';
+    const dict = source.stateDict(prefix);
+    const bytes = saveSafetensors(dict);
+    disposeStateDict(dict);
+    const { tensors } = loadSafetensors(bytes);
+    // A NamedTensorMap (plain object) and the Map both load.
+    for (const input of [tensors, Object.fromEntries(tensors)]) {
+      const fresh = new LoRRA({ hiddenSize: H, numHeads: HEADS, rank: R, ropeTheta: THETA });
+      expect(run(fresh, c)).not.toEqual(expected);
+      fresh.loadStateDict(input, { prefix });
+      expect(run(fresh, c)).toEqual(expected);
+      fresh.dispose();
+    }
+    disposeStateDict(tensors);
+    source.dispose();
   });
 });

@@ -20,8 +20,6 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import {
   Module,
-  loadStateDict,
-  stateDict,
   applyRotary,
   assertBinaryMask,
   assertFiniteNumber,
@@ -38,10 +36,7 @@ import {
   rotaryCosSin,
   splitHeads,
   zeroMasked,
-  type LoadStateDictOptions,
-  type LoadStateDictResult,
   type ModuleArgs,
-  type StateDict,
 } from '@mllm/core';
 import { LowRankProjection } from './low-rank-projection.js';
 
@@ -131,6 +126,12 @@ function andMasks(masks: Array<tf.Tensor | null>, B: number, Lq: number, Lk: num
   return out;
 }
 
+/**
+ * Wings' low-rank residual attention learner. Reference parameters `{q,k,v,o}_proj.{0,1}.weight`
+ * (PyTorch `[out, in]`); in a host they sit under `model.layers.{i}.attn_pool.` (visual) or
+ * `attn_t_pool.` (textual): load one with `learner.loadStateDict(dict, { prefix: 'model.layers.3.attn_pool.' })`
+ * (the `stateDict` / `loadStateDict` methods are `Module`'s).
+ */
 export class LoRRA extends Module {
   static readonly className = 'LoRRA';
   readonly hiddenSize: number;
@@ -263,19 +264,6 @@ export class LoRRA extends Module {
       const merged = mergeHeads(o as tf.Tensor4D); // [B, Lq, H]
       return this.oProj.forward(merged) as tf.Tensor3D; // [B, Lq, H]
     });
-  }
-
-  /**
-   * Load reference weights (`q_proj.0.weight` …, PyTorch `[out, in]`), e.g. with
-   * `{ prefix: 'model.layers.3.attn_pool.' }`; strict by default (missing/unexpected keys throw).
-   */
-  loadStateDict(dict: StateDict | Iterable<[string, tf.Tensor]>, options: LoadStateDictOptions = {}): LoadStateDictResult {
-    return loadStateDict(this, dict, options);
-  }
-
-  /** The weights under reference names (with `prefix`) and layouts; the caller disposes them. */
-  stateDict(prefix = ''): StateDict {
-    return stateDict(this, prefix);
   }
 
   /**

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { StateDictError, disposeStateDict } from '@mllm/core';
+import { StateDictError, disposeStateDict, loadSafetensors, saveSafetensors } from '@mllm/core';
 import { checkVariableGradients } from '@mllm/core/testing';
 import { WingsRouter } from './router.js';
 import { RELATIVE_TOLERANCE, maxRelativeError, randomAttentionProbs, randomMatrix, router64 } from './reference-math.testutil.js';
@@ -102,5 +102,26 @@ describe('WingsRouter', () => {
     expect(tf.memory().numTensors).toBe(before);
     tf.dispose([probs, mix]);
     router.dispose();
+  });
+});
+
+describe('WingsRouter state dict round trip', () => {
+  it('stateDict(prefix) -> safetensors -> a fresh router loadStateDict(…, { prefix }) -> identical routing', () => {
+    const source = new WingsRouter({ maxLength: MAX });
+    load(source, randomMatrix(81, 2, MAX, 2), [0.3, -0.2]);
+    const probs = randomAttentionProbs(82, 2, 3, 5, 5);
+    const expected = route(source, probs);
+    const prefix = 'model.layers.4.reweight_module.';
+    const dict = source.stateDict(prefix);
+    const bytes = saveSafetensors(dict);
+    disposeStateDict(dict);
+    const { tensors } = loadSafetensors(bytes);
+    const fresh = new WingsRouter({ maxLength: MAX });
+    expect(route(fresh, probs)).not.toEqual(expected);
+    fresh.loadStateDict(Object.fromEntries(tensors), { prefix });
+    expect(route(fresh, probs)).toEqual(expected);
+    disposeStateDict(tensors);
+    source.dispose();
+    fresh.dispose();
   });
 });

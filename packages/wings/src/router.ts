@@ -20,14 +20,9 @@ import {
   assertPositiveInt,
   assertTensor,
   linearForward,
-  loadStateDict,
   silu,
-  stateDict,
   sumOverAxis1,
-  type LoadStateDictOptions,
-  type LoadStateDictResult,
   type ModuleArgs,
-  type StateDict,
 } from '@mllm/core';
 
 export interface WingsRouterArgs extends ModuleArgs {
@@ -47,7 +42,11 @@ export function sumOverHeads(attentionProbs: tf.Tensor): tf.Tensor3D {
   return tf.tidy(() => sumOverAxis1(attentionProbs) as tf.Tensor3D);
 }
 
-
+/**
+ * Wings' stage-2 router. Reference parameters `linear.weight` `[2, maxLength]` and `linear.bias` `[2]`,
+ * in a host under `model.layers.{i}.reweight_module.`: load with
+ * `router.loadStateDict(dict, { prefix: 'model.layers.0.reweight_module.' })` (`Module`'s method).
+ */
 export class WingsRouter extends Module {
   static readonly className = 'WingsRouter';
   readonly maxLength: number;
@@ -90,16 +89,6 @@ export class WingsRouter extends Module {
       const [visual, textual] = tf.split(weights, 2, -1) as [tf.Tensor3D, tf.Tensor3D]; // [B, Lq, 1] each
       return { visual, textual };
     });
-  }
-
-  /** Load `linear.weight` (`[2, maxLength]`) and `linear.bias` (`[2]`), e.g. with `{ prefix: 'model.layers.0.reweight_module.' }`. */
-  loadStateDict(dict: StateDict | Iterable<[string, tf.Tensor]>, options: LoadStateDictOptions = {}): LoadStateDictResult {
-    return loadStateDict(this, dict, options);
-  }
-
-  /** Weights under reference names (with `prefix`); the caller disposes them. */
-  stateDict(prefix = ''): StateDict {
-    return stateDict(this, prefix);
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor[] {

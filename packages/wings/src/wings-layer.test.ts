@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { disposeStateDict } from '@mllm/core';
+import { disposeStateDict, loadSafetensors, saveSafetensors } from '@mllm/core';
 import { WingsLayer, type ReferenceCompat } from './wings-layer.js';
 import { buildReferenceTextualKeys, buildTextualKeys, buildVisualKeys, referenceTextKeyIndices, type WingsForwardContext } from './learner-keys.js';
 import {
@@ -326,5 +326,27 @@ describe('WingsLayer', () => {
       const badIndex = { ...context(x), imageSpans: [[], [{ imageIndex: 1, start: 0, length: 3 }]] };
       expect(() => buildVisualKeys(badIndex)).toThrowError(/imageSpans\[1\] imageIndex 1 is outside \[0, 1\)/);
     });
+  });
+});
+
+describe('WingsLayer state dict round trip', () => {
+  it('stateDict(prefix) -> safetensors -> a fresh layer loadStateDict(…, { prefix }) -> identical outputs (stage 1 and 2)', () => {
+    for (const stage of [1, 2] as const) {
+      const source = makeLayer(stage, randomWeights(91));
+      const x = batch(92);
+      const expected = apply(source, x);
+      const prefix = 'model.layers.1.';
+      const dict = source.stateDict(prefix);
+      const bytes = saveSafetensors(dict);
+      disposeStateDict(dict);
+      const { tensors } = loadSafetensors(bytes);
+      const fresh = makeLayer(stage);
+      expect(apply(fresh, x)).not.toEqual(expected);
+      fresh.loadStateDict([...tensors], { prefix }); // iterable pairs
+      expect(apply(fresh, x)).toEqual(expected);
+      disposeStateDict(tensors);
+      source.dispose();
+      fresh.dispose();
+    }
   });
 });

@@ -20,13 +20,8 @@ import {
   assertOptionsObject,
   assertPositiveInt,
   assertTensor,
-  loadStateDict,
   zeroMasked,
-  stateDict,
-  type LoadStateDictOptions,
-  type LoadStateDictResult,
   type ModuleArgs,
-  type StateDict,
 } from '@mllm/core';
 import { LoRRA, type FullyMaskedRows } from './lorra.js';
 import { WingsRouter } from './router.js';
@@ -227,14 +222,6 @@ export class WingsLayer extends Module {
       }
       return tf.add(residual, factor === 1 ? update : tf.mul(update, factor)) as tf.Tensor3D;
     });
-  }
-
-  loadStateDict(dict: StateDict | Iterable<[string, tf.Tensor]>, options: LoadStateDictOptions = {}): LoadStateDictResult {
-    return loadStateDict(this, dict, options);
-  }
-
-  stateDict(prefix = ''): StateDict {
-    return stateDict(this, prefix);
   }
 
   override call(): tf.Tensor {

@@ -10,6 +10,16 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import type { InitFn } from './initializers.js';
+// A cycle (state-dict.ts imports the layout helpers below), safe because neither side uses the
+// other's exports while the modules are being evaluated, only inside function bodies.
+import {
+  loadStateDict,
+  stateDict,
+  type LoadStateDictOptions,
+  type LoadStateDictResult,
+  type StateDict,
+  type StateDictInput,
+} from '../io/state-dict.js';
 
 type LayerVariable = tfl.LayerVariable;
 /** What `Layer.dispose()` returns. */
@@ -142,6 +152,26 @@ export abstract class Module extends tfl.layers.Layer {
   }
   override set nonTrainableWeights(_weights: LayerVariable[]) {
     throw new Error(`${this.name}: nonTrainableWeights is derived from the module's parameters`);
+  }
+
+  /**
+   * The parameters under their reference names (dot-joined, after `prefix`, default none) in PyTorch
+   * layout: new tensors, the caller disposes them (`disposeStateDict`). Same as core's `stateDict(module, prefix)`.
+   */
+  stateDict(prefix = ''): StateDict {
+    this.assertUsable();
+    return stateDict(this, prefix);
+  }
+
+  /**
+   * Load reference-named weights with PyTorch's strict semantics: everything is checked first, then
+   * assigned, so a bad dict leaves the module unchanged. `dict` is a `Map`, an iterable of
+   * `[name, tensor]` pairs or a plain object of tensors; `options.prefix` (default none) is what
+   * {@link Module.stateDict} was given. Same as core's `loadStateDict(module, dict, options)`.
+   */
+  loadStateDict(dict: StateDictInput, options: LoadStateDictOptions = {}): LoadStateDictResult {
+    this.assertUsable();
+    return loadStateDict(this, dict, options);
   }
 
   /** True after `dispose()`. */
