@@ -65,6 +65,7 @@ try {
     if (!tarballs.some((t) => t.endsWith(`/${stem}-${p.version}.tgz`))) throw new Error(`no tarball for ${p.name}@${p.version} in ${tarballDir}`);
   }
 
+  const core = packages.find((p) => p.name === '@mllm/core');
   const app = join(work, 'app');
   mkdirSync(app);
   writeFileSync(
@@ -113,6 +114,65 @@ try {
   step('TypeScript: tsc --noEmit (node10 resolution, CommonJS)', () =>
     run(join(app, 'node_modules/.bin/tsc'), ['-p', 'tsconfig.node10.json'], { cwd: app }),
   );
+  step('one @mllm/core per process: the ESM and the CommonJS build loaded together are reported', () => {
+    // esm.mjs and cjs.cjs each saw one copy (they assert it); importing and requiring core in one
+    // process loads two (dual-package hazard), and the registry says so once, on stderr.
+    writeFileSync(
+      join(app, 'dual.mjs'),
+      [
+        `import { createRequire } from 'node:module';`,
+        `import * as esm from '@mllm/core';`,
+        `const cjs = createRequire(import.meta.url)('@mllm/core');`,
+        `if (esm.loadedCoreCopies().length !== 2 || cjs.loadedCoreCopies().length !== 2) throw new Error('expected two registered copies');`,
+      ].join('\n'),
+    );
+    const stderr = runExpectingStatus('node', ['dual.mjs'], app, 0);
+    expectMessage(stderr, [
+      '@mllm/core is loaded 2 times in this process:',
+      `@mllm/core ${core.version} from ${join(app, 'node_modules/@mllm/core/dist/index.js')}`,
+      `@mllm/core ${core.version} from ${join(app, 'node_modules/@mllm/core/dist/index.cjs')}`,
+      'setSeed',
+      'the ESM and the CommonJS build of one install',
+    ]);
+    if (stderr.split('is loaded 2 times').length !== 2) throw new Error(`the two-copies warning was printed more than once:\n${stderr}`);
+  });
+  // Mismatched versions: @mllm/core packed again at the next major and at the next 0.x minor (the
+  // version inlined in its bundles patched too) next to the module packages of this release.
+  const parrot = packages.find((p) => p.name === '@mllm/parrot');
+  const parrotTarball = tarballs.find((t) => t.endsWith(`/${tarballName(parrot)}`));
+  const coreTarball = tarballs.find((t) => t.endsWith(`/${tarballName(core)}`));
+  const [major, minor] = core.version.split('.').map(Number);
+  const nextMajor = `${major + 1}.0.0`;
+  const nextLine = major === 0 ? `0.${minor + 1}.0` : `${major + 1}.0.0`;
+  step(`mismatch: @mllm/parrot ${parrot.version} next to @mllm/core ${nextMajor} → npm refuses (ERESOLVE, peer range)`, () => {
+    const dir = emptyProject('mismatch-major');
+    const bumped = repackCoreAt(coreTarball, core.version, nextMajor, join(work, 'bumped-major'));
+    const output = runExpectingStatus('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', parrotTarball, bumped, ...PEERS.slice(0, 2)], dir, 'nonzero');
+    expectMessage(output, ['ERESOLVE', `@mllm/core@${nextMajor}`, `peer @mllm/core@"${parrot.manifest.peerDependencies['@mllm/core'].replace(/^workspace:/, '')}" from @mllm/parrot@${parrot.version}`]);
+  });
+  step(`mismatch: @mllm/parrot ${parrot.version} next to @mllm/core ${nextLine} → one copy, and importing @mllm/parrot throws naming both`, () => {
+    const dir = emptyProject('mismatch-minor');
+    const bumped = repackCoreAt(coreTarball, core.version, nextLine, join(work, 'bumped-line'));
+    // 0.x: npm's peer range spans every 0.x (see docs/releasing.md), so the install goes through
+    // (for 1.x and later the range is ^, and npm refuses as above); the check at import does not.
+    run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error', ...(major === 0 ? [] : ['--legacy-peer-deps']), parrotTarball, bumped, ...PEERS.slice(0, 2)], { cwd: dir });
+    if (existsSync(join(dir, 'node_modules/@mllm/parrot/node_modules/@mllm/core'))) throw new Error('npm installed a second @mllm/core under @mllm/parrot');
+    const expected = [`@mllm/parrot ${parrot.version} needs @mllm/core ^${parrot.version}, but the @mllm/core it imported is ${nextLine}`, `npm install @mllm/parrot@${nextLine} @mllm/core@${nextLine}`];
+    expectMessage(runExpectingStatus('node', ['--input-type=module', '-e', `await import('@mllm/parrot')`], dir, 'nonzero'), expected);
+    expectMessage(runExpectingStatus('node', ['-e', `require('@mllm/parrot')`], dir, 'nonzero'), expected);
+    // Two installs in one process (a library with its own nested core): the warning names both.
+    const nested = join(dir, 'lib/node_modules/@mllm');
+    mkdirSync(nested, { recursive: true });
+    run('tar', ['-xzf', coreTarball, '-C', nested]);
+    run('mv', [join(nested, 'package'), join(nested, 'core')]);
+    writeFileSync(join(dir, 'two.mjs'), `import '@mllm/core';\nawait import('./lib/node_modules/@mllm/core/dist/index.js');\n`);
+    expectMessage(runExpectingStatus('node', ['two.mjs'], dir, 0), [
+      '@mllm/core is loaded 2 times in this process:',
+      `@mllm/core ${nextLine} from ${join(dir, 'node_modules/@mllm/core/dist/index.js')}`,
+      `@mllm/core ${core.version} from ${join(nested, 'core/dist/index.js')}`,
+      'npm dedupe',
+    ]);
+  });
   // Each package README's install line, exactly as written, in its own empty project (the @mllm names
   // swapped for the tarballs): it must install everything the README's code imports and a backend
   // that `initBackend('auto')` can start.
@@ -182,4 +242,49 @@ function readmeImports(text) {
     }
   }
   return names;
+}
+
+/** A fresh npm project `<work>/<name>`; returns its directory. */
+function emptyProject(name) {
+  const dir = join(work, name);
+  mkdirSync(dir);
+  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: `consumer-${name}`, version: '0.0.0', private: true, type: 'module' }));
+  return dir;
+}
+
+/** Runs a command expecting exit status `status` (a number, or 'nonzero'); returns stdout + stderr. */
+function runExpectingStatus(command, commandArgs, cwd, status) {
+  const result = spawnSync(command, commandArgs, { cwd, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  const output = `${result.stdout ?? ''}${result.stderr ?? ''}`;
+  const ok = status === 'nonzero' ? result.status !== 0 && result.status !== null : result.status === status;
+  if (!ok) throw new Error(`${command} ${commandArgs.join(' ')} (in ${cwd}) exited with ${result.status}, expected ${status}:\n${output}`);
+  return output;
+}
+
+/** Throws unless `output` contains every string of `expected`, showing the output. */
+function expectMessage(output, expected) {
+  const missing = expected.filter((text) => !output.includes(text));
+  if (missing.length) throw new Error(`expected the message to contain:\n  ${missing.join('\n  ')}\ngot:\n${output}`);
+  console.log(`message as expected:\n  ${output.trim().split('\n').slice(0, 8).join('\n  ')}`);
+}
+
+/**
+ * The core tarball packed again at version `to`: package.json, and the version its bundles inline
+ * (package-identity.ts: `var version = "<from>";`, exactly once in dist/index.js and dist/index.cjs).
+ */
+function repackCoreAt(tarball, from, to, destination) {
+  mkdirSync(destination, { recursive: true });
+  run('tar', ['-xzf', tarball, '-C', destination]);
+  const manifestPath = join(destination, 'package/package.json');
+  writeFileSync(manifestPath, JSON.stringify({ ...JSON.parse(readFileSync(manifestPath, 'utf8')), version: to }, null, 2));
+  for (const file of ['dist/index.js', 'dist/index.cjs']) {
+    const path = join(destination, 'package', file);
+    const needle = `var version = ${JSON.stringify(from)};`;
+    const parts = readFileSync(path, 'utf8').split(needle);
+    if (parts.length !== 2) throw new Error(`${file} of @mllm/core should inline \`${needle}\` once, found it ${parts.length - 1} times`);
+    writeFileSync(path, parts.join(`var version = ${JSON.stringify(to)};`));
+  }
+  const out = join(destination, `mllm-core-${to}.tgz`);
+  run('tar', ['-czf', out, '-C', destination, 'package']);
+  return out;
 }

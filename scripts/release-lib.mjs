@@ -82,7 +82,8 @@ export function tarballManifest(tarball) {
 /**
  * What must hold for a packed tarball: no `workspace:` range left, every path named by
  * main/module/types/exports/bin present, README, CHANGELOG.md, LICENSE, the npm page's metadata
- * (description, license, engines, keywords), no sources/tests/maps to sources outside dist.
+ * (description, license, engines, keywords), no sources/tests/maps to sources outside dist, and
+ * `@mllm/core` only as a peer dependency of the other packages.
  * Returns a list of problems (empty = fine).
  */
 export function checkTarball(pkg, tarball) {
@@ -113,6 +114,16 @@ export function checkTarball(pkg, tarball) {
     if (/\.test\.[cm]?[jt]s$/.test(file) || file.startsWith('src/')) problems.push(`${file} should not be published`);
   }
   if (manifest.version !== pkg.version) problems.push(`version ${manifest.version} differs from ${pkg.version}`);
+  // @mllm/core is a peer of every other @mllm package: a normal dependency would give each its own
+  // copy (and its own setSeed / backend state) as soon as the versions drift (docs/releasing.md).
+  if (pkg.name !== '@mllm/core') {
+    for (const field of ['dependencies', 'optionalDependencies']) {
+      if (manifest[field]?.['@mllm/core']) problems.push(`@mllm/core is in ${field}; it must be a peer dependency (one copy per project)`);
+    }
+    const range = manifest.peerDependencies?.['@mllm/core'];
+    if (range === undefined) problems.push('@mllm/core is not in peerDependencies');
+    else if (/^\d/.test(range)) problems.push(`the peer range of @mllm/core is the exact version ${range}: each core release would leave it and changesets would bump this package major (use a range, see docs/releasing.md)`);
+  }
   return problems;
 }
 

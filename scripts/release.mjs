@@ -11,7 +11,8 @@
  *     on the tarball `pnpm pack` produced, i.e. exactly what will be published
  *   - relative links in docs/*.md and the package READMEs resolve
  *   - the tarball: no `workspace:` range left, every path named by main/module/types/exports/bin
- *     present, README.md, CHANGELOG.md and LICENSE present, description/license/engines/keywords set, no sources or tests
+ *     present, README.md, CHANGELOG.md and LICENSE present, description/license/engines/keywords set, no sources or tests,
+ *     `@mllm/core` only as a peer dependency (a range, not an exact version) of the other packages
  * and once: `changeset status` (the fixed group bumps every @mllm package to one version, no
  * accidental major bump of a 0.x package).
  *

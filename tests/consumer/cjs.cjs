@@ -16,6 +16,8 @@ for (const name of ['@mllm/core', '@mllm/parrot', '@mllm/wings', '@mllm/vpgc', '
   }
 }
 if (!require.resolve('@mllm/parrot/threads').endsWith('threads.cjs')) throw new Error('@mllm/parrot/threads did not resolve to dist/threads.cjs');
+// One @mllm/core in this process: the module packages use the copy required here (peer dependency).
+if (core.loadedCoreCopies().length !== 1) throw new Error(`expected one @mllm/core, got ${JSON.stringify(core.loadedCoreCopies())}`);
 runChecks({ tf, core, parrot: { ParrotMoE, PARROT_CHECKPOINT_PREFIX }, parrotThreads, wings: { injectWings }, vpgc, evaluation: { extractAnswer } }, 'cjs').catch(
   (error) => {
     console.error(error);

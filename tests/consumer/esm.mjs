@@ -25,3 +25,5 @@ await checks.runChecks(
   },
   'esm',
 );
+// One @mllm/core in this process: the module packages use the copy imported here (peer dependency).
+if (core.loadedCoreCopies().length !== 1) throw new Error(`expected one @mllm/core, got ${JSON.stringify(core.loadedCoreCopies())}`);

@@ -3,6 +3,7 @@
  * Only what is exported here is public.
  */
 export * from './validate.js';
+export { CORE_VERSION, loadedCoreCopies, requireCoreVersion, satisfiesCaret, type LoadedCore, type CoreVersionCheck } from './package-identity.js';
 export * from './nn/random.js';
 export * from './nn/initializers.js';
 export * from './nn/module.js';

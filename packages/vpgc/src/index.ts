@@ -2,6 +2,7 @@
  * @mllm/vpgc: BLIP-2 Q-Former VPG and VPG-C (Cheetah, ICLR 2024) for the host MLLM, plus a seeded
  * synthetic discriminative-training data generator.
  */
+import './core-peer.js';
 export * from './qformer-config.js';
 export * from './qformer-attention.js';
 export * from './qformer-layer.js';

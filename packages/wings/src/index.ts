@@ -3,6 +3,7 @@
  * learners, the attention-driven router, their wiring after each decoder layer's attention, and
  * adapter-style injection/save/load in the reference checkpoint layout.
  */
+import './core-peer.js';
 export * from './low-rank-projection.js';
 export * from './lorra.js';
 export * from './router.js';
