@@ -3,6 +3,7 @@
  * (no tfjs), plus small helpers for tests (random arrays, tolerances).
  */
 import * as tf from '@tensorflow/tfjs';
+import { MULBERRY32_INCREMENT, mulberry32 } from '@mllm/core';
 import { testBackend } from '@mllm/core/testing';
 
 /**
@@ -19,11 +20,8 @@ export function randomArray(seed: number, count: number, scale = 1): number[] {
   let s = seed >>> 0;
   const out: number[] = [];
   for (let i = 0; i < count; i++) {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    const u = ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    s = (s + MULBERRY32_INCREMENT) >>> 0;
+    const u = mulberry32(s) / 4294967296;
     out.push((2 * u - 1) * scale);
   }
   return out;
