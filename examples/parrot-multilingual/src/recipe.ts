@@ -10,10 +10,10 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import {
-  HostMLLM, loadStateDict, setSeed, stateDict, type ParameterSelector, type StateDict, type Tokenizer,
+  HostMLLM, loadStateDict, setSeed, stateDict, type StateDict, type Tokenizer,
 } from '@mllm/core';
 import { ParrotMoE, parrotHooks } from '@mllm/parrot';
-import { trainStage } from '@mllm-example/common';
+import { trainStage, type StepReport } from '@mllm-example/common';
 import { ENGLISH_HEAVY_MIX, LANGUAGES, type Language, type OptionOrder, type QuestionKind } from './questions.js';
 import { CHAT_OPTIONS, trainingBatch } from './dataset.js';
 
@@ -68,35 +68,11 @@ export function buildHost(tokenizer: Tokenizer, config: ExampleConfig): HostMLLM
   });
 }
 
-export interface StepReport {
-  step: number;
-  loss: number;
-  lr: number;
-  gradNorm: number;
-  stepTime: number;
-}
+export type { StepReport };
 
-async function train(args: {
-  model: HostMLLM;
-  stageName: string;
-  trainable: ParameterSelector[];
-  frozen?: ParameterSelector[];
-  steps: number;
-  lr: number;
-  groups?: Array<{ name: string; select: ParameterSelector[]; lr: number }>;
-  mix: Record<Language, number>;
-  seed: number;
-  tokenizer: Tokenizer;
-  config: ExampleConfig;
-  onStep: (report: StepReport) => void;
-}): Promise<void> {
-  const { config } = args;
-  await trainStage({
-    ...args,
-    groups: args.groups?.map((g) => ({ name: g.name, params: g.select, lr: g.lr })),
-    makeBatch: (rng) => trainingBatch(rng, args.tokenizer, config.batchSize, config.imageSize, args.mix, config.questionKinds, config.optionOrder),
-    onStep: (m) => args.onStep({ step: m.step, loss: m.loss, lr: m.lr, gradNorm: m.gradNorm, stepTime: m.stepTime }),
-  });
+/** Seeded training batches of `mix` (the stage's rng draws them). */
+function batchesOf(mix: Record<Language, number>, tokenizer: Tokenizer, config: ExampleConfig) {
+  return (rng: () => number) => trainingBatch(rng, tokenizer, config.batchSize, config.imageSize, mix, config.questionKinds, config.optionOrder);
 }
 
 /** Stage 1 for one seed; returns the weights every stage 2 starts from. */
@@ -104,9 +80,9 @@ export async function runStage1(seed: number, tokenizer: Tokenizer, config: Exam
   setSeed(seed);
   const model = buildHost(tokenizer, config);
   try {
-    await train({
+    await trainStage({
       model, stageName: 'stage1-english', trainable: ['model', 'lm_head'], steps: config.stage1Steps, lr: config.stage1Lr,
-      mix: ENGLISH_ONLY, seed, tokenizer, config, onStep,
+      makeBatch: batchesOf(ENGLISH_ONLY, tokenizer, config), seed, onStep,
     });
     return stateDict(model);
   } finally {
@@ -150,11 +126,11 @@ export async function runStage2(
       }),
     );
   }
-  await train({
+  await trainStage({
     model, stageName: `stage2-${recipe}`, trainable: ['model', 'lm_head'], frozen: ['model.vision_tower'],
     steps: config.stage2Steps, lr: config.stage2Lr,
-    groups: moe ? [{ name: 'moe', select: [moe], lr: config.moeLr }] : undefined,
-    mix: ENGLISH_HEAVY_MIX, seed: seed + 1, tokenizer, config, onStep,
+    groups: moe ? [{ name: 'moe', params: [moe], lr: config.moeLr }] : undefined,
+    makeBatch: batchesOf(ENGLISH_HEAVY_MIX, tokenizer, config), seed: seed + 1, onStep,
   });
   for (const [, p] of model.namedParameters()) p.variable.trainable = false;
   return { model, moe, routing, setCurrentLanguage: (l) => (currentLanguage = l) };

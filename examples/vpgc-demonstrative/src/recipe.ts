@@ -8,10 +8,8 @@
  *   scoring: the same frozen model with VPG-C attached, then with it removed, on held-out questions.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import {
-  AdamW, HostMLLM, Trainer, applyTrainingStage, cosineScheduleWithWarmup, createRng, disposeBatch, setSeed,
-  type MultimodalBatch, type Tokenizer,
-} from '@mllm/core';
+import { HostMLLM, setSeed, type Tokenizer } from '@mllm/core';
+import { trainStage, type StepReport } from '@mllm-example/common';
 import { QFormerVPG, attachVPGC, qformerAttentionReader, type AttachedVPGC } from '@mllm/vpgc';
 import { CHAT_OPTIONS, SCENE, differenceGenerator, stage1Batch, syntheticBatch, type ChoiceQuestion } from './data.js';
 
@@ -58,53 +56,16 @@ export function buildHost(tokenizer: Tokenizer, config: ExampleConfig): { model:
   return { model, vpg };
 }
 
-export interface StepReport {
-  step: number;
-  loss: number;
-  lr: number;
-  gradNorm: number;
-  stepTime: number;
-}
-
-async function fit(args: {
-  model: HostMLLM;
-  steps: number;
-  lr: number;
-  seed: number;
-  batch: (rng: () => number, step: number) => MultimodalBatch;
-  onStep: (report: StepReport) => void;
-}): Promise<void> {
-  const optimizer = new AdamW(args.model, { lr: args.lr, weightDecay: 0 });
-  const schedule = cosineScheduleWithWarmup({ warmupSteps: Math.max(1, Math.round(args.steps * 0.05)), totalSteps: args.steps });
-  const trainer = new Trainer({ model: args.model, optimizer, schedule, maxGradNorm: 1.0, rng: args.seed, progress: false });
-  const rng = createRng(args.seed);
-  let current: MultimodalBatch | null = null;
-  try {
-    await trainer.fit({
-      steps: args.steps,
-      batches: (step: number) => {
-        if (current) disposeBatch(current);
-        current = args.batch(rng, step);
-        return current;
-      },
-      lossFn: (batch) => args.model.loss(batch),
-      onStep: (m) => args.onStep({ step: m.step, loss: m.loss, lr: m.lr, gradNorm: m.gradNorm, stepTime: m.stepTime }),
-    });
-  } finally {
-    if (current) disposeBatch(current);
-    optimizer.dispose?.();
-  }
-}
+export type { StepReport };
 
 /** Stage 1: the whole host learns single-image captioning / region QA. */
 export async function runStage1(seed: number, tokenizer: Tokenizer, config: ExampleConfig, onStep: (r: StepReport) => void) {
   setSeed(seed);
   const built = buildHost(tokenizer, config);
   try {
-    applyTrainingStage(built.model, { name: 'stage1-single-image', trainable: ['model', 'lm_head'] });
-    await fit({
-      model: built.model, steps: config.stage1Steps, lr: config.stage1Lr, seed,
-      batch: (rng) => stage1Batch(rng, tokenizer, config.batchSize), onStep,
+    await trainStage({
+      model: built.model, stageName: 'stage1-single-image', trainable: ['model', 'lm_head'], steps: config.stage1Steps, lr: config.stage1Lr, seed,
+      makeBatch: (rng) => stage1Batch(rng, tokenizer, config.batchSize), onStep,
     });
   } catch (error) {
     built.model.dispose();
@@ -132,9 +93,9 @@ export async function runStage2(
   const generator = differenceGenerator(seed * 7919 + 1, 'which-differs', attentionReaderOf(model, vpg), PATCH_GRID);
   attached.vpgc.training = true;
   try {
-    await fit({
-      model, steps: config.stage2Steps, lr: config.stage2Lr, seed: seed + 1,
-      batch: (_rng, step) => syntheticBatch(tokenizer, generator.samples(step * config.batchSize, config.batchSize)),
+    await trainStage({
+      model, steps: config.stage2Steps, lr: config.stage2Lr, seed: seed + 1, // no `trainable`: attachVPGC froze the host
+      makeBatch: (_rng, step) => syntheticBatch(tokenizer, generator.samples(step * config.batchSize, config.batchSize)),
       onStep,
     });
   } finally {

@@ -17,10 +17,10 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import {
-  HostMLLM, createRng, disposeBatch, loadStateDict, setSeed, stateDict, type ParameterSelector, type StateDict, type Tokenizer,
+  HostMLLM, createRng, disposeBatch, loadStateDict, setSeed, stateDict, type StateDict, type Tokenizer,
 } from '@mllm/core';
 import { injectWings, type WingsInjection } from '@mllm/wings';
-import { trainStage } from '@mllm-example/common';
+import { trainStage, type StepReport as CommonStepReport, type TrainStageOptions } from '@mllm-example/common';
 import { LETTERS, collateItems, heldOutImageItems, heldOutTextItems, sampleImageItem, sampleTextItem, type Item } from './data.js';
 
 export interface ExampleConfig {
@@ -67,32 +67,25 @@ export function buildHost(tokenizer: Tokenizer, config: ExampleConfig): HostMLLM
   });
 }
 
-export interface StepReport {
+/** The common step report plus the stage it belongs to. */
+export interface StepReport extends CommonStepReport {
   stage: string;
-  step: number;
-  loss: number;
-  lr: number;
-  gradNorm: number;
-  stepTime: number;
 }
 
-async function train(args: {
-  model: HostMLLM;
-  stageName: string;
-  trainable: ParameterSelector[];
-  frozen?: ParameterSelector[];
-  steps: number;
-  lr: number;
-  sample: (rng: () => number) => Item;
-  seed: number;
-  tokenizer: Tokenizer;
-  config: ExampleConfig;
-  onStep: (report: StepReport) => void;
-}): Promise<void> {
+/** One stage (common `trainStage`) on batches of `sample`'s items; reports carry the stage name. */
+async function train(
+  args: Omit<TrainStageOptions, 'makeBatch' | 'onStep'> & {
+    stageName: string;
+    sample: (rng: () => number) => Item;
+    tokenizer: Tokenizer;
+    config: ExampleConfig;
+    onStep: (report: StepReport) => void;
+  },
+): Promise<void> {
   await trainStage({
     ...args,
     makeBatch: (rng) => collateItems(args.tokenizer, Array.from({ length: args.config.batchSize }, () => args.sample(rng))),
-    onStep: (m) => args.onStep({ stage: args.stageName, step: m.step, loss: m.loss, lr: m.lr, gradNorm: m.gradNorm, stepTime: m.stepTime }),
+    onStep: (m) => args.onStep({ stage: args.stageName, ...m }),
   });
 }
 

@@ -13,6 +13,7 @@ export * from './ops/transpose.js';
 export * from './ops/stack.js';
 export * from './io/state-dict.js';
 export * from './ops/activations.js';
+export * from './ops/swiglu.js';
 export * from './ops/softmax.js';
 export * from './ops/rotary.js';
 export * from './ops/attention.js';

@@ -18,7 +18,7 @@
  * All three use core's explicit-transpose `matMul2d`/`batchMatMul` so their gradients stay fast on wasm.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { batchMatMul, matMul2d, repeatStack, silu, stackFirstAxis, transposeLastTwo } from '@mllm/core';
+import { batchMatMul, matMul2d, repeatStack, stackFirstAxis, swiGLUGate, transposeLastTwo } from '@mllm/core';
 import {
   expertBackward,
   expertForward,
@@ -185,7 +185,7 @@ function mixStacked(visual: tf.Tensor3D, weights: tf.Tensor2D, experts: readonly
     const up = stackFirstAxis(experts.map((k) => k.up)) as tf.Tensor3D; // [E, D, I]
     const down = stackFirstAxis(experts.map((k) => k.down)) as tf.Tensor3D; // [E, I, D]
     const tokens = repeatStack(tf.reshape(visual, [B * N, D]), E) as tf.Tensor3D; // [E, B·N, D] (not broadcastTo: 150× slower on wasm)
-    const hidden = tf.mul(silu(batchMatMul(tokens, gate)), batchMatMul(tokens, up)) as tf.Tensor3D; // [E, B·N, I]
+    const hidden = swiGLUGate(batchMatMul(tokens, gate), batchMatMul(tokens, up)) as tf.Tensor3D; // silu(g) ⊙ u  [E, B·N, I]
     const y = tf.reshape(batchMatMul(hidden, down), [E, B, N, D]); // [E, B, N, D]
     const w = tf.reshape(tf.transpose(weights), [E, B, 1, 1]); // [E, B, 1, 1]
     return tf.sum(tf.mul(w, y), 0) as tf.Tensor3D; // [B, N, D]
@@ -201,7 +201,7 @@ function mixWide(visual: tf.Tensor3D, weights: tf.Tensor2D, experts: readonly Ex
     const up = tf.concat(experts.map((k) => k.up), 1) as tf.Tensor2D; // [D, E·I]
     const down = tf.concat(experts.map((k) => k.down), 0) as tf.Tensor2D; // [E·I, D]
     const tokens = tf.reshape(visual, [B * N, D]) as tf.Tensor2D; // [B·N, D]
-    const hidden = tf.mul(silu(matMul2d(tokens, gate)), matMul2d(tokens, up)); // [B·N, E·I]
+    const hidden = swiGLUGate(matMul2d(tokens, gate), matMul2d(tokens, up)); // silu(g) ⊙ u  [B·N, E·I]
     const scaled = tf.mul(tf.reshape(hidden, [B, N, E, I]), tf.reshape(weights, [B, 1, E, 1])); // [B, N, E, I]
     const flat = tf.reshape(scaled, [B * N, E * I]) as tf.Tensor2D; // [B·N, E·I]
     return tf.reshape(matMul2d(flat, down), [B, N, D]) as tf.Tensor3D; // [B, N, D]

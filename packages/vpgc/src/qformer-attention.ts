@@ -13,7 +13,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { Module, Linear, LayerNorm, batchMatMul, batchMatMulTransposeB, maskedSoftmax, splitHeads, mergeHeads, normalInit, zerosInit, nextSeed, type ModuleArgs } from '@mllm/core';
+import { Module, Linear, LayerNorm, scaledDotProductAttention, splitHeads, mergeHeads, normalInit, zerosInit, nextSeed, type ModuleArgs } from '@mllm/core';
 
 export interface QFormerAttentionArgs extends ModuleArgs {
   /** Query/hidden width `D`. */
@@ -55,17 +55,13 @@ export function multiHeadAttention(
   training = false,
 ): { context: tf.Tensor3D; probs: tf.Tensor4D } {
   return tf.tidy(() => {
-    const [N, Lq, D] = q.shape;
-    const Lk = k.shape[1];
-    const d = D / numHeads;
-    const qh = tf.reshape(splitHeads(q, numHeads), [N * numHeads, Lq, d]) as tf.Tensor3D; // [N·h, Lq, d]
-    const kh = tf.reshape(splitHeads(k, numHeads), [N * numHeads, Lk, d]) as tf.Tensor3D; // [N·h, Lk, d]
-    const vh = tf.reshape(splitHeads(v, numHeads), [N * numHeads, Lk, d]) as tf.Tensor3D; // [N·h, Lk, d]
-    const scores = tf.div(batchMatMulTransposeB(qh, kh), Math.sqrt(d)); // [N·h, Lq, Lk]
-    const probs = maskedSoftmax(scores); // [N·h, Lq, Lk] (plain softmax; one fused kernel on cpu)
-    const dropped = trainingDropout(probs, dropoutRate, training) as tf.Tensor3D;
-    const context = tf.reshape(batchMatMul(dropped, vh), [N, numHeads, Lq, d]); // [N, h, Lq, d]
-    return { context: mergeHeads(context), probs: tf.reshape(probs, [N, numHeads, Lq, Lk]) as tf.Tensor4D };
+    // Core's attention (q·kᵀ by batchMatMulTransposeB, plain softmax: one fused kernel on cpu, dropout
+    // on the probabilities only where they meet v).
+    const { output, probs } = scaledDotProductAttention(splitHeads(q, numHeads), splitHeads(k, numHeads), splitHeads(v, numHeads), null, {
+      dropoutRate,
+      training,
+    }); // [N, h, Lq, d], [N, h, Lq, Lk]
+    return { context: mergeHeads(output), probs };
   });
 }
 

@@ -27,10 +27,8 @@ import {
   assertOptionsObject,
   assertPositiveInt,
   assertTensor,
-  batchMatMul,
-  batchMatMulTransposeB,
   isHostMemoryBackend,
-  maskedSoftmax,
+  scaledDotProductAttention,
   mergeHeads,
   positionCausalMask,
   rotaryCosSin,
@@ -238,29 +236,16 @@ export class LoRRA extends Module {
       const kHeads = applyRotary(splitHeads(k, h), kCosSin.cos, kCosSin.sin); // [B, h, Lk, d]
       const vHeads = splitHeads(v, h); // [B, h, Lk, d]
 
-      const q3 = tf.reshape(qHeads, [B * h, Lq, d]) as tf.Tensor3D; // [B·h, Lq, d]
-      const k3 = tf.reshape(kHeads, [B * h, Lk, d]) as tf.Tensor3D; // [B·h, Lk, d]
-      const scores = tf.reshape(tf.mul(batchMatMulTransposeB(q3, k3), 1 / Math.sqrt(d)), [B, h, Lq, Lk]); // [B, h, Lq, Lk]
-
       const mask = andMasks([
         inputs.causalByPosition ? positionCausalMask(queryPositions as tf.Tensor2D, keyPositions as tf.Tensor2D) : null, // [B, 1, Lq, Lk]
         inputs.keyMask ? tf.reshape(inputs.keyMask, [B, 1, 1, Lk]) : null, // [B, 1, 1, Lk]
         inputs.attendMask ? tf.reshape(inputs.attendMask, [B, 1, Lq, Lk]) : null, // [B, 1, Lq, Lk]
       ], B, Lq, Lk);
-      // Softmax in float32 (all of tfjs' float math is float32).
-      const probs = mask ? maskedSoftmax(scores, mask) : maskedSoftmax(scores); // [B, h, Lq, Lk], fully masked rows 0
-
-      const v3 = tf.reshape(vHeads, [B * h, Lk, d]) as tf.Tensor3D; // [B·h, Lk, d]
-      let o = tf.reshape(batchMatMul(tf.reshape(probs, [B * h, Lq, Lk]) as tf.Tensor3D, v3), [B, h, Lq, d]); // [B, h, Lq, d]
-      if (mask && fullyMaskedRows === 'uniform') {
-        // The reference's additive dtype-min mask turns a fully masked row into softmax(const) =
-        // 1/Lk over every key: the mean of the raw values (padding keys included, unlike the rows
-        // above), selected into those rows only, so a NaN at a padding key reaches no other row.
-        const vRaw = splitHeads(tf.add(source, this.vProj.forward(source)), h); // [B, h, Lk, d]
-        const mean = tf.mean(vRaw, 2, true); // [B, h, 1, d]
-        const anyKey = tf.any(tf.broadcastTo(tf.cast(mask, 'bool'), [B, 1, Lq, Lk]), -1, true); // [B, 1, Lq, 1]
-        o = tf.where(tf.broadcastTo(anyKey, [B, h, Lq, d]), o, tf.broadcastTo(mean, [B, h, Lq, d]));
-      }
+      // Core's attention: q·kᵀ/√d by batchMatMulTransposeB, float32 masked softmax (fully masked rows
+      // 0), ·v. Under 'uniform' those rows get the mean of the raw values (padding keys included,
+      // unlike `vHeads` above), as the reference's additive dtype-min mask gives.
+      const uniformValues = mask && fullyMaskedRows === 'uniform' ? splitHeads(tf.add(source, this.vProj.forward(source)), h) : null; // [B, h, Lk, d]
+      const { output: o } = scaledDotProductAttention(qHeads, kHeads, vHeads, mask, { fullyMaskedRows, uniformValues }); // [B, h, Lq, d]
       const merged = mergeHeads(o as tf.Tensor4D); // [B, Lq, H]
       return this.oProj.forward(merged) as tf.Tensor3D; // [B, Lq, H]
     });

@@ -1,9 +1,23 @@
 /**
  * Test-only: an independent float64 re-computation of the Wings math with plain JS loops
- * (no tfjs), plus small helpers for tests (random arrays, tolerances).
+ * (no tfjs), built on core's float64 kit, plus tolerances and gradient comparison for tests.
  */
 import * as tf from '@tensorflow/tfjs';
-import { testBackend } from '@mllm/core/testing';
+import {
+  add64,
+  linear64,
+  randomArray,
+  randomMatrix,
+  rope64,
+  softmax64,
+  testBackend,
+  unflatten,
+  type FlatValues,
+  type Matrix,
+} from '@mllm/core/testing';
+
+// The shared float64 kit (core's `@mllm/core/testing`), re-exported for this package's tests.
+export { add64, centralDifferences64, linear64, maxRelativeError, randomArray, randomMatrix, rope64, unflatten, type FlatValues, type Matrix } from '@mllm/core/testing';
 
 /**
  * Relative tolerance (max |error| / max |expected|) for float32 results against float64: 1e-5,
@@ -11,37 +25,6 @@ import { testBackend } from '@mllm/core/testing';
  */
 export const ON_WEBGPU = testBackend() === 'webgpu';
 export const RELATIVE_TOLERANCE = ON_WEBGPU ? 3e-4 : 1e-5;
-
-export type Matrix = number[][];
-
-/** Deterministic uniform(-scale, scale) numbers (mulberry32). */
-export function randomArray(seed: number, count: number, scale = 1): number[] {
-  let s = seed >>> 0;
-  const out: number[] = [];
-  for (let i = 0; i < count; i++) {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    const u = ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    out.push((2 * u - 1) * scale);
-  }
-  return out;
-}
-
-export function randomMatrix(seed: number, rows: number, cols: number, scale = 1): Matrix {
-  const flat = randomArray(seed, rows * cols, scale);
-  return Array.from({ length: rows }, (_, r) => flat.slice(r * cols, (r + 1) * cols));
-}
-
-/** `x [M, K] · Wᵀ` with `W [N, K]` (PyTorch Linear) → `[M, N]`. */
-export function linear64(x: Matrix, weight: Matrix): Matrix {
-  return x.map((row) => weight.map((w) => row.reduce((s, v, k) => s + v * w[k], 0)));
-}
-
-export function add64(a: Matrix, b: Matrix): Matrix {
-  return a.map((row, i) => row.map((v, j) => v + b[i][j]));
-}
 
 /** Reference weights of one learner, PyTorch layout: `A [r, H]`, `B [H, r]`. */
 export interface LearnerWeights64 {
@@ -62,20 +45,6 @@ export function learnerStateDict(w: LearnerWeights64, prefix = ''): Map<string, 
   for (const p of ['q', 'k', 'v', 'o'] as const) {
     out.set(`${prefix}${p}_proj.0.weight`, tf.tensor2d(w[p][0]));
     out.set(`${prefix}${p}_proj.1.weight`, tf.tensor2d(w[p][1]));
-  }
-  return out;
-}
-
-/** Rotate-half rotary on one head vector at position `pos`. */
-export function rope64(x: number[], pos: number, theta: number): number[] {
-  const d = x.length;
-  const half = d / 2;
-  const out = new Array<number>(d);
-  for (let i = 0; i < d; i++) {
-    const f = i % half;
-    const angle = pos * Math.pow(theta, (-2 * f) / d);
-    const rotated = i < half ? -x[i + half] : x[i - half];
-    out[i] = x[i] * Math.cos(angle) + rotated * Math.sin(angle);
   }
   return out;
 }
@@ -127,15 +96,8 @@ export function lorra64(
           return ok;
         });
         const scores = kh.map((k) => k.reduce((s, v, i) => s + v * qh[t][i], 0) / Math.sqrt(d));
-        let probs: number[];
-        if (!allowed.some(Boolean)) {
-          probs = c.fullyMaskedRows === 'uniform' ? scores.map(() => 1 / scores.length) : scores.map(() => 0);
-        } else {
-          const max = Math.max(...scores.filter((_, j) => allowed[j]));
-          const e = scores.map((s, j) => (allowed[j] ? Math.exp(s - max) : 0));
-          const z = e.reduce((a, v) => a + v, 0);
-          probs = e.map((v) => v / z);
-        }
+        // Fully masked rows: zeros, or 1/Lk over every key under 'uniform' (the reference's dtype-min mask).
+        const probs = !allowed.some(Boolean) && c.fullyMaskedRows === 'uniform' ? scores.map(() => 1 / scores.length) : softmax64(scores, allowed);
         for (let i = 0; i < d; i++) {
           O[t][h * d + i] = probs.reduce((s, p, j) => s + p * V[j][h * d + i], 0);
         }
@@ -164,17 +126,6 @@ export function router64(weight: Matrix, bias: number[], probs: number[][][][]):
   });
 }
 
-/** Max |a − b| / max(|b|, tiny) over nested arrays. */
-export function maxRelativeError(actual: unknown, expected: unknown): number {
-  const a = (actual as number[]).flat(Infinity as 1) as number[];
-  const e = (expected as number[]).flat(Infinity as 1) as number[];
-  if (a.length !== e.length) throw new Error(`length mismatch ${a.length} vs ${e.length}`);
-  const scale = Math.max(1e-30, ...e.map(Math.abs));
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - e[i]) / scale);
-  return worst;
-}
-
 /** Random softmax rows `[B][heads][Lq][L]` (causal when `causal`). */
 export function randomAttentionProbs(seed: number, B: number, heads: number, Lq: number, L: number, causal = true): number[][][][] {
   const raw = randomArray(seed, B * heads * Lq * L, 3);
@@ -198,36 +149,6 @@ export function randomAttentionProbs(seed: number, B: number, heads: number, Lq:
  * gradients against float64 central differences: 1e-5 (measured ≤ 5e-7 on cpu and wasm), WebGPU 3e-3 (its float32 sin/cos/exp).
  */
 export const GRADIENT_TOLERANCE = ON_WEBGPU ? 3e-3 : 1e-5;
-
-/** Flat float64 values by name (reference layout for parameters). */
-export type FlatValues = Map<string, number[]>;
-
-/**
- * Central differences `(f(x + ε·eᵢ) − f(x − ε·eᵢ)) / 2ε` of a float64 function of named flat
- * arrays, for every element of every named array (ε = 1e-6: truncation ~1e-12, rounding ~1e-10).
- */
-export function centralDifferences64(f: (values: FlatValues) => number, values: FlatValues, epsilon = 1e-6): FlatValues {
-  const out: FlatValues = new Map();
-  for (const [name, array] of values) {
-    const grad = new Array<number>(array.length);
-    for (let i = 0; i < array.length; i++) {
-      const x = array[i];
-      array[i] = x + epsilon;
-      const plus = f(values);
-      array[i] = x - epsilon;
-      const minus = f(values);
-      array[i] = x;
-      grad[i] = (plus - minus) / (2 * epsilon);
-    }
-    out.set(name, grad);
-  }
-  return out;
-}
-
-/** Rows of a flat array: `[rows·cols]` → `Matrix`. */
-export function unflatten(flat: number[], rows: number, cols: number): Matrix {
-  return Array.from({ length: rows }, (_, r) => flat.slice(r * cols, (r + 1) * cols));
-}
 
 /** A learner's float64 weights from flat reference-layout values named `${prefix}{q,k,v,o}_proj.{0,1}.weight`. */
 export function learnerFromFlat(values: FlatValues, prefix: string, H: number, r: number): LearnerWeights64 {

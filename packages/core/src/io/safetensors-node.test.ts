@@ -3,8 +3,9 @@ import * as tf from '@tensorflow/tfjs';
 import { mkdtemp, readdir, readFile, rm, mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { saveSafetensors, SafetensorsError, type SafetensorsErrorCode } from './safetensors.js';
+import { saveSafetensors } from './safetensors.js';
 import { readSafetensorsFile, readSafetensorsFileHeader, writeSafetensorsFile, writeFileAtomically } from './safetensors-node.js';
+import { expectRejects } from './safetensors-errors.testutil.js';
 
 
 let root: string;
@@ -14,20 +15,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await rm(root, { recursive: true, force: true });
 });
-
-async function expectRejects(promise: Promise<unknown>, code: SafetensorsErrorCode, message?: RegExp): Promise<SafetensorsError> {
-  let caught: unknown;
-  try {
-    await promise;
-  } catch (error) {
-    caught = error;
-  }
-  expect(caught, `expected ${code}`).toBeInstanceOf(SafetensorsError);
-  const error = caught as SafetensorsError;
-  expect(error.code, error.message).toBe(code);
-  if (message) expect(error.message).toMatch(message);
-  return error;
-}
 
 function sample(): Map<string, tf.Tensor> {
   return new Map<string, tf.Tensor>([

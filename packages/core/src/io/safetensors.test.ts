@@ -9,7 +9,7 @@ import {
   SafetensorsError,
   type SafetensorsErrorCode,
 } from './safetensors.js';
-
+import { expectError } from './safetensors-errors.testutil.js';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers: files are assembled by hand from the format spec (u64 LE length · JSON · data).
@@ -56,20 +56,6 @@ function concat(...parts: Uint8Array[]): Uint8Array {
 
 function base64(text: string): Uint8Array {
   return Uint8Array.from(Buffer.from(text, 'base64'));
-}
-
-function expectError(fn: () => unknown, code: SafetensorsErrorCode, message?: RegExp): SafetensorsError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (error) {
-    caught = error;
-  }
-  expect(caught, `expected ${code}`).toBeInstanceOf(SafetensorsError);
-  const error = caught as SafetensorsError;
-  expect(error.code, error.message).toBe(code);
-  if (message) expect(error.message).toMatch(message);
-  return error;
 }
 
 const entry = (dtype: string, shape: unknown, offsets: unknown) =>

@@ -3,9 +3,10 @@ import * as tf from '@tensorflow/tfjs';
 import { mkdtemp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { saveSafetensors, SafetensorsError, type SafetensorsErrorCode } from './safetensors.js';
+import { saveSafetensors, SafetensorsError } from './safetensors.js';
 import { readSafetensorsFileHeader } from './safetensors-node.js';
 import { loadShardedCheckpoint, parseShardedIndex, saveShardedCheckpoint } from './sharded.js';
+import { expectRejects } from './safetensors-errors.testutil.js';
 
 
 let root: string;
@@ -21,20 +22,6 @@ async function freshDir(): Promise<string> {
   const dir = join(root, `case-${counter++}`);
   await mkdir(dir);
   return dir;
-}
-
-async function expectRejects(promise: Promise<unknown>, code: SafetensorsErrorCode, message?: RegExp): Promise<SafetensorsError> {
-  let caught: unknown;
-  try {
-    await promise;
-  } catch (error) {
-    caught = error;
-  }
-  expect(caught, `expected ${code}`).toBeInstanceOf(SafetensorsError);
-  const error = caught as SafetensorsError;
-  expect(error.code, error.message).toBe(code);
-  if (message) expect(error.message).toMatch(message);
-  return error;
 }
 
 function disposeAll(map: Map<string, tf.Tensor>): void {

@@ -9,46 +9,17 @@ import {
   accurateSinCos, applyRotary, causalMask, gelu, loadStateDict, maskedSoftmax, rotaryCosSin, setSeed,
   positionCausalMask, scaledDotProductAttention, stateDict, disposeStateDict,
 } from '../index.js';
-import { checkGradients, checkVariableGradients, expectClose, expectNoLeaks } from '../testing/index.js';
+import {
+  checkGradients, checkVariableGradients, expectClose, expectNoLeaks, gelu64, linear64, rope64, silu64, softmax64,
+} from '../testing/index.js';
 
-// ---------- float64 reference helpers (row-major flat arrays) ----------
+// ---------- float64 reference helpers (nested row-major arrays; the shared ones come from the kit) ----------
 type Mat = number[][];
 const rand = (rng: () => number, rows: number, cols: number): Mat =>
   Array.from({ length: rows }, () => Array.from({ length: cols }, () => rng() * 2 - 1));
 function rngOf(seed: number): () => number {
   let s = seed >>> 0;
   return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296);
-}
-const matmulT = (x: Mat, w: Mat): Mat => x.map((row) => w.map((wr) => wr.reduce((s, v, k) => s + v * row[k], 0))); // x·wᵀ
-const erf64 = (x: number): number => {
-  // erf by its Maclaurin series (|x| < 3 here): exact to ~1e-15
-  let sum = 0;
-  let term = x;
-  for (let n = 0; n < 80; n++) {
-    sum += term / (2 * n + 1);
-    term *= (-x * x) / (n + 1);
-  }
-  return (2 / Math.sqrt(Math.PI)) * sum;
-};
-const gelu64 = (x: number) => 0.5 * x * (1 + erf64(x / Math.SQRT2));
-const silu64 = (x: number) => x / (1 + Math.exp(-x));
-function softmax64(row: number[], keep?: boolean[]): number[] {
-  const idx = row.map((_, i) => i).filter((i) => !keep || keep[i]);
-  if (!idx.length) return row.map(() => 0);
-  const m = Math.max(...idx.map((i) => row[i]));
-  const e = row.map((v, i) => (!keep || keep[i] ? Math.exp(v - m) : 0));
-  const s = e.reduce((a, b) => a + b, 0);
-  return e.map((v) => v / s);
-}
-function rope64(x: number[], pos: number, theta: number): number[] {
-  const d = x.length;
-  const half = d / 2;
-  return x.map((v, i) => {
-    const f = i % half;
-    const angle = pos / Math.pow(theta, (2 * f) / d);
-    const rotated = i < half ? -x[i + half] : x[i - half];
-    return v * Math.cos(angle) + rotated * Math.sin(angle);
-  });
 }
 
 function loadWeights(module: { namedParameters(): Array<[string, { referenceShape: readonly number[] }]> } & object, rng: () => number) {
@@ -117,15 +88,15 @@ describe('SwiGLU and projector', () => {
     const mlp = new SwiGLU({ hiddenSize: 4, intermediateSize: 6 });
     const w = loadWeights(mlp, rng);
     const x = rand(rng, 5, 4);
-    const g = matmulT(x, w.get('gate_proj.weight') as Mat);
-    const u = matmulT(x, w.get('up_proj.weight') as Mat);
-    const expected = matmulT(g.map((r, i) => r.map((v, j) => silu64(v) * u[i][j])), w.get('down_proj.weight') as Mat);
+    const g = linear64(x, w.get('gate_proj.weight') as Mat);
+    const u = linear64(x, w.get('up_proj.weight') as Mat);
+    const expected = linear64(g.map((r, i) => r.map((v, j) => silu64(v) * u[i][j])), w.get('down_proj.weight') as Mat);
     expectClose(mlp.forward(tf.tensor2d(x)), expected);
 
     const projector = new MlpGeluProjector({ inFeatures: 4, outFeatures: 3 });
     const pw = loadWeights(projector, rng);
-    const h1 = matmulT(x, pw.get('0.weight') as Mat).map((r) => r.map((v, j) => gelu64(v + (pw.get('0.bias') as number[])[j])));
-    const out = matmulT(h1, pw.get('2.weight') as Mat).map((r) => r.map((v, j) => v + (pw.get('2.bias') as number[])[j]));
+    const h1 = linear64(x, pw.get('0.weight') as Mat).map((r) => r.map((v, j) => gelu64(v + (pw.get('0.bias') as number[])[j])));
+    const out = linear64(h1, pw.get('2.weight') as Mat).map((r) => r.map((v, j) => v + (pw.get('2.bias') as number[])[j]));
     expectClose(projector.forward(tf.tensor3d([x])), [out]);
     mlp.dispose();
     projector.dispose();
@@ -168,7 +139,7 @@ describe('rotary embedding and attention', () => {
     const x = Array.from({ length: B }, () => rand(rng, L, H));
     const positions = [[0, 1, 2, 3], [0, 1, 2, 3]];
     const proj = (name: string, input: Mat) =>
-      matmulT(input, w.get(`${name}.weight`) as Mat).map((r) => r.map((v, j) => v + ((w.get(`${name}.bias`) as number[] | undefined)?.[j] ?? 0)));
+      linear64(input, w.get(`${name}.weight`) as Mat).map((r) => r.map((v, j) => v + ((w.get(`${name}.bias`) as number[] | undefined)?.[j] ?? 0)));
     const expectedOut: Mat[] = [];
     const expectedProbs: number[][][][] = [];
     for (let b = 0; b < B; b++) {
@@ -186,7 +157,7 @@ describe('rotary embedding and attention', () => {
         for (let i = 0; i < L; i++) for (let t = 0; t < d; t++) merged[i][h * d + t] = probs[i].reduce((s, p, j) => s + p * v[j][h * d + t], 0);
       }
       expectedProbs.push(probsB);
-      expectedOut.push(matmulT(merged, w.get('o_proj.weight') as Mat));
+      expectedOut.push(linear64(merged, w.get('o_proj.weight') as Mat));
     }
     const mask = causalMask(L);
     const r = mha.forward({ hidden: tf.tensor3d(x), queryPositions: tf.tensor2d(positions, undefined, 'int32'), mask, returnProbs: true });

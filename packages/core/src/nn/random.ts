@@ -24,23 +24,36 @@ export function setSeedState(saved: number): void {
   state = saved >>> 0;
 }
 
-/** Next 32-bit seed from the global stream (mulberry32 step). */
-export function nextSeed(): number {
-  state = (state + 0x6d2b79f5) >>> 0;
-  let t = state;
+/** The mulberry32 counter increment: each draw first advances the state by it (mod 2³²). */
+export const MULBERRY32_INCREMENT = 0x6d2b79f5;
+
+/**
+ * The mulberry32 output mix of an (already advanced) uint32 counter state → a uint32. The one copy of
+ * the generator: `nextSeed`, `createRng` and `SeededRandom` all draw `mulberry32(state += increment)`.
+ */
+export function mulberry32(state: number): number {
+  let t = state >>> 0;
   t = Math.imul(t ^ (t >>> 15), t | 1);
   t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  return ((t ^ (t >>> 14)) >>> 0) % 2147483647;
+  return (t ^ (t >>> 14)) >>> 0;
+}
+
+/** Next 32-bit seed from the global stream (mulberry32 step). */
+export function nextSeed(): number {
+  state = (state + MULBERRY32_INCREMENT) >>> 0;
+  return mulberry32(state) % 2147483647;
+}
+
+/** The counter state `createRng(seed)` / `SeededRandom(seed)` start from. */
+export function rngStartState(seed: number): number {
+  return (Math.floor(seed) ^ 0x85ebca6b) >>> 0;
 }
 
 /** A small seeded PRNG for data generation: returns floats in [0, 1). */
 export function createRng(seed: number): () => number {
-  let s = (Math.floor(seed) ^ 0x85ebca6b) >>> 0;
+  let s = rngStartState(seed);
   return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    s = (s + MULBERRY32_INCREMENT) >>> 0;
+    return mulberry32(s) / 4294967296;
   };
 }

@@ -1,12 +1,13 @@
 /**
  * SwiGLU MLP (LLaMA/Qwen2 MLP, and each Parrot expert): `y = down(silu(gate(x)) ⊙ up(x))`,
- * children `gate_proj`, `up_proj` (D→I) and `down_proj` (I→D), bias-free by default.
+ * children `gate_proj`, `up_proj` (D→I) and `down_proj` (I→D), bias-free by default. The math (and
+ * its written-out backward, `swiGLU`) lives in `ops/swiglu.ts`.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { Module, type ModuleArgs } from './module.js';
 import { Linear, assertPositiveInt } from './linear.js';
-import { silu } from '../ops/activations.js';
+import { swiGLUGate } from '../ops/swiglu.js';
 
 export interface SwiGLUArgs extends ModuleArgs {
   hiddenSize: number;
@@ -41,7 +42,7 @@ export class SwiGLU extends Module {
   /** `x [..., D] → [..., D]`. */
   forward(x: tf.Tensor): tf.Tensor {
     this.assertUsable();
-    return tf.tidy(() => this.downProj.forward(tf.mul(silu(this.gateProj.forward(x)), this.upProj.forward(x))));
+    return tf.tidy(() => this.downProj.forward(swiGLUGate(this.gateProj.forward(x), this.upProj.forward(x)))); // down(silu(gate(x)) ⊙ up(x))
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {

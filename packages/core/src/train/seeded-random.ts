@@ -9,21 +9,20 @@
  * the data-order state inside saved checkpoints) would change; the state here is one uint32, saved and
  * restored as a number, and @mllm/core keeps no runtime dependency besides its tfjs peers.
  */
+import { MULBERRY32_INCREMENT, mulberry32, rngStartState } from '../nn/random.js';
+
 export class SeededRandom {
   private state: number;
 
   constructor(seed: number) {
     if (!Number.isFinite(seed)) throw new Error(`SeededRandom: seed must be a finite number, got ${seed}`);
-    this.state = (Math.floor(seed) ^ 0x85ebca6b) >>> 0;
+    this.state = rngStartState(seed);
   }
 
   /** A float in [0, 1). */
   next(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    this.state = (this.state + MULBERRY32_INCREMENT) >>> 0;
+    return mulberry32(this.state) / 4294967296;
   }
 
   /** An integer in [0, n). */

@@ -1,11 +1,14 @@
 /**
  * Test-only: an independent float64 re-computation of Parrot's MoE in plain JavaScript loops,
  * one sample at a time over its real (unpadded) text tokens, written from the reference's math
- * (`MultilingualMoE.forward`), not from this package's tfjs code. Not exported from the package.
+ * (`MultilingualMoE.forward`), not from this package's tfjs code, on core's float64 kit. Not exported
+ * from the package.
  */
 
+import { linear64, silu64, softmax64, type Matrix } from '@mllm/core/testing';
+
 /** Row-major matrices as nested arrays. */
-export type Matrix = number[][];
+export type { Matrix };
 
 /** Weights in the reference (PyTorch) layout: Linear weight `[out, in]`. */
 export interface Float64Weights {
@@ -35,14 +38,6 @@ function dot(a: readonly number[], b: readonly number[]): number {
   return s;
 }
 
-function softmax(values: readonly number[]): number[] {
-  if (values.length === 0) return [];
-  const m = Math.max(...values);
-  const e = values.map((v) => Math.exp(v - m));
-  const z = e.reduce((a, b) => a + b, 0);
-  return e.map((v) => v / z);
-}
-
 /** Indices of the k largest values (ties: lower index first). */
 export function topIndices(values: readonly number[], k: number): number[] {
   return values
@@ -54,14 +49,14 @@ export function topIndices(values: readonly number[], k: number): number[] {
 
 /** `W [out, in] · x [in]`. */
 function linear(weight: Matrix, x: readonly number[]): number[] {
-  return weight.map((row) => dot(row, x));
+  return linear64([[...x]], weight)[0]!;
 }
 
 /** One SwiGLU expert on one token: `down(silu(gate·x) ⊙ (up·x))`. */
 export function expert64(e: Float64Weights['experts'][number], x: readonly number[]): number[] {
   const g = linear(e.gateProj, x);
   const u = linear(e.upProj, x);
-  const h = g.map((v, i) => (v / (1 + Math.exp(-v))) * u[i]);
+  const h = g.map((v, i) => silu64(v) * u[i]!);
   return linear(e.downProj, h);
 }
 
@@ -73,10 +68,10 @@ export function parrotMoE64(visual: Matrix, text: Matrix, w: Float64Weights, opt
   const E = w.gate.length;
   const cls = visual[0];
   const scores = text.map((x) => dot(cls, x) / Math.sqrt(D));
-  const attention = softmax(scores);
+  const attention = softmax64(scores);
   const pooled = new Array<number>(D).fill(0);
   text.forEach((x, t) => x.forEach((v, d) => (pooled[d] += attention[t] * v)));
-  const probabilities = softmax(linear(w.gate, pooled));
+  const probabilities = softmax64(linear(w.gate, pooled));
   const k = options.topK ?? 1;
   const selected = new Set(topIndices(probabilities, k));
   const assignment = probabilities.map((_, i) => (selected.has(i) ? 1 : 0));

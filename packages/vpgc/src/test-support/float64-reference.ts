@@ -1,8 +1,11 @@
 /**
  * Independent float64 re-implementation of the Q-Former and the VPG-C hook for tests: plain JS loops
  * over Float64Arrays, written from the LAVIS/Cheetah math, no tf. Parameters are read by their
- * reference names in PyTorch layout (Linear weight `[out, in]`).
+ * reference names in PyTorch layout (Linear weight `[out, in]`). Scalar math (GELU) from core's
+ * float64 kit; the Q-Former keeps flat Float64Array rows for its size.
  */
+import { gelu64 } from '@mllm/core/testing';
+
 
 /** A tensor as flat float64 data with a shape. */
 export interface F64 {
@@ -16,33 +19,6 @@ export function f64(shape: number[], data: ArrayLike<number>): F64 {
   const size = shape.reduce((a, b) => a * b, 1);
   if (data.length !== size) throw new Error(`f64: ${data.length} values for shape [${shape}]`);
   return { shape: [...shape], data: Float64Array.from(data) };
-}
-
-/** erf to ~1e-15: Taylor series for |x| < 3, continued fraction for erfc beyond. */
-export function erf64(x: number): number {
-  const ax = Math.abs(x);
-  if (ax < 3) {
-    let term = x;
-    let sum = x;
-    const x2 = x * x;
-    for (let n = 1; n < 200; n++) {
-      term *= -x2 / n;
-      const add = term / (2 * n + 1);
-      sum += add;
-      if (Math.abs(add) < 1e-17 * Math.abs(sum)) break;
-    }
-    return (2 / Math.sqrt(Math.PI)) * sum;
-  }
-  if (ax > 7) return Math.sign(x);
-  // erfc(x) = exp(-x²)/√π · 1/(x + (1/2)/(x + 1/(x + (3/2)/(x + 2/(x + …)))))
-  let fraction = ax;
-  for (let k = 80; k >= 1; k--) fraction = ax + k / 2 / fraction;
-  const erfc = Math.exp(-ax * ax) / Math.sqrt(Math.PI) / fraction;
-  return Math.sign(x) * (1 - erfc);
-}
-
-export function gelu64(x: number): number {
-  return 0.5 * x * (1 + erf64(x / Math.SQRT2));
 }
 
 function param(params: ParamsF64, name: string): F64 {
