@@ -22,7 +22,7 @@ import {
 import { expectNoLeaks } from '@mllm/core/testing';
 import { ParrotMoE } from './parrot-moe.js';
 import { parrotHooks } from './hooks.js';
-import { PARROT_MODULE_TYPE, attachParrot, attachParrotFromRecord } from './attach.js';
+import { PARROT_MODULE_TYPE, attachParrot, attachParrotFromRecord, type AttachedParrot } from './attach.js';
 import { PARROT_VERSION } from './version.js';
 import { parseReferenceConfig } from './reference-config.js';
 import { FEATURES, H, disposeBatch, logitsOf, makeBatch, tinyHost, tinyMoE } from './testing/host-fixtures.js';
@@ -183,7 +183,7 @@ describe('Parrot adapters (core saveAdapter / loadAdapter)', () => {
     const fresh = tinyHost(); // same seed: same base weights
     const before = tf.memory().numTensors;
     setSeed(42); // the new MoE starts from other values; the adapter's weights must replace them
-    const loaded = await loadAdapter(fresh, files);
+    const loaded = (await loadAdapter(fresh, files)) as AttachedParrot;
     expect(tf.memory().numTensors - before).toBe(1 + 3 * 3); // the new MoE's parameters only
     expect(loaded.type).toBe('parrot');
     expect(loaded.module).toBeInstanceOf(ParrotMoE);
@@ -208,7 +208,7 @@ describe('Parrot adapters (core saveAdapter / loadAdapter)', () => {
     expect(parrot.moduleRecord().config).toMatchObject({ use_moe: true, moe_weight: 0.3 });
     const stage2 = logitsOf(model, batch);
     const fresh = tinyHost();
-    const loaded = await loadAdapter(fresh, saveAdapter(parrot));
+    const loaded = (await loadAdapter(fresh, saveAdapter(parrot))) as AttachedParrot;
     expect(loaded.module.stage).toBe(2);
     expect(loaded.module.moeWeight).toBe(0.3);
     expect(logitsOf(fresh, batch)).toEqual(stage2);
