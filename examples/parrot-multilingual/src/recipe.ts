@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import {
   HostMLLM, loadStateDict, setSeed, stateDict, type StateDict, type Tokenizer,
 } from '@mllm/core';
-import { ParrotMoE, parrotHooks } from '@mllm/parrot';
+import { attachParrot, type ParrotMoE } from '@mllm/parrot';
 import { trainStage, type StepReport } from '@mllm-example/common';
 import { ENGLISH_HEAVY_MIX, LANGUAGES, type Language, type OptionOrder, type QuestionKind } from './questions.js';
 import { CHAT_OPTIONS, trainingBatch } from './dataset.js';
@@ -117,14 +117,15 @@ export async function runStage2(
   const routing = new Map<Language, number[][]>(LANGUAGES.map((l) => [l, []]));
   let currentLanguage: Language | undefined;
   if (recipe === 'parrot') {
-    moe = new ParrotMoE({ hiddenSize: 64, intermediateSize: 64, numExperts: config.numExperts, moeWeight: 0.1 });
-    model.addHooks(
-      parrotHooks(moe, {
-        onForward: ({ routingWeights }) => {
-          if (currentLanguage) routing.get(currentLanguage)!.push(...(routingWeights.arraySync() as number[][]));
-        },
-      }),
-    );
+    // The MoE is built from the host's shape (D = hidden size 64); the host's trainable flags are left to train().
+    moe = attachParrot(model, {
+      intermediateSize: 64,
+      numExperts: config.numExperts,
+      moeWeight: 0.1,
+      onForward: ({ routingWeights }) => {
+        if (currentLanguage) routing.get(currentLanguage)!.push(...(routingWeights.arraySync() as number[][]));
+      },
+    }).module;
   }
   await trainStage({
     model, stageName: `stage2-${recipe}`, trainable: ['model', 'lm_head'], frozen: ['model.vision_tower'],

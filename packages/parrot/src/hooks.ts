@@ -60,35 +60,47 @@ function gatherSamples<T extends tf.Tensor>(x: T, imageToSample: number[]): T {
 /**
  * Host hooks for a Parrot MoE: `transformVisual` replaces each image's projected tokens by
  * `moe.forward({visual, text: its sample's text, textMask: its sample's prompt mask}).output`.
+ *
+ * @deprecated since 0.2: use `attachParrot(host, { moe, multiImage, onForward })`, which also
+ * checks the host's `vision_select_feature` at attach time and records the MoE in saved files
+ * (`saveAdapter`, hosts saved with their modules). Kept for one minor version.
  */
 export function parrotHooks(moe: ParrotMoE, options: ParrotHooksOptions = {}): ParrotHooks {
-  if (!moe || typeof (moe as { forward?: unknown }).forward !== 'function' || typeof moe.numExperts !== 'number') {
-    throw new Error(`parrotHooks: moe must be a ParrotMoE, got ${moe === null ? 'null' : typeof moe}`);
-  }
   if (typeof options !== 'object' || options === null) throw new Error(`parrotHooks: options must be an object, got ${options === null ? 'null' : typeof options}`);
   const childName = options.childName ?? PARROT_CHECKPOINT_PREFIX.slice(0, -1);
+  return { ...createParrotHooks('parrotHooks', moe, options), namedModules: () => [[childName, moe]] };
+}
+
+/** The `transformVisual` hook of `attachParrot` and `parrotHooks` (`owner` names the caller in errors). */
+export function createParrotHooks(
+  owner: string,
+  moe: ParrotMoE,
+  options: Pick<ParrotHooksOptions, 'multiImage' | 'onForward'>,
+): Pick<ParrotHooks, 'transformVisual' | 'requiresFullSequence'> {
+  if (!moe || typeof (moe as { forward?: unknown }).forward !== 'function' || typeof moe.numExperts !== 'number') {
+    throw new Error(`${owner}: moe must be a ParrotMoE, got ${moe === null ? 'null' : typeof moe}`);
+  }
   const multiImage = options.multiImage ?? 'clean';
   if (multiImage !== 'clean' && multiImage !== 'reference') {
-    throw new Error(`parrotHooks: multiImage must be 'clean' or 'reference', got ${JSON.stringify(options.multiImage)}`);
+    throw new Error(`${owner}: multiImage must be 'clean' or 'reference', got ${JSON.stringify(options.multiImage)}`);
   }
   return {
     requiresFullSequence: false,
-    namedModules: () => [[childName, moe]],
     transformVisual({ visual, textEmbeddings, promptTextMask, imageToSample, visionSelectFeature }: TransformVisualArgs): tf.Tensor3D {
       if (visionSelectFeature !== 'cls_patch') {
         throw new Error(
-          'parrotHooks.transformVisual: Parrot routes each image with its projected CLS token (row 0), so the host must keep it: ' +
+          `${owner} (transformVisual): Parrot routes each image with its projected CLS token (row 0), so the host must keep it: ` +
             `visionSelectFeature (the vision config's selectFeature) must be 'cls_patch', got ${JSON.stringify(visionSelectFeature)}`,
         );
       }
       const numImages = visual.shape[0];
       const B = textEmbeddings.shape[0];
       if (!Array.isArray(imageToSample) || imageToSample.length !== numImages) {
-        throw new Error(`parrotHooks.transformVisual: imageToSample must have ${numImages} entries (one per image), got ${JSON.stringify(imageToSample)}`);
+        throw new Error(`${owner} (transformVisual): imageToSample must have ${numImages} entries (one per image), got ${JSON.stringify(imageToSample)}`);
       }
       const bad = imageToSample.find((s) => !Number.isInteger(s) || s < 0 || s >= B);
       if (bad !== undefined) {
-        throw new Error(`parrotHooks.transformVisual: imageToSample entries must be sample indices in [0, ${B}), got ${bad}`);
+        throw new Error(`${owner} (transformVisual): imageToSample entries must be sample indices in [0, ${B}), got ${bad}`);
       }
       if (numImages === 0) return tf.clone(visual);
       const text = gatherSamples(textEmbeddings, imageToSample); // [numImages, T, D]

@@ -7,4 +7,6 @@ export * from './parrot-moe.js';
 export * from './routing.js';
 export * from './experts.js';
 export * from './reference-config.js';
-export * from './hooks.js';
+export { parrotHooks, type ParrotHooks, type ParrotHooksOptions } from './hooks.js';
+export * from './attach.js';
+export { PARROT_VERSION } from './version.js';

@@ -112,6 +112,25 @@ describe('attachModule', () => {
     host.dispose();
   });
 
+  it('a referenceConfig function is read at each record (handle and hook); an object is fixed at attach time', () => {
+    const host = new ToyHost();
+    const module = new Linear({ inFeatures: 4, outFeatures: 2 });
+    const live = { rank: 2 };
+    const fixed = { rank: 2 };
+    const spec = { type: 'toy', packageName: '@mllm/toy', version: '0', module, config: {}, hooks: {}, namedModules: [] };
+    const a = attachModule('attachToy', host, { ...spec, referenceConfig: () => ({ lora_dim: live.rank }) });
+    const b = attachModule('attachToy', host, { ...spec, referenceConfig: fixed as Record<string, unknown> });
+    live.rank = 5;
+    fixed.rank = 5;
+    expect(a.moduleRecord().config).toEqual({ lora_dim: 5 });
+    expect(host.attachedHooks[0].moduleRecord?.().config).toEqual({ lora_dim: 5 });
+    expect(b.moduleRecord().config).toEqual({ rank: 2 });
+    a.remove();
+    b.remove();
+    module.dispose();
+    host.dispose();
+  });
+
   it('names the contract when the host is not one', () => {
     const module = new Linear({ inFeatures: 2, outFeatures: 2 });
     const spec = { type: 'toy', packageName: '@mllm/toy', version: '0', module, config: {}, referenceConfig: {}, hooks: {}, namedModules: [] };

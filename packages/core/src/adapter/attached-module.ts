@@ -64,8 +64,11 @@ export interface AttachModuleSpec<M extends Module, C> {
   version: string;
   module: M;
   config: C;
-  /** The reference-named config recorded in saved files (must be JSON). */
-  referenceConfig: Record<string, unknown>;
+  /**
+   * The reference-named config recorded in saved files (must be JSON). A function is read each time
+   * a record is made, for modules whose settings change after attaching (Parrot's stage switch).
+   */
+  referenceConfig: Record<string, unknown> | (() => Record<string, unknown>);
   /** The hook callbacks (`namedModules` and `moduleRecord` are filled in by `attachModule`). */
   hooks: Omit<DecoderHooks, 'namedModules' | 'modules' | 'moduleRecord'>;
   /** Where the module's parameters go in the host's state dict. */
@@ -93,18 +96,21 @@ class ModuleGroup extends Module {
 /** Attach `spec.module` to `host` through its hooks (see the file comment for what that does). */
 export function attachModule<M extends Module, C>(owner: string, host: ModuleHost, spec: AttachModuleSpec<M, C>): AttachedModule<M, C> {
   assertModuleHost(owner, host);
-  const record: ModuleRecord = {
+  const json = (config: Record<string, unknown>) => JSON.parse(JSON.stringify(config)) as Record<string, unknown>;
+  const { referenceConfig } = spec;
+  const fixed = typeof referenceConfig === 'function' ? null : json(referenceConfig); // an object: as at attach time
+  const record = (): ModuleRecord => ({
     module_type: spec.type,
     module_package: spec.packageName,
     module_version: spec.version,
-    config: JSON.parse(JSON.stringify(spec.referenceConfig)) as Record<string, unknown>,
-  };
+    config: fixed ? structuredClone(fixed) : json((referenceConfig as () => Record<string, unknown>)()),
+  });
   const named = spec.namedModules.map(([n, m]): [string, Module] => [n, m]);
   if (spec.freezeBase ?? true) host.setTrainable(false);
   const handle = host.addHooks({
     ...spec.hooks,
     namedModules: () => named,
-    moduleRecord: () => structuredClone(record),
+    moduleRecord: record,
   });
   let attached = true;
   try {
@@ -123,7 +129,7 @@ export function attachModule<M extends Module, C>(owner: string, host: ModuleHos
       return attached;
     },
     namedModules: () => [...named],
-    moduleRecord: () => structuredClone(record),
+    moduleRecord: record,
     stateDict: () => stateDict(view()),
     loadStateDict: (dict, options = {}) => loadStateDict(view(), dict, { strict: options.strict ?? true }),
     remove: () => {
