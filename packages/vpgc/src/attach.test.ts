@@ -9,16 +9,18 @@ import {
   disposeStateDict,
   loadAdapter,
   loadAdapterFiles,
+  loadHostModel,
   moduleKind,
   parseAdapterConfig,
   saveAdapter,
   saveAdapterFiles,
+  saveHostModel,
   stateDict,
   type HostMLLM,
   type StateDict,
 } from '@mllm/core';
 import { expectNoLeaks } from '@mllm/core/testing';
-import { VPGC, attachVPGC, attachVPGCFromRecord, loadAdapter as loadAdapterV0, saveAdapter as saveAdapterV0 } from './index.js';
+import { QFormerVPG, VPGC, attachVPGC, attachVPGCFromRecord, loadAdapter as loadAdapterV0, saveAdapter as saveAdapterV0 } from './index.js';
 import { useTestBackend } from './test-support/backend.js';
 import { randomizeVpgc } from './test-support/fixture.js';
 import { tinyVpgBatch, tinyVpgHost } from './test-support/host-fixture.js';
@@ -240,6 +242,30 @@ describe('saveAdapterFiles / loadAdapterFiles with VPG-C', () => {
   });
   afterAll(async () => {
     await rm(dir, { recursive: true, force: true });
+  });
+
+  it('saveHostModel with VPG-C attached writes the whole base (VPG-C registers at model.*, beside the decoder) and the adapter goes on top', async () => {
+    const { model, vpg } = tinyVpgHost(71);
+    const base = logitsOf(model);
+    const attached = attachVPGC(model);
+    randomizeVpgc(attached.module, 72);
+    const expected = logitsOf(model);
+    const hostDir = join(dir, 'host');
+    await saveHostModel(model, hostDir); // without includeHooks: the base only
+    const files = saveAdapter(attached);
+    const { qformer, numQueryTokens, llmHiddenSize } = vpg.getConfig() as Record<string, never>;
+    const restoredVpg = new QFormerVPG({ qformer, numQueryTokens, llmHiddenSize });
+    const restored = await loadHostModel(hostDir, { projector: restoredVpg });
+    expect(restored.namedParameters().map(([n]) => n)).toEqual(baseNames(model));
+    expect(logitsOf(restored)).toEqual(base);
+    const loaded = await loadAdapter(restored, files);
+    expect(logitsOf(restored)).toEqual(expected);
+    for (const m of [attached, loaded]) {
+      m.remove();
+      m.module.dispose();
+    }
+    model.dispose();
+    restored.dispose();
   });
 
   it('a directory round trip gives the same logits', async () => {
