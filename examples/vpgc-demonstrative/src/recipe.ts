@@ -91,7 +91,7 @@ export async function runStage2(
   setSeed(seed * 1000 + 7);
   const attached = attachVPGC(model); // freezes the host structurally; only VPG-C's 5 tensors train
   const generator = differenceGenerator(seed * 7919 + 1, 'which-differs', attentionReaderOf(model, vpg), PATCH_GRID);
-  attached.vpgc.training = true;
+  attached.module.training = true;
   try {
     await trainStage({
       model, steps: config.stage2Steps, lr: config.stage2Lr, seed: seed + 1, // no `trainable`: attachVPGC froze the host
@@ -99,7 +99,7 @@ export async function runStage2(
       onStep,
     });
   } finally {
-    attached.vpgc.training = false;
+    attached.module.training = false;
   }
   return attached;
 }

@@ -161,7 +161,7 @@ async function writeResults(
       `Wall time: ${seconds.total.toFixed(0)} s on ${workers === 0 ? 'this thread' : `${workers} worker thread(s)`}; summed over seeds: ` +
       `stage 1 ${seconds.stage1.toFixed(0)} s, stage 2 ${seconds.stage2.toFixed(0)} s, scoring ${seconds.scoring.toFixed(0)} s.\n\n` +
       `${resultsTable(outcomes)}\n\nPer seed (mean log-likelihood ranking; for which-differs the option position is the image index)\n\n${perSeedTable(outcomes)}\n\n` +
-      'Plots: accuracy.svg, loss.svg. Checkpoint (first seed): checkpoint/ (host + VPG, `loadHostModel` with a `QFormerVPG` built from vpg-config.json) and checkpoint/vpgc-adapter.safetensors (`loadAdapter`).\n',
+      'Plots: accuracy.svg, loss.svg. Checkpoint (first seed): checkpoint/ (host + VPG, `loadHostModel` with a `QFormerVPG` built from vpg-config.json) and checkpoint/vpgc-adapter/ (`loadAdapterFiles` onto the restored host).\n',
   );
   return files;
 }

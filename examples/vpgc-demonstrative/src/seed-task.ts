@@ -3,8 +3,8 @@
  * each): stage 1, held-out questions, stage 2, scoring with VPG-C attached and removed, and (when
  * asked) the checkpoint.
  */
-import { initBackend, saveHostModel, toJsonLine, type BackendRequest, type HostMLLM } from '@mllm/core';
-import { saveAdapter, type VPGC } from '@mllm/vpgc';
+import { initBackend, saveAdapterFiles, saveHostModel, toJsonLine, type BackendRequest, type HostMLLM } from '@mllm/core';
+import type { AttachedVPGC, QFormerVPG } from '@mllm/vpgc';
 import { writeFile } from 'node:fs/promises';
 import { differenceGenerator, exampleTokenizer, whatChangedQuestion, whichDiffersQuestion, type ChoiceQuestion } from './data.js';
 import { PATCH_GRID, attentionReaderOf, runStage1, runStage2, scoreChoices, type ChoiceResult, type ExampleConfig } from './recipe.js';
@@ -90,11 +90,11 @@ export async function runSeed(task: SeedTask, onProgress: (p: SeedProgress) => v
       }
     };
     score('with VPG-C');
-    if (task.saveCheckpoint) await saveCheckpoint(task.outDir, model, attached.vpgc);
+    if (task.saveCheckpoint) await saveCheckpoint(task.outDir, model, attached);
     attached.remove(); // the same frozen host, VPG-C detached
     score('without VPG-C');
     seconds.scoring = (performance.now() - t) / 1000;
-    attached.vpgc.dispose();
+    attached.module.dispose();
   } finally {
     model.dispose();
   }
@@ -104,12 +104,12 @@ export async function runSeed(task: SeedTask, onProgress: (p: SeedProgress) => v
 /**
  * `checkpoint/`: the host with its Q-Former VPG (`saveHostModel`; config.json marks the custom projector,
  * so `loadHostModel(dir, { projector: new QFormerVPG(<vpg-config.json>) })` restores it) and the VPG-C
- * adapter (`saveAdapter`; `loadAdapter` into a `VPGC` attached to the restored host).
+ * adapter (`saveAdapterFiles` → `checkpoint/vpgc-adapter/`; `loadAdapterFiles(restoredHost, dir)` re-attaches it).
  */
-async function saveCheckpoint(out: string, model: HostMLLM, vpgc: VPGC): Promise<void> {
+async function saveCheckpoint(out: string, model: HostMLLM, attached: AttachedVPGC): Promise<void> {
   const dir = `${out}/checkpoint`;
   await saveHostModel(model, dir);
-  const { qformer, numQueryTokens, llmHiddenSize, lnVision, lnVisionEps } = (model.projector as VPGC['vpg']).getConfig() as Record<string, unknown>;
+  const { qformer, numQueryTokens, llmHiddenSize, lnVision, lnVisionEps } = (model.projector as QFormerVPG).getConfig() as Record<string, unknown>;
   await writeFile(`${dir}/vpg-config.json`, `${JSON.stringify({ qformer, numQueryTokens, llmHiddenSize, lnVision, lnVisionEps }, null, 2)}\n`);
-  await writeFile(`${dir}/vpgc-adapter.safetensors`, saveAdapter(vpgc));
+  await saveAdapterFiles(attached, `${dir}/vpgc-adapter`); // adapter_config.json + adapter_model.safetensors
 }

@@ -3,9 +3,9 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { loadHostModel, parseJsonLines, readSafetensorsFile } from '@mllm/core';
+import { loadAdapterFiles, loadHostModel, parseJsonLines, readAdapterConfigFile, readSafetensorsFile } from '@mllm/core';
 import { skipOnBackend, testBackend } from '@mllm/core/testing';
-import { QFormerVPG, VPGC, loadAdapter, attachVPGC } from '@mllm/vpgc';
+import { QFormerVPG, VPGC } from '@mllm/vpgc';
 import { runExample } from '../src/run-example.js';
 import { EVAL_SETS } from '../src/seed-task.js';
 
@@ -59,16 +59,18 @@ describe('vpgc-demonstrative example (smoke)', () => {
         const start = tf.memory().numTensors;
         const vpg = new QFormerVPG(vpgConfig);
         const model = await loadHostModel(dir, { projector: vpg });
-        const { vpgc } = attachVPGC(model, { vpgc: new VPGC({ vpg, updateLayer: 1 }) });
-        const adapterConfig = loadAdapter(vpgc, new Uint8Array(await readFile(join(dir, 'vpgc-adapter.safetensors'))));
-        expect(adapterConfig.updateLayer).toBe(1);
-        const { tensors } = await readSafetensorsFile(join(dir, 'vpgc-adapter.safetensors'));
-        const llmProj = tensors.get('llama_model.model.llm_proj.weight')!;
+        const adapterDir = join(dir, 'vpgc-adapter');
+        expect((await readAdapterConfigFile(adapterDir)).config.update_layer).toBe(1);
+        const attached = await loadAdapterFiles(model, adapterDir); // attaches VPG-C and loads it
+        expect(attached.module).toBeInstanceOf(VPGC);
+        const { tensors } = await readSafetensorsFile(join(adapterDir, 'adapter_model.safetensors'));
+        const llmProj = tensors.get('model.llm_proj.weight')!;
         expect(llmProj.shape).toEqual([64, 32]);
         // after two steps from zero, llm_proj is no longer zero
         expect(Math.max(...Array.from(llmProj.dataSync()).map(Math.abs))).toBeGreaterThan(0);
         tf.dispose([...tensors.values()]);
-        vpgc.dispose();
+        attached.remove();
+        attached.module.dispose();
         model.dispose();
         expect(tf.memory().numTensors).toBe(start);
         expect((await stat(join(dir, 'model.safetensors'))).size).toBeGreaterThan(0);

@@ -1,14 +1,22 @@
 /**
- * VPG-C adapter files: the five trainable tensors under their reference names
+ * The previous release's VPG-C adapter file (deprecated; kept for one minor version so files written
+ * with it still load): the five trainable tensors under their reference names
  * (`llama_model.model.query_tokens`, `…qformer_proj.{weight,bias}`, `…llm_proj.{weight,bias}`, PyTorch
  * layout, F32) in safetensors, with the configuration as JSON in the `__metadata__` entry `vpgc_config`.
+ *
+ * Replacement: `@mllm/core`'s one adapter format for every module,
+ * `saveAdapter(attachVPGC(host))` → `{ config, weights }` and `loadAdapter(host, files)` (or
+ * `saveAdapterFiles` / `loadAdapterFiles` for a directory), which also records the base model.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { disposeStateDict, loadSafetensors, saveSafetensors, disposeTensorMap } from '@mllm/core';
 import { loadVPGCStateDict, vpgcStateDict } from './state-dict-io.js';
 import type { VPGC } from './vpgc.js';
 
-/** What an adapter file records besides the tensors. */
+/**
+ * What a previous-release adapter file records besides the tensors.
+ * @deprecated Core's `adapter_config.json` (`AdapterConfig`) replaces it.
+ */
 export interface VPGCAdapterConfig {
   format: 'mllm-vpgc';
   version: 1;
@@ -21,7 +29,10 @@ export interface VPGCAdapterConfig {
 
 const METADATA_KEY = 'vpgc_config';
 
-/** The adapter configuration of `vpgc`. */
+/**
+ * The previous-release adapter configuration of `vpgc`.
+ * @deprecated Use `attachVPGC(host, …).moduleRecord()` (reference-named) or core's `adapterConfig(attached)`.
+ */
 export function vpgcAdapterConfig(vpgc: VPGC): VPGCAdapterConfig {
   return {
     format: 'mllm-vpgc',
@@ -34,7 +45,10 @@ export function vpgcAdapterConfig(vpgc: VPGC): VPGCAdapterConfig {
   };
 }
 
-/** Serialise the five VPG-C tensors and the config to safetensors bytes. */
+/**
+ * Serialise the five VPG-C tensors and the config to safetensors bytes (previous-release format).
+ * @deprecated Use `saveAdapter(attached)` from `@mllm/core` with `attached = attachVPGC(host)`.
+ */
 export function saveAdapter(vpgc: VPGC): Uint8Array {
   const tensors = vpgcStateDict(vpgc);
   try {
@@ -44,7 +58,10 @@ export function saveAdapter(vpgc: VPGC): Uint8Array {
   }
 }
 
-/** Parse and validate the config stored in adapter bytes. */
+/**
+ * Parse and validate the config stored in previous-release adapter bytes.
+ * @deprecated Use `parseAdapterConfig` / `readAdapterConfigFile` from `@mllm/core`.
+ */
 export function readAdapterConfig(metadata: Record<string, string> | null): VPGCAdapterConfig {
   const text = metadata?.[METADATA_KEY];
   if (typeof text !== 'string') throw new Error(`loadAdapter: the file has no '${METADATA_KEY}' metadata entry`);
@@ -65,8 +82,9 @@ export function readAdapterConfig(metadata: Record<string, string> | null): VPGC
 }
 
 /**
- * Load adapter bytes into `vpgc`. The stored sizes and `updateLayer` must match `vpgc`
+ * Load previous-release adapter bytes into `vpgc`. The stored sizes and `updateLayer` must match `vpgc`
  * (errors name the field, the expected and the actual value); nothing is assigned on error.
+ * @deprecated Use `loadAdapter(host, files)` from `@mllm/core`, which attaches VPG-C and loads it in one call.
  */
 export function loadAdapter(vpgc: VPGC, bytes: Uint8Array): VPGCAdapterConfig {
   const { tensors, metadata } = loadSafetensors(bytes);

@@ -1,78 +1,238 @@
 /**
- * Adapter-style attachment of VPG-C to the host MLLM: only the five VPG-C tensors train; the host
- * (LLM, vision tower, VPG) is frozen by structure (`setTrainable(false)`), and the hook runs at the
- * input of decoder layer `updateLayer` on prefill passes only (cached decode steps never re-run it).
+ * Attaching VPG-C to a host model, on `@mllm/core`'s attach contract (`attachModule`): only the five
+ * VPG-C tensors train; the host (LLM, vision tower, VPG) is frozen by structure (`setTrainable(false)`),
+ * and the hook runs at the input of decoder layer `updateLayer` on prefill passes only (cached decode
+ * steps never re-run it).
+ *
+ * State-dict names: the reference keeps VPG-C inside the LLM's `LlamaModel` (`llama_model.model.query_tokens`,
+ * `llama_model.model.{qformer_proj,llm_proj}.*`, beside `llama_model.model.layers.*`). The host's
+ * decoder is `model.*` (`model.layers.*`, `model.embed_tokens.*`), so VPG-C is registered as `model`
+ * and its tensors read `model.query_tokens`, `model.qformer_proj.{weight,bias}`, `model.llm_proj.{weight,bias}`.
+ *
+ * The record saved with an adapter (`saveAdapter` / a host's `config.json`) names the fields like
+ * the reference's config (`update_layer`, `num_query_token`) plus the widths and the dropout switch.
  */
-import type { Module } from '@mllm/core';
+import {
+  assertBoolean,
+  assertKnownKeys,
+  assertModuleHost,
+  assertOptionsObject,
+  attachModule,
+  describeValue,
+  type AttachedModule,
+  type Module,
+  type ModuleHost,
+  type ModuleRecord,
+} from '@mllm/core';
+import { name as packageName, version as packageVersion } from '../package.json';
 import { QFormerVPG } from './qformer-vpg.js';
 import { VPGC, defaultUpdateLayer } from './vpgc.js';
-import type { VPGCDecoderHooks, VPGCHost } from './hook-types.js';
+import type { VPGCDecoderHooks } from './hook-types.js';
+
+/** `module_type` of VPG-C in adapter and host files. */
+export const VPGC_MODULE_TYPE = 'vpgc';
+
+/** Name of VPG-C in the host's state dict: the host's decoder (the reference's `llama_model.model`). */
+export const VPGC_HOST_MODULE_NAME = 'model';
 
 export interface AttachVPGCConfig {
   /** The host's VPG (default: the host's projector when it is a `QFormerVPG`). */
   vpg?: QFormerVPG;
   /** 0-based layer at whose input the hook runs (default `⌊numLayers/2⌋`: 16 of 32). */
   updateLayer?: number;
-  /** Host decoder depth (default: read from the host's config `text.numLayers` / `numLayers`). */
+  /**
+   * @deprecated The host's depth is read from `host.baseModelShape().num_hidden_layers`; when given,
+   * it must equal that.
+   */
   numLayers?: number;
   /** Reference behaviour: Q-Former dropout stays on at inference (default false). */
   dropoutAtInference?: boolean;
-  /** Use this VPGC (e.g. loaded from an adapter) instead of creating a fresh zero-initialised one. */
+  /** Use this VPGC (e.g. with loaded weights) instead of creating a fresh zero-initialised one. */
   vpgc?: VPGC;
+  /** Freeze the host's own parameters and the VPG (default true). */
+  freezeBase?: boolean;
 }
 
-/** What `attachVPGC` returns. */
-export interface AttachedVPGC {
-  vpgc: VPGC;
-  hooks: VPGCDecoderHooks;
-  /** Detach the hook (the VPGC is not disposed; the host stays frozen: call `setTrainable(true)` to undo). */
-  remove(): void;
+/** The resolved configuration of an attached VPG-C (`attached.config`). */
+export interface VPGCResolvedConfig {
+  /** 0-based decoder layer at whose input the hook runs. */
+  updateLayer: number;
+  /** Number of Q-Former queries `Nq`. */
+  numQueryTokens: number;
+  /** Q-Former width `Dq`. */
+  qformerWidth: number;
+  /** LLM hidden width `H`. */
+  llmHiddenSize: number;
+  /** Q-Former dropout on at inference (the VPG's switch) when attached. */
+  dropoutAtInference: boolean;
 }
 
-interface HostShape {
-  projector?: unknown;
-  visualProjector?: unknown;
-  config?: { text?: { numLayers?: number }; numLayers?: number };
-  textConfig?: { numLayers?: number };
-  setTrainable?(trainable: boolean): unknown;
+/** The reference-named record of a VPG-C (`adapter_config.json`'s `config`). */
+export interface VPGCReferenceConfig {
+  /** Cheetah's `update_layer` (0-based input of that layer; 16 for the 32-layer LLMs). */
+  update_layer: number;
+  /** Cheetah's `num_query_token`. */
+  num_query_token: number;
+  /** `Qformer.config.hidden_size` (`Dq`). */
+  qformer_hidden_size: number;
+  /** The LLM's `hidden_size` (`H`). */
+  llm_hidden_size: number;
+  /** The reference never calls `.eval()`: true reproduces its dropout at inference. */
+  dropout_at_inference: boolean;
 }
 
-/** The hook object for `vpgc` (for hosts that take hooks directly). */
+/** What `attachVPGC` returns: core's `AttachedModule` (plus the fields of the previous release, deprecated). */
+export interface AttachedVPGC extends AttachedModule<VPGC, VPGCResolvedConfig> {
+  /** @deprecated Use `module`. */
+  readonly vpgc: VPGC;
+  /**
+   * @deprecated The hook callbacks (`beforeLayer` is called through this object, so replacing it
+   * here still takes effect). Attach with `attachVPGC` instead of passing hooks around.
+   */
+  readonly hooks: VPGCDecoderHooks;
+}
+
+/**
+ * The hook object for `vpgc`, for hosts that take hooks directly; VPG-C registers as `model`
+ * (`model.query_tokens`, …, see the file comment).
+ * @deprecated Use `attachVPGC(host, { vpgc })`, which also freezes the host and records the module.
+ */
 export function vpgcHooks(vpgc: VPGC): VPGCDecoderHooks {
   return {
     beforeLayer: (layerIndex, hidden, ctx) => vpgc.beforeLayer(layerIndex, hidden, ctx),
     requiresFullSequence: false,
-    modules: (): Module[] => [vpgc],
+    namedModules: (): Array<[string, Module]> => [[VPGC_HOST_MODULE_NAME, vpgc]],
   };
 }
 
-/** Create (or take) a VPGC, freeze everything else, and attach its hook to `model` via `addHooks`. */
-export function attachVPGC(model: VPGCHost, config: AttachVPGCConfig = {}): AttachedVPGC {
-  if (!model || typeof model !== 'object' || typeof (model as { addHooks?: unknown }).addHooks !== 'function') {
-    throw new Error(`attachVPGC: model must be a host model with addHooks(hooks) (@mllm/core HostMLLM), got ${model === null ? 'null' : typeof model}`);
+const CONFIG_KEYS = ['vpg', 'updateLayer', 'numLayers', 'dropoutAtInference', 'vpgc', 'freezeBase'] as const;
+
+/** The reference-named record of a resolved config. */
+export function vpgcReferenceConfig(config: VPGCResolvedConfig): VPGCReferenceConfig {
+  return {
+    update_layer: config.updateLayer,
+    num_query_token: config.numQueryTokens,
+    qformer_hidden_size: config.qformerWidth,
+    llm_hidden_size: config.llmHiddenSize,
+    dropout_at_inference: config.dropoutAtInference,
+  };
+}
+
+/**
+ * Attach VPG-C to `host` (a `ModuleHost` such as `HostMLLM` whose projector is a `QFormerVPG`, or
+ * pass `config.vpg`): create a zero-initialised `VPGC` (or take `config.vpgc`), freeze the host and
+ * the VPG, and hook the input of decoder layer `updateLayer`. VPG-C's tensors appear in the host's
+ * state dict as `model.query_tokens`, `model.qformer_proj.*`, `model.llm_proj.*`. Save it with
+ * core's `saveAdapter(attached)`; `loadAdapter(host, files)` attaches and loads it in one call.
+ */
+export function attachVPGC(host: ModuleHost, config: AttachVPGCConfig = {}): AttachedVPGC {
+  assertModuleHost('attachVPGC', host);
+  assertOptionsObject('attachVPGC', 'config', config as unknown); // a cast: keep config's own type
+  assertKnownKeys('attachVPGC', config, CONFIG_KEYS);
+  const shape = host.baseModelShape();
+  const numLayers = shape.num_hidden_layers;
+  if (config.numLayers !== undefined && config.numLayers !== numLayers) {
+    throw new Error(`attachVPGC: config.numLayers must equal the host's num_hidden_layers ${numLayers} (or be left out), got ${describeValue(config.numLayers)}`);
   }
-  if (typeof config !== 'object' || config === null) throw new Error(`attachVPGC: config must be an object, got ${config === null ? 'null' : typeof config}`);
-  const host = model as VPGCHost & HostShape;
-  const candidate = config.vpg ?? config.vpgc?.vpg ?? host.projector ?? host.visualProjector;
+  if (config.vpgc !== undefined && !(config.vpgc instanceof VPGC)) {
+    throw new Error(`attachVPGC: config.vpgc must be a VPGC, got ${describeValue(config.vpgc)}`);
+  }
+  const candidate = config.vpg ?? config.vpgc?.vpg ?? host.projector;
   if (!(candidate instanceof QFormerVPG)) {
     throw new Error('attachVPGC: config.vpg must be a QFormerVPG (or the host projector must be one), got ' +
-      (candidate === undefined ? 'undefined' : (candidate as object).constructor?.name ?? typeof candidate));
+      (candidate === undefined ? 'undefined' : ((candidate as object).constructor?.name ?? typeof candidate)));
   }
   const vpg = candidate;
-  const numLayers = config.numLayers ?? host.textConfig?.numLayers ?? host.config?.text?.numLayers ?? host.config?.numLayers;
-  const updateLayer = config.updateLayer ?? config.vpgc?.updateLayer ?? (numLayers !== undefined ? defaultUpdateLayer(numLayers) : undefined);
-  if (updateLayer === undefined) throw new Error('attachVPGC: pass config.updateLayer or config.numLayers (the host config has no numLayers)');
-  if (numLayers !== undefined && (updateLayer < 0 || updateLayer >= numLayers)) {
-    throw new Error(`attachVPGC: updateLayer must be in [0, ${numLayers}), got ${updateLayer}`);
+  if (config.vpgc && config.vpgc.vpg !== vpg) throw new Error('attachVPGC: config.vpgc re-queries another VPG than config.vpg / the host projector');
+  const updateLayer = config.updateLayer ?? config.vpgc?.updateLayer ?? defaultUpdateLayer(numLayers);
+  if (!Number.isInteger(updateLayer) || updateLayer < 0 || updateLayer >= numLayers) {
+    throw new Error(`attachVPGC: updateLayer must be in [0, ${numLayers}), got ${describeValue(updateLayer)}`);
   }
-  const vpgc = config.vpgc ?? new VPGC({ vpg, updateLayer, dropoutAtInference: config.dropoutAtInference });
   if (config.vpgc && config.vpgc.updateLayer !== updateLayer) {
     throw new Error(`attachVPGC: config.updateLayer ${updateLayer} differs from config.vpgc.updateLayer ${config.vpgc.updateLayer}`);
   }
-  host.setTrainable?.(false);
-  vpg.setTrainable(false);
-  vpgc.setTrainable(true);
+  if (config.dropoutAtInference !== undefined) assertBoolean('attachVPGC', 'config.dropoutAtInference', config.dropoutAtInference);
+  if (config.freezeBase !== undefined) assertBoolean('attachVPGC', 'config.freezeBase', config.freezeBase);
+  const llmHiddenSize = config.vpgc?.llmHiddenSize ?? vpg.llmHiddenSize;
+  if (llmHiddenSize !== shape.hidden_size) {
+    throw new Error(`attachVPGC: VPG-C's LLM width must equal the host's hidden_size ${shape.hidden_size}, got ${llmHiddenSize}`);
+  }
+  const vpgc = config.vpgc ?? new VPGC({ vpg, updateLayer });
+  const resolved: VPGCResolvedConfig = {
+    updateLayer,
+    numQueryTokens: vpgc.numQueryTokens,
+    qformerWidth: vpgc.qformerWidth,
+    llmHiddenSize: vpgc.llmHiddenSize,
+    dropoutAtInference: config.dropoutAtInference ?? vpgc.dropoutAtInference,
+  };
   const hooks = vpgcHooks(vpgc);
-  const handle = model.addHooks(hooks);
-  return { vpgc, hooks, remove: () => handle.remove() };
+  const freezeBase = config.freezeBase ?? true;
+  let attached: AttachedModule<VPGC, VPGCResolvedConfig>;
+  try {
+    attached = attachModule('attachVPGC', host, {
+      type: VPGC_MODULE_TYPE,
+      packageName,
+      version: packageVersion,
+      module: vpgc,
+      config: resolved,
+      referenceConfig: { ...vpgcReferenceConfig(resolved) },
+      // Through `hooks`, so the deprecated `attached.hooks.beforeLayer` stays the one that runs.
+      hooks: { beforeLayer: (layer, hidden, ctx) => hooks.beforeLayer(layer, hidden, ctx), requiresFullSequence: false },
+      namedModules: hooks.namedModules(),
+      freezeBase,
+      afterAttach: () => {
+        if (freezeBase) vpg.setTrainable(false); // also when the VPG is not the host's child (config.vpg)
+        vpgc.dropoutAtInference = resolved.dropoutAtInference; // the VPG's switch (both Q-Former passes)
+        vpgc.setTrainable(true);
+      },
+    });
+  } catch (error) {
+    if (!config.vpgc) vpgc.dispose(); // created here: nothing leaks from a failed attach
+    throw error;
+  }
+  // A getter keeps `isAttached` live (a spread would copy its value once).
+  return Object.defineProperties(attached as AttachedVPGC, {
+    vpgc: { value: vpgc, enumerable: false },
+    hooks: { value: hooks, enumerable: false },
+  });
+}
+
+const RECORD_KEYS: ReadonlyArray<keyof VPGCReferenceConfig> = [
+  'update_layer', 'num_query_token', 'qformer_hidden_size', 'llm_hidden_size', 'dropout_at_inference',
+];
+
+/**
+ * Rebuild VPG-C from a record written by `saveAdapter` / a saved host (`config` in reference names)
+ * and attach it to `host` (whose projector must be the `QFormerVPG` it was trained with). Every
+ * field is checked against the host before anything is attached.
+ */
+export function attachVPGCFromRecord(host: ModuleHost, record: ModuleRecord): AttachedVPGC {
+  const owner = 'attachVPGC (from a saved record)';
+  assertModuleHost(owner, host);
+  assertOptionsObject(owner, 'record', record);
+  const config = record.config as Partial<Record<keyof VPGCReferenceConfig, unknown>>;
+  assertOptionsObject(owner, 'record.config', config);
+  const unknown = Object.keys(config).filter((k) => !(RECORD_KEYS as readonly string[]).includes(k));
+  if (unknown.length) throw new Error(`${owner}: unknown config field${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} (known: ${RECORD_KEYS.join(', ')})`);
+  const vpg = host.projector;
+  if (!(vpg instanceof QFormerVPG)) {
+    throw new Error(`${owner}: the host's projector must be a QFormerVPG (VPG-C re-queries it), got ${vpg === undefined ? 'undefined' : ((vpg as object).constructor?.name ?? typeof vpg)}`);
+  }
+  const { num_hidden_layers: numLayers } = host.baseModelShape();
+  const expected: Record<string, number> = {
+    num_query_token: vpg.numQueryTokens,
+    qformer_hidden_size: vpg.qformerWidth,
+    llm_hidden_size: vpg.llmHiddenSize,
+  };
+  for (const [key, value] of Object.entries(expected)) {
+    if (config[key as keyof VPGCReferenceConfig] !== value) {
+      throw new Error(`${owner}: config.${key} must equal the host VPG's ${value}, got ${describeValue(config[key as keyof VPGCReferenceConfig])}`);
+    }
+  }
+  const layer = config.update_layer;
+  if (typeof layer !== 'number' || !Number.isInteger(layer) || (layer as number) < 0 || (layer as number) >= numLayers) {
+    throw new Error(`${owner}: config.update_layer must be an integer in [0, ${numLayers}), got ${describeValue(layer)}`);
+  }
+  assertBoolean(owner, 'config.dropout_at_inference', config.dropout_at_inference);
+  return attachVPGC(host, { updateLayer: layer as number, dropoutAtInference: config.dropout_at_inference });
 }

@@ -4,7 +4,7 @@
  * a host `ForwardContext` / `HostMLLM` is assignable to them.
  */
 import type * as tf from '@tensorflow/tfjs-core';
-import type { ForwardContext, ImageSpan, Module } from '@mllm/core';
+import type { ForwardContext, ImageSpan, Module, ModuleHost } from '@mllm/core';
 
 export type { ImageSpan };
 
@@ -20,10 +20,12 @@ export type VPGCForwardContext = Pick<ForwardContext, 'imageSpans' | 'imageToSam
 export interface VPGCDecoderHooks {
   beforeLayer(layerIndex: number, hidden: tf.Tensor3D, ctx: VPGCForwardContext): tf.Tensor3D | null;
   requiresFullSequence: boolean;
-  modules(): Module[];
+  /** VPG-C under its name in the host's state dict (`[['model', vpgc]]`: `model.query_tokens`, …). */
+  namedModules(): Array<[string, Module]>;
 }
 
-/** Anything VPG-C can attach to: the host MLLM. */
-export interface VPGCHost {
-  addHooks(hooks: VPGCDecoderHooks): { remove(): void };
-}
+/**
+ * Anything VPG-C can attach to.
+ * @deprecated Use `ModuleHost` from `@mllm/core` (what `attachVPGC` takes).
+ */
+export type VPGCHost = ModuleHost;

@@ -1,43 +1,17 @@
 import { describe, expect, it, vi } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { HostMLLM, setSeed, collateChat, disposeBatch, type ForwardContext } from '@mllm/core';
-import { QFormerVPG, attachVPGC } from './index.js';
+import { disposeBatch, type ForwardContext } from '@mllm/core';
+import { attachVPGC } from './index.js';
 import { useTestBackend } from './test-support/backend.js';
 import { randomizeVpgc } from './test-support/fixture.js';
+import { hostH, hostNq, tinyVpgBatch, tinyVpgHost } from './test-support/host-fixture.js';
 
 useTestBackend();
 
-const Nq = 3;
-const H = 16;
-
-/** A tiny host MLLM (4 decoder layers) whose projector is a Q-Former VPG over its 12-wide patch features. */
-function host(seed: number): { model: HostMLLM; vpg: QFormerVPG } {
-  setSeed(seed);
-  const vpg = new QFormerVPG({
-    qformer: { hiddenSize: 8, numHiddenLayers: 2, numAttentionHeads: 2, intermediateSize: 16, encoderWidth: 12 },
-    numQueryTokens: Nq,
-    llmHiddenSize: H,
-  });
-  const model = new HostMLLM({
-    config: {
-      text: { vocabSize: 262, hiddenSize: H, numLayers: 4, numHeads: 2, intermediateSize: 24, maxLength: 256 },
-      vision: { imageSize: 8, patchSize: 4, numChannels: 3, hiddenSize: 12, numLayers: 1, numHeads: 2, intermediateSize: 16 },
-    },
-    projector: vpg,
-  });
-  return { model, vpg };
-}
-
-function batchOf(model: HostMLLM) {
-  const images = tf.randomUniform([3, 8, 8, 3], 0, 1, 'float32', 3) as tf.Tensor4D;
-  const [a, b, c] = tf.unstack(images) as tf.Tensor3D[];
-  const batch = collateChat(model.tokenizer, [
-    { messages: [{ role: 'user', content: '<image> and <image>: what changed?' }, { role: 'assistant', content: 'The red square.' }], images: [a, b] },
-    { messages: [{ role: 'user', content: '<image> which?' }, { role: 'assistant', content: 'Image 1.' }], images: [c] },
-  ]);
-  tf.dispose([a, b, c, images]);
-  return batch;
-}
+const Nq = hostNq;
+const H = hostH;
+const host = tinyVpgHost;
+const batchOf = tinyVpgBatch;
 
 describe('VPG-C on the host MLLM', () => {
   it('is an exact no-op at init and fires once per forward, at the middle layer, only on image spans', () => {
@@ -123,7 +97,9 @@ describe('VPG-C on the host MLLM', () => {
     const attached = attachVPGC(model);
     const vpgc = attached.vpgc;
     const batch = batchOf(model);
-    const frozen = model.namedParameters().filter(([n]) => !n.startsWith('hooks.'));
+    const own = new Set(['model.query_tokens', 'model.qformer_proj.weight', 'model.qformer_proj.bias', 'model.llm_proj.weight', 'model.llm_proj.bias']);
+    expect(model.namedParameters().filter(([n]) => own.has(n)).map(([, p]) => p)).toEqual(vpgc.namedParameters().map(([, p]) => p));
+    const frozen = model.namedParameters().filter(([n]) => !own.has(n));
     expect(frozen.every(([, p]) => !p.variable.trainable)).toBe(true);
     const snapshot = frozen.map(([, p]) => Array.from(p.variable.read().dataSync()));
     const optimizer = tf.train.adam(1e-2);

@@ -14,3 +14,11 @@ export * from './state-dict-io.js';
 export * from './adapter.js';
 export * from './attach.js';
 export * from './synthetic/index.js';
+
+import { registerModuleKind } from '@mllm/core';
+import { name, version } from '../package.json';
+import { VPGC_MODULE_TYPE, attachVPGCFromRecord } from './attach.js';
+
+// `import '@mllm/vpgc'` registers the kind, so core's `loadAdapter` (and a saved host's loader) can
+// attach a recorded VPG-C by name.
+registerModuleKind({ type: VPGC_MODULE_TYPE, packageName: name, version, attachFromRecord: attachVPGCFromRecord });

@@ -95,7 +95,7 @@ describe('VPG-C and Q-Former with poisoned inputs', () => {
       [() => new QFormerVPG({ llmHiddenSize: H, lnVision: 'no' } as never), 'QFormerVPG: lnVision must be true or false, got the string "no"'],
       [() => new QFormerVPG({ llmHiddenSize: H, numQueryToken: 4 } as never), /QFormerVPG: unknown option "numQueryToken" \(did you mean "numQueryTokens"\?\)/],
       [() => vpg.forward(undefined as never), 'QFormerVPG.forward: features must be a tf.Tensor of rank 3 (float32), got undefined'],
-      [() => attachVPGC(undefined as never), 'attachVPGC: model must be a host model with addHooks(hooks) (@mllm/core HostMLLM), got undefined'],
+      [() => attachVPGC(undefined as never), /attachVPGC: host must be a model implementing ModuleHost \(addHooks, setTrainable, baseModelShape\), such as .*; got undefined$/],
       [() => vpg.qformer.forward(undefined as never, batch.featuresTensor), 'QFormer.forward: queries must be a tf.Tensor (float32), got undefined'],
       [() => vpg.qformer.forward(vpg.queryTokensValue, 'features' as never), 'QFormer.forward: imageFeatures must be a tf.Tensor (float32), got the string "features"'],
     ];

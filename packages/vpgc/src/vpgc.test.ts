@@ -136,7 +136,7 @@ describe('VPGC', () => {
     expect(attached.vpgc.beforeLayer(0, batch.hiddenTensor, batch.ctx)).toBeNull();
     expect(attached.vpgc.beforeLayer(1, batch.hiddenTensor, { ...batch.ctx, imageFeatures: null })).toBeNull();
     expect(again.hooks.requiresFullSequence).toBe(false);
-    expect(again.hooks.modules()).toEqual([attached.vpgc]);
+    expect(again.hooks.namedModules()).toEqual([['model', attached.vpgc]]);
     run.mockRestore();
     tf.dispose([embeddings, baseline, prefill, decode]);
     again.remove();

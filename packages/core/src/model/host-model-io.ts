@@ -97,12 +97,15 @@ export async function saveHostModel(model: HostMLLM, dir: string, options: SaveH
     );
   }
   if (includeModules && records.length) config.mllm_modules = records;
-  const hookPrefixes = includeModules ? [] : model.hookModuleNames.map((n) => `${n}.`);
+  // The hooks' parameters by exact name, not by prefix: a module may register at the decoder's root
+  // (VPG-C as `model`: `model.query_tokens`, like the reference), where the prefix `model.` is the host's too.
+  const hookModules = new Set(includeModules ? [] : model.hookModuleNames);
+  const hookNames = new Set(model.children().filter(([n]) => hookModules.has(n)).flatMap(([n, m]) => m.namedParameters(`${n}.`).map(([p]) => p)));
   const fs = await import('node:fs/promises');
   await fs.mkdir(dir, { recursive: true });
   const dict = stateDict(model);
   try {
-    const kept = [...dict].filter(([name]) => !hookPrefixes.some((p) => name.startsWith(p)));
+    const kept = [...dict].filter(([name]) => !hookNames.has(name));
     await writeSafetensorsFile(await joinPath(dir, HOST_WEIGHTS_FILE), kept, { format: 'pt' }, { floatDtype: options.floatDtype });
   } finally {
     disposeStateDict(dict);

@@ -4,19 +4,19 @@
  * positions (so image-token changes reach later tokens, as through attention); logits = h·W_out.
  */
 import * as tf from '@tensorflow/tfjs';
-import { Linear, type Module } from '@mllm/core';
-import type { VPGCDecoderHooks, VPGCForwardContext } from '../hook-types.js';
+import { Linear, type BaseModelShape, type DecoderHooks, type ForwardContext, type HookHandle, type Module, type ModuleHost } from '@mllm/core';
+import type { VPGCForwardContext } from '../hook-types.js';
 import type { QFormerVPG } from '../qformer-vpg.js';
 
-export class FakeHost {
+export class FakeHost implements ModuleHost {
   readonly blocks: Array<[Linear, Linear]> = [];
   readonly lmHead: Linear;
   readonly config: { text: { numLayers: number } };
-  readonly hooks: VPGCDecoderHooks[] = [];
+  readonly hooks: DecoderHooks[] = [];
   /** Layer inputs (after hooks) of the last forward, when recording. */
   recorded: tf.Tensor3D[] = [];
 
-  constructor(readonly hiddenSize: number, numLayers: number, vocab: number, readonly projector: QFormerVPG) {
+  constructor(readonly hiddenSize: number, readonly numLayers: number, readonly vocab: number, readonly projector: QFormerVPG) {
     this.config = { text: { numLayers } };
     for (let i = 0; i < numLayers; i++) {
       this.blocks.push([new Linear({ inFeatures: hiddenSize, outFeatures: 2 * hiddenSize }), new Linear({ inFeatures: 2 * hiddenSize, outFeatures: hiddenSize })]);
@@ -32,9 +32,22 @@ export class FakeHost {
     for (const m of this.modules()) m.setTrainable(trainable);
   }
 
-  addHooks(hooks: VPGCDecoderHooks): { remove(): void } {
+  /** Hooks run in attach order; their modules are not registered (this host has no state dict). */
+  addHooks(hooks: DecoderHooks): HookHandle {
     this.hooks.push(hooks);
-    return { remove: () => void this.hooks.splice(this.hooks.indexOf(hooks), 1) };
+    return {
+      remove: () => {
+        const i = this.hooks.indexOf(hooks);
+        if (i >= 0) this.hooks.splice(i, 1);
+      },
+    };
+  }
+
+  baseModelShape(): BaseModelShape {
+    return {
+      model_type: 'fake-host', hidden_size: this.hiddenSize, num_hidden_layers: this.numLayers, num_attention_heads: 1,
+      num_key_value_heads: 1, rope_theta: 1e4, vocab_size: this.vocab,
+    };
   }
 
   /** embeddings `[B, L, H]` → logits `[B, L, V]`. */
@@ -48,7 +61,7 @@ export class FakeHost {
       const mixB = tf.tile(tf.expandDims(mix, 0), [B, 1, 1]) as tf.Tensor3D; // [B, L, L]
       let h = embeddings;
       this.blocks.forEach(([w1, w2], layer) => {
-        for (const hook of this.hooks) h = hook.beforeLayer(layer, h, ctx) ?? h;
+        for (const hook of this.hooks) h = hook.beforeLayer?.(layer, h, ctx as ForwardContext) ?? h;
         if (record) this.recorded.push(tf.keep(h.clone()));
         const mixed = tf.matMul(mixB, h); // [B, L, H]
         h = tf.add(h, w2.forward(tf.tanh(w1.forward(mixed)))) as tf.Tensor3D;
