@@ -143,7 +143,7 @@ describe('Wings modules with poisoned inputs', () => {
         vision: { imageSize: 8, patchSize: 4, hiddenSize: 12, numLayers: 1, numHeads: 2, intermediateSize: 16 },
       },
     });
-    expect(() => injectWings(undefined as never, { stage: 1, rank: 2 })).toThrow(/injectWings: model must be a host model/);
+    expect(() => injectWings(undefined as never, { stage: 1, rank: 2 })).toThrow(/injectWings: host must be a model implementing ModuleHost.*got undefined/);
     expect(() => injectWings(host, undefined as never)).toThrow('WingsConfig: config must be an object, got undefined');
     expect(() => injectWings(host, { stage: 1, rank: 2, visualCausal: 'no' } as never)).toThrow('WingsConfig: visualCausal must be true or false, got the string "no"');
     expect(() => injectWings(host, { stage: 1, rank: 2, initStd: NaN })).toThrow('WingsConfig: initStd must be a finite number, got NaN');
