@@ -26,7 +26,7 @@ import {
   type MultimodalBatch,
 } from '@mllm/core';
 import { ParrotMoE, parrotHooks, type ParrotMoEArgs } from '@mllm/parrot';
-import { injectWings, type WingsConfig, type WingsInjection } from '@mllm/wings';
+import { attachWings, type AttachedWings, type WingsConfig } from '@mllm/wings';
 
 export const DEMO_MANIFEST_FILE = 'mllm-demo.json';
 export const DEMO_FORMAT = 'mllm-browser-demo-v1';
@@ -40,7 +40,7 @@ export interface DemoManifest {
   weights: string[];
   /** Parrot MoE on the projected visual tokens, or null. */
   parrot: { args: ParrotMoEArgs; moduleName: string } | null;
-  /** Wings learners (injected with `injectWings`), or null. */
+  /** Wings learners (attached with `attachWings`), or null. */
   wings: WingsConfig | null;
   /** System prompt of the chat template (null = none; absent = the template's default). */
   systemPrompt?: string | null;
@@ -109,7 +109,7 @@ export interface DemoModel {
   model: HostMLLM;
   manifest: DemoManifest;
   moe: ParrotMoE | null;
-  wings: WingsInjection | null;
+  wings: AttachedWings | null;
   /** Parameter count (host + hooks). */
   parameterCount: number;
   dispose(): void;
@@ -154,13 +154,13 @@ interface WingsSink {
  * applies each layer's router (`reweight_module`) to the same attention probabilities Wings' hook
  * received and changes nothing (returns null). @mllm/wings does not expose the weights it computes.
  */
-function wingsCaptureHooks(injection: WingsInjection, sink: WingsSink): DecoderHooks {
+function wingsCaptureHooks(injection: AttachedWings, sink: WingsSink): DecoderHooks {
   const layers = injection.config.layers;
   return {
     attentionProbsLayers: [...layers],
     afterAttention: (layerIndex, args) => {
       if (!sink.recording || !args.attentionProbs) return null;
-      const router = injection.adapter.layer(layerIndex)?.router;
+      const router = injection.module.layer(layerIndex)?.router;
       if (!router) return null;
       const weights = router.forward(args.attentionProbs); // [B, L, 1] each
       sink.visual.get(layerIndex)?.dispose();
@@ -222,19 +222,19 @@ export function assembleDemoModel(manifest: DemoManifest, hostConfig: HostMLLMCo
   const parrotSink: ParrotSink = { recording: false, textAttention: null, routingWeights: null };
   const wingsSink: WingsSink = { recording: false, visual: new Map() };
   let moe: ParrotMoE | null = null;
-  let wings: WingsInjection | null = null;
+  let wings: AttachedWings | null = null;
   try {
     if (manifest.parrot) {
       moe = new ParrotMoE(manifest.parrot.args);
       model.addHooks(recordingParrotHooks(moe, manifest.parrot.moduleName, parrotSink));
     }
     if (manifest.wings) {
-      wings = injectWings(model, manifest.wings);
+      wings = attachWings(model, manifest.wings);
       if (wings.config.stage === 2) model.addHooks(wingsCaptureHooks(wings, wingsSink));
     }
   } catch (error) {
     model.dispose();
-    wings?.adapter.dispose();
+    wings?.module.dispose();
     moe?.dispose();
     throw error;
   }

@@ -1,80 +1,62 @@
 /**
- * Adapter files (Node): a directory with `adapter_model.safetensors` (only the Wings learner and
- * router weights, under the reference names `model.layers.{i}.attn_pool.q_proj.0.weight`, …,
- * PyTorch layout) and `adapter_config.json` (the resolved Wings configuration, snake_case).
+ * Wings' old adapter directories (Node), deprecated in favour of `@mllm/core`'s one adapter format
+ * (`saveAdapter` / `loadAdapter`, `saveAdapterFiles` / `loadAdapterFiles`): a directory with
+ * `adapter_model.safetensors` (only the Wings learner and router weights, under the reference names
+ * `model.layers.{i}.attn_pool.q_proj.0.weight`, …, PyTorch layout; the same tensors core's format
+ * holds) and `adapter_config.json` (`peft_type: 'WINGS'` and the resolved config, snake_case).
+ *
+ * Old directories still load: `readAdapterConfig` and the deprecated `loadAdapter` read either
+ * layout, and `loadLegacyWingsAdapter(host, dir)` attaches one in a call, so
+ * `saveAdapterFiles(await loadLegacyWingsAdapter(host, oldDir), newDir)` converts it.
  */
-import { readSafetensorsFile, writeSafetensorsFile, disposeStateDict, type LoadStateDictResult, type FloatStorageDtype } from '@mllm/core';
-import type { ResolvedWingsConfig, WingsAdapter } from './inject.js';
+import { assertModuleHost, parseAdapterConfig, readSafetensorsFile, writeSafetensorsFile, disposeStateDict, type LoadStateDictResult, type FloatStorageDtype, type ModuleHost } from '@mllm/core';
+import { resolveWingsConfig, type ResolvedWingsConfig, type WingsAdapter } from './inject.js';
+import { attachWings, wingsConfigFromReference, wingsConfigOf, wingsReferenceConfig, WINGS_MODULE_TYPE, type AttachedWings, type WingsReferenceConfig } from './attach.js';
 
 export const ADAPTER_WEIGHTS_NAME = 'adapter_model.safetensors';
 export const ADAPTER_CONFIG_NAME = 'adapter_config.json';
 
-/** `adapter_config.json` contents. */
-export interface WingsAdapterConfigFile {
-  peft_type: 'WINGS';
-  stage: 1 | 2;
-  lora_dim: number;
-  target_layers: number[];
-  router_max_length: number;
-  hidden_size: number;
-  num_attention_heads: number;
-  num_hidden_layers: number;
-  rope_theta: number;
-  init_std: number;
-  visual_causal: boolean;
-  reference_compat: { double_add: boolean; text_only_no_router: boolean; misaligned_text_mask: boolean };
-  system_prompt_length: number;
-}
+/** @deprecated Wings' old `adapter_config.json` (`peft_type: 'WINGS'` + the reference-named config). */
+export type WingsAdapterConfigFile = WingsReferenceConfig & { peft_type: 'WINGS' };
 
+/** @deprecated The old layout's config (`peft_type: 'WINGS'`); removed with `saveAdapter` in the next minor version. */
 export function toAdapterConfigFile(c: ResolvedWingsConfig): WingsAdapterConfigFile {
-  return {
-    peft_type: 'WINGS',
-    stage: c.stage,
-    lora_dim: c.rank,
-    target_layers: [...c.layers],
-    router_max_length: c.routerMaxLength,
-    hidden_size: c.hiddenSize,
-    num_attention_heads: c.numHeads,
-    num_hidden_layers: c.numLayers,
-    rope_theta: c.ropeTheta,
-    init_std: c.initStd,
-    visual_causal: c.visualCausal,
-    reference_compat: {
-      double_add: c.referenceCompat.doubleAdd,
-      text_only_no_router: c.referenceCompat.textOnlyNoRouter,
-      misaligned_text_mask: c.referenceCompat.misalignedTextMask,
-    },
-    system_prompt_length: c.systemPromptLength,
-  };
+  return { peft_type: 'WINGS', ...wingsReferenceConfig(c) };
 }
 
-export function fromAdapterConfigFile(f: WingsAdapterConfigFile): ResolvedWingsConfig {
-  if (!f || f.peft_type !== 'WINGS') throw new Error(`adapter_config.json: peft_type must be "WINGS", got ${JSON.stringify(f?.peft_type)}`);
-  return {
-    stage: f.stage,
-    rank: f.lora_dim,
-    layers: [...f.target_layers],
-    routerMaxLength: f.router_max_length,
-    hiddenSize: f.hidden_size,
-    numHeads: f.num_attention_heads,
-    numLayers: f.num_hidden_layers,
-    ropeTheta: f.rope_theta,
-    initStd: f.init_std,
-    visualCausal: f.visual_causal,
-    referenceCompat: {
-      doubleAdd: f.reference_compat.double_add,
-      textOnlyNoRouter: f.reference_compat.text_only_no_router,
-      misalignedTextMask: f.reference_compat.misaligned_text_mask,
-    },
-    systemPromptLength: f.system_prompt_length,
-  };
+/**
+ * @deprecated The old layout's config → resolved config (every field validated); removed in the
+ * next minor version.
+ */
+export function fromAdapterConfigFile(f: WingsAdapterConfigFile, where = ADAPTER_CONFIG_NAME): ResolvedWingsConfig {
+  if (!f || f.peft_type !== 'WINGS') throw new Error(`${where}: peft_type must be "WINGS", got ${JSON.stringify(f?.peft_type)}`);
+  const { peft_type: _peftType, ...reference } = f;
+  return resolveWingsConfig(wingsConfigFromReference(reference, where));
+}
+
+/**
+ * The resolved Wings config of an `adapter_config.json` in either layout: core's one adapter format
+ * (`adapter_format`, `module_type: "wings"`) or Wings' old one (`peft_type: "WINGS"`).
+ */
+export function wingsConfigFromAdapterFile(parsed: unknown, where = ADAPTER_CONFIG_NAME): ResolvedWingsConfig {
+  const f = parsed as Record<string, unknown> | null;
+  if (f && typeof f === 'object' && 'adapter_format' in f) {
+    const config = parseAdapterConfig(JSON.stringify(f), where);
+    if (config.module_type !== WINGS_MODULE_TYPE) throw new Error(`${where}: holds a '${config.module_type}' adapter, not a Wings one`);
+    return resolveWingsConfig(wingsConfigFromReference(config.config, where));
+  }
+  return fromAdapterConfigFile(f as unknown as WingsAdapterConfigFile, where);
 }
 
 function join(dir: string, name: string): string {
   return dir.endsWith('/') ? dir + name : `${dir}/${name}`;
 }
 
-/** Write the adapter's weights and config into `dir` (created if needed). */
+/**
+ * @deprecated Use `@mllm/core`'s `saveAdapterFiles(attachWings(host, config), dir)` (or `saveAdapter`
+ * for bytes); removed in the next minor version. Writes the adapter's weights and Wings' old config
+ * layout into `dir` (created if needed).
+ */
 export async function saveAdapter(adapter: WingsAdapter, dir: string, options: { floatDtype?: FloatStorageDtype } = {}): Promise<void> {
   const fs = await import('node:fs/promises');
   await fs.mkdir(dir, { recursive: true });
@@ -87,15 +69,28 @@ export async function saveAdapter(adapter: WingsAdapter, dir: string, options: {
   await fs.writeFile(join(dir, ADAPTER_CONFIG_NAME), `${JSON.stringify(toAdapterConfigFile(adapter.config), null, 2)}\n`);
 }
 
-/** Read `dir/adapter_config.json`. */
+/**
+ * @deprecated Use `@mllm/core`'s `readAdapterConfigFile(dir)` (core's format); removed in the next
+ * minor version. Reads `dir/adapter_config.json` in either layout (core's or Wings' old one) as a
+ * resolved Wings config.
+ */
 export async function readAdapterConfig(dir: string): Promise<ResolvedWingsConfig> {
   const fs = await import('node:fs/promises');
-  const text = await fs.readFile(join(dir, ADAPTER_CONFIG_NAME), 'utf8');
-  return fromAdapterConfigFile(JSON.parse(text) as WingsAdapterConfigFile);
+  const file = join(dir, ADAPTER_CONFIG_NAME);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(await fs.readFile(file, 'utf8'));
+  } catch (error) {
+    throw new Error(`readAdapterConfig: cannot read ${file}: ${(error as Error).message}`);
+  }
+  return wingsConfigFromAdapterFile(parsed, file);
 }
 
 /**
- * Load `dir`'s weights into `adapter` (strict by default: missing/unexpected keys are errors, so
+ * @deprecated Use `@mllm/core`'s `loadAdapterFiles(host, dir)` (attaches and loads in one call), or
+ * `loadLegacyWingsAdapter(host, dir)` for an old directory; removed in the next minor version.
+ *
+ * Load `dir`'s weights (either layout) into `adapter` (strict by default: missing/unexpected keys are errors, so
  * loading a stage-1 adapter into a stage-2 one needs `strict: false`, which leaves the routers at
  * their init as the reference does). The recorded shapes must match the adapter's.
  */
@@ -108,6 +103,32 @@ export async function loadAdapter(adapter: WingsAdapter, dir: string, options: {
   const { tensors } = await readSafetensorsFile(join(dir, ADAPTER_WEIGHTS_NAME));
   try {
     return adapter.loadStateDict(tensors, { strict: options.strict ?? true });
+  } finally {
+    disposeStateDict(tensors);
+  }
+}
+
+/**
+ * Attach Wings to `host` as an adapter directory in either layout records it (Wings' old
+ * `peft_type: 'WINGS'` one included) and load its weights strictly: nothing stays attached when
+ * that fails. Convert an old directory to core's format with
+ * `await saveAdapterFiles(await loadLegacyWingsAdapter(host, oldDir), newDir)`.
+ */
+export async function loadLegacyWingsAdapter(host: ModuleHost, dir: string): Promise<AttachedWings> {
+  assertModuleHost('loadLegacyWingsAdapter', host);
+  if (typeof dir !== 'string' || !dir) throw new Error(`loadLegacyWingsAdapter: dir must be a directory path, got ${JSON.stringify(dir)}`);
+  const config = await readAdapterConfig(dir);
+  const { tensors } = await readSafetensorsFile(join(dir, ADAPTER_WEIGHTS_NAME));
+  try {
+    const attached = attachWings(host, wingsConfigOf(config));
+    try {
+      attached.loadStateDict(tensors);
+    } catch (error) {
+      attached.remove();
+      attached.module.dispose();
+      throw error;
+    }
+    return attached;
   } finally {
     disposeStateDict(tensors);
   }

@@ -10,7 +10,7 @@ import { disposeStateDict, stateDict, toReferenceLayout, type Module } from '@ml
 import { LoRRA } from './lorra.js';
 import { WingsRouter } from './router.js';
 import { WingsLayer } from './wings-layer.js';
-import { buildTextualKeys, buildVisualKeys, type WingsForwardContext } from './learner-keys.js';
+import { buildTextualKeys, buildVisualKeys, type WingsKeyContext } from './learner-keys.js';
 import {
   centralDifferences64,
   compareGradients,
@@ -191,7 +191,7 @@ describe('gradients against float64 central differences of the independent code'
     const before = tf.memory().numTensors;
     const analytic = analyticGradients(layer, '', { residual, embeddings, visualTokens }, () =>
       tf.tidy(() => {
-        const ctx: WingsForwardContext = {
+        const ctx: WingsKeyContext = {
           inputEmbeddings: embeddings as unknown as tf.Tensor3D,
           positions: fixed.positions,
           attentionMask: fixed.attentionMask,

@@ -3,8 +3,8 @@ import * as tf from '@tensorflow/tfjs';
 import { HostMLLM, StateDictError, disposeStateDict, loadSafetensors, loadStateDict, saveSafetensors, setSeed, type MultimodalBatch } from '@mllm/core';
 import { injectWings, resolveWingsConfig, type WingsConfig } from './inject.js';
 import { CLEAN_COMPAT, REFERENCE_COMPAT } from './wings-layer.js';
-import { RELATIVE_TOLERANCE, learnerStateDict, lorra64, maxRelativeError, randomLearnerWeights, randomMatrix, router64 } from './reference-math.testutil.js';
-import type { WingsDecoderHooks } from './inject.js';
+import { RELATIVE_TOLERANCE, lorra64, maxRelativeError, randomAdapterDict, randomLearnerWeights, randomMatrix, router64 } from './reference-math.testutil.js';
+import type { WingsHooks } from './inject.js';
 
 const H = 16;
 const R = 3;
@@ -42,21 +42,6 @@ function logits(model: HostMLLM, ids: number[][], withImage = true): number[][][
     out.labels?.dispose();
     return values;
   });
-}
-
-/** Random reference-named weights for every learner and router of `layers`. */
-function randomAdapterDict(layers: number[], stage: 1 | 2, seed: number): Map<string, tf.Tensor> {
-  const dict = new Map<string, tf.Tensor>();
-  for (const i of layers) {
-    for (const [name, s] of [['attn_pool', seed + i], ['attn_t_pool', seed + 50 + i]] as const) {
-      for (const [k, v] of learnerStateDict(randomLearnerWeights(s, H, R, 0.4), `model.layers.${i}.${name}.`)) dict.set(k, v);
-    }
-    if (stage === 2) {
-      dict.set(`model.layers.${i}.reweight_module.linear.weight`, tf.tensor2d(randomMatrix(seed + 90 + i, 2, MAX, 2)));
-      dict.set(`model.layers.${i}.reweight_module.linear.bias`, tf.tensor1d([0.1, -0.3]));
-    }
-  }
-  return dict;
 }
 
 const CONFIG: Record<1 | 2, WingsConfig> = {
@@ -175,7 +160,7 @@ describe('injectWings on the host MLLM', () => {
     injection.remove();
     const hooks = injection.adapter.hooks();
     const calls: Array<Record<string, unknown>> = [];
-    const recording: WingsDecoderHooks = {
+    const recording: WingsHooks = {
       ...hooks,
       afterAttention: (index, args, ctx) => {
         const out = hooks.afterAttention(index, args, ctx)!;

@@ -1,7 +1,8 @@
 /**
- * Adapter-style use of Wings on a host model (PEFT-like): `injectWings(model, config)` attaches a
- * `WingsLayer` to each chosen decoder layer through the host's `afterAttention` hook, freezes the
- * base model by structure and leaves only the learners (and, in stage 2, the routers) trainable.
+ * The Wings module (`WingsAdapter`) and its configuration. `attachWings(host, config)` (attach.ts)
+ * attaches a `WingsLayer` to each chosen decoder layer through the host's `afterAttention` hook,
+ * freezes the base model by structure and leaves only the learners (and, in stage 2, the routers)
+ * trainable; `injectWings` is its deprecated predecessor.
  *
  * Per chosen layer ℓ, after `h = h_in + attn(norm1(h_in))` and before the MLP:
  *   stage 1:  h ← h + out_v·hasImage
@@ -18,35 +19,33 @@
 import * as tf from '@tensorflow/tfjs-core';
 import {
   Module,
+  assertModuleHost,
   assertBoolean,
   assertFiniteNumber,
   assertKnownKeys,
   assertOptionsObject,
   assertPositiveInt,
-  type LoadStateDictResult,
-} from '@mllm/core';
+  type AttachedModule, type DecoderHooks, type ForwardContext, type LoadStateDictResult, type ModuleHost } from '@mllm/core';
 import { CLEAN_COMPAT, REFERENCE_COMPAT, WingsLayer, type ReferenceCompat, type WingsStage } from './wings-layer.js';
 import { loadAdapter, saveAdapter } from './adapter-io.js';
-import { buildReferenceTextualKeys, buildTextualKeys, buildVisualKeys, type WingsForwardContext } from './learner-keys.js';
+import { buildReferenceTextualKeys, buildTextualKeys, buildVisualKeys, type WingsKeyContext } from './learner-keys.js';
+import { attachWings } from './attach.js';
 
-/** The parts of the host's `DecoderHooks` Wings provides (structurally compatible with @mllm/core). */
-export interface WingsDecoderHooks {
-  afterAttention(
-    layerIndex: number,
-    args: { residual: tf.Tensor3D; attentionProbs: tf.Tensor4D | null },
-    ctx: WingsForwardContext,
-  ): tf.Tensor3D | null;
-  attentionProbsLayers: number[];
-  requiresFullSequence: boolean;
-  namedModules(): Array<[string, Module]>;
-}
+/** The host hooks a `WingsAdapter` drives (core's `DecoderHooks`, these members present). */
+export type WingsHooks = Required<Pick<DecoderHooks, 'afterAttention' | 'attentionProbsLayers' | 'requiresFullSequence' | 'namedModules'>>;
 
-/** What `injectWings` needs from the host model (`HostLM`/`HostMLLM` of @mllm/core). */
-export interface WingsHostModel {
-  addHooks(hooks: WingsDecoderHooks): { remove(): void };
-  setTrainable(trainable: boolean): unknown;
-  /** Host text config (read for defaults). */
-  textConfig?: { hiddenSize: number; numHeads: number; numLayers: number; ropeTheta: number };
+/** @deprecated Use `WingsHooks` (a `Pick` of `@mllm/core`'s `DecoderHooks`); removed in the next minor version. */
+export type WingsDecoderHooks = WingsHooks;
+
+/** @deprecated Use `@mllm/core`'s `ModuleHost` (what `attachWings` takes); removed in the next minor version. */
+export type WingsHostModel = ModuleHost;
+
+/** The host dimensions Wings' defaults come from (`attachWings` reads them from `host.baseModelShape()`). */
+export interface WingsHostDimensions {
+  hiddenSize: number;
+  numHeads: number;
+  numLayers: number;
+  ropeTheta: number;
 }
 
 export interface WingsConfig {
@@ -58,7 +57,7 @@ export interface WingsConfig {
   layers?: number[] | RegExp | 'all';
   /** Router width = maximum key sequence length (default 4096, the release's). */
   routerMaxLength?: number;
-  /** Defaults from the host's text config. */
+  /** Defaults from the host's `baseModelShape()` (hidden_size, num_attention_heads, num_hidden_layers, rope_theta). */
   hiddenSize?: number;
   numHeads?: number;
   numLayers?: number;
@@ -106,7 +105,7 @@ const WINGS_CONFIG_KEYS = [
 ];
 
 /** Resolve defaults from the host and validate (errors name the field and value). */
-export function resolveWingsConfig(config: WingsConfig, host?: WingsHostModel['textConfig']): ResolvedWingsConfig {
+export function resolveWingsConfig(config: WingsConfig, host?: WingsHostDimensions): ResolvedWingsConfig {
   assertOptionsObject('WingsConfig', 'config', config);
   assertKnownKeys('WingsConfig', config, WINGS_CONFIG_KEYS);
   const compatIn: unknown = config.referenceCompat;
@@ -124,7 +123,7 @@ export function resolveWingsConfig(config: WingsConfig, host?: WingsHostModel['t
   if (config.stage !== 1 && config.stage !== 2) throw new Error(`WingsConfig: stage must be 1 or 2, got ${String(config.stage)}`);
   const pick = (key: 'hiddenSize' | 'numHeads' | 'numLayers' | 'ropeTheta'): number => {
     const value = config[key] ?? host?.[key];
-    if (value === undefined) throw new Error(`WingsConfig: ${key} is required (the host model has no textConfig.${key})`);
+    if (value === undefined) throw new Error(`WingsConfig: ${key} is required (no host model to take it from)`);
     if (host && config[key] !== undefined && config[key] !== host[key]) {
       throw new Error(`WingsConfig: ${key} ${config[key]} differs from the host model's ${host[key]}`);
     }
@@ -222,7 +221,7 @@ export class WingsAdapter extends Module {
    * The per-layer update as a host `afterAttention` hook body: `residual [B, L, H]` → new residual,
    * or null when layer `index` has no learners (or stage 1 sees no image).
    */
-  afterAttention(index: number, residual: tf.Tensor3D, attentionProbs: tf.Tensor4D | null, ctx: WingsForwardContext): tf.Tensor3D | null {
+  afterAttention(index: number, residual: tf.Tensor3D, attentionProbs: tf.Tensor4D | null, ctx: WingsKeyContext): tf.Tensor3D | null {
     const layer = this.byIndex.get(index);
     if (!layer) return null;
     const c = this.config;
@@ -251,10 +250,10 @@ export class WingsAdapter extends Module {
   }
 
   /** Host hooks driving this adapter. */
-  hooks(): WingsDecoderHooks {
+  hooks(): WingsHooks {
     const stage2 = this.config.stage === 2;
     return {
-      afterAttention: (index, args, ctx) => this.afterAttention(index, args.residual, args.attentionProbs, ctx),
+      afterAttention: (index, args, ctx: ForwardContext) => this.afterAttention(index, args.residual, args.attentionProbs, ctx),
       attentionProbsLayers: stage2 ? [...this.config.layers] : [],
       // Stage 1 (visual keys only, unmasked or causal by position) gives the same result for a
       // cached decode step as for the full sequence; stage 2's textual keys need every earlier token.
@@ -279,43 +278,56 @@ export class WingsAdapter extends Module {
   }
 }
 
-/** Handle returned by `injectWings`. */
-export interface WingsInjection {
-  adapter: WingsAdapter;
-  config: ResolvedWingsConfig;
-  /** Detach the hooks (the learners stay alive until `adapter.dispose()`). */
-  remove(): void;
-  /** Write `adapter_model.safetensors` (learner/router weights only) and `adapter_config.json` into `dir`. */
+/**
+ * Handle returned by the deprecated `injectWings` and by `loadWingsCheckpoint`: the attached module
+ * (`attachWings`' result, so core's `saveAdapter` / `saveAdapterFiles` take it) plus the old members.
+ */
+export interface WingsInjection extends AttachedModule<WingsAdapter, ResolvedWingsConfig> {
+  /** @deprecated Use `module`. */
+  readonly adapter: WingsAdapter;
+  /**
+   * @deprecated Use `@mllm/core`'s `saveAdapterFiles(handle, dir)` (one adapter format for every
+   * module, loaded back in one call by `loadAdapterFiles`). This writes Wings' old layout
+   * (`adapter_config.json` with `peft_type: 'WINGS'`).
+   */
   saveAdapter(dir: string): Promise<void>;
-  /** Load weights saved by `saveAdapter` (strict by default). */
+  /**
+   * @deprecated Use `@mllm/core`'s `loadAdapterFiles(host, dir)`, or `handle.loadStateDict` for weights
+   * into this module. Loads the weights of an adapter directory in either layout (strict by default).
+   */
   loadAdapter(dir: string, options?: { strict?: boolean }): Promise<LoadStateDictResult>;
 }
 
-/**
- * Attach Wings learners to `model`'s chosen decoder layers, freeze the base model (by structure)
- * and make the stage's Wings modules trainable. Save/load the adapter with `saveAdapter` /
- * `loadAdapter` (adapter-io).
- */
-export function injectWings(model: WingsHostModel, config: WingsConfig): WingsInjection {
-  if (!model || typeof model.addHooks !== 'function') {
-    throw new Error('injectWings: model must be a host model with addHooks(hooks) (@mllm/core HostLM/HostMLLM)');
-  }
-  const resolved = resolveWingsConfig(config, model.textConfig);
-  const adapter = new WingsAdapter(resolved);
-  if (config.freezeBase ?? true) model.setTrainable(false);
-  let handle: { remove(): void };
-  try {
-    handle = model.addHooks(adapter.hooks());
-  } catch (error) {
-    adapter.dispose();
-    throw error;
-  }
-  adapter.resetTrainable();
+/** `attached` with the deprecated `WingsInjection` members. */
+export function wingsInjection(attached: AttachedModule<WingsAdapter, ResolvedWingsConfig>): WingsInjection {
+  const adapter = attached.module;
   return {
+    type: attached.type,
+    module: adapter,
+    config: attached.config,
+    host: attached.host,
+    get isAttached() {
+      return attached.isAttached;
+    },
+    namedModules: () => attached.namedModules(),
+    moduleRecord: () => attached.moduleRecord(),
+    stateDict: () => attached.stateDict(),
+    loadStateDict: (dict, options) => attached.loadStateDict(dict, options),
+    remove: () => attached.remove(),
     adapter,
-    config: resolved,
-    remove: () => handle.remove(),
     saveAdapter: (dir) => saveAdapter(adapter, dir),
     loadAdapter: (dir, options) => loadAdapter(adapter, dir, options),
   };
+}
+
+/**
+ * @deprecated Use `attachWings(host, config)` (same config, same behaviour; save and load with
+ * `@mllm/core`'s `saveAdapter` / `loadAdapter`). Removed in the next minor version.
+ *
+ * Attach Wings learners to `model`'s chosen decoder layers, freeze the base model (by structure)
+ * and make the stage's Wings modules trainable.
+ */
+export function injectWings(model: ModuleHost, config: WingsConfig): WingsInjection {
+  assertModuleHost('injectWings', model);
+  return wingsInjection(attachWings(model, config));
 }

@@ -12,19 +12,19 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { LearnerKeys } from './wings-layer.js';
-import { gatherRows as gatherTableRows } from '@mllm/core';
+import { gatherRows as gatherTableRows, type ForwardContext } from '@mllm/core';
 
-/** The parts of the host's `ForwardContext` the learners read. */
-export interface WingsForwardContext {
-  inputEmbeddings: tf.Tensor3D; // [B, L, H]
-  positions: tf.Tensor2D; // [B, L]
-  attentionMask: tf.Tensor2D; // [B, L]
-  textMask: tf.Tensor2D; // [B, L]
-  imageSpans: Array<Array<{ imageIndex: number; start: number; length: number }>>;
-  hasImage: tf.Tensor1D; // [B]
-  visualTokens: tf.Tensor3D | null; // [numImages, Ni, H]
-  isPrefill: boolean;
-}
+/**
+ * The fields of core's `ForwardContext` the learners read (a test or a hand-driven layer builds
+ * just these; the host passes its whole context).
+ */
+export type WingsKeyContext = Pick<
+  ForwardContext,
+  'inputEmbeddings' | 'positions' | 'attentionMask' | 'textMask' | 'imageSpans' | 'hasImage' | 'visualTokens' | 'isPrefill'
+>;
+
+/** @deprecated Use `WingsKeyContext` (a `Pick` of `@mllm/core`'s `ForwardContext`); removed in the next minor version. */
+export type WingsForwardContext = WingsKeyContext;
 
 /**
  * Visual keys for every sample (null when the batch has no image tokens). Key positions are the
@@ -32,7 +32,7 @@ export interface WingsForwardContext {
  * with right padding), so this also works on cached decode steps, where `imageSpans` and
  * `visualTokens` still describe the prompt. Call inside a tidy.
  */
-export function buildVisualKeys(ctx: WingsForwardContext, causalByPosition = false): LearnerKeys | null {
+export function buildVisualKeys(ctx: WingsKeyContext, causalByPosition = false): LearnerKeys | null {
   const tokens = ctx.visualTokens;
   const B = ctx.imageSpans.length;
   const H = ctx.inputEmbeddings.shape[2];
@@ -90,7 +90,7 @@ export function buildVisualKeys(ctx: WingsForwardContext, causalByPosition = fal
  * `system_prompt_length`: it keeps the system prompt and user header out of image samples' text
  * keys); the default 0 keeps every text token. Call inside a tidy.
  */
-export function buildTextualKeys(ctx: WingsForwardContext, systemPromptLength = 0): LearnerKeys {
+export function buildTextualKeys(ctx: WingsKeyContext, systemPromptLength = 0): LearnerKeys {
   if (!Number.isInteger(systemPromptLength) || systemPromptLength < 0) {
     throw new Error(`Wings: systemPromptLength must be a non-negative integer, got ${String(systemPromptLength)}`);
   }
@@ -109,7 +109,7 @@ export function buildTextualKeys(ctx: WingsForwardContext, systemPromptLength = 
  * samples without an image: `[0, L)`. Shorter lists repeat their last index.
  */
 export function referenceTextKeyIndices(
-  imageSpans: WingsForwardContext['imageSpans'],
+  imageSpans: WingsKeyContext['imageSpans'],
   length: number,
   systemPromptLength: number,
 ): { indices: number[][]; padding: number[] } {
@@ -135,7 +135,7 @@ export function referenceTextKeyIndices(
 }
 
 /** Reference-compat textual keys (`misalignedTextMask`). Call inside a tidy. */
-export function buildReferenceTextualKeys(ctx: WingsForwardContext, systemPromptLength: number): LearnerKeys {
+export function buildReferenceTextualKeys(ctx: WingsKeyContext, systemPromptLength: number): LearnerKeys {
   const [B, L, H] = ctx.inputEmbeddings.shape;
   const { indices, padding } = referenceTextKeyIndices(ctx.imageSpans, L, systemPromptLength);
   const Lk = indices[0].length;

@@ -3,7 +3,8 @@ import * as tf from '@tensorflow/tfjs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { HostLM, disposeStateDict, writeSafetensorsFile } from '@mllm/core';
+import { HostLM, disposeStateDict, loadAdapter, parseAdapterConfig, saveAdapter, writeSafetensorsFile } from '@mllm/core';
+import './index.js'; // registers the wings module kind (what loadAdapter resolves)
 import { loadWingsCheckpoint, wingsCheckpointShape } from './load-checkpoint.js';
 import { CLEAN_COMPAT, REFERENCE_COMPAT } from './wings-layer.js';
 import { learnerStateDict, randomLearnerWeights, randomMatrix } from './reference-math.testutil.js';
@@ -56,6 +57,21 @@ describe('loadWingsCheckpoint', () => {
     const expected = learnerStateDict(randomLearnerWeights(22, H, R), 'model.layers.2.attn_t_pool.');
     for (const [k, v] of expected) expect(loaded.get(k)!.arraySync()).toEqual(v.arraySync());
     [loaded, expected].forEach(disposeStateDict);
+    // The result is an attached module: core's adapter format saves it and loads it back into a fresh host.
+    const files = saveAdapter(wings);
+    expect(parseAdapterConfig(files.config).config).toMatchObject({
+      lora_dim: R, target_layers: [0, 2], router_max_length: MAX, system_prompt_length: 5,
+      reference_compat: { double_add: true, text_only_no_router: true, misaligned_text_mask: true },
+    });
+    const other = host();
+    const again = await loadAdapter(other, files);
+    expect(again.config).toEqual(wings.config);
+    const [a, b] = [wings.stateDict(), again.stateDict()];
+    for (const [k, v] of a) expect(b.get(k)!.arraySync()).toEqual(v.arraySync());
+    [a, b].forEach(disposeStateDict);
+    again.remove();
+    again.module.dispose();
+    other.dispose();
     wings.remove();
     wings.adapter.dispose();
     expect(tf.memory().numTensors).toBe(before);

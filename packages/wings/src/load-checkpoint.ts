@@ -9,8 +9,9 @@
  * `'reference'` (`REFERENCE_COMPAT`): the released weights were trained with the reference's
  * doubled stage-2 update and its text keys, so the clean design gives other outputs with them.
  */
-import { disposeStateDict, loadShardedCheckpoint, type StateDict } from '@mllm/core';
-import { injectWings, type WingsConfig, type WingsHostModel, type WingsInjection } from './inject.js';
+import { assertModuleHost, disposeStateDict, loadShardedCheckpoint, type ModuleHost, type StateDict } from '@mllm/core';
+import { wingsInjection, type WingsConfig, type WingsInjection } from './inject.js';
+import { attachWings } from './attach.js';
 
 /** The checkpoint tensors `loadWingsCheckpoint` reads: the learners' and routers'. */
 export const WINGS_TENSOR_PATTERN = /^model\.layers\.\d+\.(attn_pool|attn_t_pool|reweight_module)\./;
@@ -63,16 +64,18 @@ export function wingsCheckpointShape(tensors: StateDict, source = 'the checkpoin
 
 /**
  * Attach Wings learners shaped like the checkpoint at `path` (a directory with
- * `model.safetensors` or a sharded index, an index file or one `.safetensors` file) to `model` and
- * load their weights strictly. Reproduces the reference by default (`referenceCompat: 'reference'`,
+ * `model.safetensors` or a sharded index, an index file or one `.safetensors` file) to `model`
+ * (`attachWings`) and load their weights strictly. The result is the attached module (save it with
+ * `@mllm/core`'s `saveAdapter` / `saveAdapterFiles`) with the deprecated `WingsInjection` members. Reproduces the reference by default (`referenceCompat: 'reference'`,
  * `systemPromptLength` from the checkpoint's `config.json`); pass `referenceCompat: 'clean'` for
  * the clean design. Nothing stays attached when loading fails.
  */
 export async function loadWingsCheckpoint(
-  model: WingsHostModel,
+  model: ModuleHost,
   path: string,
   options: LoadWingsCheckpointOptions = {},
 ): Promise<WingsInjection> {
+  assertModuleHost('loadWingsCheckpoint', model);
   const fs = await import('node:fs/promises');
   const nodePath = await import('node:path');
   const stats = await fs.stat(path).catch((error: Error) => {
@@ -106,7 +109,7 @@ export async function loadWingsCheckpoint(
           `${configText === null ? 'does not exist' : 'has no system_prompt_length'}; pass { systemPromptLength } (14 for the released Qwen1.5 template)`,
       );
     }
-    const injection = injectWings(model, {
+    const attached = attachWings(model, {
       ...options,
       stage: shape.stage,
       rank: shape.rank,
@@ -116,13 +119,13 @@ export async function loadWingsCheckpoint(
       systemPromptLength,
     });
     try {
-      injection.adapter.loadStateDict(tensors, { strict: true });
+      attached.loadStateDict(tensors, { strict: true });
     } catch (error) {
-      injection.remove();
-      injection.adapter.dispose();
+      attached.remove();
+      attached.module.dispose();
       throw error;
     }
-    return injection;
+    return wingsInjection(attached);
   } finally {
     disposeStateDict(tensors);
   }

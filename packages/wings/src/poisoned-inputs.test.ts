@@ -2,12 +2,12 @@
  * Poisoned inputs against the Wings modules (every backend): NaN/Inf at padding keys of a LoRRA
  * learner never reach its output (same bits as zeros there), a text-only sample's visual branch
  * cannot leak into it, masks must be 0/1, and wrong kinds of argument to LoRRA, WingsLayer,
- * WingsRouter and injectWings are errors naming the argument, the expected and the actual value.
+ * WingsRouter, attachWings and injectWings are errors naming the argument, the expected and the actual value.
  */
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { HostMLLM, setSeed } from '@mllm/core';
-import { LoRRA, LowRankProjection, WingsLayer, WingsRouter, injectWings } from './index.js';
+import { LoRRA, LowRankProjection, WingsLayer, WingsRouter, attachWings, injectWings } from './index.js';
 
 const B = 2, Lq = 3, Lk = 5, H = 8;
 const keyMaskValues = [1, 1, 1, 0, 0, 1, 0, 1, 1, 0]; // [B, Lk]
@@ -143,7 +143,11 @@ describe('Wings modules with poisoned inputs', () => {
         vision: { imageSize: 8, patchSize: 4, hiddenSize: 12, numLayers: 1, numHeads: 2, intermediateSize: 16 },
       },
     });
-    expect(() => injectWings(undefined as never, { stage: 1, rank: 2 })).toThrow(/injectWings: model must be a host model/);
+    expect(() => injectWings(undefined as never, { stage: 1, rank: 2 })).toThrow(/injectWings: host must be a model implementing ModuleHost.*got undefined/);
+    expect(() => attachWings(null as never, { stage: 1, rank: 2 })).toThrow(/attachWings: host must be a model implementing ModuleHost.*got null/);
+    expect(() => attachWings(host, null as never)).toThrow('WingsConfig: config must be an object, got null');
+    expect(() => attachWings(host, { stage: 1, rank: 0 })).toThrow('WingsConfig: rank must be a positive integer, got 0');
+    expect(() => attachWings(host, { stage: 1, rank: 2, layers: 'some' as never })).toThrow("WingsConfig: layers must be an index list, a RegExp or 'all', got some");
     expect(() => injectWings(host, undefined as never)).toThrow('WingsConfig: config must be an object, got undefined');
     expect(() => injectWings(host, { stage: 1, rank: 2, visualCausal: 'no' } as never)).toThrow('WingsConfig: visualCausal must be true or false, got the string "no"');
     expect(() => injectWings(host, { stage: 1, rank: 2, initStd: NaN })).toThrow('WingsConfig: initStd must be a finite number, got NaN');

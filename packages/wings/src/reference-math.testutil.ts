@@ -49,6 +49,21 @@ export function learnerStateDict(w: LearnerWeights64, prefix = ''): Map<string, 
   return out;
 }
 
+/** Random reference-named weights for every learner (width H, rank R) and router (width MAX) of `layers`. */
+export function randomAdapterDict(layers: number[], stage: 1 | 2, seed: number, H = 16, R = 3, MAX = 32): Map<string, tf.Tensor> {
+  const dict = new Map<string, tf.Tensor>();
+  for (const i of layers) {
+    for (const [name, s] of [['attn_pool', seed + i], ['attn_t_pool', seed + 50 + i]] as const) {
+      for (const [k, v] of learnerStateDict(randomLearnerWeights(s, H, R, 0.4), `model.layers.${i}.${name}.`)) dict.set(k, v);
+    }
+    if (stage === 2) {
+      dict.set(`model.layers.${i}.reweight_module.linear.weight`, tf.tensor2d(randomMatrix(seed + 90 + i, 2, MAX, 2)));
+      dict.set(`model.layers.${i}.reweight_module.linear.bias`, tf.tensor1d([0.1, -0.3]));
+    }
+  }
+  return dict;
+}
+
 export interface LearnerCase64 {
   /** `[B][Lq][H]` */
   query: number[][][];

@@ -15,7 +15,7 @@ import { LoRRA } from './lorra.js';
 import { WingsRouter } from './router.js';
 import { REFERENCE_COMPAT } from './wings-layer.js';
 import { loadWingsCheckpoint, type LoadWingsCheckpointOptions } from './load-checkpoint.js';
-import type { WingsForwardContext } from './learner-keys.js';
+import type { WingsKeyContext } from './learner-keys.js';
 import { RELATIVE_TOLERANCE, maxRelativeError } from './reference-math.testutil.js';
 
 interface Fixture {
@@ -163,7 +163,7 @@ describe('parity with one decoder layer wired by modeling_wings_qwen2.py, loaded
       const starts = Array.from(get(f, 'inputs.image_starts').dataSync());
       const features = get(f, 'inputs.image_features').arraySync() as number[][][];
       const imageSamples = starts.map((s, b) => (s >= 0 ? b : -1)).filter((b) => b >= 0);
-      const ctx: WingsForwardContext = {
+      const ctx: WingsKeyContext = {
         inputEmbeddings: embeds,
         positions: tf.tensor2d(Array.from({ length: B }, () => Array.from({ length: L }, (_, t) => t)), [B, L], 'int32'),
         attentionMask: tf.tensor2d(mask),

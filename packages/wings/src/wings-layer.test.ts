@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { disposeStateDict, loadSafetensors, saveSafetensors } from '@mllm/core';
 import { WingsLayer, type ReferenceCompat } from './wings-layer.js';
-import { buildReferenceTextualKeys, buildTextualKeys, buildVisualKeys, referenceTextKeyIndices, type WingsForwardContext } from './learner-keys.js';
+import { buildReferenceTextualKeys, buildTextualKeys, buildVisualKeys, referenceTextKeyIndices, type WingsKeyContext } from './learner-keys.js';
 import {
   learnerStateDict,
   lorra64,
@@ -55,7 +55,7 @@ function batch(seed: number, withImage = true): Batch {
   };
 }
 
-function context(x: Batch): WingsForwardContext {
+function context(x: Batch): WingsKeyContext {
   return {
     inputEmbeddings: tf.tensor3d(x.embeddings),
     positions: tf.tensor2d([[0, 1, 2, 3, 4, 5, 6, 7], [0, 1, 2, 3, 4, 5, 0, 0]], undefined, 'int32'),
