@@ -251,7 +251,7 @@ describe('saveAdapterFiles / loadAdapterFiles with VPG-C', () => {
     randomizeVpgc(attached.module, 72);
     const expected = logitsOf(model);
     const hostDir = join(dir, 'host');
-    await saveHostModel(model, hostDir); // without includeHooks: the base only
+    await saveHostModel(model, hostDir, { includeModules: false }); // the base only
     const files = saveAdapter(attached);
     const { qformer, numQueryTokens, llmHiddenSize } = vpg.getConfig() as Record<string, never>;
     const restoredVpg = new QFormerVPG({ qformer, numQueryTokens, llmHiddenSize });
@@ -264,6 +264,26 @@ describe('saveAdapterFiles / loadAdapterFiles with VPG-C', () => {
       m.remove();
       m.module.dispose();
     }
+    model.dispose();
+    restored.dispose();
+  });
+
+  it('a host saved with VPG-C attached reloads with one call: the Q-Former VPG rebuilt, VPG-C re-attached, same logits', async () => {
+    const { model } = tinyVpgHost(81);
+    const attached = attachVPGC(model);
+    randomizeVpgc(attached.module, 82);
+    const expected = logitsOf(model);
+    const hostDir = join(dir, 'host-with-vpgc');
+    await saveHostModel(model, hostDir);
+    const config = JSON.parse(await readFile(join(hostDir, 'config.json'), 'utf8'));
+    expect(config.projector).toMatchObject({ module_type: 'qformer_vpg', module_package: '@mllm/vpgc', child_name: 'model.mm_projector' });
+    expect(config.mllm_modules.map((m: { module_type: string }) => m.module_type)).toEqual(['vpgc']);
+    const restored = await loadHostModel(hostDir);
+    expect(restored.projector).toBeInstanceOf(QFormerVPG);
+    expect(restored.namedParameters().map(([n]) => n)).toEqual(model.namedParameters().map(([n]) => n));
+    expect(logitsOf(restored)).toEqual(expected);
+    attached.remove();
+    attached.module.dispose();
     model.dispose();
     restored.dispose();
   });

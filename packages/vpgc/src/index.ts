@@ -13,6 +13,7 @@ export * from './vpgc.js';
 export * from './state-dict-io.js';
 export * from './adapter.js';
 export * from './attach.js';
+export * from './projector-kind.js';
 export * from './synthetic/index.js';
 
 import { registerModuleKind } from '@mllm/core';

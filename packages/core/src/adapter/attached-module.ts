@@ -5,7 +5,8 @@
  *     → AttachedModule { type, module, config, remove(), stateDict(), loadStateDict(), … }
  *
  * all built on `attachModule` below, so they agree on what attaching means:
- *   1. the host's own parameters are frozen (unless `freezeBase: false`),
+ *   1. the host's own parameters are frozen (unless `freezeBase: false`; modules attached earlier keep
+ *      their trainable flags),
  *   2. the hook is added; the module's parameters appear in the host's state dict under their
  *      reference names (`model.moe_model.*`, `model.layers.{i}.attn_pool.*`, `model.query_tokens`, …),
  *   3. the hook carries a `ModuleRecord` (type, package, version, reference-named config), which is
@@ -106,7 +107,6 @@ export function attachModule<M extends Module, C>(owner: string, host: ModuleHos
     config: fixed ? structuredClone(fixed) : json((referenceConfig as () => Record<string, unknown>)()),
   });
   const named = spec.namedModules.map(([n, m]): [string, Module] => [n, m]);
-  if (spec.freezeBase ?? true) host.setTrainable(false);
   const handle = host.addHooks({
     ...spec.hooks,
     namedModules: () => named,
@@ -114,6 +114,12 @@ export function attachModule<M extends Module, C>(owner: string, host: ModuleHos
   });
   let attached = true;
   try {
+    // After addHooks, so a refused attach freezes nothing. `freezeBase` leaves modules attached
+    // earlier as they are; a host without it is frozen whole (afterAttach then unfreezes this module).
+    if (spec.freezeBase ?? true) {
+      if (typeof host.freezeBase === 'function') host.freezeBase();
+      else host.setTrainable(false);
+    }
     spec.afterAttach?.();
   } catch (error) {
     handle.remove();

@@ -32,6 +32,11 @@ export interface ModuleHost {
   addHooks(hooks: DecoderHooks): HookHandle;
   /** Freeze (`false`) or unfreeze the host's parameters (attached modules included), by structure. */
   setTrainable(trainable: boolean): unknown;
+  /**
+   * Freeze the base model's own parameters, leaving attached modules' flags as they are (optional;
+   * without it `attachModule` freezes the whole host with `setTrainable(false)`).
+   */
+  freezeBase?(): void;
   /** The base model's shape (see `BaseModelShape`). */
   baseModelShape(): BaseModelShape;
   /** The visual projector (VPG-C re-queries a Q-Former projector). Absent on a text-only host. */

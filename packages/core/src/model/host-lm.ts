@@ -125,6 +125,15 @@ export class HostLM extends Module {
     };
   }
 
+  /** Freeze every parameter except those of attached hooks' modules (`ModuleHost.freezeBase`). */
+  freezeBase(): void {
+    const hookNames = new Set(this.hookModuleNames);
+    const hookParameters = new Set(
+      this.children().filter(([n]) => hookNames.has(n)).flatMap(([n, m]) => m.namedParameters(`${n}.`).map(([p]) => p)),
+    );
+    for (const [name, parameter] of this.namedParameters()) if (!hookParameters.has(name)) parameter.variable.trainable = false;
+  }
+
   /** The base model's shape in HF names (what adapters record and check; see `ModuleHost`). */
   baseModelShape(): BaseModelShape {
     const c = this.textConfig;

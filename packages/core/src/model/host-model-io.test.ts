@@ -125,6 +125,19 @@ describe('saveHostModel / loadHostModel with attached modules', () => {
     model.dispose();
   });
 
+  it('attaching a second module freezes the base only: the first keeps its trainable flags', () => {
+    const model = tinyHost(7);
+    const first = attachToy(model, { layer: 0 });
+    const second = attachToy(model, { layer: 1 });
+    const trainable = model.namedParameters().filter(([, p]) => p.variable.trainable).map(([n]) => n);
+    expect(trainable).toEqual(['model.layers.0.toy.weight', 'model.layers.1.toy.weight']);
+    for (const a of [first, second]) {
+      a.remove();
+      a.module.dispose();
+    }
+    model.dispose();
+  });
+
   it('a hook added with addHooks directly cannot be saved with the host unless includeModules is false', async () => {
     const model = tinyHost(4);
     const extra = new Linear({ inFeatures: 16, outFeatures: 16 });
