@@ -8,10 +8,9 @@
  *   scoring: the same frozen model with VPG-C attached, then with it removed, on held-out questions.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import {
-  AdamW, HostMLLM, Trainer, applyTrainingStage, cosineScheduleWithWarmup, createRng, disposeBatch, setSeed,
-  type MultimodalBatch, type Tokenizer,
-} from '@mllm/core';
+import { createRng, setSeed } from '@mllm/core';
+import { HostMLLM, disposeBatch, type MultimodalBatch, type Tokenizer } from '@mllm/models';
+import { AdamW, Trainer, applyTrainingStage, cosineScheduleWithWarmup } from '@mllm/train';
 import { QFormerVPG, attachVPGC, qformerAttentionReader, type AttachedVPGC } from '@mllm/vpgc';
 import { CHAT_OPTIONS, SCENE, differenceGenerator, stage1Batch, syntheticBatch, type ChoiceQuestion } from './data.js';
 

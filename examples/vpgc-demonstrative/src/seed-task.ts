@@ -3,7 +3,9 @@
  * each): stage 1, held-out questions, stage 2, scoring with VPG-C attached and removed, and (when
  * asked) the checkpoint.
  */
-import { initBackend, saveHostModel, toJsonLine, type BackendRequest, type HostMLLM } from '@mllm/core';
+import { initBackend, type BackendRequest } from '@mllm/core';
+import { saveHostModel, type HostMLLM } from '@mllm/models';
+import { toJsonLine } from '@mllm/train';
 import { saveAdapter, type VPGC } from '@mllm/vpgc';
 import { writeFile } from 'node:fs/promises';
 import { differenceGenerator, exampleTokenizer, whatChangedQuestion, whichDiffersQuestion, type ChoiceQuestion } from './data.js';

@@ -1,7 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { loadStateDict, setSeed, StateDictError } from '../index.js';
-import { TinyMlp } from '../train/test-fixtures.js';
+import { Linear, Module, loadStateDict, setSeed, StateDictError } from '../index.js';
+
+/** Parameters `fc1.weight [4, 3]`, `fc1.bias`, `fc2.weight [2, 4]`, `fc2.bias` (the trainer tests' TinyMlp lives in @mllm/train). */
+class TinyMlp extends Module {
+  static readonly className = 'StateDictTestMlp';
+  readonly fc1: Linear;
+  readonly fc2: Linear;
+  constructor(inFeatures: number, hidden: number, outFeatures: number) {
+    super({});
+    this.fc1 = this.addModule('fc1', new Linear({ inFeatures, outFeatures: hidden }));
+    this.fc2 = this.addModule('fc2', new Linear({ inFeatures: hidden, outFeatures }));
+  }
+}
 
 const params = (model: TinyMlp) => model.namedParameters().map(([name, p]) => [name, Array.from(p.variable.read().dataSync())]);
 

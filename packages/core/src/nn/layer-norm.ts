@@ -4,7 +4,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { Module, type ModuleArgs } from './module.js';
 import { onesInit, zerosInit } from './initializers.js';
 import { assertPositiveInt } from './linear.js';
-import { hostLayerNormAvailable, runHostLayerNorm } from '../ops/host-layer-norm.js';
+import { hostLayerNormAvailable, runHostLayerNorm } from '../kernels/cpu/host-layer-norm.js';
 
 export interface LayerNormArgs extends ModuleArgs {
   dim: number;
