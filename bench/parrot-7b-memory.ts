@@ -16,9 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
-import {
-  initBackend, parseBackendRequest, loadShardedCheckpoint, loadStateDict, readShardedIndex, saveShardedCheckpoint, setSeed, stateDict, disposeStateDict,
-} from '@mllm/core';
+import { initBackend, parseBackendRequest, loadShardedCheckpoint, loadStateDict, readShardedIndex, saveShardedCheckpoint, setSeed, stateDict, disposeStateDict } from '@mllm/core';
 import { ParrotMoE } from '@mllm/parrot';
 
 const D = 4096;

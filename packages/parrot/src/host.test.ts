@@ -1,12 +1,12 @@
 /** Parrot on the host MLLM through `transformVisual` (tiny dims). */
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { HostMLLM, IGNORE_INDEX, loadStateDict, setSeed, stateDict, type DecoderHooks, type MultimodalBatch, type VisionSelectFeature } from '@mllm/core';
+import { loadStateDict, setSeed, stateDict, type DecoderHooks, type VisionSelectFeature, createRng } from '@mllm/core';
+import { HostMLLM, IGNORE_INDEX, type MultimodalBatch } from '@mllm/models';
 import { ParrotMoE } from './parrot-moe.js';
 import { parrotHooks } from './hooks.js';
 import { parrotMoE64, type Matrix } from './testing/float64-moe.js';
 import { expectClose, maxAbs, randomMatrix, randomWeights, readWeights, weightsToStateDict } from './testing/fixtures.js';
-import { createRng } from '@mllm/core';
 
 const H = 16;
 const Nv = 5; // CLS + 4 patches

@@ -1,6 +1,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { HostMLLM, setSeed, collateChat, disposeBatch, type ForwardContext } from '@mllm/core';
+import { setSeed, type ForwardContext } from '@mllm/core';
+import { HostMLLM, collateChat, disposeBatch } from '@mllm/models';
 import { QFormerVPG, attachVPGC } from './index.js';
 import { useTestBackend } from './test-support/backend.js';
 import { randomizeVpgc } from './test-support/fixture.js';

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { HostMLLM, disposeStateDict, loadStateDict, setSeed, type MultimodalBatch } from '@mllm/core';
+import { disposeStateDict, loadStateDict, setSeed } from '@mllm/core';
+import { HostMLLM, type MultimodalBatch } from '@mllm/models';
 import { injectWings, resolveWingsConfig, type WingsConfig } from './inject.js';
 import { CLEAN_COMPAT, REFERENCE_COMPAT } from './wings-layer.js';
 import { RELATIVE_TOLERANCE, learnerStateDict, lorra64, maxRelativeError, randomLearnerWeights, randomMatrix, router64 } from './reference-math.testutil.js';
