@@ -2,6 +2,8 @@
 // CommonJS consumer: require() of the packed packages (their `require` condition → dist/*.cjs).
 const tf = require('@tensorflow/tfjs-core');
 const core = require('@mllm/core');
+const models = require('@mllm/models');
+const train = require('@mllm/train');
 const { ParrotMoE, PARROT_CHECKPOINT_PREFIX } = require('@mllm/parrot');
 const { injectWings } = require('@mllm/wings');
 const vpgc = require('@mllm/vpgc');
@@ -9,14 +11,14 @@ const { extractAnswer } = require('@mllm/eval');
 const parrotThreads = require('@mllm/parrot/threads');
 const { runChecks } = require('./checks.cjs');
 
-for (const name of ['@mllm/core', '@mllm/parrot', '@mllm/wings', '@mllm/vpgc', '@mllm/eval']) {
+for (const name of ['@mllm/core', '@mllm/models', '@mllm/train', '@mllm/parrot', '@mllm/wings', '@mllm/vpgc', '@mllm/eval']) {
   const resolved = require.resolve(name);
   if (!resolved.endsWith(`${require('node:path').sep}dist${require('node:path').sep}index.cjs`)) {
     throw new Error(`${name} resolved to ${resolved}, expected the CommonJS build dist/index.cjs`);
   }
 }
 if (!require.resolve('@mllm/parrot/threads').endsWith('threads.cjs')) throw new Error('@mllm/parrot/threads did not resolve to dist/threads.cjs');
-runChecks({ tf, core, parrot: { ParrotMoE, PARROT_CHECKPOINT_PREFIX }, parrotThreads, wings: { injectWings }, vpgc, evaluation: { extractAnswer } }, 'cjs').catch(
+runChecks({ tf, core, models, train, parrot: { ParrotMoE, PARROT_CHECKPOINT_PREFIX }, parrotThreads, wings: { injectWings }, vpgc, evaluation: { extractAnswer } }, 'cjs').catch(
   (error) => {
     console.error(error);
     process.exit(1);
