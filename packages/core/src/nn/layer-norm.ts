@@ -14,7 +14,7 @@ export interface LayerNormArgs extends ModuleArgs {
 
 /**
  * `x [..., D] → [..., D]`, biased variance like PyTorch. On cpu (float32, `weight`/`bias` `[D]`) one fused
- * kernel per direction (`ops/host-layer-norm.ts`); elsewhere composed from tf ops.
+ * kernel per direction (`kernels/cpu/host-layer-norm.ts`); elsewhere composed from tf ops.
  */
 export function layerNorm(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, eps: number): tf.Tensor {
   const D = x.shape[x.rank - 1];
