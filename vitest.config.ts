@@ -13,7 +13,7 @@ import { defineConfig } from 'vitest/config';
 // e.g. `pnpm vitest run --project cpu`.
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 const pkg = (name: string) => here(`./packages/${name}/src/index.ts`);
-const setupFile = here('./packages/core/src/testing/vitest-setup.ts');
+const setupFile = here('./tools/vitest/vitest-setup.ts');
 const tensorflowBackendTest = 'packages/core/src/backend/tensorflow.test.ts';
 
 function resolvable(specifier: string): boolean {
@@ -26,7 +26,7 @@ function resolvable(specifier: string): boolean {
 }
 const tfjsNodeInstalled = resolvable('@tensorflow/tfjs-node') || resolvable('@tensorflow/tfjs-node-gpu');
 
-const testFiles = ['packages/*/src/**/*.test.ts', 'examples/*/src/**/*.test.ts', 'examples/*/test/**/*.test.ts'];
+const testFiles = ['packages/*/src/**/*.test.ts', 'tools/**/*.test.ts', 'examples/*/src/**/*.test.ts', 'examples/*/test/**/*.test.ts'];
 
 // Note: `extends: true` merges arrays with the root config by concatenation, so `include` is set
 // per project only.
@@ -46,6 +46,8 @@ export default defineConfig({
     alias: {
       '@mllm/core/testing': here('./packages/core/src/testing/index.ts'),
       '@mllm/core': pkg('core'),
+      '@mllm/models': pkg('models'),
+      '@mllm/train': pkg('train'),
       '@mllm/parrot': pkg('parrot'),
       '@mllm/eval': pkg('eval'),
       '@mllm/wings': pkg('wings'),
@@ -61,7 +63,7 @@ export default defineConfig({
     // makes the suite ~3-4× faster. The setup file still runs before every file and re-selects
     // the project's backend, so a file that switches backends cannot affect the next one.
     isolate: false,
-    reporters: [here('./packages/core/src/testing/vitest-backend-reporter.ts')],
+    reporters: [here('./tools/vitest/vitest-backend-reporter.ts')],
     projects: [
       backendProject('cpu'),
       backendProject('wasm'),

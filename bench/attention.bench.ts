@@ -6,7 +6,8 @@
  *   npx tsx --tsconfig bench/tsconfig.json bench/attention.bench.ts [--backend wasm] [--runs 7] [--B 8 --heads 4 --L 150 --d 16]
  */
 import * as tf from '@tensorflow/tfjs';
-import { batchMatMul, causalPaddingMask, initBackend, parseBackendRequest, maskedSoftmax, scaledDotProductAttention } from '@mllm/core';
+import { batchMatMul, initBackend, parseBackendRequest, maskedSoftmax, scaledDotProductAttention } from '@mllm/core';
+import { causalPaddingMask } from '@mllm/models';
 
 function argument(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);

@@ -1,11 +1,7 @@
 import { defineConfig } from 'tsup';
+import { baseOptions } from '../../tsup.base.js';
 
 export default defineConfig({
+  ...baseOptions,
   entry: ['src/index.ts'],
-  format: ['esm', 'cjs'],
-  dts: true,
-  sourcemap: true,
-  clean: true,
-  target: 'es2022',
-  external: [/^@tensorflow\//, /^@mllm\//, 'webgpu'],
 });

@@ -154,9 +154,9 @@ function checkParrot(libs, log) {
   })();
 }
 
-function tinyHost(core, seed) {
-  core.setSeed(seed);
-  return new core.HostMLLM({
+function tinyHost(libs, seed) {
+  libs.core.setSeed(seed);
+  return new libs.models.HostMLLM({
     config: {
       text: { vocabSize: 262, hiddenSize: 16, numLayers: 2, numHeads: 2, intermediateSize: 24, ropeTheta: 10000, maxLength: 64 },
       vision: { imageSize: 8, patchSize: 4, numChannels: 3, hiddenSize: 12, numLayers: 1, numHeads: 2, intermediateSize: 16 },
@@ -185,10 +185,10 @@ function hostLogits(tf, model, batch) {
 }
 
 async function checkWings(libs, log) {
-  const { tf, core, wings } = libs;
+  const { tf, core, models, wings } = libs;
   const { injectWings } = wings;
   const config = { stage: 2, rank: 3, routerMaxLength: 32 };
-  const host = tinyHost(core, 1);
+  const host = tinyHost(libs, 1);
   const batch = hostBatch(tf, host);
   const base = hostLogits(tf, host, batch);
   expectShape('host logits', base, [2, 9, 262]);
@@ -238,7 +238,7 @@ async function checkWings(libs, log) {
   disposeMap(exported);
   const reference = hostLogits(tf, host, batch);
 
-  const freshHost = tinyHost(core, 1);
+  const freshHost = tinyHost(libs, 1);
   const freshBase = hostLogits(tf, freshHost, batch);
   if (maxAbsDiff(tf, freshBase, base) !== 0) fail('Wings: the seeded host is not reproducible');
   freshBase.dispose();
@@ -255,7 +255,7 @@ async function checkWings(libs, log) {
     inj.adapter.dispose();
     model.dispose();
   }
-  core.disposeBatch(batch);
+  models.disposeBatch(batch);
   log('wings: host forward [2,9,262] with stage-2 learners, no leak, adapter gradients, reference export round trip');
 }
 
@@ -396,6 +396,23 @@ async function checkWasmThreads(libs, log) {
   log(`wasm from the installed packages: ${threads} XNNPACK thread(s), matMul within ${worst.toExponential(1)} of cpu`);
 }
 
+/** @mllm/train on the @mllm/models host: AdamW through the Trainer lowers the host's loss, nothing leaks. */
+async function checkTrain(libs, log) {
+  const { tf, train } = libs;
+  const model = tinyHost(libs, 11);
+  const batch = hostBatch(tf, model);
+  const before = tf.memory().numTensors;
+  const optimizer = new train.AdamW(model, { lr: 0.01, weightDecay: 0 });
+  const trainer = new train.Trainer({ model, optimizer, progress: false });
+  const metrics = await trainer.fit({ steps: 4, batches: () => batch, lossFn: (b) => model.loss(b) });
+  if (!(metrics[3].loss < metrics[0].loss)) fail(`train: the loss did not go down over 4 AdamW steps: ${metrics.map((m) => m.loss)}`);
+  optimizer.dispose();
+  if (tf.memory().numTensors !== before) fail(`train: tensors leaked: ${before} → ${tf.memory().numTensors}`);
+  tf.dispose(Object.values(batch));
+  model.dispose();
+  log(`@mllm/train: host loss ${metrics[0].loss.toFixed(3)} → ${metrics[3].loss.toFixed(3)} in 4 AdamW steps`);
+}
+
 async function runChecks(libs, label) {
   const log = (message) => console.log(`[${label}] ${message}`);
   const choice = await libs.core.initBackend('cpu');
@@ -405,6 +422,7 @@ async function runChecks(libs, label) {
   if (libs.parrotThreads) await checkParrotThreads(libs, log);
   await checkWings(libs, log);
   await checkVpgc(libs, log);
+  await checkTrain(libs, log);
   if (libs.evaluation) checkEval(libs, log);
   await checkWasmThreads(libs, log);
   const end = libs.tf.memory().numTensors;

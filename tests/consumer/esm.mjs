@@ -1,6 +1,8 @@
 // ESM consumer: named imports from the packed packages (their `import` condition → dist/*.js).
 import * as tf from '@tensorflow/tfjs-core';
 import * as core from '@mllm/core';
+import * as models from '@mllm/models';
+import * as train from '@mllm/train';
 import { ParrotMoE, PARROT_CHECKPOINT_PREFIX } from '@mllm/parrot';
 import { injectWings } from '@mllm/wings';
 import { QFormerVPG, VPGC, loadVPGStateDict, loadVPGCStateDict, vpgcStateDict, VPGC_REFERENCE_PREFIX } from '@mllm/vpgc';
@@ -8,7 +10,7 @@ import { extractAnswer } from '@mllm/eval';
 import { ExpertThreads } from '@mllm/parrot/threads';
 import checks from './checks.cjs';
 
-for (const name of ['@mllm/core', '@mllm/parrot', '@mllm/wings', '@mllm/vpgc', '@mllm/eval']) {
+for (const name of ['@mllm/core', '@mllm/models', '@mllm/train', '@mllm/parrot', '@mllm/wings', '@mllm/vpgc', '@mllm/eval']) {
   const resolved = import.meta.resolve(name);
   if (!resolved.endsWith('/dist/index.js')) throw new Error(`${name} resolved to ${resolved}, expected the ESM build dist/index.js`);
 }
@@ -17,6 +19,8 @@ await checks.runChecks(
   {
     tf,
     core,
+    models,
+    train,
     parrot: { ParrotMoE, PARROT_CHECKPOINT_PREFIX },
     parrotThreads: { ExpertThreads },
     wings: { injectWings },

@@ -8,6 +8,8 @@ import { ParrotMoE, PARROT_CHECKPOINT_PREFIX, type ParrotMoEArgs, type ParrotMoE
 import { ExpertThreads, type ExpertThreadsOptions } from '@mllm/parrot/threads';
 import { WingsLayer, type WingsConfig } from '@mllm/wings';
 import { QFormerVPG, VPGC, vpgcStateDict, type VPGCInputs } from '@mllm/vpgc';
+import { HostMLLM, type HostMLLMConfig, type Tokenizer } from '@mllm/models';
+import { AdamW, cosineScheduleWithWarmup, type AdamWConfig } from '@mllm/train';
 
 function expectShape(label: string, tensor: tf.Tensor, expected: number[]): void {
   if (tensor.shape.join(',') !== expected.join(',')) throw new Error(`${label}: expected [${expected}], got [${tensor.shape}]`);
@@ -85,7 +87,25 @@ async function main(): Promise<void> {
   const names: string[] = [...vpgcDict.keys(), ...stateDict(vpg).keys()];
   if (!names.includes('llama_model.model.llm_proj.weight')) throw new Error(`VPGC export names: ${names}`);
   loadSafetensors(saveSafetensors(vpgcDict)).tensors.forEach((t) => t.dispose());
-  console.log(`[ts] ${choice.backend}: ParrotMoE [1,3,8], gradient check, WingsLayer, VPGC [1,4,10] — typed checks passed`);
+
+  // @mllm/models and @mllm/train, typed: a tiny host, its tokenizer, AdamW's config and a schedule.
+  const hostConfig: HostMLLMConfig = {
+    text: { vocabSize: 262, hiddenSize: 8, numLayers: 1, numHeads: 2, intermediateSize: 12, maxLength: 32 },
+    vision: { imageSize: 8, patchSize: 4, numChannels: 3, hiddenSize: 6, numLayers: 1, numHeads: 2, intermediateSize: 8 },
+  };
+  // @ts-expect-error numLayers is a number
+  const badHostConfig: HostMLLMConfig = { ...hostConfig, text: { ...hostConfig.text, numLayers: 'one' } };
+  void badHostConfig;
+  const host = new HostMLLM({ config: hostConfig });
+  const tokenizer: Tokenizer = host.tokenizer;
+  if (tokenizer.encode('hi').length !== 2) throw new Error('the host byte tokenizer: "hi" is two tokens');
+  const optimizer = new AdamW(host, { lr: 1e-3 });
+  const optimizerConfig: AdamWConfig = optimizer.config();
+  const lr: number = cosineScheduleWithWarmup({ warmupSteps: 1, totalSteps: 4 }).factor(2);
+  if (!(lr > 0 && lr <= 1) || optimizerConfig.lr !== 1e-3) throw new Error(`AdamW config ${JSON.stringify(optimizerConfig)}, schedule ${lr}`);
+  optimizer.dispose();
+  host.dispose();
+  console.log(`[ts] ${choice.backend}: ParrotMoE [1,3,8], gradient check, WingsLayer, VPGC [1,4,10], HostMLLM + AdamW — typed checks passed`);
 }
 
 main().catch((error: unknown) => {

@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { HostMLLMConfig } from '@mllm/core';
+import type { HostMLLMConfig } from '@mllm/models';
 import { DEMO_MANIFEST_FILE, PARROT_EXAMPLE_FILES, inferManifest, type DemoCheckpointFiles, type DemoManifest } from '../src/demo-model.js';
 
 /** Reads `mllm-demo.json` (or infers it, see `inferManifest`), the host config and the weight files. */

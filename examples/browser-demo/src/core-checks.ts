@@ -6,22 +6,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import {
-  HostMLLM,
-  Linear,
-  batchMatMul,
-  createRng,
-  gelu,
-  loadSafetensors,
-  loadStateDict,
-  maskedSoftmax,
-  matMul2d,
-  rmsNorm,
-  saveSafetensors,
-  scaledDotProductAttention,
-  setSeed,
-  silu,
-  type HostMLLMConfig,
+  Linear, batchMatMul, createRng, gelu, loadSafetensors, loadStateDict, maskedSoftmax, matMul2d, rmsNorm, saveSafetensors, scaledDotProductAttention, setSeed, silu,
 } from '@mllm/core';
+import { HostMLLM, type HostMLLMConfig } from '@mllm/models';
 
 export interface CheckOutcome {
   name: string;

@@ -14,17 +14,8 @@
  * and, per Wings layer, the router's visual/textual blend for every token of the spliced sequence.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import {
-  HostMLLM,
-  IGNORE_INDEX,
-  encodeChat,
-  shiftedTokenLogProbs,
-  loadSafetensors,
-  loadStateDict,
-  type DecoderHooks,
-  type HostMLLMConfig,
-  type MultimodalBatch,
-} from '@mllm/core';
+import { loadSafetensors, loadStateDict, type DecoderHooks } from '@mllm/core';
+import { HostMLLM, IGNORE_INDEX, encodeChat, shiftedTokenLogProbs, type HostMLLMConfig, type MultimodalBatch } from '@mllm/models';
 import { ParrotMoE, parrotHooks, type ParrotMoEArgs } from '@mllm/parrot';
 import { attachWings, type AttachedWings, type WingsConfig } from '@mllm/wings';
 

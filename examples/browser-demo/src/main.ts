@@ -14,7 +14,7 @@ import { DEMO_MANIFEST_FILE, PARROT_EXAMPLE_FILES, buildDemoModel, inferManifest
 import { DrawingCanvas, type Tool } from './drawing.js';
 import { LANGUAGES, LANGUAGE_CODES, QUESTIONS, guessLanguage, type LanguageCode } from './languages.js';
 import { PALETTE, type PaletteColour } from './scene.js';
-import type { HostMLLMConfig } from '@mllm/core';
+import type { HostMLLMConfig } from '@mllm/models';
 
 interface DemoPageState {
   state: 'loading' | 'ready' | 'running' | 'done' | 'error';

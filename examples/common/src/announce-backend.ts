@@ -1,5 +1,6 @@
 /** The one line an example prints about its backend before its worker threads start. */
-import { initBackend, type BackendName, type BackendRequest, type TextStream } from '@mllm/core';
+import { initBackend, type BackendName, type BackendRequest } from '@mllm/core';
+import type { TextStream } from '@mllm/train';
 
 /**
  * Start `request` on this (main) thread and print the choice in one short line, e.g.

@@ -1,5 +1,6 @@
 /** What every example's `runExample` takes. */
-import type { BackendRequest, TextStream } from '@mllm/core';
+import type { BackendRequest } from '@mllm/core';
+import type { TextStream } from '@mllm/train';
 
 export interface ExampleRunOptions<Config> {
   backend: BackendRequest;

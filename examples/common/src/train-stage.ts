@@ -5,10 +5,9 @@
  * cosine schedule with 5 % warmup, gradient clipping at 1.0, fresh batches from a seeded RNG
  * (each disposed after its step), metrics reported per step.
  */
-import {
-  AdamW, Trainer, applyTrainingStage, cosineScheduleWithWarmup, createRng, disposeBatch,
-  type HostMLLM, type MultimodalBatch, type ParameterSelector, type StepMetrics,
-} from '@mllm/core';
+import { createRng } from '@mllm/core';
+import { disposeBatch, type HostMLLM, type MultimodalBatch } from '@mllm/models';
+import { AdamW, Trainer, applyTrainingStage, cosineScheduleWithWarmup, type ParameterSelector, type StepMetrics } from '@mllm/train';
 
 /** What an example reports per step (the trainer's metrics the examples show and log). */
 export interface StepReport {

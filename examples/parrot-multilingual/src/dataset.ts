@@ -4,7 +4,7 @@
  * is trained on exactly the prompt format it is evaluated on.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { CharTokenizer, collateChat, type MultimodalBatch, type Tokenizer } from '@mllm/core';
+import { CharTokenizer, collateChat, type MultimodalBatch, type Tokenizer } from '@mllm/models';
 import { ANSWER_INSTRUCTIONS, buildPrompt, type BenchmarkRowInput, type OptionChoice } from '@mllm/eval';
 import { LETTERS, LANGUAGES, makeSample, pick, pickLanguage, templateTexts, type Language, type McqSample, type OptionOrder, type QuestionKind } from './questions.js';
 

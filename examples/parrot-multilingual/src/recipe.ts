@@ -9,9 +9,8 @@
  * The vision tower is frozen in stage 2, as in both papers' recipes.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import {
-  HostMLLM, loadStateDict, setSeed, stateDict, type StateDict, type Tokenizer,
-} from '@mllm/core';
+import { loadStateDict, setSeed, stateDict, type StateDict } from '@mllm/core';
+import { HostMLLM, type Tokenizer } from '@mllm/models';
 import { attachParrot, type ParrotMoE } from '@mllm/parrot';
 import { trainStage, type StepReport } from '@mllm-example/common';
 import { ENGLISH_HEAVY_MIX, LANGUAGES, type Language, type OptionOrder, type QuestionKind } from './questions.js';

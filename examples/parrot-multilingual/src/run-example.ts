@@ -5,7 +5,8 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
-import { ProgressBar, createRng, toJsonLine } from '@mllm/core';
+import { createRng } from '@mllm/core';
+import { ProgressBar, toJsonLine } from '@mllm/train';
 import { writeTsv } from '@mllm/eval';
 import { formatPercent, groupedBarSpec, heatmapSpec, lineSpec, markdownTable, meanStd, renderSvg, runOnWorkerPool, type ExampleRunOptions } from '@mllm-example/common';
 import { heldOutRows } from './dataset.js';

@@ -4,9 +4,8 @@
  * trains, scores the held-out MMMB file with @mllm/eval and returns the report.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import {
-  initBackend, readSafetensorsFile, saveHostModel, stateDict, disposeStateDict, writeSafetensorsFile, type BackendRequest,
-} from '@mllm/core';
+import { initBackend, readSafetensorsFile, stateDict, disposeStateDict, writeSafetensorsFile, type BackendRequest } from '@mllm/core';
+import { saveHostModel } from '@mllm/models';
 import { ANSWER_INSTRUCTIONS, evaluate, type Report } from '@mllm/eval';
 import { exampleTokenizer } from './dataset.js';
 import { evalModelOf, runStage1, runStage2, type ExampleConfig, type RecipeName, type StepReport } from './recipe.js';

@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { testBackend } from '@mllm/core/testing';
-import { parseJsonLines } from '@mllm/core';
+import { parseJsonLines } from '@mllm/train';
 import { runExample } from '../src/run-example.js';
 import { languageOfPrompt } from '../src/tasks.js';
 

@@ -11,7 +11,8 @@
  *   which-differs task as 3-way multiple choice over the image index.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { CharTokenizer, collateChat, createRng, type MultimodalBatch, type Tokenizer } from '@mllm/core';
+import { createRng } from '@mllm/core';
+import { CharTokenizer, collateChat, type MultimodalBatch, type Tokenizer } from '@mllm/models';
 import {
   SyntheticDifferenceGenerator, applyEdit, describeEdit, objectPhrase, pick, randomInt, randomScene, regionName, renderScene,
   EDIT_KINDS, imageLines, type PatchAttentionReader, type Scene, type SyntheticSample,

@@ -8,7 +8,8 @@
  *   scoring: the same frozen model with VPG-C attached, then with it removed, on held-out questions.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { HostMLLM, setSeed, type Tokenizer } from '@mllm/core';
+import { setSeed } from '@mllm/core';
+import { HostMLLM, type Tokenizer } from '@mllm/models';
 import { trainStage, type StepReport } from '@mllm-example/common';
 import { QFormerVPG, attachVPGC, qformerAttentionReader, type AttachedVPGC } from '@mllm/vpgc';
 import { CHAT_OPTIONS, SCENE, differenceGenerator, stage1Batch, syntheticBatch, type ChoiceQuestion } from './data.js';

@@ -6,7 +6,7 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
-import { ProgressBar } from '@mllm/core';
+import { ProgressBar } from '@mllm/train';
 import { formatPercent, groupedBarSpec, lineSpec, markdownTable, meanStd, renderSvg, runOnWorkerPool, type ExampleRunOptions } from '@mllm-example/common';
 import { DEFAULT_CONFIG, type ExampleConfig } from './recipe.js';
 import { EVAL_SETS, runSeed, type Condition, type EvalSet, type Outcome, type SeedProgress, type SeedResult, type SeedTask } from './seed-task.js';

@@ -3,7 +3,9 @@
  * each): stage 1, held-out questions, stage 2, scoring with VPG-C attached and removed, and (when
  * asked) the checkpoint.
  */
-import { initBackend, saveAdapterFiles, saveHostModel, toJsonLine, type BackendRequest, type HostMLLM } from '@mllm/core';
+import { type BackendRequest, initBackend, saveAdapterFiles } from '@mllm/core';
+import { type HostMLLM, saveHostModel } from '@mllm/models';
+import { toJsonLine } from '@mllm/train';
 import type { AttachedVPGC, QFormerVPG } from '@mllm/vpgc';
 import { writeFile } from 'node:fs/promises';
 import { differenceGenerator, exampleTokenizer, whatChangedQuestion, whichDiffersQuestion, type ChoiceQuestion } from './data.js';

@@ -10,7 +10,7 @@
  * sees a held-out item.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { CharTokenizer, collateChat, type MultimodalBatch, type Tokenizer } from '@mllm/core';
+import { CharTokenizer, collateChat, type MultimodalBatch, type Tokenizer } from '@mllm/models';
 import { COLOURS, POSITIONS, SHAPES, pick, positionCentre, renderScene, type Colour, type Position, type Shape } from '../../parrot-multilingual/src/scenes.js';
 
 export const LETTERS = ['A', 'B', 'C', 'D'] as const;

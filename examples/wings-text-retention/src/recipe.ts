@@ -16,9 +16,8 @@
  * The vision tower stays frozen at its random init in every stage (no recipe trains it).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import {
-  HostMLLM, createRng, disposeBatch, loadStateDict, setSeed, stateDict, type StateDict, type Tokenizer,
-} from '@mllm/core';
+import { createRng, loadStateDict, setSeed, stateDict, type StateDict } from '@mllm/core';
+import { disposeBatch, HostMLLM, type Tokenizer } from '@mllm/models';
 import { injectWings, type WingsInjection } from '@mllm/wings';
 import { trainStage, type StepReport as CommonStepReport, type TrainStageOptions } from '@mllm-example/common';
 import { LETTERS, collateItems, heldOutImageItems, heldOutTextItems, sampleImageItem, sampleTextItem, type Item } from './data.js';

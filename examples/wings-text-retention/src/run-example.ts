@@ -5,7 +5,7 @@
  */
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
-import { ProgressBar, toJsonLine } from '@mllm/core';
+import { ProgressBar, toJsonLine } from '@mllm/train';
 import { formatPercent, groupedBarSpec, heatmapSpec, lineSpec, markdownTable, meanStd, renderSvg, runOnWorkerPool, type ExampleRunOptions } from '@mllm-example/common';
 import { DEFAULT_CONFIG, RECIPES, heldOutImagesFor, heldOutTextFor, type ExampleConfig, type RouterBlend, type StepReport } from './recipe.js';
 import { runTask, taskLabel, type Outcome, type Task, type TaskContext } from './tasks.js';

@@ -4,7 +4,8 @@
  * for a (seed, recipe) loads them, fine-tunes on image QA and scores both held-out sets.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { disposeStateDict, initBackend, readSafetensorsFile, saveHostModel, writeSafetensorsFile, type BackendRequest } from '@mllm/core';
+import { disposeStateDict, initBackend, readSafetensorsFile, writeSafetensorsFile, type BackendRequest } from '@mllm/core';
+import { saveHostModel } from '@mllm/models';
 import { exampleTokenizer, type Item } from './data.js';
 import {
   heldOutImagesFor, heldOutTextFor, letterAccuracy, routerBlend, runFinetune, runPretrain,

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import { loadHostModel } from '@mllm/core';
+import { loadHostModel } from '@mllm/models';
 import { readAdapterConfig } from '@mllm/wings';
 import { runExample } from '../src/run-example.js';
 

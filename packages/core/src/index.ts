@@ -1,6 +1,8 @@
 /**
- * @mllm/core: backends, safetensors and state dicts, layers, host MLLM, tokenizer, trainer.
- * Only what is exported here is public.
+ * @mllm/core: the contract and the tensor foundation — backends and their kernels, safetensors,
+ * checkpoints and state dicts under PyTorch names, `Module` and layers, ops, the seeded RNG, and the
+ * hook contract modules attach through. The host models and tokenizers are in `@mllm/models`, the
+ * trainer in `@mllm/train`. Only what is exported here is public.
  */
 export * from './validate.js';
 export { CORE_VERSION, loadedCoreCopies, requireCoreVersion, satisfiesCaret, type LoadedCore, type CoreVersionCheck } from './package-identity.js';
@@ -31,18 +33,8 @@ export type { WasmPaths } from './backend/wasm-backend.js';
 export type { WebGpuAdapterSummary } from './backend/webgpu-types.js';
 export { SWIFTSHADER_ICD_PATH } from './backend/node-webgpu.js';
 export { ensureGradients, gradientsRegistered } from './backend/gradients.js';
-export { uninstallFastCpuBroadcast } from './backend/cpu-broadcast-binary.js';
-export * from './train/seeded-random.js';
-export * from './train/lr-schedule.js';
-export * from './train/clip-grad-norm.js';
-export * from './train/parameter-selector.js';
-export * from './train/parameter-groups.js';
-export * from './train/adamw.js';
-export * from './train/training-stage.js';
-export * from './train/progress.js';
-export * from './train/metrics-log.js';
-export * from './train/trainer.js';
-export * from './train/checkpoint.js';
+export { uninstallFastCpuBroadcast } from './kernels/cpu/cpu-broadcast-binary.js';
+export * from './nn/seeded-random.js';
 export * from './io/half-float.js';
 export * from './io/strict-json.js';
 export * from './io/safetensors.js';
@@ -51,24 +43,10 @@ export * from './io/sharded.js';
 export * from './io/zip.js';
 export * from './io/pickle.js';
 export * from './io/torch-checkpoint.js';
-export * from './tokenizer/byte-tokenizer.js';
-export * from './tokenizer/chat-template.js';
-export * from './tokenizer/char-tokenizer.js';
-export * from './tokenizer/tokenizer-spec.js';
-export * from './tokenizer/hf-tokenizer.js';
-export * from './tokenizer/conversation-formats.js';
-export * from './model/config.js';
-export * from './model/hooks.js';
+/** @internal Node built-ins for the other @mllm packages (file I/O that stays out of browser bundles). */
+export { nodeFilePromises, nodeFileSync, nodeCheckpointBuiltins } from './io/node-builtins.js';
+/** @internal fsync of a directory after a rename, for the other @mllm packages' durable writes. */
+export { syncDirectory } from './io/sync-directory.js';
+export * from './hooks/hooks.js';
 export * from './adapter/index.js';
-export * from './model/embedding.js';
-export * from './model/decoder-layer.js';
-export * from './model/sequence.js';
-export * from './model/context.js';
-export * from './model/loss.js';
-export * from './model/host-lm.js';
-export * from './model/vision-encoder-block.js';
-export * from './model/patch-vision-encoder.js';
-export * from './model/collate.js';
-export * from './model/host-mllm.js';
-export * from './model/host-model-io.js';
 export * from './ops/gather-rows.js';

@@ -26,7 +26,7 @@ export const USAGE = `Usage: mllm-eval --model <checkpoint|module.mjs> --data <f
 Evaluates a multimodal model on multiple-choice TSVs (MMMB, multilingual MMBench).
 
 Required:
-  --model <spec>        checkpoint directory (needs @mllm/core's loadHostModel) or a .js/.mjs/.cjs
+  --model <spec>        checkpoint directory (needs @mllm/models' loadHostModel) or a .js/.mjs/.cjs
                         module exporting an EvalModel (default export, createModel or model)
   --data <tsv>          benchmark file; repeatable; also accepted as positional arguments.
                         Prefix with a language to set the language of rows without one: pt=mmmb_pt.tsv
@@ -55,7 +55,7 @@ Options:
 export interface CliIo {
   readonly stdout: ProgressStream;
   readonly stderr: ProgressStream;
-  /** Overrides how `@mllm/core`'s `loadHostModel` is looked up. */
+  /** Overrides how `@mllm/models`' `loadHostModel` is looked up. */
   readonly hostLoader?: HostLoaderImporter;
   /** Clock for the progress display. */
   readonly now?: () => number;

@@ -178,7 +178,7 @@ describe('mllm-eval CLI', () => {
     mkdirSync(checkpoint, { recursive: true });
     const noCore = io();
     expect(await runCli(['--model', checkpoint, '--out', join(directory, 'run7'), mmmbPath], noCore.io)).toBe(1);
-    expect(noCore.err.join('')).toMatch(/@mllm\/core does not export loadHostModel/);
+    expect(noCore.err.join('')).toMatch(/@mllm\/models is not installed/);
 
     const missing = io();
     expect(await runCli(['--model', modelPath, '--out', join(directory, 'run8'), join(directory, 'absent.tsv')], missing.io)).toBe(1);
@@ -195,7 +195,7 @@ describe('mllm-eval CLI', () => {
     expect(bad.err.join('')).toMatch(/exports none of default, createModel, model/);
   });
 
-  it('loads checkpoints through @mllm/core loadHostModel when present, and through registered loaders', async () => {
+  it('loads checkpoints through @mllm/models loadHostModel when present, and through registered loaders', async () => {
     const checkpoint = join(directory, 'checkpoint');
     mkdirSync(checkpoint, { recursive: true });
     const seen: string[] = [];

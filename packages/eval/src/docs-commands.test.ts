@@ -1,12 +1,13 @@
 // Every `mllm-eval` command line shown in the package README and docs/eval.md runs as written: in a
-// fresh directory holding the files it names (a saved tiny @mllm/core host checkpoint, a JS model
+// fresh directory holding the files it names (a saved tiny @mllm/models host checkpoint, a JS model
 // module, benchmark TSVs; a name with `test` is a test split without answers).
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import * as core from '@mllm/core';
+import { setSeed } from '@mllm/core';
+import { HostMLLM, loadHostModel, saveHostModel } from '@mllm/models';
 import { runCli } from './cli-main.js';
 import { writeTsv, type BenchmarkRowInput } from './tsv-writer.js';
 
@@ -37,8 +38,6 @@ function benchmark(withAnswers: boolean): string {
     .join('\n');
 }
 
-const hostApi = core as unknown as Record<string, (...args: unknown[]) => unknown>;
-
 async function prepare(directory: string, argv: readonly string[]): Promise<void> {
   for (let i = 0; i < argv.length; i++) {
     const value = argv[i];
@@ -46,15 +45,14 @@ async function prepare(directory: string, argv: readonly string[]): Promise<void
     if (previous === '--model' && value.endsWith('.mjs')) {
       writeFileSync(join(directory, value), "export default { name: 'doc-model', generate: () => 'A' };\n");
     } else if (previous === '--model') {
-      const HostMLLM = hostApi.HostMLLM as unknown as new (args: unknown) => { dispose(): void };
-      hostApi.setSeed(5);
+      setSeed(5);
       const host = new HostMLLM({
         config: {
           text: { vocabSize: 262, hiddenSize: 16, numLayers: 1, numHeads: 2, intermediateSize: 24, maxLength: 512 },
           vision: { imageSize: 8, patchSize: 4, numChannels: 3, hiddenSize: 12, numLayers: 1, numHeads: 2, intermediateSize: 16 },
         },
       });
-      await hostApi.saveHostModel(host, join(directory, value));
+      await saveHostModel(host, join(directory, value));
       host.dispose();
     } else if (value.endsWith('.tsv')) {
       const path = join(directory, value.replace(/^[a-z]{2}=/, ''));
@@ -85,8 +83,8 @@ describe('documented mllm-eval command lines', () => {
       const code = await runCli(argv, {
         stdout: { write: (text: string) => out.push(text) },
         stderr: { write: (text: string) => err.push(text) },
-        // Where the installed CLI imports @mllm/core, the test hands it this checkout's core.
-        hostLoader: async () => hostApi.loadHostModel as never,
+        // Where the installed CLI imports @mllm/models, the test hands it this checkout's host loader.
+        hostLoader: async () => loadHostModel,
       });
       expect(err.filter((text) => !text.startsWith('progress: ')).join('')).toBe('');
       expect(code).toBe(0);

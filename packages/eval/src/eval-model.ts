@@ -93,16 +93,14 @@ export async function loadModelModule(path: string): Promise<EvalModel> {
   return model;
 }
 
-/** Imports `@mllm/core` and returns its `loadHostModel` export, or undefined if there is none. */
+/** Returns `@mllm/models`' `loadHostModel`, or undefined when @mllm/models is not installed. */
 export type HostLoaderImporter = () => Promise<((spec: string) => unknown) | undefined>;
 
 const importHostLoader: HostLoaderImporter = async () => {
   try {
-    // A computed specifier keeps bundlers and type-checkers from requiring @mllm/core to be present.
-    const specifier = '@mllm/core';
-    const core = (await import(/* @vite-ignore */ specifier)) as Record<string, unknown>;
-    const loader = core.loadHostModel;
-    return typeof loader === 'function' ? (loader as (spec: string) => unknown) : undefined;
+    // @mllm/models is an optional peer: the harness runs JS model modules without it.
+    const models: typeof import('@mllm/models') = await import('@mllm/models');
+    return models.loadHostModel;
   } catch {
     return undefined;
   }
@@ -112,7 +110,7 @@ const importHostLoader: HostLoaderImporter = async () => {
  * Resolves a `--model` spec:
  * 1. registered loaders ({@link registerModelLoader}), most recent first;
  * 2. an existing `.js` / `.mjs` / `.cjs` file: {@link loadModelModule};
- * 3. `loadHostModel(spec)` from `@mllm/core` (a checkpoint directory), when core exports it, wrapped
+ * 3. `loadHostModel(spec)` from `@mllm/models` (a checkpoint directory), when it is installed, wrapped
  *    with {@link adaptHostModel} (`hostOptions`: image size, max new tokens, …);
  * otherwise a clear error.
  */
@@ -138,8 +136,8 @@ export async function loadEvalModel(
   if (loadHostModel === undefined) {
     throw new Error(
       `cannot load model ${JSON.stringify(spec)}: it is not a .js/.mjs/.cjs model module, no registered loader ` +
-        `accepted it, and @mllm/core does not export loadHostModel (checkpoint loading is not available in this ` +
-        `version). Pass a JS module exporting an EvalModel, or register a loader with registerModelLoader().`,
+        `accepted it, and @mllm/models is not installed (it loads checkpoint directories: npm install @mllm/models). ` +
+        `Pass a JS module exporting an EvalModel, or register a loader with registerModelLoader().`,
     );
   }
   if (!existsSync(spec)) {
@@ -147,7 +145,7 @@ export async function loadEvalModel(
   }
   const host = (await loadHostModel(spec)) as HostModelLike;
   if (!host || typeof host.generate !== 'function') {
-    throw new TypeError(`@mllm/core loadHostModel(${JSON.stringify(spec)}) returned no model with generate()`);
+    throw new TypeError(`@mllm/models loadHostModel(${JSON.stringify(spec)}) returned no model with generate()`);
   }
   return adaptHostModel(host, { ...hostOptions, name: hostOptions.name ?? basename(resolvePath(spec)) });
 }

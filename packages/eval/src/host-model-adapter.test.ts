@@ -3,7 +3,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import * as core from '@mllm/core';
+import { setSeed } from '@mllm/core';
+import { HostMLLM, loadHostModel, saveHostModel } from '@mllm/models';
 import { runCli } from './cli-main.js';
 import { adaptHostModel, CLIP_IMAGE_MEAN, padToSquare, preprocessImage, type HostModelLike } from './host-model-adapter.js';
 import { writeTsv } from './tsv-writer.js';
@@ -165,16 +166,10 @@ describe('adaptHostModel', () => {
   });
 });
 
-// End to end with the real host model of @mllm/core, when this checkout's core provides it.
-const hostApi = core as unknown as Record<string, unknown>;
-const hasHost = typeof hostApi.HostMLLM === 'function' && typeof hostApi.saveHostModel === 'function' && typeof hostApi.loadHostModel === 'function';
-
-describe.skipIf(!hasHost)('CLI with an @mllm/core host checkpoint', () => {
+// End to end with the real host model of @mllm/models.
+describe('CLI with an @mllm/models host checkpoint', () => {
   it('loads a saved tiny HostMLLM, generates for every row and scores options, without leaking', async () => {
-    const HostMLLM = hostApi.HostMLLM as new (args: unknown) => { dispose(): void };
-    const saveHostModel = hostApi.saveHostModel as (model: unknown, dir: string) => Promise<void>;
-    const loadHostModel = hostApi.loadHostModel as (dir: string) => Promise<unknown>;
-    (hostApi.setSeed as (seed: number) => void)(3);
+    setSeed(3);
     const host = new HostMLLM({
       config: {
         text: { vocabSize: 262, hiddenSize: 16, numLayers: 1, numHeads: 2, intermediateSize: 24, maxLength: 512 },

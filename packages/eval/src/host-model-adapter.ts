@@ -1,6 +1,6 @@
 /**
- * Wraps a host multimodal model (such as `@mllm/core`'s `HostMLLM`, typed structurally here so this
- * package does not depend on core) as an {@link EvalModel}, doing what Parrot's evaluation wrapper
+ * Wraps a host multimodal model (`@mllm/models`' `HostMLLM`, or anything with the {@link HostModelLike}
+ * parts of it) as an {@link EvalModel}, doing what Parrot's evaluation wrapper
  * does around the model:
  * - the prompt becomes `<image>\n` + prompt when the row has an image (then the host's chat template);
  * - images are padded to a square with the processor's mean colour, `floor(mean · 255) / 255`
@@ -14,14 +14,18 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { OptionChoice } from './benchmark-reader.js';
 import type { EvalModel } from './eval-model.js';
+import type { HostMLLM } from '@mllm/models';
 
-/** The parts of a host model the adapter uses. */
+/** The parts of a host model the adapter uses ({@link HostMLLM} has them: checked below at compile time). */
 export interface HostModelLike {
   generate(prompt: string, images: tf.Tensor4D | null, options?: { maxNewTokens?: number }): { texts: string[] };
   scoreOptions?(prompt: string, images: tf.Tensor4D | null, options: string[]): number[];
   readonly visionTower?: { readonly visionConfig?: { readonly imageSize?: number; readonly imageMean?: readonly number[] } };
   dispose?(): void;
 }
+/** Compile-time link to the host: fails to type-check if `HostMLLM` stops providing {@link HostModelLike}. */
+type FitsHostModelLike<T extends HostModelLike> = T;
+type _HostMLLMCheck = FitsHostModelLike<HostMLLM>;
 
 /** What the log-likelihood fallback scores: the letter (`B`), the option text, or `B. text`. */
 export type ScoreTarget = 'letter' | 'text' | 'letter-text';
@@ -83,7 +87,7 @@ export function preprocessImage(
 }
 
 /** Wraps a host model as an {@link EvalModel}; see the module comment. */
-export function adaptHostModel(host: HostModelLike, options: HostAdapterOptions = {}): EvalModel {
+export function adaptHostModel(host: HostMLLM | HostModelLike, options: HostAdapterOptions = {}): EvalModel {
   if (!host || typeof host.generate !== 'function') {
     throw new TypeError('adaptHostModel: host must have generate(prompt, images, options)');
   }

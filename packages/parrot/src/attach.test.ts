@@ -4,21 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import {
-  ADAPTER_CONFIG_FILE,
-  HostLM,
-  disposeStateDict,
-  loadAdapter,
-  loadAdapterFiles,
-  moduleKind,
-  parseAdapterConfig,
-  saveAdapter,
-  saveAdapterFiles,
-  setSeed,
-  stateDict,
-  type HostMLLM,
-  type ModuleRecord,
-} from '@mllm/core';
+import { ADAPTER_CONFIG_FILE, disposeStateDict, loadAdapter, loadAdapterFiles, moduleKind, parseAdapterConfig, saveAdapter, saveAdapterFiles, setSeed, stateDict, type ModuleRecord } from '@mllm/core';
+import { HostLM, type HostMLLM } from '@mllm/models';
 import { expectNoLeaks } from '@mllm/core/testing';
 import { ParrotMoE } from './parrot-moe.js';
 import { parrotHooks } from './hooks.js';

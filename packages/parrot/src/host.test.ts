@@ -1,7 +1,8 @@
 /** Parrot on the host MLLM through `transformVisual` (tiny dims). */
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { IGNORE_INDEX, loadStateDict, stateDict, type DecoderHooks } from '@mllm/core';
+import { type DecoderHooks, loadStateDict, stateDict } from '@mllm/core';
+import { IGNORE_INDEX } from '@mllm/models';
 import { parrotHooks } from './hooks.js';
 import { parrotMoE64, type Matrix } from './testing/float64-moe.js';
 import { expectClose, maxAbs, randomWeights, readWeights, weightsToStateDict } from './testing/fixtures.js';

@@ -3,22 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import {
-  ADAPTER_CONFIG_FILE,
-  disposeBatch,
-  disposeStateDict,
-  loadAdapter,
-  loadAdapterFiles,
-  loadHostModel,
-  moduleKind,
-  parseAdapterConfig,
-  saveAdapter,
-  saveAdapterFiles,
-  saveHostModel,
-  stateDict,
-  type HostMLLM,
-  type StateDict,
-} from '@mllm/core';
+import { ADAPTER_CONFIG_FILE, disposeStateDict, loadAdapter, loadAdapterFiles, moduleKind, parseAdapterConfig, saveAdapter, saveAdapterFiles, stateDict, type StateDict } from '@mllm/core';
+import { disposeBatch, loadHostModel, saveHostModel, type HostMLLM } from '@mllm/models';
 import { expectNoLeaks } from '@mllm/core/testing';
 import { QFormerVPG, VPGC, attachVPGC, attachVPGCFromRecord, loadAdapter as loadAdapterV0, saveAdapter as saveAdapterV0 } from './index.js';
 import { useTestBackend } from './test-support/backend.js';

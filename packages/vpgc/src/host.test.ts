@@ -1,6 +1,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { disposeBatch, type ForwardContext } from '@mllm/core';
+import type { ForwardContext } from '@mllm/core';
+import { disposeBatch } from '@mllm/models';
 import { attachVPGC } from './index.js';
 import { useTestBackend } from './test-support/backend.js';
 import { randomizeVpgc } from './test-support/fixture.js';

@@ -4,16 +4,9 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  HostMLLM,
-  StateDictError,
-  disposeStateDict,
-  disposeTensorMap,
-  loadSafetensors,
-  loadStateDict,
-  readSafetensorsFile,
-  saveSafetensors,
-  setSeed,
+  StateDictError, disposeStateDict, disposeTensorMap, loadSafetensors, loadStateDict, readSafetensorsFile, saveSafetensors, setSeed,
 } from '@mllm/core';
+import { HostMLLM } from '@mllm/models';
 import { injectWings } from './inject.js';
 import { LoRRA } from './lorra.js';
 import { WingsRouter } from './router.js';

@@ -3,21 +3,8 @@ import * as tf from '@tensorflow/tfjs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  ADAPTER_CONFIG_FILE,
-  HostMLLM,
-  disposeStateDict,
-  loadAdapter,
-  loadAdapterFiles,
-  moduleKind,
-  parseAdapterConfig,
-  saveAdapter,
-  saveAdapterFiles,
-  setSeed,
-  stateDict,
-  type ModuleRecord,
-  type StateDict,
-} from '@mllm/core';
+import { ADAPTER_CONFIG_FILE, disposeStateDict, loadAdapter, loadAdapterFiles, moduleKind, parseAdapterConfig, saveAdapter, saveAdapterFiles, setSeed, stateDict, type ModuleRecord, type StateDict } from '@mllm/core';
+import { HostMLLM } from '@mllm/models';
 import { expectNoLeaks } from '@mllm/core/testing';
 // The package index: importing it registers the `wings` module kind (what loadAdapter resolves).
 import {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { HostMLLM, StateDictError, disposeStateDict, loadSafetensors, loadStateDict, saveSafetensors, setSeed, type MultimodalBatch } from '@mllm/core';
+import { disposeStateDict, loadSafetensors, loadStateDict, saveSafetensors, setSeed, StateDictError } from '@mllm/core';
+import { HostMLLM, type MultimodalBatch } from '@mllm/models';
 import { injectWings, resolveWingsConfig, type WingsConfig } from './inject.js';
 import { CLEAN_COMPAT, REFERENCE_COMPAT } from './wings-layer.js';
 import { RELATIVE_TOLERANCE, lorra64, maxRelativeError, randomAdapterDict, randomLearnerWeights, randomMatrix, router64 } from './reference-math.testutil.js';

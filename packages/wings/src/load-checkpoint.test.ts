@@ -3,7 +3,8 @@ import * as tf from '@tensorflow/tfjs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { HostLM, disposeStateDict, loadAdapter, parseAdapterConfig, saveAdapter, writeSafetensorsFile } from '@mllm/core';
+import { disposeStateDict, loadAdapter, parseAdapterConfig, saveAdapter, writeSafetensorsFile } from '@mllm/core';
+import { HostLM } from '@mllm/models';
 import './index.js'; // registers the wings module kind (what loadAdapter resolves)
 import { loadWingsCheckpoint, wingsCheckpointShape } from './load-checkpoint.js';
 import { CLEAN_COMPAT, REFERENCE_COMPAT } from './wings-layer.js';

@@ -6,7 +6,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
-import { HostMLLM, setSeed } from '@mllm/core';
+import { setSeed } from '@mllm/core';
+import { HostMLLM } from '@mllm/models';
 import { LoRRA, LowRankProjection, WingsLayer, WingsRouter, attachWings, injectWings } from './index.js';
 
 const B = 2, Lq = 3, Lk = 5, H = 8;

@@ -16,7 +16,7 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import { Module } from '../nn/module.js';
 import { loadStateDict, stateDict, type LoadStateDictOptions, type LoadStateDictResult, type StateDict } from '../io/state-dict.js';
-import type { DecoderHooks } from '../model/hooks.js';
+import type { DecoderHooks } from '../hooks/hooks.js';
 import { assertModuleHost, type ModuleHost } from './module-host.js';
 
 /**

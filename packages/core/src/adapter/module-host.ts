@@ -3,8 +3,8 @@
  * models of `@mllm/models` implement it; module packages depend on this contract only, never on
  * a host class.
  */
-import type { DecoderHooks, HookHandle } from '../model/hooks.js';
-import type { VisionSelectFeature } from '../model/config.js';
+import type { DecoderHooks, HookHandle } from '../hooks/hooks.js';
+import type { VisionSelectFeature } from '../hooks/hooks.js';
 
 /**
  * The base model's shape in HF `config.json` names. Recorded in every `adapter_config.json` and

@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { activateBackend } from './activate-backend.js';
 import { importOptional } from './runtime.js';
 import { notInstalled, type StartResult } from './start-result.js';
-import { installFastCpuBroadcast } from './cpu-broadcast-binary.js';
+import { installFastCpuBroadcast } from '../kernels/cpu/cpu-broadcast-binary.js';
 
 /** Registers (by importing the package when needed) and starts the cpu backend; `fastKernels`: see `InitBackendOptions.fastCpuKernels`. */
 export async function startCpuBackend(verbose: boolean, fastKernels = false): Promise<StartResult> {

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import {
+  Linear,
+  Module,
   disposeStateDict,
   loadSafetensors,
   loadStateDict,
@@ -12,7 +14,18 @@ import {
   toStateDict,
 } from '../index.js';
 import { expectNoLeaks } from '../testing/index.js';
-import { TinyMlp } from '../train/test-fixtures.js';
+
+/** Parameters `fc1.weight [4, 3]`, `fc1.bias`, `fc2.weight [2, 4]`, `fc2.bias` (the trainer tests' TinyMlp lives in @mllm/train). */
+class TinyMlp extends Module {
+  static readonly className = 'StateDictTestMlp';
+  readonly fc1: Linear;
+  readonly fc2: Linear;
+  constructor(inFeatures: number, hidden: number, outFeatures: number) {
+    super({});
+    this.fc1 = this.addModule('fc1', new Linear({ inFeatures, outFeatures: hidden }));
+    this.fc2 = this.addModule('fc2', new Linear({ inFeatures: hidden, outFeatures }));
+  }
+}
 
 const params = (model: TinyMlp) => model.namedParameters().map(([name, p]) => [name, Array.from(p.variable.read().dataSync())]);
 

@@ -4,7 +4,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { Module, type ModuleArgs } from './module.js';
 import { onesInit, zerosInit } from './initializers.js';
 import { assertPositiveInt } from './linear.js';
-import { hostLayerNormAvailable, runHostLayerNorm } from '../ops/host-layer-norm.js';
+import { hostLayerNormAvailable, runHostLayerNorm } from '../kernels/cpu/host-layer-norm.js';
 
 export interface LayerNormArgs extends ModuleArgs {
   dim: number;
@@ -14,7 +14,7 @@ export interface LayerNormArgs extends ModuleArgs {
 
 /**
  * `x [..., D] → [..., D]`, biased variance like PyTorch. On cpu (float32, `weight`/`bias` `[D]`) one fused
- * kernel per direction (`ops/host-layer-norm.ts`); elsewhere composed from tf ops.
+ * kernel per direction (`kernels/cpu/host-layer-norm.ts`); elsewhere composed from tf ops.
  */
 export function layerNorm(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, eps: number): tf.Tensor {
   const D = x.shape[x.rank - 1];

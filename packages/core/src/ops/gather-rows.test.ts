@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { gatherRows } from './gather-rows.js';
-import { expectNoLeaks } from '../model/test-fixtures.js';
+import { expectNoLeaks } from '@mllm/core/testing';
 
 describe('gatherRows', () => {
   it('gathers rows and scatter-adds the gradient (duplicates summed), checked by central differences', () => {

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { batchMatMul, batchMatMulTransposeB, groupedMatMul, matMul2d, matMul2dTransposeB, MATMUL_2D_KERNEL, scaledDotProductAttention, UNCACHED_PACKING_MIN_ELEMENTS } from '../index.js';
 import { checkGradients, expectClose, expectNoLeaks } from '../testing/index.js';
-import { WASM_GROUPED_MATMUL } from './wasm-grouped-matmul.js';
+import { WASM_GROUPED_MATMUL } from '../kernels/wasm/wasm-grouped-matmul.js';
 import { prefersTiledTranspose, transposeLastTwo } from './transpose.js';
 
 function rngOf(seed: number): () => number {

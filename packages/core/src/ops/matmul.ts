@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { transposeLastTwo } from './transpose.js';
-import { groupedMatMulKernel, runWasmGroupedMatMul, wasmGroupedMatMulAvailable, wasmKernelUsable } from './wasm-grouped-matmul.js';
+import { groupedMatMulKernel, runWasmGroupedMatMul, wasmGroupedMatMulAvailable, wasmKernelUsable } from '../kernels/wasm/wasm-grouped-matmul.js';
 import { assertTensor } from '../validate.js';
 
 /**

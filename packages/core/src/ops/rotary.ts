@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { matMul2d } from './matmul.js';
 import { isHostMemoryBackend } from '../backend/backend-names.js';
-import { hostRotaryAvailable, runHostRotary } from './rotary-kernel.js';
+import { hostRotaryAvailable, runHostRotary } from '../kernels/rotary-kernel.js';
 
 /** `positions [B, L]` (real sequence positions) → `{ cos, sin }` each `[B, 1, L, headDim]`. */
 export function rotaryCosSin(positions: tf.Tensor2D, headDim: number, theta: number): { cos: tf.Tensor4D; sin: tf.Tensor4D } {

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { hostSoftmaxAvailable, runHostSoftmax } from './host-softmax.js';
+import { hostSoftmaxAvailable, runHostSoftmax } from '../kernels/cpu/host-softmax.js';
 
 /** Large negative logit used for masked positions (finite, so no `inf - inf = NaN`). */
 export const MASKED_LOGIT = -1e9;

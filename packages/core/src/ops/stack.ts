@@ -19,7 +19,7 @@
  * order, i.e. equal to float32 rounding).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { hostDataAccessible, registerKernelsOnce, withFloat32Output } from './host-tensor-data.js';
+import { hostDataAccessible, registerKernelsOnce, withFloat32Output } from '../kernels/host-tensor-data.js';
 
 /** Kernel name (wasm): the G contiguous blocks of `[G, ...S]` as G tensors. */
 export const WASM_UNSTACK = 'MllmUnstackFirstAxis';

@@ -7,7 +7,7 @@
  * keeps reads local: 3.2 ms and 81 ms (docs/performance.md). Same values (a permutation), differentiable.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { hostTransposeAvailable, runHostTranspose } from './host-transpose.js';
+import { hostTransposeAvailable, runHostTranspose } from '../kernels/cpu/host-transpose.js';
 
 /** Tile side of the two-pass transpose. */
 export const TRANSPOSE_TILE = 16;

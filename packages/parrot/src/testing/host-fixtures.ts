@@ -1,6 +1,7 @@
 /** Test-only: a tiny host MLLM (cls_patch vision), a seeded MoE for it and a two-sample batch. */
 import * as tf from '@tensorflow/tfjs';
-import { HostMLLM, IGNORE_INDEX, createRng, setSeed, type MultimodalBatch, type VisionSelectFeature } from '@mllm/core';
+import { createRng, setSeed, type VisionSelectFeature } from '@mllm/core';
+import { HostMLLM, IGNORE_INDEX, type MultimodalBatch } from '@mllm/models';
 import { ParrotMoE } from '../parrot-moe.js';
 import type { Matrix } from './float64-moe.js';
 import { randomMatrix, randomWeights, weightsToStateDict } from './fixtures.js';

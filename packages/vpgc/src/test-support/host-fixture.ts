@@ -1,6 +1,7 @@
 /** A tiny host MLLM whose projector is a Q-Former VPG, and a two-sample chat batch for it (host tests). */
 import * as tf from '@tensorflow/tfjs';
-import { HostMLLM, setSeed, collateChat } from '@mllm/core';
+import { setSeed } from '@mllm/core';
+import { HostMLLM, collateChat } from '@mllm/models';
 import { QFormerVPG } from '../qformer-vpg.js';
 
 export const hostNq = 3;

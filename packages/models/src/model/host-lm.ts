@@ -1,0 +1,294 @@
+/**
+ * Decoder-only host LM (LLaMA/Qwen2 anatomy) with named hook points.
+ * Parameter names: `model.embed_tokens.weight`, `model.layers.{i}.…`, `model.norm.weight`,
+ * `lm_head.weight` (absent when `tieEmbeddings`: logits = h·Eᵀ).
+ *
+ *   h_0 = inputEmbeddings                      [B, L, H]
+ *   h_{ℓ+1} = DecoderLayer_ℓ(h_ℓ)  (hooks)     [B, L, H]
+ *   logits = lm_head(norm(h_N))                [B, L, V]
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { assertBinaryMask, assertOptionsObject, assertTensor, type BaseModelShape, type DecoderHooks, type ForwardContext, type HookHandle, Linear, matMul2d, Module, type ModuleArgs, RMSNorm } from '@mllm/core';
+import { Embedding } from './embedding.js';
+import { DecoderLayer, assertSameShape, type LayerCache } from './decoder-layer.js';
+import { resolveHostConfig, type HostConfig, type ResolvedHostConfig } from './config.js';
+import { causalPaddingMask, planSequence } from './sequence.js';
+import { contextFromPlan } from './context.js';
+
+export interface DecoderRunInputs {
+  /** `[B, Lq, H]` layer-0 input. */
+  inputEmbeddings: tf.Tensor3D;
+  /** `[B, Lq]` int32 positions. */
+  positions: tf.Tensor2D;
+  /** Broadcastable to `[B, heads, Lq, Lk]`, nonzero = attend. */
+  mask: tf.Tensor;
+  ctx: ForwardContext;
+  /** Per-layer caches of earlier positions (decode steps). */
+  past?: LayerCache[] | null;
+  /** Return per-layer keys/values (for the next decode step). */
+  collectCache?: boolean;
+}
+
+export interface DecoderRunOutputs {
+  /** `[B, Lq, V]` */
+  logits: tf.Tensor3D;
+  present: LayerCache[] | null;
+}
+
+export interface HostLMArgs extends ModuleArgs {
+  config: HostConfig;
+}
+
+/** The constructor's options must be an object with a `config` (checked before `super` sees them). */
+function checkedHostArgs(args: HostLMArgs): HostLMArgs {
+  assertOptionsObject('HostLM', 'args', args);
+  assertOptionsObject('HostLM', 'args.config', args.config);
+  return args;
+}
+
+export class HostLM extends Module {
+  static readonly className: string = 'HostLM';
+  readonly textConfig: ResolvedHostConfig;
+  readonly embedTokens: Embedding;
+  readonly layers: DecoderLayer[];
+  readonly finalNorm: RMSNorm;
+  readonly lmHead: Linear | null;
+  private attached: Array<{ id: number; hooks: DecoderHooks; moduleNames: string[] }> = [];
+  private nextHookId = 0;
+
+  constructor(args: HostLMArgs) {
+    super(checkedHostArgs(args));
+    const c = (this.textConfig = resolveHostConfig(args.config));
+    this.embedTokens = this.addModule('model.embed_tokens', new Embedding({ numEmbeddings: c.vocabSize, embeddingDim: c.hiddenSize }));
+    this.layers = [];
+    for (let i = 0; i < c.numLayers; i++) {
+      this.layers.push(this.addModule(`model.layers.${i}`, new DecoderLayer({
+        hiddenSize: c.hiddenSize, numHeads: c.numHeads, intermediateSize: c.intermediateSize,
+        ropeTheta: c.ropeTheta, rmsEps: c.rmsEps, qkvBias: c.qkvBias,
+      })));
+    }
+    this.finalNorm = this.addModule('model.norm', new RMSNorm({ dim: c.hiddenSize, eps: c.rmsEps }));
+    this.lmHead = c.tieEmbeddings
+      ? null
+      : this.addModule('lm_head', new Linear({ inFeatures: c.hiddenSize, outFeatures: c.vocabSize, bias: false }));
+    this.built = true;
+  }
+
+  /** Attached hooks in attach order. */
+  get hooks(): DecoderHooks[] {
+    return this.attached.map((a) => a.hooks);
+  }
+
+  /**
+   * Attach hooks (run after those attached earlier). Their modules become children of this model
+   * (visible to `namedParameters`, `trainableVariables`, state dicts, `dispose`) until `remove()`.
+   */
+  addHooks(hooks: DecoderHooks): HookHandle {
+    this.assertUsable();
+    if (!hooks || typeof hooks !== 'object') throw new Error(`addHooks: hooks must be an object, got ${String(hooks)}`);
+    for (const layer of hooks.attentionProbsLayers ?? []) {
+      if (!Number.isInteger(layer) || layer < 0 || layer >= this.layers.length) {
+        throw new Error(`addHooks: attentionProbsLayers entries must be layer indices in [0, ${this.layers.length}), got ${layer}`);
+      }
+    }
+    const id = this.nextHookId++;
+    const named: Array<[string, Module]> = [
+      ...(hooks.namedModules?.() ?? []),
+      ...(hooks.modules?.() ?? []).map((m, i): [string, Module] => [`hooks.${id}.${i}`, m]),
+    ];
+    const moduleNames: string[] = [];
+    try {
+      for (const [name, module] of named) {
+        this.addModule(name, module);
+        moduleNames.push(name);
+      }
+    } catch (error) {
+      for (const name of moduleNames) this.removeModule(name);
+      throw error;
+    }
+    const entry = { id, hooks, moduleNames };
+    this.attached.push(entry);
+    return {
+      remove: () => {
+        const index = this.attached.indexOf(entry);
+        if (index < 0) return;
+        this.attached.splice(index, 1);
+        for (const name of moduleNames) this.removeModule(name);
+      },
+    };
+  }
+
+  /** Freeze every parameter except those of attached hooks' modules (`ModuleHost.freezeBase`). */
+  freezeBase(): void {
+    const hookNames = new Set(this.hookModuleNames);
+    const hookParameters = new Set(
+      this.children().filter(([n]) => hookNames.has(n)).flatMap(([n, m]) => m.namedParameters(`${n}.`).map(([p]) => p)),
+    );
+    for (const [name, parameter] of this.namedParameters()) if (!hookParameters.has(name)) parameter.variable.trainable = false;
+  }
+
+  /** The base model's shape in HF names (what adapters record and check; see `ModuleHost`). */
+  baseModelShape(): BaseModelShape {
+    const c = this.textConfig;
+    return {
+      model_type: 'mllm-host',
+      hidden_size: c.hiddenSize,
+      num_hidden_layers: c.numLayers,
+      num_attention_heads: c.numHeads,
+      num_key_value_heads: c.numHeads,
+      rope_theta: c.ropeTheta,
+      vocab_size: c.vocabSize,
+    };
+  }
+
+  /** Child names of the attached hooks' modules (their parameters are `<name>.<param>`). */
+  get hookModuleNames(): string[] {
+    return this.attached.flatMap((a) => a.moduleNames);
+  }
+
+  /** True when some attached hook cannot run on cached decode steps. */
+  get requiresFullSequence(): boolean {
+    return this.hooks.some((h) => h.requiresFullSequence);
+  }
+
+  /** `ids [B, L] → [B, L, H]` embedding-table rows. */
+  embed(ids: tf.Tensor): tf.Tensor3D {
+    return this.embedTokens.forward(ids) as tf.Tensor3D;
+  }
+
+  /** Plain ids (row-major `[B·L]`) → `[B, L, H]` embedding-table rows. */
+  embedIds(ids: Int32Array | number[], B: number, L: number): tf.Tensor3D {
+    if (ids.length !== B * L) throw new Error(`HostLM.embedIds: ids must have B·L = ${B * L} entries, got ${ids.length}`);
+    return tf.tidy(() => tf.reshape(this.embedTokens.lookup(ids), [B, L, this.textConfig.hiddenSize]) as tf.Tensor3D); // [B, L, H]
+  }
+
+  /** `hidden [B, L, H] → logits [B, L, V]` (after the final norm). */
+  logitsFromHidden(hidden: tf.Tensor3D): tf.Tensor3D {
+    return tf.tidy(() => {
+      const [B, L, H] = hidden.shape;
+      const normed = tf.reshape(this.finalNorm.forward(hidden), [B * L, H]) as tf.Tensor2D; // [B·L, H]
+      const logits = this.lmHead
+        ? this.lmHead.forward(normed) // [B·L, V]
+        : matMul2d(normed, tf.transpose(this.embedTokens.weightValue)); // [B·L, H]·[H, V]
+      return tf.reshape(logits, [B, L, this.textConfig.vocabSize]) as tf.Tensor3D; // [B, L, V]
+    });
+  }
+
+  /** Run all layers with the attached hooks, then the head. */
+  runDecoder(inputs: DecoderRunInputs): DecoderRunOutputs {
+    this.assertUsable();
+    const H = this.textConfig.hiddenSize;
+    const { inputEmbeddings, ctx } = inputs;
+    if (inputEmbeddings.rank !== 3 || inputEmbeddings.shape[2] !== H) {
+      throw new Error(`HostLM: inputEmbeddings must be [B, L, ${H}], got [${inputEmbeddings.shape}]`);
+    }
+    if (inputs.past && inputs.past.length !== this.layers.length) {
+      throw new Error(`HostLM: past must hold ${this.layers.length} layer caches, got ${inputs.past.length}`);
+    }
+    const hooks = this.hooks;
+    const cleanups: Array<() => void> = [];
+    const run = (): { logits: tf.Tensor3D; present: Array<{ keys: tf.Tensor; values: tf.Tensor }> } => tf.tidy(() => {
+      // Per-forward preparation (e.g. Wings' learner keys), once for all layers.
+      for (const hook of hooks) {
+        const cleanup = hook.prepare?.(ctx);
+        if (typeof cleanup === 'function') cleanups.push(cleanup);
+      }
+      let h = inputEmbeddings;
+      const present: Array<{ keys: tf.Tensor; values: tf.Tensor }> = [];
+      this.layers.forEach((layer, index) => {
+        for (const hook of hooks) {
+          if (!hook.beforeLayer) continue;
+          const replaced = hook.beforeLayer(index, h, ctx);
+          if (replaced) {
+            assertSameShape('beforeLayer', replaced, h);
+            h = replaced;
+          }
+        }
+        const probsHooks = hooks.filter((hk) => hk.afterAttention && hk.attentionProbsLayers?.includes(index));
+        const afterHooks = hooks.filter((hk) => hk.afterAttention);
+        const result = layer.forward(h, {
+          positions: inputs.positions,
+          mask: inputs.mask,
+          past: inputs.past?.[index] ?? null,
+          returnProbs: probsHooks.length > 0,
+          afterAttention: afterHooks.length === 0 ? undefined : (args) => {
+            let residual = args.residual;
+            for (const hook of afterHooks) {
+              const withProbs = hook.attentionProbsLayers?.includes(index) ?? false;
+              const replaced = hook.afterAttention!(index, { ...args, residual, attentionProbs: withProbs ? args.attentionProbs : null }, ctx);
+              if (replaced) {
+                assertSameShape('afterAttention', replaced, residual);
+                residual = replaced;
+              }
+            }
+            return residual;
+          },
+        });
+        h = result.hidden;
+        if (inputs.collectCache) present.push(result.present);
+      });
+      return { logits: this.logitsFromHidden(h), present };
+    });
+    let out: ReturnType<typeof run>;
+    try {
+      out = run();
+    } finally {
+      for (const cleanup of cleanups) cleanup();
+    }
+    return { logits: out.logits as tf.Tensor3D, present: inputs.collectCache ? (out.present as LayerCache[]) : null };
+  }
+
+  /**
+   * Text-only forward: `inputIds [B, L]` (right-padded) → logits `[B, L, V]`.
+   * `attentionMask [B, L]` (1 = real) defaults to all ones. Hooks run with a text-only context.
+   */
+  forwardText(inputIds: tf.Tensor2D, attentionMask?: tf.Tensor2D): tf.Tensor3D {
+    this.assertUsable();
+    assertTensor('HostLM.forwardText', 'inputIds', inputIds, { rank: 2, dtypes: ['int32', 'float32'] });
+    if (attentionMask != null) {
+      assertTensor('HostLM.forwardText', 'attentionMask', attentionMask, { rank: 2 });
+      assertBinaryMask('HostLM.forwardText', 'attentionMask', attentionMask);
+    }
+    const ids = inputIds.arraySync() as number[][];
+    const mask = attentionMask ? (attentionMask.arraySync() as number[][]) : null;
+    const plan = planSequence({ ids, imageTokenId: -1, padId: 0, tokensPerImage: 0 });
+    if (mask) {
+      // right padding: the given mask replaces the all-real default
+      ids.forEach((row, b) => {
+        const n = mask[b].reduce((count, v) => count + (v ? 1 : 0), 0);
+        plan.lengths[b] = n;
+        plan.lastPromptIndex[b] = Math.max(n - 1, 0);
+        row.forEach((_, t) => {
+          const real = t < n ? 1 : 0;
+          plan.attentionMask[b * plan.length + t] = real;
+          plan.textMask[b * plan.length + t] = real;
+          plan.promptMask[b * plan.length + t] = real;
+        });
+      });
+    }
+    return tf.tidy(() => {
+      const embeddings = this.embedIds(plan.textIds, plan.batchSize, plan.textLength); // [B, L, H]
+      const ctx = contextFromPlan(plan, embeddings, null, null, true);
+      return this.runDecoder({
+        inputEmbeddings: embeddings,
+        positions: ctx.positions,
+        mask: causalPaddingMask(ctx.attentionMask),
+        ctx,
+      }).logits;
+    });
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    return this.forwardText((Array.isArray(inputs) ? inputs[0] : inputs) as tf.Tensor2D);
+  }
+
+  override computeOutputShape(inputShape: tfl.Shape): tfl.Shape {
+    return [...inputShape, this.textConfig.vocabSize];
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return { ...super.getConfig(), config: { ...this.textConfig } };
+  }
+}
+tf.serialization.registerClass(HostLM, 'mllm');
