@@ -70,4 +70,5 @@ export * from './model/patch-vision-encoder.js';
 export * from './model/collate.js';
 export * from './model/host-mllm.js';
 export * from './model/host-model-io.js';
+export * from './model/hf/index.js';
 export * from './ops/gather-rows.js';
