@@ -190,7 +190,7 @@ describe('HFCausalLM hooks (ModuleHost)', () => {
     handle.remove();
     expect(model.namedParameters().map(([n]) => n)).not.toContain('model.probe.weight');
     // a replacing hook changes the logits at and after its layer's input
-    const shift = model.addHooks({ beforeLayer: (layer, hidden) => (layer === 1 ? tf.add(hidden, 0.5) : null) });
+    const shift = model.addHooks({ beforeLayer: (layer, hidden) => (layer === 1 ? (tf.add(hidden, 0.5) as tf.Tensor3D) : null) });
     const shifted = model.forward({ inputIds: ids, attentionMask: mask }).logits;
     expect(tf.max(tf.abs(tf.sub(shifted, plain))).dataSync()[0]).toBeGreaterThan(1e-3);
     shift.remove();
