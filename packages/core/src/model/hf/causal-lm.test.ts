@@ -15,6 +15,7 @@ import { StateDictError } from '../../io/state-dict.js';
 import { Linear } from '../../nn/linear.js';
 import { expectClose, expectNoLeaks } from '../../testing/index.js';
 import type { DecoderHooks } from '../hooks.js';
+import { assertModuleHost, type ModuleHost } from '../../adapter/module-host.js';
 import { HFCausalLM, disposeHFCache, loadHFCausalLM, resolveHFDecoderConfig, hfRotaryInvFreq } from './index.js';
 
 const fixtureDir = (name: string) => fileURLToPath(new URL(`./__fixtures__/${name}`, import.meta.url));
@@ -198,6 +199,23 @@ describe('HFCausalLM hooks (ModuleHost)', () => {
       .toThrow(/beforeLayer hook must return \[2,4,32\], got \[1,1,1\]/);
     tf.dispose([plain, hooked, shifted]);
     probeModule.dispose();
+    model.dispose();
+  });
+
+  it('is a ModuleHost; generate re-runs full sequences for a requiresFullSequence hook, with the same tokens', async () => {
+    const model = await loadHFCausalLM(fixtureDir('llama3'));
+    assertModuleHost('test', model);
+    const host: ModuleHost = model;
+    expect(host.baseModelShape()).toMatchObject({ model_type: 'llama', num_key_value_heads: 2, rope_theta: 10000 });
+    const prompts = [[0, 4, 9], [3, 1, 2]];
+    const attentionMask = [[0, 1, 1], [1, 1, 1]];
+    const cached = model.generate(prompts, { attentionMask, maxNewTokens: 3 });
+    const prefillFlags: boolean[] = [];
+    const handle = model.addHooks({ requiresFullSequence: true, prepare: (ctx) => void prefillFlags.push(ctx.isPrefill) });
+    const full = model.generate(prompts, { attentionMask, maxNewTokens: 3 });
+    handle.remove();
+    expect(full).toEqual(cached);
+    expect(prefillFlags).toEqual([true, true, true]); // three full forwards, no cached steps
     model.dispose();
   });
 

@@ -387,7 +387,7 @@ export class HFCausalLM extends Module {
       const embeds = options.inputsEmbeds ?? this.embed(inputIds!); // [B, L, H]
       const positionTensor = tf.tensor2d(positions, [B, L], 'int32');
       const maskTensor = tf.tensor2d(mask, [B, L], 'float32');
-      const ctx = this.textContext(embeds, positionTensor, maskTensor, !cache, options.context);
+      const ctx = this.textContext(embeds, positionTensor, maskTensor, mask, !cache, options.context);
       const { cos, sin } = hfRotaryTables(c, positionTensor, maxPosition); // [B, 1, L, d], shared by the layers
       const attentionMask = hfAttentionMask(keyMask, L, c.numHeads / c.numKeyValueHeads); // [B, 1, g·L, Lk]
       for (const hook of hooks) {
@@ -443,11 +443,11 @@ export class HFCausalLM extends Module {
     embeds: tf.Tensor3D,
     positions: tf.Tensor2D,
     mask: tf.Tensor2D,
+    rows: number[][],
     isPrefill: boolean,
     overrides: Partial<ForwardContext> | undefined,
   ): ForwardContext {
     const [B, L] = positions.shape;
-    const rows = mask.arraySync() as number[][];
     const imageSpans = overrides?.imageSpans ?? Array.from({ length: B }, () => []);
     return {
       inputEmbeddings: embeds,
