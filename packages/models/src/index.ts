@@ -22,3 +22,4 @@ export * from './model/patch-vision-encoder.js';
 export * from './model/collate.js';
 export * from './model/host-mllm.js';
 export * from './model/host-model-io.js';
+export * from './hf/index.js';

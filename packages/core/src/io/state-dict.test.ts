@@ -25,6 +25,10 @@ class TinyMlp extends Module {
     this.fc1 = this.addModule('fc1', new Linear({ inFeatures, outFeatures: hidden }));
     this.fc2 = this.addModule('fc2', new Linear({ inFeatures: hidden, outFeatures }));
   }
+  /** `x [B, in] → [B, out]`. */
+  forward(x: tf.Tensor): tf.Tensor {
+    return this.fc2.forward(tf.relu(this.fc1.forward(x)));
+  }
 }
 
 const params = (model: TinyMlp) => model.namedParameters().map(([name, p]) => [name, Array.from(p.variable.read().dataSync())]);

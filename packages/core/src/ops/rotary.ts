@@ -11,13 +11,33 @@ import { hostRotaryAvailable, runHostRotary } from '../kernels/rotary-kernel.js'
 /** `positions [B, L]` (real sequence positions) → `{ cos, sin }` each `[B, 1, L, headDim]`. */
 export function rotaryCosSin(positions: tf.Tensor2D, headDim: number, theta: number): { cos: tf.Tensor4D; sin: tf.Tensor4D } {
   if (headDim % 2 !== 0) throw new Error(`rotaryCosSin: headDim must be even, got ${headDim}`);
+  return rotaryCosSinFromInvFreq(positions, rotaryInvFreq(headDim, theta));
+}
+
+/** `invFreq_i = θ^(−2i/d)`, `i < d/2`, rounded to float32 (as HF's `inv_freq` buffer). */
+export function rotaryInvFreq(headDim: number, theta: number): Float32Array {
+  const invFreq = new Float32Array(headDim / 2);
+  for (let i = 0; i < invFreq.length; i++) invFreq[i] = 1 / Math.pow(theta, (2 * i) / headDim);
+  return invFreq;
+}
+
+/**
+ * Rotary tables from given frequencies (scaled variants: llama3, dynamic NTK):
+ * `angle = fround(fround(pos / positionDivisor)·invFreq)` (float32 as HF; the divisor is linear
+ * `rope_scaling`'s factor, HF divides the float32 positions), `emb = [angle, angle]`.
+ * `positions [B, L]` → `{ cos, sin }` each `[B, 1, L, 2·invFreq.length]`.
+ */
+export function rotaryCosSinFromInvFreq(
+  positions: tf.Tensor2D,
+  invFreq: Float32Array,
+  positionDivisor = 1,
+): { cos: tf.Tensor4D; sin: tf.Tensor4D } {
   if (positions.rank !== 2) throw new Error(`rotaryCosSin: positions must be [B, L], got [${positions.shape}]`);
-  const half = headDim / 2;
-  const invFreq = new Float32Array(half);
-  for (let i = 0; i < half; i++) invFreq[i] = 1 / Math.pow(theta, (2 * i) / headDim);
-  if (isHostMemoryBackend()) return rotaryTablesOnHost(positions, invFreq);
+  if (isHostMemoryBackend()) return rotaryTablesOnHost(positions, invFreq, positionDivisor);
   return tf.tidy(() => {
-    const angles = tf.mul(tf.expandDims(tf.cast(positions, 'float32'), -1), tf.tensor1d(invFreq)); // [B, L, d/2]
+    let pos = tf.cast(positions, 'float32');
+    if (positionDivisor !== 1) pos = tf.div(pos, positionDivisor);
+    const angles = tf.mul(tf.expandDims(pos, -1), tf.tensor1d(invFreq)); // [B, L, d/2]
     const emb = tf.concat([angles, angles], -1); // [B, L, d]
     const emb4 = tf.expandDims(emb, 1) as tf.Tensor4D; // [B, 1, L, d]
     const { sin, cos } = accurateSinCos(emb4);
@@ -30,7 +50,7 @@ export function rotaryCosSin(positions: tf.Tensor2D, headDim: number, theta: num
  * Same float32 angle `fround(pos·invFreq)` as the tensor path and PyTorch, then `Math.cos`/`Math.sin`
  * in float64 rounded to float32 (what PyTorch's float32 cos/sin give, to the last bit or one ulp).
  */
-function rotaryTablesOnHost(positions: tf.Tensor2D, invFreq: Float32Array): { cos: tf.Tensor4D; sin: tf.Tensor4D } {
+function rotaryTablesOnHost(positions: tf.Tensor2D, invFreq: Float32Array, positionDivisor: number): { cos: tf.Tensor4D; sin: tf.Tensor4D } {
   const [B, L] = positions.shape;
   const half = invFreq.length;
   const d = 2 * half;
@@ -38,7 +58,7 @@ function rotaryTablesOnHost(positions: tf.Tensor2D, invFreq: Float32Array): { co
   const cos = new Float32Array(B * L * d); // [B, 1, L, d]
   const sin = new Float32Array(B * L * d);
   for (let t = 0; t < B * L; t++) {
-    const p = Math.fround(Number(pos[t]));
+    const p = positionDivisor === 1 ? Math.fround(Number(pos[t])) : Math.fround(Math.fround(Number(pos[t])) / positionDivisor);
     for (let i = 0; i < half; i++) {
       const angle = Math.fround(p * invFreq[i]!);
       const c = Math.cos(angle);

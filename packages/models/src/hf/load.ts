@@ -1,0 +1,63 @@
+/**
+ * Load an HF LLaMA / Qwen2 checkpoint directory (`config.json` + `model.safetensors`, or shards with
+ * `model.safetensors.index.json`) into an `HFCausalLM`. Node only. No network: the directory must be local.
+ */
+import { loadShardedCheckpoint, loadStateDict } from '@mllm/core';
+import { HFCausalLM } from './causal-lm.js';
+
+export const HF_CONFIG_FILE = 'config.json';
+
+export interface LoadHFCausalLMOptions {
+  /** Every model parameter must be in the checkpoint and nothing else (default true; see `loadHFCausalLM`). */
+  strict?: boolean;
+}
+
+/**
+ * Tensors a checkpoint may carry that are not parameters and are skipped, also by a strict load:
+ * `model.layers.{i}.self_attn.rotary_emb.inv_freq` (LLaMA checkpoints saved before HF made the buffer
+ * non-persistent; the frequencies are recomputed from `rope_theta` / `rope_scaling`), and `lm_head.weight`
+ * when `tie_word_embeddings` is true (HF ties it to the embedding whatever the file holds).
+ */
+export function isIgnoredHFTensor(name: string, model: HFCausalLM): boolean {
+  const rotary = /^model\.layers\.(\d+)\.self_attn\.rotary_emb\.inv_freq$/.exec(name);
+  if (rotary) return Number(rotary[1]) < model.layers.length;
+  return name === 'lm_head.weight' && model.hfConfig.tieWordEmbeddings;
+}
+
+/**
+ * `fromPretrained` for HF decoders: reads `<dir>/config.json` (`model_type` `llama` or `qwen2`), builds the
+ * model and loads the weights (any float dtype safetensors stores: F32, F16, BF16 are read as float32).
+ * Strict by default: a missing parameter, an unknown tensor (other than those `isIgnoredHFTensor` skips) or
+ * a wrong shape is a `StateDictError` listing them. On any error nothing is returned and nothing leaks.
+ */
+export async function loadHFCausalLM(dir: string, options: LoadHFCausalLMOptions = {}): Promise<HFCausalLM> {
+  if (typeof dir !== 'string' || dir.length === 0) throw new Error(`loadHFCausalLM: dir must be a directory path, got ${JSON.stringify(dir)}`);
+  const fs = await import('node:fs/promises');
+  const nodePath = await import('node:path');
+  const configPath = nodePath.join(dir, HF_CONFIG_FILE);
+  let text: string;
+  try {
+    text = await fs.readFile(configPath, 'utf8');
+  } catch (error) {
+    throw new Error(`loadHFCausalLM: could not read ${JSON.stringify(configPath)}: ${(error as Error).message}`, { cause: error });
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new Error(`loadHFCausalLM: ${JSON.stringify(configPath)} is not valid JSON: ${(error as Error).message}`, { cause: error });
+  }
+  const model = new HFCausalLM({ config: json as Record<string, unknown> });
+  try {
+    const { tensors } = await loadShardedCheckpoint(dir, { filter: (name) => !isIgnoredHFTensor(name, model) });
+    try {
+      loadStateDict(model, tensors, { strict: options.strict ?? true });
+    } finally {
+      for (const t of tensors.values()) t.dispose();
+    }
+  } catch (error) {
+    model.dispose();
+    throw error;
+  }
+  return model;
+}
