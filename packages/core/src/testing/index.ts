@@ -1,8 +1,9 @@
 /**
  * `@mllm/core/testing`: helpers for testing tfjs code on every backend — which backend the test
- * run uses, float64 comparisons with per-backend tolerances, tensor-leak checks, and numerical
- * gradient checks. Framework-agnostic (failures throw plain Errors); the vitest wiring (one project
- * per backend, setup file, per-backend summary) lives in the repository's root `vitest.config.ts`.
+ * run uses, float64 comparisons with per-backend tolerances, tensor-leak checks, numerical
+ * gradient checks, and in-memory tfjs-layers `model.save` / `loadLayersModel` round trips.
+ * Framework-agnostic (failures throw plain Errors); the vitest wiring (one project per backend,
+ * setup file, per-backend summary) lives in the repository's root `vitest.config.ts`.
  */
 export {
   testBackend,
@@ -14,6 +15,7 @@ export {
 } from './test-backend.js';
 export { expectClose, toFloat64, readNumeric, type ExpectCloseOptions, type Numeric, type NestedNumbers } from './expect-close.js';
 export { expectNoLeaks, withLeakCheck, collectTensors } from './leak-check.js';
+export { saveLayersModelInMemory, decodeSavedWeights, reloadLayersModel, randomizeLayersModelWeights } from './layers-io.js';
 export {
   checkGradients,
   checkVariableGradients,
