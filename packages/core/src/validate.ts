@@ -35,8 +35,11 @@ export function checkedOptions<T>(owner: string, options: T, known?: readonly st
   return options;
 }
 
-/** Options tfjs layers accept besides a module's own (`name`, `trainable`, and the Layer ones `getConfig` round-trips). */
-const LAYER_KEYS = ['name', 'trainable', 'dtype', 'inputShape', 'batchInputShape', 'batchSize', 'inputDType', 'weights'];
+/**
+ * Options tfjs layers accept besides a module's own (`name`, `trainable`, and the Layer ones `getConfig` round-trips;
+ * `customObjects` is what `tf.loadLayersModel`'s deserialiser adds to every layer config).
+ */
+const LAYER_KEYS = ['name', 'trainable', 'dtype', 'inputShape', 'batchInputShape', 'batchSize', 'inputDType', 'weights', 'customObjects'];
 
 function editDistance(a: string, b: string): number {
   const row = Array.from({ length: b.length + 1 }, (_, j) => j);

@@ -147,6 +147,8 @@ function checkedVPGCArgs(args: VPGCArgs): VPGCArgs {
   return args;
 }
 
+const VPGC_API = 'use addResidual(inputs) or attach it to a host with attachVPGC (it needs image spans and features); save with saveAdapter (reference layout)';
+
 export class VPGC extends Module {
   static readonly className = 'VPGC';
   readonly vpg: QFormerVPG;
@@ -337,23 +339,18 @@ export class VPGC extends Module {
     });
   }
 
-  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
-    throw new Error('VPGC: use addResidual(inputs) or the hook returned by attachVPGC; it needs image spans and features');
+  /** Not a tfjs-layers layer (it needs image spans and features): throws, naming the supported API. */
+  override call(): tf.Tensor {
+    throw this.notALayer(VPGC_API);
   }
 
   override computeOutputShape(inputShape: tfl.Shape): tfl.Shape {
     return inputShape;
   }
 
+  /** Throws, so `model.save` of a tfjs model containing a VPGC fails naming the supported API. */
   override getConfig(): tf.serialization.ConfigDict {
-    return {
-      ...super.getConfig(),
-      llmHiddenSize: this.llmHiddenSize,
-      qformerWidth: this.qformerWidth,
-      numQueryTokens: this.numQueryTokens,
-      updateLayer: this.updateLayer,
-      dropoutAtInference: this.dropoutAtInference,
-    };
+    throw this.notALayer(VPGC_API);
   }
 }
-tf.serialization.registerClass(VPGC, 'mllm');
+// Not registered with tf.serialization: see getConfig.

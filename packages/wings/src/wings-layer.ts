@@ -132,6 +132,8 @@ function checkLearnerKeys(name: string, keys: LearnerKeys): void {
   assertTensor('WingsLayer.forward', `${name}.keyMask`, keys.keyMask, { rank: 2 });
 }
 
+const WINGS_LAYER_API = 'use forward({ residual, positions, attentionProbs, hasImage, visual, textual }) or attach Wings to a host; save with saveAdapter (reference layout)';
+
 export class WingsLayer extends Module {
   static readonly className = 'WingsLayer';
   readonly stage: WingsStage;
@@ -224,21 +226,14 @@ export class WingsLayer extends Module {
     });
   }
 
+  /** Not a tfjs-layers layer (it needs the host's attention probabilities and image keys): throws, naming `forward`. */
   override call(): tf.Tensor {
-    throw new Error('WingsLayer: use forward({ residual, positions, attentionProbs, hasImage, visual, textual })');
+    throw this.notALayer(WINGS_LAYER_API);
   }
 
+  /** Throws, so `model.save` of a tfjs model containing a WingsLayer fails naming the supported API. */
   override getConfig(): tf.serialization.ConfigDict {
-    return {
-      ...super.getConfig(),
-      hiddenSize: this.hiddenSize,
-      numHeads: this.numHeads,
-      rank: this.rank,
-      ropeTheta: this.ropeTheta,
-      stage: this.stage,
-      routerMaxLength: this.routerMaxLength,
-      initStd: this.initStd,
-    };
+    throw this.notALayer(WINGS_LAYER_API);
   }
 }
-tf.serialization.registerClass(WingsLayer, 'mllm');
+// Not registered with tf.serialization: see getConfig.

@@ -66,7 +66,29 @@ export abstract class Module extends tfl.layers.Layer {
 
   private readonly localParameters = new Map<string, Parameter>();
   private readonly childModules = new Map<string, Module>();
+  /** The module this one is registered in (by {@link Module.addModule}) and the name it has there. */
+  private parentModule: { module: Module; name: string } | null = null;
   private disposedModule = false;
+
+  /**
+   * The name tfjs-layers saves a parameter under (`LayerVariable.originalName`, the key of
+   * `model.save` / `loadLayersModel`): `<root layer name>.<reference name>`, e.g.
+   * `swi_glu_SwiGLU1.gate_proj.weight` (what `stateDict(`${layer.name}.`)` would call it). The root is
+   * the outermost module this one is registered in; its layer name is in the saved topology and the
+   * reference names follow from the structure, so the names are unique in a model and the same after
+   * deserialisation (a child's own auto-generated layer name is neither: it comes from a global
+   * counter). Not tfjs' `layer/weight` with a `/`: `loadWeights` takes a model whose first key ends
+   * in `/<integer>` for a Keras v3 file, and `nn.Sequential` children are named `0`, `1`, ...
+   */
+  private savedWeightName(referenceName: string): string {
+    let path = referenceName;
+    let root: Module = this;
+    while (root.parentModule) {
+      path = `${root.parentModule.name}.${path}`;
+      root = root.parentModule.module;
+    }
+    return `${root.name}.${path}`;
+  }
 
   /**
    * Create a parameter. `referenceShape` is the PyTorch shape (`[out, in]` for a Linear weight);
@@ -87,6 +109,9 @@ export abstract class Module extends tfl.layers.Layer {
     }
     const internalShape = layout === 'linear' ? [referenceShape[1], referenceShape[0]] : [...referenceShape];
     const variable = this.addWeight(name, internalShape, 'float32', tfl.initializers.zeros(), undefined, options.trainable ?? true);
+    // tfjs names it by the bare `name` (every Linear's is `weight`: "Duplicate weight name" on save);
+    // computed on read because the module may be registered in a parent after this.
+    Object.defineProperty(variable, 'originalName', { get: () => this.savedWeightName(name), configurable: true });
     const initial = init(internalShape);
     variable.write(initial);
     initial.dispose();
@@ -100,6 +125,8 @@ export abstract class Module extends tfl.layers.Layer {
       throw new Error(`${this.name}: child name '${name}' is already used`);
     }
     this.childModules.set(name, module);
+    // The latest registration names its saved weights (a module shared by two parents is not a tfjs-layers model).
+    module.parentModule = { module: this, name };
     return module;
   }
 
@@ -107,6 +134,7 @@ export abstract class Module extends tfl.layers.Layer {
   protected removeModule(name: string): Module | undefined {
     const child = this.childModules.get(name);
     this.childModules.delete(name);
+    if (child?.parentModule?.module === this) child.parentModule = null;
     return child;
   }
 
@@ -191,6 +219,16 @@ export abstract class Module extends tfl.layers.Layer {
       this.disposedModule = true;
     }
     return { refCountAfterDispose: 0, numDisposedVariables };
+  }
+
+  /**
+   * The error of a module that is not a tfjs-layers layer (its `call` needs a host's per-forward context,
+   * or tfjs' deserialiser could not rebuild it): such a class throws it from `call` and `getConfig` and is
+   * not registered with `tf.serialization.registerClass`, so `apply`, `predict` and `model.save` of a
+   * model containing it fail naming the supported API (`supported`) instead of saving what cannot load.
+   */
+  protected notALayer(supported: string): Error {
+    return new Error(`${this.getClassName()} is not a tfjs-layers layer: ${supported}`);
   }
 
   protected assertUsable(): void {

@@ -1,7 +1,7 @@
 /**
  * `@mllm/core/testing`: helpers for testing tfjs code on every backend — which backend the test
  * run uses, float64 comparisons with per-backend tolerances, tensor-leak checks, numerical gradient
- * checks, and the float64 reference kit (`float64.ts`) the packages' reference maths build on.
+ * checks, in-memory tfjs-layers `model.save` / `loadLayersModel` round trips, and the float64 reference kit (`float64.ts`) the packages' reference maths build on.
  * Framework-agnostic (failures throw plain Errors); the vitest wiring (one project per backend, setup
  * file, per-backend summary) lives in the repository's root `vitest.config.ts`.
  */
@@ -15,6 +15,7 @@ export {
 } from './test-backend.js';
 export { expectClose, toFloat64, readNumeric, type ExpectCloseOptions, type Numeric, type NestedNumbers } from './expect-close.js';
 export { expectNoLeaks, withLeakCheck, collectTensors } from './leak-check.js';
+export { saveLayersModelInMemory, decodeSavedWeights, reloadLayersModel, randomizeLayersModelWeights } from './layers-io.js';
 export {
   checkGradients,
   checkVariableGradients,

@@ -37,6 +37,8 @@ export interface DecoderLayerInputs {
   afterAttention?: (args: AfterAttentionArgs) => tf.Tensor3D | null;
 }
 
+const DECODER_LAYER_API = 'use forward(hidden, { positions, mask }); it is saved with its host (saveHostModel, reference layout)';
+
 export class DecoderLayer extends Module {
   static readonly className = 'DecoderLayer';
   readonly config: DecoderLayerArgs;
@@ -87,20 +89,21 @@ export class DecoderLayer extends Module {
     return { hidden: out.hidden as tf.Tensor3D, present: { keys: out.keys as tf.Tensor4D, values: out.values as tf.Tensor4D } };
   }
 
-  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
-    throw new Error(`DecoderLayer.call: use forward(hidden, { positions, mask }) (got ${Array.isArray(inputs) ? 'a list' : 'a tensor'})`);
+  /** Not a tfjs-layers layer (it needs positions and a mask): throws, naming `forward`. */
+  override call(): tf.Tensor {
+    throw this.notALayer(DECODER_LAYER_API);
   }
 
   override computeOutputShape(inputShape: tfl.Shape): tfl.Shape {
     return inputShape;
   }
 
+  /** Throws: not a tfjs-layers layer, so `model.save` of a model containing one fails naming the supported API. */
   override getConfig(): tf.serialization.ConfigDict {
-    const { name: _name, trainable: _trainable, ...rest } = this.config;
-    return { ...super.getConfig(), ...rest };
+    throw this.notALayer(DECODER_LAYER_API);
   }
 }
-tf.serialization.registerClass(DecoderLayer, 'mllm');
+// Not registered with tf.serialization: see getConfig.
 
 /** Error when a hook returns a tensor of the wrong shape. */
 export function assertSameShape(hook: string, replaced: tf.Tensor, expected: tf.Tensor): void {

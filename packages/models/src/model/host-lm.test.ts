@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { Linear, setSeed, stateDict, disposeStateDict, type DecoderHooks, type ForwardContext } from '@mllm/core';
-import { HostLM } from '../index.js';
+import { expectClose as expectExactly, reloadLayersModel, saveLayersModelInMemory } from '@mllm/core/testing';
+import { DecoderLayer, Embedding, HostLM } from '../index.js';
 import { currentBackend, expectAllClose as expectClose, expectNoLeaks } from './test-fixtures.js';
 
 const CONFIG = { vocabSize: 11, hiddenSize: 8, numLayers: 1, numHeads: 2, intermediateSize: 12, ropeTheta: 100, rmsEps: 1e-6 };
@@ -218,5 +219,44 @@ describe('HostLM', () => {
     expectNoLeaks(() => tf.variableGrads(() => tf.sum(lm.forwardText(ids)) as tf.Scalar, lm.trainableVariables()));
     ids.dispose();
     lm.dispose();
+  });
+});
+
+describe('tfjs-layers model.save / loadLayersModel', () => {
+  it('round-trips an Embedding (int32 ids) in a functional model', async () => {
+    setSeed(4);
+    const ids = tf.input({ shape: [3], dtype: 'int32' });
+    const embedding = new Embedding({ numEmbeddings: 7, embeddingDim: 4 });
+    const model = tf.model({ inputs: ids, outputs: new Linear({ inFeatures: 4, outFeatures: 2 }).apply(embedding.apply(ids)) as tf.SymbolicTensor });
+    const x = tf.tensor2d([[0, 6, 3], [2, 2, 5]], [2, 3], 'int32');
+    const expected = model.predict(x) as tf.Tensor;
+    const { artifacts, loaded } = await reloadLayersModel(model);
+    expect(artifacts.weightSpecs!.map((s) => s.name)).toContain(`${embedding.name}.weight`);
+    const actual = loaded.predict(x) as tf.Tensor;
+    expectExactly(actual, expected, { atol: 0, rtol: 0 });
+    tf.dispose([x, expected, actual]);
+    model.dispose();
+    loaded.dispose();
+  });
+
+  it('HostLM and DecoderLayer are not layers: apply and model.save fail naming the supported API', async () => {
+    const ids = tf.input({ shape: [3], dtype: 'int32' });
+    const lm = new HostLM({ config: CONFIG });
+    const lmModel = tf.model({ inputs: ids, outputs: lm.apply(ids) as tf.SymbolicTensor });
+    const x = tf.tensor2d([[1, 2, 3]], [1, 3], 'int32');
+    expect(() => lmModel.predict(x)).toThrowError(/^HostLM is not a tfjs-layers layer: use forwardText\(inputIds\); save its stateDict\(\)/);
+    await expect(saveLayersModelInMemory(lmModel)).rejects.toThrowError(/HostLM is not a tfjs-layers layer: use forwardText/);
+    expect(tf.serialization.SerializationMap.getMap().classNameMap['mllm>HostLM']).toBeUndefined();
+
+    const hidden = tf.input({ shape: [3, CONFIG.hiddenSize] });
+    const layer = new DecoderLayer({ hiddenSize: CONFIG.hiddenSize, numHeads: 2, intermediateSize: 12, ropeTheta: 100, rmsEps: 1e-6 });
+    const layerModel = tf.model({ inputs: hidden, outputs: layer.apply(hidden) as tf.SymbolicTensor });
+    await expect(saveLayersModelInMemory(layerModel)).rejects.toThrowError(
+      /DecoderLayer is not a tfjs-layers layer: use forward\(hidden, \{ positions, mask \}\); it is saved with its host \(saveHostModel/,
+    );
+    expect(() => layer.call()).toThrowError(/DecoderLayer is not a tfjs-layers layer/);
+    tf.dispose(x);
+    lmModel.dispose();
+    layerModel.dispose();
   });
 });

@@ -279,16 +279,26 @@ export class HostLM extends Module {
     });
   }
 
-  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
-    return this.forwardText((Array.isArray(inputs) ? inputs[0] : inputs) as tf.Tensor2D);
+  /**
+   * The supported API, named by the error of `call` / `getConfig`: a host is not a tfjs-layers layer
+   * (attached modules and hooks are not in a tfjs config, and tfjs' format stores the internal layout).
+   */
+  protected layersApiHint(): string {
+    return 'use forwardText(inputIds); save its stateDict() (reference layout, e.g. with saveSafetensors)';
+  }
+
+  /** Throws: a host is not a tfjs-layers layer (see {@link HostLM.layersApiHint}). */
+  override call(): tf.Tensor {
+    throw this.notALayer(this.layersApiHint());
   }
 
   override computeOutputShape(inputShape: tfl.Shape): tfl.Shape {
     return [...inputShape, this.textConfig.vocabSize];
   }
 
+  /** Throws, so `model.save` of a tfjs model containing a host fails naming the supported API. */
   override getConfig(): tf.serialization.ConfigDict {
-    return { ...super.getConfig(), config: { ...this.textConfig } };
+    throw this.notALayer(this.layersApiHint());
   }
 }
-tf.serialization.registerClass(HostLM, 'mllm');
+// Not registered with tf.serialization: see getConfig.

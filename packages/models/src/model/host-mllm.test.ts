@@ -468,3 +468,14 @@ describe('HostMLLM', () => {
       model.dispose();
     });
 });
+
+describe('HostMLLM is not a tfjs-layers layer', () => {
+  it('call and getConfig (what model.save reads) throw naming forward/generate and saveHostModel; the class is not registered', () => {
+    const host = tinyHost(3);
+    const message = /^HostMLLM is not a tfjs-layers layer: use forward\(batch\), generate\(\) or scoreOptions\(\); save with saveHostModel and load with loadHostModel/;
+    expect(() => host.call()).toThrowError(message);
+    expect(() => host.getConfig()).toThrowError(message);
+    expect(tf.serialization.SerializationMap.getMap().classNameMap['mllm>HostMLLM']).toBeUndefined();
+    host.dispose();
+  });
+});

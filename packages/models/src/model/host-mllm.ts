@@ -149,6 +149,10 @@ export class HostMLLM extends HostLM {
     return old;
   }
 
+  protected override layersApiHint(): string {
+    return 'use forward(batch), generate() or scoreOptions(); save with saveHostModel and load with loadHostModel (reference layout, attached modules included)';
+  }
+
   /** `images [N, S, S, C]` in [0, 1] → vision features `[N, Nv, Dv]`. */
   encodeImages(images: tf.Tensor4D): tf.Tensor3D {
     return this.visionTower.forward(images);
@@ -437,7 +441,7 @@ export class HostMLLM extends HostLM {
     };
   }
 }
-tf.serialization.registerClass(HostMLLM, 'mllm');
+// Not registered with tf.serialization (a host is not a tfjs-layers layer: HostLM.getConfig).
 
 /** Argmax over V of `logits[b, rows[b]]` for each b. */
 function argmaxRows(logits: tf.Tensor3D, rows: number[]): number[] {

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { setSeed, stateDict, disposeStateDict } from '@mllm/core';
-import { PatchVisionEncoder, patchify } from '../index.js';
+import { expectClose, reloadLayersModel } from '@mllm/core/testing';
+import { PatchVisionEncoder, VisionEncoderBlock, patchify } from '../index.js';
 import { currentBackend, expectAllClose, expectNoLeaks } from './test-fixtures.js';
 
 const CONFIG = { imageSize: 4, patchSize: 2, numChannels: 3, hiddenSize: 6, numLayers: 1, numHeads: 2, intermediateSize: 8 };
@@ -105,5 +106,27 @@ describe('PatchVisionEncoder', () => {
     expect(withCls.numFeatureTokens).toBe(5);
     withCls.dispose();
     expect(() => new PatchVisionEncoder({ config: { ...CONFIG, patchSize: 3 } })).toThrow(/imageSize 4 must be divisible by patchSize 3/);
+  });
+});
+
+describe('PatchVisionEncoder and VisionEncoderBlock as tfjs-layers layers', () => {
+  it('round-trip model.save / loadLayersModel with the same features', async () => {
+    setSeed(5);
+    const images = tf.input({ shape: [8, 8, 3] });
+    const encoder = new PatchVisionEncoder({ config: { imageSize: 8, patchSize: 4, hiddenSize: 8, numLayers: 2, numHeads: 2, intermediateSize: 12 } });
+    const block = new VisionEncoderBlock({ hiddenSize: 8, numHeads: 2, intermediateSize: 12, layerNormEps: 1e-5 });
+    const model = tf.model({ inputs: images, outputs: block.apply(encoder.apply(images)) as tf.SymbolicTensor });
+    const x = tf.randomUniform([2, 8, 8, 3], 0, 1, 'float32', 9);
+    const expected = model.predict(x) as tf.Tensor;
+    const { artifacts, loaded } = await reloadLayersModel(model);
+    const names = artifacts.weightSpecs!.map((s) => s.name);
+    expect(new Set(names).size).toBe(names.length);
+    expect(names.length).toBe(encoder.weights.length + block.weights.length);
+    expect(names).toContain(`${encoder.name}.encoder.layers.1.mlp.fc2.weight`);
+    const actual = loaded.predict(x) as tf.Tensor;
+    expectClose(actual, expected, { atol: 0, rtol: 0 });
+    tf.dispose([x, expected, actual]);
+    model.dispose();
+    loaded.dispose();
   });
 });
