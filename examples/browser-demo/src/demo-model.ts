@@ -16,7 +16,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { loadSafetensors, loadStateDict, type DecoderHooks } from '@mllm/core';
 import { HostMLLM, IGNORE_INDEX, encodeChat, shiftedTokenLogProbs, type HostMLLMConfig, type MultimodalBatch } from '@mllm/models';
-import { ParrotMoE, parrotHooks, type ParrotMoEArgs } from '@mllm/parrot';
+import { PARROT_CHECKPOINT_PREFIX, ParrotMoE, attachParrot, type ParrotMoEArgs } from '@mllm/parrot';
 import { attachWings, type AttachedWings, type WingsConfig } from '@mllm/wings';
 
 export const DEMO_MANIFEST_FILE = 'mllm-demo.json';
@@ -115,10 +115,14 @@ function assertManifest(manifest: DemoManifest): void {
   }
 }
 
-/** Parrot's hooks with `moe` named `moduleName` in the host, recording its outputs while `sink.recording`. */
-function recordingParrotHooks(moe: ParrotMoE, moduleName: string, sink: ParrotSink): DecoderHooks {
-  return parrotHooks(moe, {
-    childName: moduleName,
+/** Attach `moe` with Parrot's verb, recording its outputs while `sink.recording`. */
+function attachRecordingParrot(model: HostMLLM, moe: ParrotMoE, moduleName: string, sink: ParrotSink): void {
+  if (moduleName !== PARROT_CHECKPOINT_PREFIX.slice(0, -1)) {
+    throw new Error(`${DEMO_MANIFEST_FILE}: parrot.moduleName must be '${PARROT_CHECKPOINT_PREFIX.slice(0, -1)}' (where attachParrot registers the MoE), got ${JSON.stringify(moduleName)}`);
+  }
+  attachParrot(model, {
+    moe,
+    freezeBase: false,
     onForward: (outputs) => {
       if (!sink.recording) return;
       disposeAll([sink.textAttention, sink.routingWeights]);
@@ -217,7 +221,7 @@ export function assembleDemoModel(manifest: DemoManifest, hostConfig: HostMLLMCo
   try {
     if (manifest.parrot) {
       moe = new ParrotMoE(manifest.parrot.args);
-      model.addHooks(recordingParrotHooks(moe, manifest.parrot.moduleName, parrotSink));
+      attachRecordingParrot(model, moe, manifest.parrot.moduleName, parrotSink);
     }
     if (manifest.wings) {
       wings = attachWings(model, manifest.wings);

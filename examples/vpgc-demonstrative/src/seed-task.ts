@@ -110,7 +110,7 @@ export async function runSeed(task: SeedTask, onProgress: (p: SeedProgress) => v
  */
 async function saveCheckpoint(out: string, model: HostMLLM, attached: AttachedVPGC): Promise<void> {
   const dir = `${out}/checkpoint`;
-  await saveHostModel(model, dir);
+  await saveHostModel(model, dir, { includeModules: false }); // the base; VPG-C goes to its adapter directory
   const { qformer, numQueryTokens, llmHiddenSize, lnVision, lnVisionEps } = (model.projector as QFormerVPG).getConfig() as Record<string, unknown>;
   await writeFile(`${dir}/vpg-config.json`, `${JSON.stringify({ qformer, numQueryTokens, llmHiddenSize, lnVision, lnVisionEps }, null, 2)}\n`);
   await saveAdapterFiles(attached, `${dir}/vpgc-adapter`); // adapter_config.json + adapter_model.safetensors

@@ -57,9 +57,9 @@ const HOST_CONFIG_KEYS = ['vocabSize', 'hiddenSize', 'numLayers', 'numHeads', 'i
 const VISION_CONFIG_KEYS = [
   'imageSize', 'patchSize', 'numChannels', 'hiddenSize', 'numLayers', 'numHeads', 'intermediateSize', 'layerNormEps', 'selectFeature', 'imageMean', 'imageStd',
 ];
-// `format` and `customProjector` are the keys `saveHostModel` adds to config.json, which callers
+// `format`, `customProjector`, `projector` and `mllm_modules` are the keys `saveHostModel` adds to config.json, which callers
 // pass back in as it is.
-const HOST_MLLM_CONFIG_KEYS = ['text', 'vision', 'projectorType', 'tokenizer', 'format', 'customProjector'];
+const HOST_MLLM_CONFIG_KEYS = ['text', 'vision', 'projectorType', 'tokenizer', 'format', 'customProjector', 'projector', 'mllm_modules'];
 
 /** A host MLLM config must be an object with `text` and `vision` objects and no unknown keys. */
 export function checkHostMLLMConfig(config: HostMLLMConfig): void {
