@@ -14,7 +14,7 @@
  *      one call (`loadAdapter`, `loadHostModel`).
  */
 import type * as tf from '@tensorflow/tfjs-core';
-import { Module } from '../nn/module.js';
+import { Module, type Parameter } from '../nn/module.js';
 import { loadStateDict, stateDict, type LoadStateDictOptions, type LoadStateDictResult, type StateDict } from '../io/state-dict.js';
 import type { DecoderHooks } from '../hooks/hooks.js';
 import { assertModuleHost, type ModuleHost } from './module-host.js';
@@ -85,9 +85,13 @@ export interface AttachModuleSpec<M extends Module, C> {
  * them is checked as a whole before anything is assigned (`loadStateDict`'s all-or-nothing rule).
  */
 class ModuleGroup extends Module {
-  constructor(named: Array<[string, Module]>) {
+  constructor(private readonly named: Array<[string, Module]>) {
     super({ name: 'attached_module' });
-    for (const [name, module] of named) this.addModule(name, module);
+  }
+  // The modules are not registered as children (that would re-parent them, which names their tfjs
+  // weights): the view only lists their parameters under their host names.
+  override namedParameters(prefix = ''): Array<[string, Parameter]> {
+    return this.named.flatMap(([name, module]) => module.namedParameters(`${prefix}${name}.`));
   }
   override call(): tf.Tensor {
     throw new Error('ModuleGroup is a view for state dicts; it has no forward');
