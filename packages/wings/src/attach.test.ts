@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ADAPTER_CONFIG_FILE, disposeStateDict, loadAdapter, loadAdapterFiles, moduleKind, parseAdapterConfig, saveAdapter, saveAdapterFiles, setSeed, stateDict, type ModuleRecord, type StateDict } from '@mllm/core';
 import { HostMLLM } from '@mllm/models';
+import { attachParrot } from '@mllm/parrot';
 import { expectClose, expectNoLeaks } from '@mllm/core/testing';
 // The package index: importing it registers the `wings` module kind (what loadAdapter resolves).
 import {
@@ -38,12 +39,12 @@ afterAll(async () => {
 });
 
 /** A tiny host MLLM; the same seed gives the same base weights. */
-function tinyHost(seed = 1, hiddenSize = H): HostMLLM {
+function tinyHost(seed = 1, hiddenSize = H, selectFeature: 'patch' | 'cls_patch' = 'patch'): HostMLLM {
   setSeed(seed);
   return new HostMLLM({
     config: {
       text: { vocabSize: 262, hiddenSize, numLayers: 2, numHeads: 2, intermediateSize: 24, ropeTheta: 10000, maxLength: 64 },
-      vision: { imageSize: 8, patchSize: 4, numChannels: 3, hiddenSize: 12, numLayers: 1, numHeads: 2, intermediateSize: 16 },
+      vision: { imageSize: 8, patchSize: 4, numChannels: 3, hiddenSize: 12, numLayers: 1, numHeads: 2, intermediateSize: 16, selectFeature },
     },
   });
 }
@@ -215,6 +216,25 @@ describe('attachWings', () => {
     wings.remove();
     wings.module.dispose();
     host.dispose();
+  });
+
+  it('with Parrot attached too, in either order: the base is frozen, the MoE and the learners train', () => {
+    for (const parrotFirst of [true, false]) {
+      const host = tinyHost(1, H, 'cls_patch'); // Parrot routes with the CLS token
+      const attachMoE = () => attachParrot(host, { intermediateSize: 8, numExperts: 2 }); // freezeBase default false
+      const parrot = parrotFirst ? attachMoE() : undefined;
+      const wings = attachWings(host, { stage: 1, rank: R, layers: [1] });
+      const moe = parrot ?? attachMoE();
+      const trainable = host.namedParameters().filter(([, p]) => p.variable.trainable).map(([n]) => n);
+      const moeNames = moe.module.namedParameters('model.moe_model.').map(([n]) => n);
+      expect(moeNames.length).toBeGreaterThan(0);
+      expect(trainable.sort(), `parrotFirst ${parrotFirst}`).toEqual([...moeNames, ...wingsNames([1], 1).filter((n) => n.includes('attn_pool.'))].sort());
+      wings.remove();
+      moe.remove();
+      wings.module.dispose();
+      moe.module.dispose();
+      host.dispose();
+    }
   });
 
   it('saveAdapterFiles / loadAdapterFiles through a directory', async () => {
