@@ -4,7 +4,7 @@
  * a host `ForwardContext` / `HostMLLM` is assignable to them.
  */
 import type * as tf from '@tensorflow/tfjs-core';
-import type { ForwardContext, ImageSpan, Module, ModuleHost } from '@mllm/core';
+import type { ForwardContext, ImageSpan, ImageTables, Module, ModuleHost } from '@mllm/core';
 
 export type { ImageSpan };
 
@@ -12,9 +12,12 @@ export type { ImageSpan };
  * What VPG-C reads from the host's forward context: `imageSpans` (per sample; `imageIndex` indexes
  * `imageFeatures`), `imageToSample` `[numImages]`, `imageFeatures` `[numImages, Nv, Dv]` (vision
  * features fed to the VPG, before `ln_vision`), `lastPromptIndex` `[B]` (the guidance token) and
- * `isPrefill` (false on cached decode steps).
+ * `isPrefill` (false on cached decode steps), and `imageTables` when present (the host always sets
+ * them; a hand-built context may leave them out and VPG-C then reads `imageSpans`).
  */
-export type VPGCForwardContext = Pick<ForwardContext, 'imageSpans' | 'imageToSample' | 'imageFeatures' | 'lastPromptIndex' | 'isPrefill'>;
+export type VPGCForwardContext = Pick<ForwardContext, 'imageSpans' | 'imageToSample' | 'imageFeatures' | 'lastPromptIndex' | 'isPrefill'> & {
+  imageTables?: ImageTables;
+};
 
 /** The hook object VPG-C hands to `addHooks` (a subset of the host's `DecoderHooks`). */
 export interface VPGCDecoderHooks {

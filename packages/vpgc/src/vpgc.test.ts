@@ -1,8 +1,8 @@
 import { describe, expect, it, vi } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { disposeStateDict, stateDict } from '@mllm/core';
+import { disposeStateDict, imageTablesFromSpans, stateDict } from '@mllm/core';
 import { expectClose } from '@mllm/core/testing';
-import { VPGC, attachVPGC, defaultUpdateLayer, imageSpanScatterIndex, loadVPGCStateDict, vpgcStateDict } from './index.js';
+import { VPGC, attachVPGC, defaultUpdateLayer, imageSpanScatterIndex, imageTablesScatterIndex, loadVPGCStateDict, vpgcStateDict } from './index.js';
 import { vpgcHook64, type ParamsF64 } from './test-support/float64-reference.js';
 import { backendTolerance, useTestBackend } from './test-support/backend.js';
 import { relativeError, randomValues, toTensors } from './test-support/params.js';
@@ -338,6 +338,37 @@ describe('VPGC', () => {
     other.dispose();
     vpgc.dispose();
     host.dispose();
+    vpg.dispose();
+    batch.dispose();
+  });
+
+  it('places the residual from the host\'s imageTables (no span walk) exactly as from the spans; bad tables are clear errors', () => {
+    const tables = imageTablesFromSpans(imageSpans);
+    const fromSpans = imageSpanScatterIndex(B, L, 3, Nq, imageSpans, imageToSample);
+    expect(Array.from(imageTablesScatterIndex(B, L, 3, Nq, tables, imageToSample))).toEqual(Array.from(fromSpans));
+    const vpg = makeVpg();
+    randomizeVpg(vpg, 3);
+    const vpgc = new VPGC({ vpg, updateLayer: 2 });
+    randomizeVpgc(vpgc, 4);
+    const batch = makeBatch(31);
+    const inputs = { hidden: batch.hiddenTensor, ...batch.ctx, imageFeatures: batch.featuresTensor };
+    const start = tf.memory().numTensors;
+    // The tables alone place the residual: the spans are not read when tables are given.
+    const [a, b] = [vpgc.residual(inputs), vpgc.residual({ ...inputs, imageSpans: [[], []], imageTables: tables })];
+    expect(Array.from(b.dataSync())).toEqual(Array.from(a.dataSync()));
+    tf.dispose([a, b]);
+    const rows = tables.visualRows;
+    const bad = (visualRows: number[][], visualPositions = tables.visualPositions) => () =>
+      vpgc.residual({ ...inputs, imageTables: { ...tables, visualRows, visualPositions } });
+    expect(bad([rows[0]])).toThrow(/imageTables.visualRows and visualPositions must have one list per sample \(2\)/);
+    expect(bad([rows[0].slice(0, -1), rows[1]], [tables.visualPositions[0].slice(0, -1), tables.visualPositions[1]]))
+      .toThrow(/imageTables place 11 of the 12 image-query rows \(images 1 incomplete; each image span must hold 4 tokens\)/);
+    expect(bad([[...rows[0].slice(0, -1), 0], rows[1]])).toThrow(/visualRows\[0\]\[7\] must be an unused row of the 3·4 image-query rows/);
+    expect(bad([rows[1], rows[0]], [tables.visualPositions[1], tables.visualPositions[0]])).toThrow(/image 2 is in imageTables sample 0 but imageToSample says sample 1/);
+    expect(bad(rows, [tables.visualPositions[0].map((p) => p + 10), tables.visualPositions[1]])).toThrow(/image 1 token at 17 is outside the sequence \[0, 16\)/);
+    expect(bad(rows, [tables.visualPositions[0].map(() => 2), tables.visualPositions[1]])).toThrow(/image spans overlap at sample 0, position 2/);
+    expect(tf.memory().numTensors).toBe(start);
+    vpgc.dispose();
     vpg.dispose();
     batch.dispose();
   });

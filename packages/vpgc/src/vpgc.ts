@@ -39,6 +39,7 @@ import {
   assertPositiveInt,
   assertTensor,
   describeValue,
+  type ImageTables,
   type ModuleArgs,
 } from '@mllm/core';
 import type { QFormerVPG } from './qformer-vpg.js';
@@ -68,8 +69,13 @@ export interface VPGCInputs {
   imageFeatures: tf.Tensor3D;
   /** `[n]` sample of each image. */
   imageToSample: number[];
-  /** Per sample, the spans of its images. */
+  /** Per sample, the spans of its images (read only when `imageTables` is absent). */
   imageSpans: ImageSpan[][];
+  /**
+   * The host's per-forward image-token tables (`ForwardContext.imageTables`); when given, the
+   * residual is placed from them instead of walking `imageSpans` again.
+   */
+  imageTables?: ImageTables;
 }
 
 /** Number of layers → default update layer `⌊L/2⌋` (16 for 32 layers). */
@@ -132,6 +138,67 @@ export function imageSpanScatterIndex(
   if (seen.size !== numImages) {
     const missing = Array.from({ length: numImages }, (_, k) => k).filter((k) => !seen.has(k));
     throw new Error(`VPGC: imageSpans has no span for image${missing.length > 1 ? 's' : ''} ${missing.join(', ')} (of ${numImages}; imageToSample [${imageToSample.join(', ')}])`);
+  }
+  return index;
+}
+
+/**
+ * `imageSpanScatterIndex` from the host's per-forward tables: sample b's image token j at sequence
+ * index `visualPositions[b][j]` ↦ row `visualRows[b][j]` (= `k·Nq + t` for image k's token t).
+ * Validates what the spans check would: every row of `[n·Nq]` placed exactly once (so each span has
+ * Nq tokens and every image is placed), inside the sequence, in its image's sample, no overlap.
+ */
+export function imageTablesScatterIndex(
+  batchSize: number,
+  sequenceLength: number,
+  numImages: number,
+  numQueries: number,
+  imageTables: ImageTables,
+  imageToSample: number[],
+): Int32Array {
+  assertOptionsObject('VPGC', 'imageTables', imageTables);
+  const { visualRows, visualPositions } = imageTables;
+  if (!Array.isArray(visualRows) || !Array.isArray(visualPositions) || visualRows.length !== batchSize || visualPositions.length !== batchSize) {
+    throw new Error(`VPGC: imageTables.visualRows and visualPositions must have one list per sample (${batchSize}), got ${describeValue(visualRows)} and ${describeValue(visualPositions)}`);
+  }
+  if (!Array.isArray(imageToSample)) throw new Error(`VPGC: imageToSample must be an array of sample indices, got ${describeValue(imageToSample)}`);
+  if (imageToSample.length !== numImages) {
+    throw new Error(`VPGC: imageToSample must have length numImages = ${numImages}, got ${imageToSample.length}`);
+  }
+  const zeroRow = numImages * numQueries;
+  const index = new Int32Array(batchSize * sequenceLength).fill(zeroRow);
+  const placed = new Uint8Array(zeroRow);
+  let count = 0;
+  for (let sample = 0; sample < batchSize; sample++) {
+    const rows = visualRows[sample];
+    const positions = visualPositions[sample];
+    if (!Array.isArray(rows) || !Array.isArray(positions) || rows.length !== positions.length) {
+      throw new Error(`VPGC: imageTables.visualRows[${sample}] and visualPositions[${sample}] must be arrays of the same length`);
+    }
+    for (let j = 0; j < rows.length; j++) {
+      const row = rows[j];
+      const position = positions[j];
+      if (!Number.isInteger(row) || row < 0 || row >= zeroRow || placed[row]) {
+        throw new Error(`VPGC: imageTables.visualRows[${sample}][${j}] must be an unused row of the ${numImages}·${numQueries} image-query rows (image spans must hold the ${numQueries} query tokens), got ${row}`);
+      }
+      const image = Math.floor(row / numQueries);
+      if (imageToSample[image] !== sample) {
+        throw new Error(`VPGC: image ${image} is in imageTables sample ${sample} but imageToSample says sample ${imageToSample[image]}`);
+      }
+      if (!Number.isInteger(position) || position < 0 || position >= sequenceLength) {
+        throw new Error(`VPGC: image ${image} token at ${position} is outside the sequence [0, ${sequenceLength})`);
+      }
+      const flat = sample * sequenceLength + position;
+      if (index[flat] !== zeroRow) throw new Error(`VPGC: image spans overlap at sample ${sample}, position ${position}`);
+      index[flat] = row;
+      placed[row] = 1;
+      count++;
+    }
+  }
+  // Every row placed once: a missing or short span would silently drop part of an image's residual.
+  if (count !== zeroRow) {
+    const missing = Array.from({ length: numImages }, (_, k) => k).filter((k) => !placed.subarray(k * numQueries, (k + 1) * numQueries).every((v) => v === 1));
+    throw new Error(`VPGC: imageTables place ${count} of the ${zeroRow} image-query rows (images ${missing.join(', ')} incomplete; each image span must hold ${numQueries} tokens)`);
   }
   return index;
 }
@@ -309,7 +376,11 @@ export class VPGC extends Module {
     assertTensor('VPGC.residual', 'imageFeatures', imageFeatures, { rank: 3, dtypes: ['float32'] });
     const [B, L, H] = hidden.shape;
     const n = imageFeatures.shape[0];
-    const index = imageSpanScatterIndex(B, L, n, this.numQueryTokens, inputs.imageSpans, inputs.imageToSample);
+    // The host's tables when present (derived once per forward), else the spans of a hand-built input.
+    const index =
+      inputs.imageTables !== undefined
+        ? imageTablesScatterIndex(B, L, n, this.numQueryTokens, inputs.imageTables, inputs.imageToSample)
+        : imageSpanScatterIndex(B, L, n, this.numQueryTokens, inputs.imageSpans, inputs.imageToSample);
     return tf.tidy(() => {
       const g = this.guidance(hidden, inputs.lastPromptIndex); // [B, Dq]
       const prompts = this.residualPrompts(g, imageFeatures, inputs.imageToSample); // [n, Nq, H]
@@ -336,6 +407,7 @@ export class VPGC extends Module {
       imageFeatures: ctx.imageFeatures,
       imageToSample: ctx.imageToSample,
       imageSpans: ctx.imageSpans,
+      imageTables: ctx.imageTables,
     });
   }
 

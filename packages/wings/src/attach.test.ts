@@ -1,11 +1,12 @@
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ADAPTER_CONFIG_FILE, disposeStateDict, loadAdapter, loadAdapterFiles, moduleKind, parseAdapterConfig, saveAdapter, saveAdapterFiles, setSeed, stateDict, type ModuleRecord, type StateDict } from '@mllm/core';
 import { HostMLLM } from '@mllm/models';
-import { expectNoLeaks } from '@mllm/core/testing';
+import { attachParrot } from '@mllm/parrot';
+import { expectClose, expectNoLeaks } from '@mllm/core/testing';
 // The package index: importing it registers the `wings` module kind (what loadAdapter resolves).
 import {
   WINGS_MODULE_KIND,
@@ -38,12 +39,12 @@ afterAll(async () => {
 });
 
 /** A tiny host MLLM; the same seed gives the same base weights. */
-function tinyHost(seed = 1, hiddenSize = H): HostMLLM {
+function tinyHost(seed = 1, hiddenSize = H, selectFeature: 'patch' | 'cls_patch' = 'patch'): HostMLLM {
   setSeed(seed);
   return new HostMLLM({
     config: {
       text: { vocabSize: 262, hiddenSize, numLayers: 2, numHeads: 2, intermediateSize: 24, ropeTheta: 10000, maxLength: 64 },
-      vision: { imageSize: 8, patchSize: 4, numChannels: 3, hiddenSize: 12, numLayers: 1, numHeads: 2, intermediateSize: 16 },
+      vision: { imageSize: 8, patchSize: 4, numChannels: 3, hiddenSize: 12, numLayers: 1, numHeads: 2, intermediateSize: 16, selectFeature },
     },
   });
 }
@@ -161,6 +162,79 @@ describe('attachWings', () => {
     wings.module.dispose();
     host.dispose();
     fresh.dispose();
+  });
+
+  it('builds the learner keys once per forward (prepare), not once per layer: same logits and gradients as per-layer keys', () => {
+    const host = tinyHost(1);
+    const wings = trainedWings(host); // learners on both decoder layers
+    const builds = vi.spyOn(wings.module, 'buildKeys');
+    const before = tf.memory().numTensors;
+    const prepared = logits(host);
+    expect(builds).toHaveBeenCalledTimes(1); // 1 per forward, not L = 2
+    expect(tf.memory().numTensors).toBe(before);
+
+    // Everything trainable, so the gradient also reaches the projector and the embeddings through the keys.
+    host.setTrainable(true);
+    const pad = host.tokenizer.padId;
+    const gradients = (): Map<string, number[]> => {
+      const { value, grads } = tf.variableGrads(() =>
+        tf.tidy(() => {
+          const out = host.forward({
+            inputIds: tf.tensor2d([[72, 105, host.tokenizer.imageId, 120, 121], [65, 66, 67, pad, pad]], undefined, 'int32'),
+            attentionMask: tf.tensor2d([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], undefined, 'int32'),
+            imageFeatures: tf.tensor3d([randomMatrix(5, 4, 12)]),
+          });
+          return tf.sum(tf.square(out.logits)) as tf.Scalar; // Σ logits²
+        }),
+      );
+      const names = new Map(host.namedParameters().map(([n, p]) => [p.variable.name, n]));
+      const got = new Map(Object.entries(grads).map(([k, g]) => [names.get(k) ?? k, Array.from(g.dataSync())]));
+      tf.dispose([value, ...Object.values(grads)]);
+      return got;
+    };
+    builds.mockClear();
+    const preparedGrads = gradients();
+    expect(builds).toHaveBeenCalledTimes(1);
+
+    // The per-layer path (what a hand-driven afterAttention without prepare does): one build per layer.
+    const prepare = vi.spyOn(wings.module, 'prepare').mockReturnValue(undefined);
+    builds.mockClear();
+    expect(logits(host)).toEqual(prepared);
+    expect(builds).toHaveBeenCalledTimes(2);
+    builds.mockClear();
+    const perLayerGrads = gradients();
+    expect(builds).toHaveBeenCalledTimes(2);
+    expect([...preparedGrads.keys()].sort()).toEqual([...perLayerGrads.keys()].sort());
+    // Shared keys sum the two layers' key gradients in another order: equal up to float32 rounding.
+    for (const [name, g] of perLayerGrads) expectClose(preparedGrads.get(name)!, g, { label: name });
+    // Gradients reach the projector through the visual keys (and the embeddings through the textual keys).
+    const projector = [...preparedGrads].find(([n]) => n.startsWith('model.mm_projector.'))!;
+    expect(projector[1].some((v) => v !== 0)).toBe(true);
+    prepare.mockRestore();
+    builds.mockRestore();
+    expect(tf.memory().numTensors).toBe(before);
+    wings.remove();
+    wings.module.dispose();
+    host.dispose();
+  });
+
+  it('with Parrot attached too, in either order: the base is frozen, the MoE and the learners train', () => {
+    for (const parrotFirst of [true, false]) {
+      const host = tinyHost(1, H, 'cls_patch'); // Parrot routes with the CLS token
+      const attachMoE = () => attachParrot(host, { intermediateSize: 8, numExperts: 2 }); // freezeBase default false
+      const parrot = parrotFirst ? attachMoE() : undefined;
+      const wings = attachWings(host, { stage: 1, rank: R, layers: [1] });
+      const moe = parrot ?? attachMoE();
+      const trainable = host.namedParameters().filter(([, p]) => p.variable.trainable).map(([n]) => n);
+      const moeNames = moe.module.namedParameters('model.moe_model.').map(([n]) => n);
+      expect(moeNames.length).toBeGreaterThan(0);
+      expect(trainable.sort(), `parrotFirst ${parrotFirst}`).toEqual([...moeNames, ...wingsNames([1], 1).filter((n) => n.includes('attn_pool.'))].sort());
+      wings.remove();
+      moe.remove();
+      wings.module.dispose();
+      moe.module.dispose();
+      host.dispose();
+    }
   });
 
   it('saveAdapterFiles / loadAdapterFiles through a directory', async () => {

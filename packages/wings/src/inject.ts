@@ -26,13 +26,19 @@ import {
   assertOptionsObject,
   assertPositiveInt,
   type AttachedModule, type DecoderHooks, type ForwardContext, type LoadStateDictResult, type ModuleHost } from '@mllm/core';
-import { CLEAN_COMPAT, REFERENCE_COMPAT, WingsLayer, type ReferenceCompat, type WingsStage } from './wings-layer.js';
+import { CLEAN_COMPAT, REFERENCE_COMPAT, WingsLayer, type LearnerKeys, type ReferenceCompat, type WingsStage } from './wings-layer.js';
 import { loadAdapter, saveAdapter } from './adapter-io.js';
-import { buildReferenceTextualKeys, buildTextualKeys, buildVisualKeys, type WingsKeyContext } from './learner-keys.js';
+import { buildReferenceTextualKeys, buildTextualKeys, buildVisualKeys, hasImageTokens, type WingsKeyContext } from './learner-keys.js';
 import { attachWings } from './attach.js';
 
 /** The host hooks a `WingsAdapter` drives (core's `DecoderHooks`, these members present). */
-export type WingsHooks = Required<Pick<DecoderHooks, 'afterAttention' | 'attentionProbsLayers' | 'requiresFullSequence' | 'namedModules'>>;
+export type WingsHooks = Required<Pick<DecoderHooks, 'prepare' | 'afterAttention' | 'attentionProbsLayers' | 'requiresFullSequence' | 'namedModules'>>;
+
+/** Both learners' keys for one forward (the same for every layer; `textual` is null in stage 1). */
+export interface WingsForwardKeys {
+  visual: LearnerKeys | null;
+  textual: LearnerKeys | null;
+}
 
 /** @deprecated Use `WingsHooks` (a `Pick` of `@mllm/core`'s `DecoderHooks`); removed in the next minor version. */
 export type WingsDecoderHooks = WingsHooks;
@@ -218,8 +224,52 @@ export class WingsAdapter extends Module {
   }
 
   /**
+   * Keys built by `prepare` for the forward whose context is the map key; its cleanup deletes the
+   * entry. Keyed by context (not a single field) so a hand-driven `afterAttention` with another
+   * context, or a nested forward, never sees another forward's keys.
+   */
+  private readonly preparedKeys = new WeakMap<object, WingsForwardKeys>();
+
+  /**
+   * The visual and textual keys of one forward (every layer reuses them: they depend only on the
+   * context, not on the layer). Call inside a tidy.
+   */
+  buildKeys(ctx: WingsKeyContext): WingsForwardKeys {
+    const c = this.config;
+    const visual = buildVisualKeys(ctx, c.visualCausal);
+    const textual =
+      c.stage === 2
+        ? c.referenceCompat.misalignedTextMask
+          ? buildReferenceTextualKeys(ctx, c.systemPromptLength)
+          : buildTextualKeys(ctx, c.systemPromptLength)
+        : null;
+    return { visual, textual };
+  }
+
+  /**
+   * The host's per-forward `prepare` body: builds the learner keys once (inside the host's tidy and
+   * under its gradient tape, so gradients reach `visualTokens` / `inputEmbeddings` through them) for
+   * every layer's `afterAttention`; the returned cleanup drops them (the host's tidy disposes them).
+   * Nothing is built when no layer has learners or `afterAttention` would not use them.
+   */
+  prepare(ctx: WingsKeyContext): (() => void) | undefined {
+    if (this.byIndex.size === 0 || !this.usesKeys(ctx)) return undefined;
+    this.preparedKeys.set(ctx, this.buildKeys(ctx));
+    return () => {
+      this.preparedKeys.delete(ctx);
+    };
+  }
+
+  /** False where `afterAttention` returns early or throws (stage 1 without images; stage 2 on a cached step). */
+  private usesKeys(ctx: WingsKeyContext): boolean {
+    if (this.config.stage === 2) return ctx.isPrefill;
+    return ctx.visualTokens != null && hasImageTokens(ctx);
+  }
+
+  /**
    * The per-layer update as a host `afterAttention` hook body: `residual [B, L, H]` → new residual,
-   * or null when layer `index` has no learners (or stage 1 sees no image).
+   * or null when layer `index` has no learners (or stage 1 sees no image). Uses the keys `prepare`
+   * built for this context, or builds them (a hand-driven call without `prepare`).
    */
   afterAttention(index: number, residual: tf.Tensor3D, attentionProbs: tf.Tensor4D | null, ctx: WingsKeyContext): tf.Tensor3D | null {
     const layer = this.byIndex.get(index);
@@ -228,15 +278,9 @@ export class WingsAdapter extends Module {
     if (c.stage === 2 && !ctx.isPrefill) {
       throw new Error('Wings: the stage-2 textual learner needs the full sequence; run without KV cache (the hooks set requiresFullSequence)');
     }
-    if (c.stage === 1 && (!ctx.visualTokens || ctx.imageSpans.every((spans) => spans.length === 0))) return null;
+    if (c.stage === 1 && !this.usesKeys(ctx)) return null;
     return tf.tidy(() => {
-      const visual = buildVisualKeys(ctx, c.visualCausal);
-      const textual =
-        c.stage === 2
-          ? c.referenceCompat.misalignedTextMask
-            ? buildReferenceTextualKeys(ctx, c.systemPromptLength)
-            : buildTextualKeys(ctx, c.systemPromptLength)
-          : null;
+      const { visual, textual } = this.preparedKeys.get(ctx) ?? this.buildKeys(ctx);
       return layer.forward({
         residual,
         positions: ctx.positions,
@@ -253,6 +297,7 @@ export class WingsAdapter extends Module {
   hooks(): WingsHooks {
     const stage2 = this.config.stage === 2;
     return {
+      prepare: (ctx: ForwardContext) => this.prepare(ctx),
       afterAttention: (index, args, ctx: ForwardContext) => this.afterAttention(index, args.residual, args.attentionProbs, ctx),
       attentionProbsLayers: stage2 ? [...this.config.layers] : [],
       // Stage 1 (visual keys only, unmasked or causal by position) gives the same result for a

@@ -3,7 +3,7 @@
  * every layer):
  *
  * - visual: the projector output (`visualTokens [numImages, Ni, H]`) of each sample's images,
- *   concatenated per sample in span order, at the images' real positions in the sequence;
+ *   concatenated per sample in sequence order, at the images' real positions in the sequence;
  *   samples with fewer image tokens are right-padded with masked keys.
  * - textual (clean): the layer-0 embeddings `inputEmbeddings [B, L, H]` at real positions, keys
  *   restricted to text tokens by `textMask` (and, for image samples, to positions from
@@ -12,16 +12,40 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { LearnerKeys } from './wings-layer.js';
-import { gatherRows as gatherTableRows, type ForwardContext } from '@mllm/core';
+import { gatherRows as gatherTableRows, imageTablesFromSpans, type ForwardContext, type ImageSpan, type ImageTables } from '@mllm/core';
 
 /**
  * The fields of core's `ForwardContext` the learners read (a test or a hand-driven layer builds
- * just these; the host passes its whole context).
+ * just these; the host passes its whole context). `imageTables` is optional here: the host always
+ * sets it (derived once per forward); without it the visual keys derive the tables from `imageSpans`.
  */
 export type WingsKeyContext = Pick<
   ForwardContext,
   'inputEmbeddings' | 'positions' | 'attentionMask' | 'textMask' | 'imageSpans' | 'hasImage' | 'visualTokens' | 'isPrefill'
->;
+> & { imageTables?: ImageTables };
+
+/** True when some sample has an image token (read from the host's tables when present). */
+export function hasImageTokens(ctx: WingsKeyContext): boolean {
+  return ctx.imageTables ? ctx.imageTables.visualRows.some((rows) => rows.length > 0) : ctx.imageSpans.some((spans) => spans.length > 0);
+}
+
+/**
+ * The image-token tables of a hand-built context, after checking each span against the visual
+ * tokens `[numImages, Ni, H]` (the host's own spans are consistent by construction).
+ */
+function checkedTablesFromSpans(imageSpans: ImageSpan[][], numImages: number, Ni: number): ImageTables {
+  imageSpans.forEach((spans, b) => {
+    for (const span of spans) {
+      if (span.imageIndex < 0 || span.imageIndex >= numImages) {
+        throw new Error(`Wings: imageSpans[${b}] imageIndex ${span.imageIndex} is outside [0, ${numImages})`);
+      }
+      if (span.length !== Ni || span.start < 0) {
+        throw new Error(`Wings: imageSpans[${b}] span (start ${span.start}, length ${span.length}) must hold the image's ${Ni} visual tokens`);
+      }
+    }
+  });
+  return imageTablesFromSpans(imageSpans);
+}
 
 /** @deprecated Use `WingsKeyContext` (a `Pick` of `@mllm/core`'s `ForwardContext`); removed in the next minor version. */
 export type WingsForwardContext = WingsKeyContext;
@@ -34,34 +58,17 @@ export type WingsForwardContext = WingsKeyContext;
  */
 export function buildVisualKeys(ctx: WingsKeyContext, causalByPosition = false): LearnerKeys | null {
   const tokens = ctx.visualTokens;
-  const B = ctx.imageSpans.length;
+  const B = ctx.inputEmbeddings.shape[0];
   const H = ctx.inputEmbeddings.shape[2];
-  if (!tokens || ctx.imageSpans.every((spans) => spans.length === 0)) return null;
+  if (!tokens || !hasImageTokens(ctx)) return null;
   const [numImages, Ni, Hv] = tokens.shape;
   if (Hv !== H) throw new Error(`Wings: visualTokens must be [numImages, Ni, ${H}], got [${tokens.shape.join(', ')}]`);
-  if (ctx.inputEmbeddings.shape[0] !== B) {
-    throw new Error(`Wings: imageSpans must have ${ctx.inputEmbeddings.shape[0]} entries (one per sample), got ${B}`);
+  const sampleCount = ctx.imageTables ? ctx.imageTables.visualRows.length : ctx.imageSpans.length;
+  if (sampleCount !== B) {
+    throw new Error(`Wings: ${ctx.imageTables ? 'imageTables.visualRows' : 'imageSpans'} must have ${B} entries (one per sample), got ${sampleCount}`);
   }
-  const rows: number[][] = [];
-  const sequenceIndex: number[][] = [];
-  for (let b = 0; b < B; b++) {
-    const sampleRows: number[] = [];
-    const sampleIndex: number[] = [];
-    for (const span of ctx.imageSpans[b]) {
-      if (span.imageIndex < 0 || span.imageIndex >= numImages) {
-        throw new Error(`Wings: imageSpans[${b}] imageIndex ${span.imageIndex} is outside [0, ${numImages})`);
-      }
-      if (span.length !== Ni || span.start < 0) {
-        throw new Error(`Wings: imageSpans[${b}] span (start ${span.start}, length ${span.length}) must hold the image's ${Ni} visual tokens`);
-      }
-      for (let k = 0; k < span.length; k++) {
-        sampleRows.push(span.imageIndex * Ni + k);
-        sampleIndex.push(span.start + k);
-      }
-    }
-    rows.push(sampleRows);
-    sequenceIndex.push(sampleIndex);
-  }
+  // Per sample: the row of each image token in the flattened visual tokens and its sequence index.
+  const { visualRows: rows, visualPositions: sequenceIndex } = ctx.imageTables ?? checkedTablesFromSpans(ctx.imageSpans, numImages, Ni);
   const Nk = Math.max(...rows.map((r) => r.length));
   const gatherRows = new Int32Array(B * Nk);
   const keyPositions = new Int32Array(B * Nk);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { disposeStateDict, loadSafetensors, saveSafetensors } from '@mllm/core';
+import { disposeStateDict, imageTablesFromSpans, loadSafetensors, saveSafetensors } from '@mllm/core';
 import { WingsLayer, type ReferenceCompat } from './wings-layer.js';
 import { buildReferenceTextualKeys, buildTextualKeys, buildVisualKeys, referenceTextKeyIndices, type WingsKeyContext } from './learner-keys.js';
 import {
@@ -321,6 +321,15 @@ describe('WingsLayer', () => {
       expect(keys.keyMask.arraySync()).toEqual([[1, 1, 1], [0, 0, 0]]);
       expect(maxRelativeError(keys.source.arraySync()[0], x.visualTokens![0])).toBeLessThan(1e-7);
       expect(buildVisualKeys(context(batch(35, false)))).toBeNull();
+      // With the host's tables the spans are not read: the tables alone place the keys.
+      const fromTables = buildVisualKeys({ ...context(x), imageSpans: [[], []], imageTables: imageTablesFromSpans(x.spans) })!;
+      expect(fromTables.source.arraySync()).toEqual(keys.source.arraySync());
+      expect(fromTables.positions.arraySync()).toEqual([[2, 3, 4], [0, 0, 0]]);
+      expect(fromTables.keyMask.arraySync()).toEqual([[1, 1, 1], [0, 0, 0]]);
+      const empty = { visualRows: [[], []], visualPositions: [[], []], imagesOfSample: [[], []] };
+      expect(buildVisualKeys({ ...context(x), imageTables: empty })).toBeNull();
+      expect(() => buildVisualKeys({ ...context(x), imageTables: { ...imageTablesFromSpans(x.spans), visualRows: [[0, 1, 2]] } }))
+        .toThrowError(/imageTables.visualRows must have 2 entries \(one per sample\), got 1/);
       const bad = { ...context(x), imageSpans: [[{ imageIndex: 0, start: 6, length: 2 }], []] };
       expect(() => buildVisualKeys(bad)).toThrowError(/imageSpans\[0\] span \(start 6, length 2\) must hold the image's 3 visual tokens/);
       const badIndex = { ...context(x), imageSpans: [[], [{ imageIndex: 1, start: 0, length: 3 }]] };
