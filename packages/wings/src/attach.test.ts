@@ -3,8 +3,9 @@ import * as tf from '@tensorflow/tfjs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ADAPTER_CONFIG_FILE, disposeStateDict, loadAdapter, loadAdapterFiles, moduleKind, parseAdapterConfig, saveAdapter, saveAdapterFiles, setSeed, stateDict, type ModuleRecord, type StateDict } from '@mllm/core';
-import { HostMLLM } from '@mllm/models';
+import { ADAPTER_CONFIG_FILE, disposeStateDict, loadAdapter, loadAdapterFiles, moduleKind, parseAdapterConfig, saveAdapter, saveAdapterFiles, stateDict, type ModuleRecord, type StateDict } from '@mllm/core';
+import type { HostMLLM } from '@mllm/models';
+import { tinyHost as sharedTinyHost } from '@mllm/models/testing';
 import { expectNoLeaks } from '@mllm/core/testing';
 // The package index: importing it registers the `wings` module kind (what loadAdapter resolves).
 import {
@@ -37,16 +38,8 @@ afterAll(async () => {
   for (const dir of dirs) await rm(dir, { recursive: true, force: true });
 });
 
-/** A tiny host MLLM; the same seed gives the same base weights. */
-function tinyHost(seed = 1, hiddenSize = H): HostMLLM {
-  setSeed(seed);
-  return new HostMLLM({
-    config: {
-      text: { vocabSize: 262, hiddenSize, numLayers: 2, numHeads: 2, intermediateSize: 24, ropeTheta: 10000, maxLength: 64 },
-      vision: { imageSize: 8, patchSize: 4, numChannels: 3, hiddenSize: 12, numLayers: 1, numHeads: 2, intermediateSize: 16 },
-    },
-  });
-}
+/** The shared tiny host (64 positions); the same seed gives the same base weights. */
+const tinyHost = (seed = 1, hiddenSize = H): HostMLLM => sharedTinyHost(seed, { hiddenSize, maxLength: 64 });
 
 /** Logits of a batch with an image sample and a right-padded text-only sample. */
 function logits(model: HostMLLM): number[][][] {
