@@ -7,7 +7,7 @@ import {
   StateDictError, disposeStateDict, disposeTensorMap, loadSafetensors, loadStateDict, readSafetensorsFile, saveSafetensors,
 } from '@mllm/core';
 import type { HostMLLM } from '@mllm/models';
-import { tinyHost as sharedTinyHost } from '@mllm/models/testing';
+import { logitsOf, tinyHost as sharedTinyHost, tokenBatch } from '@mllm/models/testing';
 import { injectWings } from './inject.js';
 import { LoRRA } from './lorra.js';
 import { WingsRouter } from './router.js';
@@ -43,19 +43,9 @@ afterAll(async () => {
 const tinyHost = (seed = 1): HostMLLM => sharedTinyHost(seed, { hiddenSize: H, maxLength: 64 });
 
 function logits(model: HostMLLM): number[][][] {
-  return tf.tidy(() => {
-    const pad = model.tokenizer.padId;
-    const ids = [[72, 105, model.tokenizer.imageId, 120, 121], [65, 66, 67, pad, pad]];
-    const out = model.forward({
-      inputIds: tf.tensor2d(ids, undefined, 'int32'),
-      attentionMask: tf.tensor2d([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], undefined, 'int32'),
-      imageFeatures: tf.tensor3d([randomMatrix(5, 4, 12)]),
-    });
-    const values = out.logits.arraySync();
-    tf.dispose([out.logits, out.attentionMask]);
-    out.labels?.dispose();
-    return values;
-  });
+  const pad = model.tokenizer.padId;
+  const ids = [[72, 105, model.tokenizer.imageId, 120, 121], [65, 66, 67, pad, pad]];
+  return tf.tidy(() => logitsOf(model, tokenBatch(model, ids, [randomMatrix(5, 4, 12)])));
 }
 
 /** Random values with few mantissa bits (exact in bfloat16). */

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ADAPTER_CONFIG_FILE, disposeStateDict, loadAdapter, loadAdapterFiles, moduleKind, parseAdapterConfig, saveAdapter, saveAdapterFiles, stateDict, type ModuleRecord, type StateDict } from '@mllm/core';
 import type { HostMLLM } from '@mllm/models';
-import { tinyHost as sharedTinyHost } from '@mllm/models/testing';
+import { logitsOf, tinyHost as sharedTinyHost, tokenBatch } from '@mllm/models/testing';
 import { expectNoLeaks } from '@mllm/core/testing';
 // The package index: importing it registers the `wings` module kind (what loadAdapter resolves).
 import {
@@ -43,19 +43,9 @@ const tinyHost = (seed = 1, hiddenSize = H): HostMLLM => sharedTinyHost(seed, { 
 
 /** Logits of a batch with an image sample and a right-padded text-only sample. */
 function logits(model: HostMLLM): number[][][] {
-  return tf.tidy(() => {
-    const pad = model.tokenizer.padId;
-    const ids = [[72, 105, model.tokenizer.imageId, 120, 121], [65, 66, 67, pad, pad]];
-    const out = model.forward({
-      inputIds: tf.tensor2d(ids, undefined, 'int32'),
-      attentionMask: tf.tensor2d([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], undefined, 'int32'),
-      imageFeatures: tf.tensor3d([randomMatrix(5, 4, 12)]),
-    });
-    const values = out.logits.arraySync();
-    tf.dispose([out.logits, out.attentionMask]);
-    out.labels?.dispose();
-    return values;
-  });
+  const pad = model.tokenizer.padId;
+  const ids = [[72, 105, model.tokenizer.imageId, 120, 121], [65, 66, 67, pad, pad]];
+  return tf.tidy(() => logitsOf(model, tokenBatch(model, ids, [randomMatrix(5, 4, 12)])));
 }
 
 const values = (dict: StateDict) => new Map([...dict].map(([k, v]) => [k, Array.from(v.dataSync())]));

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { disposeStateDict, loadSafetensors, loadStateDict, saveSafetensors, StateDictError } from '@mllm/core';
-import type { HostMLLM, MultimodalBatch } from '@mllm/models';
-import { tinyHost as sharedTinyHost } from '@mllm/models/testing';
+import type { HostMLLM } from '@mllm/models';
+import { logitsOf, tinyHost as sharedTinyHost, tokenBatch } from '@mllm/models/testing';
 import { injectWings, resolveWingsConfig, type WingsConfig } from './inject.js';
 import { CLEAN_COMPAT, REFERENCE_COMPAT } from './wings-layer.js';
 import { RELATIVE_TOLERANCE, lorra64, maxRelativeError, randomAdapterDict, randomLearnerWeights, randomMatrix, router64 } from './reference-math.testutil.js';
@@ -25,18 +25,7 @@ function batchIds(model: HostMLLM, last = 122): number[][] {
 }
 
 function logits(model: HostMLLM, ids: number[][], withImage = true): number[][][] {
-  return tf.tidy(() => {
-    const batch: MultimodalBatch = {
-      inputIds: tf.tensor2d(ids, undefined, 'int32'),
-      attentionMask: tf.tensor2d(ids.map((row) => row.map((id) => (id === model.tokenizer.padId ? 0 : 1))), undefined, 'int32'),
-      imageFeatures: withImage ? tf.tensor3d([randomMatrix(5, 4, 12)]) : null,
-    };
-    const out = model.forward(batch);
-    const values = out.logits.arraySync();
-    tf.dispose([out.logits, out.attentionMask]);
-    out.labels?.dispose();
-    return values;
-  });
+  return tf.tidy(() => logitsOf(model, tokenBatch(model, ids, withImage ? [randomMatrix(5, 4, 12)] : null)));
 }
 
 const CONFIG: Record<1 | 2, WingsConfig> = {

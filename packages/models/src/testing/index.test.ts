@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { MlpGeluProjector, setSeed, stateDict, disposeStateDict } from '@mllm/core';
 import { expectNoLeaks } from '@mllm/core/testing';
 import { HostLM, HostMLLM, IGNORE_INDEX } from '../index.js';
-import { disposeBatch, logitsOf, tinyChatBatch, tinyHost, tinyImages, tinyLM, tinyTextConfig, tinyTokenBatch, tinyTokenRows, TINY_VOCAB } from './index.js';
+import { disposeBatch, logitsOf, tinyChatBatch, tinyHost, tinyImages, tinyLM, tinyTextConfig, tinyTokenBatch, tinyTokenRows, tokenBatch, TINY_VOCAB } from './index.js';
 
 /** Flat values of every tensor of a model's state dict, by name. */
 function weights(model: HostLM): Map<string, number[]> {
@@ -106,6 +106,19 @@ describe('@mllm/models/testing', () => {
     tf.dispose(features);
     disposeBatch(batch);
     disposeBatch(nested);
+    model.dispose();
+  });
+
+  it('tokenBatch: text only (no features, no labels), the mask follows the pad id', () => {
+    const model = tinyHost(1);
+    const pad = model.tokenizer.padId;
+    const batch = tokenBatch(model, [[65, 66, 67], [68, pad, pad]]);
+    expect(batch.imageFeatures).toBeNull();
+    expect(batch.labels).toBeUndefined();
+    expect(batch.attentionMask!.arraySync()).toEqual([[1, 1, 1], [1, 0, 0]]);
+    const logits = logitsOf(model, batch);
+    expect([logits.length, logits[0]!.length]).toEqual([2, 3]);
+    disposeBatch(batch);
     model.dispose();
   });
 });

@@ -91,17 +91,23 @@ export function tinyTokenRows(model: HostMLLM): { ids: number[][]; labels: numbe
 }
 
 /**
- * `tinyTokenRows` as a batch with precomputed image features `[2, Nv, Dv]` (one image per sample;
- * nested numbers or a tensor, which is cloned). Caller disposes it (`disposeBatch`).
+ * A batch of right-padded token rows `[B, T]` (attention mask 0 at the tokenizer's pad id), with
+ * precomputed image features `[numImages, Nv, Dv]` for its image placeholders (nested numbers or a
+ * tensor, which is cloned; `null` for text only) and optional labels. Caller disposes it (`disposeBatch`).
  */
-export function tinyTokenBatch(model: HostMLLM, imageFeatures: number[][][] | tf.Tensor3D): MultimodalBatch {
-  const { ids, labels } = tinyTokenRows(model);
+export function tokenBatch(model: HostMLLM, ids: number[][], imageFeatures: number[][][] | tf.Tensor3D | null = null, labels?: number[][]): MultimodalBatch {
   return {
     inputIds: tf.tensor2d(ids, undefined, 'int32'),
     attentionMask: tf.tensor2d(ids.map((row) => row.map((id) => (id === model.tokenizer.padId ? 0 : 1))), undefined, 'int32'),
-    labels: tf.tensor2d(labels, undefined, 'int32'),
-    imageFeatures: imageFeatures instanceof tf.Tensor ? imageFeatures.clone() : tf.tensor3d(imageFeatures),
+    ...(labels ? { labels: tf.tensor2d(labels, undefined, 'int32') } : {}),
+    imageFeatures: imageFeatures === null ? null : imageFeatures instanceof tf.Tensor ? imageFeatures.clone() : tf.tensor3d(imageFeatures),
   };
+}
+
+/** `tinyTokenRows` as a batch with precomputed image features `[2, Nv, Dv]` (one image per sample; see `tokenBatch`). */
+export function tinyTokenBatch(model: HostMLLM, imageFeatures: number[][][] | tf.Tensor3D): MultimodalBatch {
+  const { ids, labels } = tinyTokenRows(model);
+  return tokenBatch(model, ids, imageFeatures, labels);
 }
 
 /** Disposes every tensor of a batch. */
