@@ -46,6 +46,7 @@ export default defineConfig({
     alias: {
       '@mllm/core/testing': here('./packages/core/src/testing/index.ts'),
       '@mllm/core': pkg('core'),
+      '@mllm/models/testing': here('./packages/models/src/testing/index.ts'),
       '@mllm/models': pkg('models'),
       '@mllm/train': pkg('train'),
       '@mllm/parrot': pkg('parrot'),

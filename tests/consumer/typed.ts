@@ -9,6 +9,7 @@ import { ExpertThreads, type ExpertThreadsOptions } from '@mllm/parrot/threads';
 import { WingsLayer, type WingsConfig } from '@mllm/wings';
 import { QFormerVPG, VPGC, vpgcStateDict, type VPGCInputs } from '@mllm/vpgc';
 import { HostMLLM, type HostMLLMConfig, type Tokenizer } from '@mllm/models';
+import { tinyHost, type TinyHostOptions } from '@mllm/models/testing';
 import { AdamW, cosineScheduleWithWarmup, type AdamWConfig } from '@mllm/train';
 
 function expectShape(label: string, tensor: tf.Tensor, expected: number[]): void {
@@ -105,7 +106,15 @@ async function main(): Promise<void> {
   if (!(lr > 0 && lr <= 1) || optimizerConfig.lr !== 1e-3) throw new Error(`AdamW config ${JSON.stringify(optimizerConfig)}, schedule ${lr}`);
   optimizer.dispose();
   host.dispose();
-  console.log(`[ts] ${choice.backend}: ParrotMoE [1,3,8], gradient check, WingsLayer, VPGC [1,4,10], HostMLLM + AdamW — typed checks passed`);
+  // @mllm/models/testing: its tiny host is the package's own HostMLLM class (one copy across subpaths).
+  const noOptions: TinyHostOptions = {};
+  // @ts-expect-error the projector option is a factory, not a projector
+  const badOptions: TinyHostOptions = { projector: 3 };
+  void badOptions;
+  const tiny = tinyHost(1, { numLayers: 1 }, {}, noOptions);
+  if (!(tiny instanceof HostMLLM)) throw new Error('@mllm/models/testing: tinyHost() is not an @mllm/models HostMLLM');
+  tiny.dispose();
+  console.log(`[ts] ${choice.backend}: ParrotMoE [1,3,8], gradient check, WingsLayer, VPGC [1,4,10], HostMLLM + AdamW, tinyHost — typed checks passed`);
 }
 
 main().catch((error: unknown) => {

@@ -5,14 +5,15 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { ADAPTER_CONFIG_FILE, disposeStateDict, loadAdapter, loadAdapterFiles, moduleKind, parseAdapterConfig, saveAdapter, saveAdapterFiles, setSeed, stateDict, type ModuleRecord } from '@mllm/core';
-import { HostLM, type HostMLLM } from '@mllm/models';
+import type { HostMLLM } from '@mllm/models';
 import { expectNoLeaks } from '@mllm/core/testing';
 import { ParrotMoE } from './parrot-moe.js';
 import { parrotHooks } from './hooks.js';
 import { PARROT_MODULE_TYPE, attachParrot, attachParrotFromRecord, type AttachedParrot } from './attach.js';
 import { PARROT_VERSION } from './version.js';
 import { parseReferenceConfig } from './reference-config.js';
-import { FEATURES, H, disposeBatch, logitsOf, makeBatch, tinyHost, tinyMoE } from './testing/host-fixtures.js';
+import { disposeBatch, logitsOf, tinyLM, tinyTokenBatch } from '@mllm/models/testing';
+import { FEATURES, H, tinyHost, tinyMoE } from './testing/host-fixtures.js';
 
 const values = (dict: Map<string, tf.Tensor>) => new Map([...dict].map(([k, v]) => [k, Array.from(v.dataSync())]));
 
@@ -35,7 +36,7 @@ const trainableNames = (model: HostMLLM) => model.namedParameters().filter(([, p
 describe('attachParrot', () => {
   it('builds the MoE from the host shape, registers it as model.moe_model.*, and runs like parrotHooks', () => {
     const model = tinyHost();
-    const batch = makeBatch(model, FEATURES);
+    const batch = tinyTokenBatch(model, FEATURES);
     const baseKeys = hostKeys(model);
     setSeed(11);
     const parrot = attachParrot(model, { intermediateSize: 24, numExperts: 3, moeWeight: 0.2 });
@@ -61,7 +62,7 @@ describe('attachParrot', () => {
 
   it('remove() detaches (host logits and state dict as before), is idempotent, and leaves the MoE usable', () => {
     const model = tinyHost();
-    const batch = makeBatch(model, FEATURES);
+    const batch = tinyTokenBatch(model, FEATURES);
     const base = logitsOf(model, batch);
     const baseKeys = hostKeys(model);
     const parrot = attachParrot(model, { moe: tinyMoE() });
@@ -79,7 +80,7 @@ describe('attachParrot', () => {
 
   it('attach, forward and remove keep tf.memory flat (besides the MoE the caller owns)', () => {
     const model = tinyHost();
-    const batch = makeBatch(model, FEATURES);
+    const batch = tinyTokenBatch(model, FEATURES);
     const moe = tinyMoE();
     expectNoLeaks(() => {
       const parrot = attachParrot(model, { moe });
@@ -123,8 +124,7 @@ describe('attachParrot', () => {
     expect(tf.memory().numTensors).toBe(before);
     expect(hostKeys(patch)).toEqual(keys);
     patch.dispose();
-    setSeed(1);
-    const textOnly = new HostLM({ config: { vocabSize: 262, hiddenSize: H, numLayers: 1, numHeads: 2, intermediateSize: 24, ropeTheta: 10000, maxLength: 64 } });
+    const textOnly = tinyLM(1, { hiddenSize: H, numLayers: 1, maxLength: 64 });
     expect(() => attachParrot(textOnly, { intermediateSize: 24, numExperts: 3 })).toThrow(/must be 'cls_patch', got undefined/);
     textOnly.dispose();
   });
@@ -153,7 +153,7 @@ describe('Parrot adapters (core saveAdapter / loadAdapter)', () => {
   it('round-trips into a fresh host with the same base: same config, same MoE state dict, same logits', async () => {
     const model = tinyHost();
     const parrot = attachParrot(model, { moe: tinyMoE(), multiImage: 'reference', freezeBase: true });
-    const batch = makeBatch(model, FEATURES);
+    const batch = tinyTokenBatch(model, FEATURES);
     const logits = logitsOf(model, batch);
     const files = saveAdapter(parrot);
     const config = parseAdapterConfig(files.config);
@@ -184,7 +184,7 @@ describe('Parrot adapters (core saveAdapter / loadAdapter)', () => {
 
   it('records follow the MoE after attaching: a stage-1 attach switched to stage 2 saves and reloads as stage 2', async () => {
     const model = tinyHost();
-    const batch = makeBatch(model, FEATURES);
+    const batch = tinyTokenBatch(model, FEATURES);
     const base = logitsOf(model, batch);
     const parrot = attachParrot(model, { moe: tinyMoE().setStage(1) });
     expect(parrot.moduleRecord().config.use_moe).toBe(false);
@@ -216,7 +216,7 @@ describe('Parrot adapters (core saveAdapter / loadAdapter)', () => {
     it('saveAdapterFiles / loadAdapterFiles: PEFT-layout files, identical MoE and logits', async () => {
       const model = tinyHost();
       const parrot = attachParrot(model, { moe: tinyMoE() });
-      const batch = makeBatch(model, FEATURES);
+      const batch = tinyTokenBatch(model, FEATURES);
       const logits = logitsOf(model, batch);
       await saveAdapterFiles(parrot, dir);
       expect(JSON.parse(await readFile(join(dir, ADAPTER_CONFIG_FILE), 'utf8')).module_type).toBe('parrot');

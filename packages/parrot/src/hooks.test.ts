@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { ParrotMoE } from './parrot-moe.js';
 import { parrotHooks } from './hooks.js';
-import { expectClose, expectNoLeaks, randomBatch, randomWeights, weightsToStateDict } from './testing/fixtures.js';
+import { expectClose, expectNoLeaks } from '@mllm/core/testing';
+import { randomBatch, randomWeights, weightsToStateDict } from './testing/fixtures.js';
 
 const D = 16;
 const I = 24;

@@ -5,8 +5,10 @@ import { type DecoderHooks, loadStateDict, stateDict } from '@mllm/core';
 import { IGNORE_INDEX } from '@mllm/models';
 import { parrotHooks } from './hooks.js';
 import { parrotMoE64, type Matrix } from './testing/float64-moe.js';
-import { expectClose, maxAbs, randomWeights, readWeights, weightsToStateDict } from './testing/fixtures.js';
-import { FEATURES, H, batchRows, disposeBatch, logitsOf, makeBatch, tinyHost, tinyMoE } from './testing/host-fixtures.js';
+import { expectClose } from '@mllm/core/testing';
+import { maxAbs, randomWeights, readWeights, weightsToStateDict } from './testing/fixtures.js';
+import { disposeBatch, logitsOf, tinyTokenBatch, tinyTokenRows } from '@mllm/models/testing';
+import { FEATURES, H, tinyHost, tinyMoE } from './testing/host-fixtures.js';
 
 describe('Parrot on the host MLLM', () => {
   it("each image's spliced tokens = the float64 MoE of its projected tokens and its sample's prompt-token embeddings", () => {
@@ -16,7 +18,7 @@ describe('Parrot on the host MLLM', () => {
     const before: DecoderHooks = { transformVisual: ({ visual }) => { captured.input = tf.keep(visual.clone()); return visual; } };
     const after: DecoderHooks = { transformVisual: ({ visual }) => { captured.output = tf.keep(visual.clone()); return visual; } };
     const handles = [model.addHooks(before), model.addHooks(parrotHooks(moe)), model.addHooks(after)];
-    const batch = makeBatch(model, FEATURES);
+    const batch = tinyTokenBatch(model, FEATURES);
     const count = tf.memory().numTensors;
     logitsOf(model, batch);
     expect(tf.memory().numTensors).toBe(count + 2); // just the two captured clones
@@ -27,7 +29,7 @@ describe('Parrot on the host MLLM', () => {
       tf.dispose([...dict.values()]);
       return values;
     })();
-    const { ids, labels } = batchRows(model);
+    const { ids, labels } = tinyTokenRows(model);
     const weights = readWeights(moe);
     const projected = captured.input!.arraySync() as Matrix[];
     const expected = projected.map((visual, image) => {
@@ -51,7 +53,7 @@ describe('Parrot on the host MLLM', () => {
     const moe = tinyMoE();
     const handle = model.addHooks(parrotHooks(moe));
     const message = /Parrot routes each image with its projected CLS token.*must be 'cls_patch', got "patch"/;
-    const batch = makeBatch(model, FEATURES.map((f) => f.slice(1))); // 4 patch rows per image, CLS dropped
+    const batch = tinyTokenBatch(model, FEATURES.map((f) => f.slice(1))); // 4 patch rows per image, CLS dropped
     const images = tf.randomUniform([1, 8, 8, 3], 0, 1, 'float32', 5) as tf.Tensor4D;
     const count = tf.memory().numTensors;
     expect(() => model.forward(batch)).toThrow(message);
@@ -67,7 +69,7 @@ describe('Parrot on the host MLLM', () => {
 
   it('stage 1 leaves the host logits exactly unchanged; stage 2 changes them', () => {
     const model = tinyHost();
-    const batch = makeBatch(model, FEATURES);
+    const batch = tinyTokenBatch(model, FEATURES);
     const base = logitsOf(model, batch);
     const moe = tinyMoE().setStage(1);
     const handle = model.addHooks(parrotHooks(moe));
@@ -95,7 +97,7 @@ describe('Parrot on the host MLLM', () => {
     expect(readWeights(moe)).toEqual(randomWeights(99, H, 24, 3));
     tf.dispose([...dict.values()]);
 
-    const batch = makeBatch(model, FEATURES);
+    const batch = tinyTokenBatch(model, FEATURES);
     const variables = moe.trainableVariables();
     expect(model.trainableVariables().length).toBeGreaterThan(variables.length);
     const { value, grads } = tf.variableGrads(() => model.loss(batch), variables);

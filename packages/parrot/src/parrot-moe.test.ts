@@ -4,7 +4,8 @@ import { setSeed } from '@mllm/core';
 import { ParrotMoE, type ParrotMoEArgs } from './parrot-moe.js';
 import type { ExpertStrategy } from './experts.js';
 import { loadBalancing64, parrotMoE64, expert64, type Float64Options } from './testing/float64-moe.js';
-import { DIMS, batchTensors, expectClose, expectNoLeaks, maxAbs, randomBatch, randomWeights, readWeights, weightsToStateDict } from './testing/fixtures.js';
+import { expectClose, expectNoLeaks } from '@mllm/core/testing';
+import { DIMS, batchTensors, maxAbs, randomBatch, randomWeights, readWeights, weightsToStateDict } from './testing/fixtures.js';
 
 const { D, I, E, N } = DIMS;
 /** Sample 0: 7 real tokens; sample 1: 4 real tokens with a hole (padding need not be at the end). */

@@ -2,7 +2,8 @@ import { describe, expect, it, vi } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { ParrotMoE } from './parrot-moe.js';
 import { parseReferenceConfig } from './reference-config.js';
-import { batchTensors, expectClose, randomBatch, randomWeights, weightsToStateDict } from './testing/fixtures.js';
+import { expectClose } from '@mllm/core/testing';
+import { batchTensors, randomBatch, randomWeights, weightsToStateDict } from './testing/fixtures.js';
 
 /** The MoE part of a stage-2 `config.json` as `initialize_moe_modules` writes it (tiny dims). */
 const RELEASED = {

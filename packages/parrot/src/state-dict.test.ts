@@ -3,7 +3,8 @@ import * as tf from '@tensorflow/tfjs';
 import { StateDictError, loadSafetensors, saveSafetensors } from '@mllm/core';
 import { PARROT_CHECKPOINT_PREFIX, ParrotMoE } from './parrot-moe.js';
 import { parrotMoE64, type Float64Weights, type Matrix } from './testing/float64-moe.js';
-import { batchTensors, expectClose, expectNoLeaks, maxAbs, randomBatch, randomWeights, readWeights, weightsToStateDict } from './testing/fixtures.js';
+import { expectClose, expectNoLeaks } from '@mllm/core/testing';
+import { batchTensors, maxAbs, randomBatch, randomWeights, readWeights, weightsToStateDict } from './testing/fixtures.js';
 
 const D = 16;
 const I = 24;

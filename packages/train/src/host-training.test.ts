@@ -3,20 +3,13 @@ import * as tf from '@tensorflow/tfjs';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setSeed } from '@mllm/core';
 import { skipOnBackend } from '@mllm/core/testing';
-import { HostMLLM, collateChat, disposeBatch, type MultimodalBatch } from '@mllm/models';
+import { type HostMLLM, collateChat, disposeBatch, type MultimodalBatch } from '@mllm/models';
+import { tinyHost as sharedTinyHost } from '@mllm/models/testing';
 import { AdamW, Trainer, applyTrainingStage, describeTrainable, resumeFromCheckpoint, saveCheckpoint } from './index.js';
 
-function tinyHost(seed: number): HostMLLM {
-  setSeed(seed);
-  return new HostMLLM({
-    config: {
-      text: { vocabSize: 262, hiddenSize: 16, numLayers: 1, numHeads: 2, intermediateSize: 24, ropeTheta: 10000, maxLength: 128 },
-      vision: { imageSize: 8, patchSize: 4, numChannels: 3, hiddenSize: 12, numLayers: 1, numHeads: 2, intermediateSize: 16 },
-    },
-  });
-}
+/** The shared tiny host with one decoder layer and 128 positions. */
+const tinyHost = (seed: number): HostMLLM => sharedTinyHost(seed, { numLayers: 1, maxLength: 128 });
 
 function fixedBatch(model: HostMLLM): MultimodalBatch {
   const images = tf.randomUniform([2, 8, 8, 3], 0, 1, 'float32', 5) as tf.Tensor4D;

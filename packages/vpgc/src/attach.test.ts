@@ -9,7 +9,8 @@ import { expectNoLeaks } from '@mllm/core/testing';
 import { QFormerVPG, VPGC, attachVPGC, attachVPGCFromRecord, loadAdapter as loadAdapterV0, saveAdapter as saveAdapterV0 } from './index.js';
 import { useTestBackend } from './test-support/backend.js';
 import { randomizeVpgc } from './test-support/fixture.js';
-import { tinyVpgBatch, tinyVpgHost } from './test-support/host-fixture.js';
+import { tinyChatBatch } from '@mllm/models/testing';
+import { tinyVpgHost } from './test-support/host-fixture.js';
 
 useTestBackend();
 
@@ -19,7 +20,7 @@ const packageJson = JSON.parse(await readFile(new URL('../package.json', import.
 
 /** Logits of `model` on the tiny batch (plain numbers; nothing kept). */
 function logitsOf(model: HostMLLM): number[] {
-  const batch = tinyVpgBatch(model);
+  const batch = tinyChatBatch(model);
   const out = model.forward(batch);
   const logits = Array.from(out.logits.dataSync());
   tf.dispose([out.logits, out.labels!, out.attentionMask]);

@@ -5,14 +5,15 @@ import { disposeBatch } from '@mllm/models';
 import { attachVPGC } from './index.js';
 import { useTestBackend } from './test-support/backend.js';
 import { randomizeVpgc } from './test-support/fixture.js';
-import { hostH, hostNq, tinyVpgBatch, tinyVpgHost } from './test-support/host-fixture.js';
+import { tinyChatBatch } from '@mllm/models/testing';
+import { hostH, hostNq, tinyVpgHost } from './test-support/host-fixture.js';
 
 useTestBackend();
 
 const Nq = hostNq;
 const H = hostH;
 const host = tinyVpgHost;
-const batchOf = tinyVpgBatch;
+const batchOf = tinyChatBatch;
 
 describe('VPG-C on the host MLLM', () => {
   it('is an exact no-op at init and fires once per forward, at the middle layer, only on image spans', () => {

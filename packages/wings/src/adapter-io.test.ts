@@ -4,9 +4,10 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  StateDictError, disposeStateDict, disposeTensorMap, loadSafetensors, loadStateDict, readSafetensorsFile, saveSafetensors, setSeed,
+  StateDictError, disposeStateDict, disposeTensorMap, loadSafetensors, loadStateDict, readSafetensorsFile, saveSafetensors,
 } from '@mllm/core';
-import { HostMLLM } from '@mllm/models';
+import type { HostMLLM } from '@mllm/models';
+import { logitsOf, tinyHost as sharedTinyHost, tokenBatch } from '@mllm/models/testing';
 import { injectWings } from './inject.js';
 import { LoRRA } from './lorra.js';
 import { WingsRouter } from './router.js';
@@ -38,30 +39,13 @@ afterAll(async () => {
   for (const dir of dirs) await rm(dir, { recursive: true, force: true });
 });
 
-function tinyHost(seed = 1): HostMLLM {
-  setSeed(seed);
-  return new HostMLLM({
-    config: {
-      text: { vocabSize: 262, hiddenSize: H, numLayers: 2, numHeads: 2, intermediateSize: 24, ropeTheta: 10000, maxLength: 64 },
-      vision: { imageSize: 8, patchSize: 4, numChannels: 3, hiddenSize: 12, numLayers: 1, numHeads: 2, intermediateSize: 16 },
-    },
-  });
-}
+/** The shared tiny host with Wings' 64-position text config. */
+const tinyHost = (seed = 1): HostMLLM => sharedTinyHost(seed, { hiddenSize: H, maxLength: 64 });
 
 function logits(model: HostMLLM): number[][][] {
-  return tf.tidy(() => {
-    const pad = model.tokenizer.padId;
-    const ids = [[72, 105, model.tokenizer.imageId, 120, 121], [65, 66, 67, pad, pad]];
-    const out = model.forward({
-      inputIds: tf.tensor2d(ids, undefined, 'int32'),
-      attentionMask: tf.tensor2d([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], undefined, 'int32'),
-      imageFeatures: tf.tensor3d([randomMatrix(5, 4, 12)]),
-    });
-    const values = out.logits.arraySync();
-    tf.dispose([out.logits, out.attentionMask]);
-    out.labels?.dispose();
-    return values;
-  });
+  const pad = model.tokenizer.padId;
+  const ids = [[72, 105, model.tokenizer.imageId, 120, 121], [65, 66, 67, pad, pad]];
+  return tf.tidy(() => logitsOf(model, tokenBatch(model, ids, [randomMatrix(5, 4, 12)])));
 }
 
 /** Random values with few mantissa bits (exact in bfloat16). */

@@ -3,8 +3,9 @@ import * as tf from '@tensorflow/tfjs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ADAPTER_CONFIG_FILE, disposeStateDict, loadAdapter, loadAdapterFiles, moduleKind, parseAdapterConfig, saveAdapter, saveAdapterFiles, setSeed, stateDict, type ModuleRecord, type StateDict } from '@mllm/core';
-import { HostMLLM } from '@mllm/models';
+import { ADAPTER_CONFIG_FILE, disposeStateDict, loadAdapter, loadAdapterFiles, moduleKind, parseAdapterConfig, saveAdapter, saveAdapterFiles, stateDict, type ModuleRecord, type StateDict } from '@mllm/core';
+import type { HostMLLM } from '@mllm/models';
+import { logitsOf, tinyHost as sharedTinyHost, tokenBatch } from '@mllm/models/testing';
 import { attachParrot } from '@mllm/parrot';
 import { expectClose, expectNoLeaks } from '@mllm/core/testing';
 // The package index: importing it registers the `wings` module kind (what loadAdapter resolves).
@@ -38,32 +39,15 @@ afterAll(async () => {
   for (const dir of dirs) await rm(dir, { recursive: true, force: true });
 });
 
-/** A tiny host MLLM; the same seed gives the same base weights. */
-function tinyHost(seed = 1, hiddenSize = H, selectFeature: 'patch' | 'cls_patch' = 'patch'): HostMLLM {
-  setSeed(seed);
-  return new HostMLLM({
-    config: {
-      text: { vocabSize: 262, hiddenSize, numLayers: 2, numHeads: 2, intermediateSize: 24, ropeTheta: 10000, maxLength: 64 },
-      vision: { imageSize: 8, patchSize: 4, numChannels: 3, hiddenSize: 12, numLayers: 1, numHeads: 2, intermediateSize: 16, selectFeature },
-    },
-  });
-}
+/** The shared tiny host (64 positions); the same seed gives the same base weights. */
+const tinyHost = (seed = 1, hiddenSize = H, selectFeature: 'patch' | 'cls_patch' = 'patch'): HostMLLM =>
+  sharedTinyHost(seed, { hiddenSize, maxLength: 64 }, { selectFeature });
 
 /** Logits of a batch with an image sample and a right-padded text-only sample. */
 function logits(model: HostMLLM): number[][][] {
-  return tf.tidy(() => {
-    const pad = model.tokenizer.padId;
-    const ids = [[72, 105, model.tokenizer.imageId, 120, 121], [65, 66, 67, pad, pad]];
-    const out = model.forward({
-      inputIds: tf.tensor2d(ids, undefined, 'int32'),
-      attentionMask: tf.tensor2d([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], undefined, 'int32'),
-      imageFeatures: tf.tensor3d([randomMatrix(5, 4, 12)]),
-    });
-    const values = out.logits.arraySync();
-    tf.dispose([out.logits, out.attentionMask]);
-    out.labels?.dispose();
-    return values;
-  });
+  const pad = model.tokenizer.padId;
+  const ids = [[72, 105, model.tokenizer.imageId, 120, 121], [65, 66, 67, pad, pad]];
+  return tf.tidy(() => logitsOf(model, tokenBatch(model, ids, [randomMatrix(5, 4, 12)])));
 }
 
 const values = (dict: StateDict) => new Map([...dict].map(([k, v]) => [k, Array.from(v.dataSync())]));

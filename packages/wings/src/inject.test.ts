@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { disposeStateDict, loadSafetensors, loadStateDict, saveSafetensors, setSeed, StateDictError } from '@mllm/core';
-import { HostMLLM, type MultimodalBatch } from '@mllm/models';
+import { disposeStateDict, loadSafetensors, loadStateDict, saveSafetensors, StateDictError } from '@mllm/core';
+import type { HostMLLM } from '@mllm/models';
+import { logitsOf, tinyHost as sharedTinyHost, tokenBatch } from '@mllm/models/testing';
 import { injectWings, resolveWingsConfig, type WingsConfig } from './inject.js';
 import { CLEAN_COMPAT, REFERENCE_COMPAT } from './wings-layer.js';
 import { RELATIVE_TOLERANCE, lorra64, maxRelativeError, randomAdapterDict, randomLearnerWeights, randomMatrix, router64 } from './reference-math.testutil.js';
@@ -11,15 +12,8 @@ const H = 16;
 const R = 3;
 const MAX = 32;
 
-function tinyHost(seed = 1): HostMLLM {
-  setSeed(seed);
-  return new HostMLLM({
-    config: {
-      text: { vocabSize: 262, hiddenSize: H, numLayers: 2, numHeads: 2, intermediateSize: 24, ropeTheta: 10000, maxLength: 64 },
-      vision: { imageSize: 8, patchSize: 4, numChannels: 3, hiddenSize: 12, numLayers: 1, numHeads: 2, intermediateSize: 16 },
-    },
-  });
-}
+/** The shared tiny host with Wings' 64-position text config. */
+const tinyHost = (seed = 1): HostMLLM => sharedTinyHost(seed, { hiddenSize: H, maxLength: 64 });
 
 /** Sample 0: two text tokens, an image (4 tokens), three text tokens; sample 1: text only, right-padded. */
 function batchIds(model: HostMLLM, last = 122): number[][] {
@@ -31,18 +25,7 @@ function batchIds(model: HostMLLM, last = 122): number[][] {
 }
 
 function logits(model: HostMLLM, ids: number[][], withImage = true): number[][][] {
-  return tf.tidy(() => {
-    const batch: MultimodalBatch = {
-      inputIds: tf.tensor2d(ids, undefined, 'int32'),
-      attentionMask: tf.tensor2d(ids.map((row) => row.map((id) => (id === model.tokenizer.padId ? 0 : 1))), undefined, 'int32'),
-      imageFeatures: withImage ? tf.tensor3d([randomMatrix(5, 4, 12)]) : null,
-    };
-    const out = model.forward(batch);
-    const values = out.logits.arraySync();
-    tf.dispose([out.logits, out.attentionMask]);
-    out.labels?.dispose();
-    return values;
-  });
+  return tf.tidy(() => logitsOf(model, tokenBatch(model, ids, withImage ? [randomMatrix(5, 4, 12)] : null)));
 }
 
 const CONFIG: Record<1 | 2, WingsConfig> = {

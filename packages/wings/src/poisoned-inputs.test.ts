@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { setSeed } from '@mllm/core';
-import { HostMLLM } from '@mllm/models';
+import { tinyHost } from '@mllm/models/testing';
 import { LoRRA, LowRankProjection, WingsLayer, WingsRouter, attachWings, injectWings } from './index.js';
 
 const B = 2, Lq = 3, Lk = 5, H = 8;
@@ -137,13 +137,7 @@ describe('Wings modules with poisoned inputs', () => {
     ];
     for (const [fn, message] of cases) expect(fn, String(message)).toThrow(message);
 
-    setSeed(1);
-    const host = new HostMLLM({
-      config: {
-        text: { vocabSize: 262, hiddenSize: H, numLayers: 2, numHeads: 2, intermediateSize: 24, maxLength: 64 },
-        vision: { imageSize: 8, patchSize: 4, hiddenSize: 12, numLayers: 1, numHeads: 2, intermediateSize: 16 },
-      },
-    });
+    const host = tinyHost(1, { hiddenSize: H, maxLength: 64 });
     expect(() => injectWings(undefined as never, { stage: 1, rank: 2 })).toThrow(/injectWings: host must be a model implementing ModuleHost.*got undefined/);
     expect(() => attachWings(null as never, { stage: 1, rank: 2 })).toThrow(/attachWings: host must be a model implementing ModuleHost.*got null/);
     expect(() => attachWings(host, null as never)).toThrow('WingsConfig: config must be an object, got null');

@@ -1,9 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { Linear, setSeed, stateDict, disposeStateDict, type DecoderHooks, type ForwardContext } from '@mllm/core';
-import { expectClose as expectExactly, reloadLayersModel, saveLayersModelInMemory } from '@mllm/core/testing';
+import { expectClose, expectNoLeaks, reloadLayersModel, saveLayersModelInMemory, testBackend } from '@mllm/core/testing';
 import { DecoderLayer, Embedding, HostLM } from '../index.js';
-import { currentBackend, expectAllClose as expectClose, expectNoLeaks } from './test-fixtures.js';
 
 const CONFIG = { vocabSize: 11, hiddenSize: 8, numLayers: 1, numHeads: 2, intermediateSize: 12, ropeTheta: 100, rmsEps: 1e-6 };
 
@@ -98,7 +97,7 @@ describe('HostLM', () => {
     expect(logits.shape).toEqual([2, 5, 11]);
     const expected = referenceForward(weights, ids, mask);
     // SwiftShader WebGPU's cos/sin are off by up to ~2e-4 (absolute), which rotary carries into the logits
-    const tol = currentBackend() === 'webgpu' ? { rtol: 5e-3, atol: 5e-4 } : { rtol: 1e-4, atol: 1e-5 };
+    const tol = testBackend() === 'webgpu' ? { rtol: 5e-3, atol: 5e-4 } : { rtol: 1e-4, atol: 1e-5 };
     expectClose(logits, expected, tol);
     tf.dispose([idsT, maskT, logits]);
     lm.dispose();
@@ -233,7 +232,7 @@ describe('tfjs-layers model.save / loadLayersModel', () => {
     const { artifacts, loaded } = await reloadLayersModel(model);
     expect(artifacts.weightSpecs!.map((s) => s.name)).toContain(`${embedding.name}.weight`);
     const actual = loaded.predict(x) as tf.Tensor;
-    expectExactly(actual, expected, { atol: 0, rtol: 0 });
+    expectClose(actual, expected, { atol: 0, rtol: 0 });
     tf.dispose([x, expected, actual]);
     model.dispose();
     loaded.dispose();

@@ -7,7 +7,8 @@ import { type DecoderHooks, type ForwardContext, isHostMemoryBackend } from '@ml
 import {
   CharTokenizer, HostMLLM, IGNORE_INDEX, collateChat, disposeBatch, encodeChat, loadHostModel, saveHostModel, type MultimodalBatch,
 } from '../index.js';
-import { currentBackend, expectAllClose as expectClose, expectNoLeaks, tinyHost, tinyImages, tinyTextConfig, tinyVisionConfig } from './test-fixtures.js';
+import { expectClose, expectNoLeaks, testBackend } from '@mllm/core/testing';
+import { tinyHost, tinyImages, tinyTextConfig, tinyVisionConfig } from '@mllm/models/testing';
 
 function twoImageBatch(model: ReturnType<typeof tinyHost>): { batch: MultimodalBatch; images: tf.Tensor4D } {
   const images = tinyImages(3);
@@ -220,7 +221,7 @@ describe('HostMLLM', () => {
       },
     });
     // every decode step compiles new shaders on software WebGPU: fewer steps there
-    const steps = currentBackend() === 'webgpu' ? 4 : 6;
+    const steps = testBackend() === 'webgpu' ? 4 : 6;
     const cached = model.generate(prompts, images, { maxNewTokens: steps, eosTokenIds: [] });
     expect(flags).toEqual([true, ...new Array(steps - 1).fill(false)]);
     const systemTurn = encodeChat(model.tokenizer, [{ role: 'user', content: 'x' }]).systemMask.reduce((a, b) => a + b, 0);
@@ -354,7 +355,7 @@ describe('HostMLLM', () => {
   });
 
   // each loss evaluation costs ~1.5 s on software WebGPU
-  it.skipIf(currentBackend() === 'webgpu')('loss gradients agree with central differences (embedding, projector, vision, attention)', () => {
+  it.skipIf(testBackend() === 'webgpu')('loss gradients agree with central differences (embedding, projector, vision, attention)', () => {
     const model = tinyHost(14);
     const { batch, images } = twoImageBatch(model);
     const params = new Map(model.namedParameters());
@@ -442,7 +443,7 @@ describe('HostMLLM', () => {
   });
 
   // a few dozen optimizer steps take minutes on software WebGPU
-  it.skipIf(currentBackend() === 'webgpu')(
+  it.skipIf(testBackend() === 'webgpu')(
     'overfits a fixed batch with tf.train.adam (loss < 0.05)', () => {
       const model = tinyHost(13, { hiddenSize: 32, numHeads: 2, intermediateSize: 48, numLayers: 1 });
       const images = tinyImages(3);

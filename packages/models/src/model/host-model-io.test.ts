@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { type AttachedModule, attachModule, disposeStateDict, Linear, MlpGeluProjector, type ModuleHost, type ModuleRecord, registerModuleKind, registerProjectorKind, stateDict } from '@mllm/core';
 import { collateChat, disposeBatch, loadHostModel, saveHostModel, type MultimodalBatch } from '../index.js';
 import type { HostMLLM } from './host-mllm.js';
-import { tinyHost, tinyImages } from './test-fixtures.js';
+import { tinyHost, tinyImages } from '@mllm/models/testing';
 
 /**
  * A toy module kind: `h ← h + W h` at the input of layer `layer`, registered as `model.layers.{layer}.toy`.

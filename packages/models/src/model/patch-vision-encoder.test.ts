@@ -1,9 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { setSeed, stateDict, disposeStateDict } from '@mllm/core';
-import { expectClose, reloadLayersModel } from '@mllm/core/testing';
+import { expectClose, expectNoLeaks, reloadLayersModel, testBackend } from '@mllm/core/testing';
 import { PatchVisionEncoder, VisionEncoderBlock, patchify } from '../index.js';
-import { currentBackend, expectAllClose, expectNoLeaks } from './test-fixtures.js';
 
 const CONFIG = { imageSize: 4, patchSize: 2, numChannels: 3, hiddenSize: 6, numLayers: 1, numHeads: 2, intermediateSize: 8 };
 
@@ -90,11 +89,11 @@ describe('PatchVisionEncoder', () => {
     const pixels = tf.randomUniform([2, 4, 4, 3], 0, 1, 'float32', 5) as tf.Tensor4D;
     const full = encoder.encode(pixels);
     expect(full.shape).toEqual([2, 5, 6]);
-    const tol = currentBackend() === 'webgpu' ? { rtol: 1e-3, atol: 1e-4 } : { rtol: 1e-4, atol: 1e-5 };
-    expectAllClose(full, reference(weights, pixels.arraySync()), tol);
+    const tol = testBackend() === 'webgpu' ? { rtol: 1e-3, atol: 1e-4 } : { rtol: 1e-4, atol: 1e-5 };
+    expectClose(full, reference(weights, pixels.arraySync()), tol);
     const selected = encoder.forward(pixels);
     expect(selected.shape).toEqual([2, 4, 6]);
-    expectAllClose(selected, tf.slice(full, [0, 1, 0], [2, 4, 6]), { rtol: 0, atol: 0 });
+    expectClose(selected, tf.slice(full, [0, 1, 0], [2, 4, 6]), { rtol: 0, atol: 0 });
     expectNoLeaks(() => encoder.forward(pixels));
     expect(() => encoder.forward(tf.zeros([1, 4, 4, 1]) as tf.Tensor4D)).toThrow(/images must be \[numImages, 4, 4, 3\], got \[1,4,4,1\]/);
     const names = encoder.namedParameters().map(([n]) => n);

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { HostLM, HostMLLM } from '../index.js';
-import { tinyHost, tinyTextConfig, tinyVisionConfig } from './test-fixtures.js';
+import { tinyHost, tinyTextConfig, tinyVisionConfig } from '@mllm/models/testing';
 
 describe('host model with poisoned inputs', () => {
   it('padded tokens never influence real positions; masks must be 0/1', async () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { IGNORE_INDEX, planSequence, spliceEmbeddings, causalPaddingMask, collate, disposeBatch } from '../index.js';
-import { expectNoLeaks } from './test-fixtures.js';
+import { expectNoLeaks } from '@mllm/core/testing';
 
 const IMG = 99;
 const PAD = 0;

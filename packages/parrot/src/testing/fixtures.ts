@@ -87,35 +87,3 @@ export function maxAbs(values: unknown): number {
   if (typeof values === 'number') return Math.abs(values);
   return (values as unknown[]).reduce<number>((m, v) => Math.max(m, maxAbs(v)), 0);
 }
-
-function flatten(value: unknown, out: number[]): number[] {
-  if (value instanceof tf.Tensor) out.push(...Array.from(value.dataSync() as ArrayLike<number>));
-  else if (typeof value === 'number') out.push(value);
-  else for (const v of value as unknown[]) flatten(v, out);
-  return out;
-}
-
-/**
- * `|actual − expected| ≤ atol + rtol·|expected|` elementwise (a local copy of the idea of core's
- * testing helper, so this package's tests only depend on @mllm/core's public surface).
- */
-export function expectClose(actual: unknown, expected: unknown, options: { rtol: number; atol: number; label?: string }): void {
-  const a = flatten(actual, []);
-  const e = flatten(expected, []);
-  if (a.length !== e.length) throw new Error(`${options.label ?? ''}: size mismatch, actual ${a.length} vs expected ${e.length}`);
-  const bad: string[] = [];
-  for (let i = 0; i < a.length; i++) {
-    const allowed = options.atol + options.rtol * Math.abs(e[i]);
-    if (!(Math.abs(a[i] - e[i]) <= allowed)) bad.push(`[${i}] actual ${a[i]} expected ${e[i]} (allowed ${allowed.toExponential(2)})`);
-  }
-  if (bad.length) throw new Error(`${options.label ?? 'expectClose'}: ${bad.length} of ${a.length} differ:\n  ${bad.slice(0, 5).join('\n  ')}`);
-}
-
-/** Runs `fn`, disposes the tensors it returns, and asserts the tensor count is unchanged. */
-export function expectNoLeaks(fn: () => unknown): void {
-  const before = tf.memory().numTensors;
-  const result = fn();
-  tf.dispose(result as tf.TensorContainer);
-  const after = tf.memory().numTensors;
-  if (after !== before) throw new Error(`expectNoLeaks: ${after - before} tensors leaked (${before} → ${after})`);
-}
