@@ -23,6 +23,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { Module, type ModuleArgs, Linear, RMSNorm, SwiGLU, matMul2dTransposeB, assertOptionsObject, assertTensor, describeValue, type BaseModelShape, imageTablesFromSpans, type AfterAttentionArgs, type DecoderHooks, type ForwardContext, type HookHandle } from '@mllm/core';
 import { Embedding } from '../model/embedding.js';
 import { assertSameShape, type LayerCache } from '../model/decoder-layer.js';
+import { AttachedHooks } from '../model/attached-hooks.js';
 import { GroupedQueryAttention } from './attention.js';
 import { resolveHFDecoderConfig, type HFDecoderConfigJson, type ResolvedHFDecoderConfig } from './config.js';
 import { hfRotaryTables } from './rope.js';
@@ -219,8 +220,12 @@ export class HFCausalLM extends Module {
   readonly layers: HFDecoderLayer[];
   readonly finalNorm: RMSNorm;
   readonly lmHead: Linear | null;
-  private attached: Array<{ hooks: DecoderHooks; moduleNames: string[] }> = [];
-  private nextHookId = 0;
+  private readonly attachedHooks = new AttachedHooks({
+    owner: 'HFCausalLM.addHooks',
+    numLayers: () => this.layers.length,
+    addChild: (name, module) => void this.addModule(name, module),
+    removeChild: (name) => void this.removeModule(name),
+  });
 
   constructor(args: HFCausalLMArgs) {
     super(checkedArgs(args));
@@ -239,12 +244,12 @@ export class HFCausalLM extends Module {
 
   /** Attached hooks in attach order. */
   get hooks(): DecoderHooks[] {
-    return this.attached.map((a) => a.hooks);
+    return this.attachedHooks.hooks;
   }
 
   /** True when some attached hook cannot run on cached decode steps (`generate` then re-runs full sequences). */
   get requiresFullSequence(): boolean {
-    return this.hooks.some((h) => h.requiresFullSequence);
+    return this.attachedHooks.requiresFullSequence;
   }
 
   /**
@@ -253,38 +258,15 @@ export class HFCausalLM extends Module {
    */
   addHooks(hooks: DecoderHooks): HookHandle {
     this.assertUsable();
-    if (!hooks || typeof hooks !== 'object') throw new Error(`HFCausalLM.addHooks: hooks must be an object, got ${describeValue(hooks)}`);
-    for (const layer of hooks.attentionProbsLayers ?? []) {
-      if (!Number.isInteger(layer) || layer < 0 || layer >= this.layers.length) {
-        throw new Error(`HFCausalLM.addHooks: attentionProbsLayers entries must be layer indices in [0, ${this.layers.length}), got ${describeValue(layer)}`);
-      }
-    }
-    const id = this.nextHookId++;
-    const named: Array<[string, Module]> = [
-      ...(hooks.namedModules?.() ?? []),
-      ...(hooks.modules?.() ?? []).map((m, i): [string, Module] => [`hooks.${id}.${i}`, m]),
-    ];
-    const moduleNames: string[] = [];
-    try {
-      for (const [name, module] of named) {
-        this.addModule(name, module);
-        moduleNames.push(name);
-      }
-    } catch (error) {
-      for (const name of moduleNames) this.removeModule(name);
-      throw error;
-    }
-    const entry = { hooks, moduleNames };
-    this.attached.push(entry);
-    return {
-      remove: () => {
-        const index = this.attached.indexOf(entry);
-        if (index < 0) return;
-        this.attached.splice(index, 1);
-        for (const name of moduleNames) this.removeModule(name);
-      },
-    };
+    return this.attachedHooks.add(hooks);
   }
+
+  /** Freeze every parameter except those of attached hooks' modules (`ModuleHost.freezeBase`). */
+  freezeBase(): void {
+    const moduleParameters = this.attachedHooks.moduleParameterNames(this);
+    for (const [name, parameter] of this.namedParameters()) if (!moduleParameters.has(name)) parameter.variable.trainable = false;
+  }
+
 
   /** The base model's shape in HF names (`model_type` `llama` / `qwen2`; see `ModuleHost`). */
   baseModelShape(): BaseModelShape {
@@ -374,8 +356,8 @@ export class HFCausalLM extends Module {
     const keyMask = mask.map((row, b) => [...(cache?.keyMask[b] ?? []), ...row]);
     const maxPosition = Math.max(...positions.flat());
     const inputIds = options.inputIds;
-    const hooks = this.hooks;
-    const cleanups: Array<() => void> = [];
+    const hooks = this.attachedHooks;
+    let finish = (): void => undefined;
     const run = () => tf.tidy(() => {
       const embeds = options.inputsEmbeds ?? this.embed(inputIds!); // [B, L, H]
       const positionTensor = tf.tensor2d(positions, [B, L], 'int32');
@@ -383,36 +365,15 @@ export class HFCausalLM extends Module {
       const ctx = this.textContext(embeds, positionTensor, maskTensor, mask, !cache, options.context);
       const { cos, sin } = hfRotaryTables(c, positionTensor, maxPosition); // [B, 1, L, d], shared by the layers
       const attentionMask = hfAttentionMask(keyMask, L, c.numHeads / c.numKeyValueHeads); // [B, 1, g·L, Lk]
-      for (const hook of hooks) {
-        const cleanup = hook.prepare?.(ctx);
-        if (typeof cleanup === 'function') cleanups.push(cleanup);
-      }
+      finish = hooks.prepare(ctx);
       let h = embeds;
       const present: tf.Tensor[] = [];
       this.layers.forEach((layer, index) => {
-        for (const hook of hooks) {
-          const replaced = hook.beforeLayer?.(index, h, ctx);
-          if (replaced) {
-            assertSameShape('beforeLayer', replaced, h);
-            h = replaced;
-          }
-        }
-        const afterHooks = hooks.filter((hk) => hk.afterAttention);
+        h = hooks.beforeLayer(index, h, ctx);
         const result = layer.forward(h, {
           cos, sin, mask: attentionMask, past: cache?.layers[index] ?? null,
-          returnProbs: afterHooks.some((hk) => hk.attentionProbsLayers?.includes(index)),
-          afterAttention: afterHooks.length === 0 ? undefined : (args) => {
-            let residual = args.residual;
-            for (const hook of afterHooks) {
-              const withProbs = hook.attentionProbsLayers?.includes(index) ?? false;
-              const replaced = hook.afterAttention!(index, { ...args, residual, attentionProbs: withProbs ? args.attentionProbs : null }, ctx);
-              if (replaced) {
-                assertSameShape('afterAttention', replaced, residual);
-                residual = replaced;
-              }
-            }
-            return residual;
-          },
+          returnProbs: hooks.needsAttentionProbs(index),
+          afterAttention: hooks.afterAttention(index, ctx),
         });
         h = result.hidden;
         if (options.useCache) present.push(result.present.keys, result.present.values);
@@ -423,7 +384,7 @@ export class HFCausalLM extends Module {
     try {
       out = run();
     } finally {
-      for (const cleanup of cleanups) cleanup();
+      finish();
     }
     if (!options.useCache) return { logits: out.logits, cache: null };
     const layers: LayerCache[] = [];

@@ -11,7 +11,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { assertBinaryMask, assertOptionsObject, assertTensor, type BaseModelShape, type DecoderHooks, type ForwardContext, type HookHandle, Linear, matMul2d, Module, type ModuleArgs, RMSNorm } from '@mllm/core';
 import { Embedding } from './embedding.js';
-import { DecoderLayer, assertSameShape, type LayerCache } from './decoder-layer.js';
+import { DecoderLayer, type LayerCache } from './decoder-layer.js';
+import { AttachedHooks } from './attached-hooks.js';
 import { resolveHostConfig, type HostConfig, type ResolvedHostConfig } from './config.js';
 import { causalPaddingMask, planSequence } from './sequence.js';
 import { contextFromPlan } from './context.js';
@@ -54,8 +55,12 @@ export class HostLM extends Module {
   readonly layers: DecoderLayer[];
   readonly finalNorm: RMSNorm;
   readonly lmHead: Linear | null;
-  private attached: Array<{ id: number; hooks: DecoderHooks; moduleNames: string[] }> = [];
-  private nextHookId = 0;
+  private readonly attachedHooks = new AttachedHooks({
+    owner: 'addHooks',
+    numLayers: () => this.layers.length,
+    addChild: (name, module) => void this.addModule(name, module),
+    removeChild: (name) => void this.removeModule(name),
+  });
 
   constructor(args: HostLMArgs) {
     super(checkedHostArgs(args));
@@ -77,7 +82,7 @@ export class HostLM extends Module {
 
   /** Attached hooks in attach order. */
   get hooks(): DecoderHooks[] {
-    return this.attached.map((a) => a.hooks);
+    return this.attachedHooks.hooks;
   }
 
   /**
@@ -86,47 +91,16 @@ export class HostLM extends Module {
    */
   addHooks(hooks: DecoderHooks): HookHandle {
     this.assertUsable();
-    if (!hooks || typeof hooks !== 'object') throw new Error(`addHooks: hooks must be an object, got ${String(hooks)}`);
-    for (const layer of hooks.attentionProbsLayers ?? []) {
-      if (!Number.isInteger(layer) || layer < 0 || layer >= this.layers.length) {
-        throw new Error(`addHooks: attentionProbsLayers entries must be layer indices in [0, ${this.layers.length}), got ${layer}`);
-      }
-    }
-    const id = this.nextHookId++;
-    const named: Array<[string, Module]> = [
-      ...(hooks.namedModules?.() ?? []),
-      ...(hooks.modules?.() ?? []).map((m, i): [string, Module] => [`hooks.${id}.${i}`, m]),
-    ];
-    const moduleNames: string[] = [];
-    try {
-      for (const [name, module] of named) {
-        this.addModule(name, module);
-        moduleNames.push(name);
-      }
-    } catch (error) {
-      for (const name of moduleNames) this.removeModule(name);
-      throw error;
-    }
-    const entry = { id, hooks, moduleNames };
-    this.attached.push(entry);
-    return {
-      remove: () => {
-        const index = this.attached.indexOf(entry);
-        if (index < 0) return;
-        this.attached.splice(index, 1);
-        for (const name of moduleNames) this.removeModule(name);
-      },
-    };
+    return this.attachedHooks.add(hooks);
   }
+
 
   /** Freeze every parameter except those of attached hooks' modules (`ModuleHost.freezeBase`). */
   freezeBase(): void {
-    const hookNames = new Set(this.hookModuleNames);
-    const hookParameters = new Set(
-      this.children().filter(([n]) => hookNames.has(n)).flatMap(([n, m]) => m.namedParameters(`${n}.`).map(([p]) => p)),
-    );
-    for (const [name, parameter] of this.namedParameters()) if (!hookParameters.has(name)) parameter.variable.trainable = false;
+    const moduleParameters = this.attachedHooks.moduleParameterNames(this);
+    for (const [name, parameter] of this.namedParameters()) if (!moduleParameters.has(name)) parameter.variable.trainable = false;
   }
+
 
   /** The base model's shape in HF names (what adapters record and check; see `ModuleHost`). */
   baseModelShape(): BaseModelShape {
@@ -144,7 +118,7 @@ export class HostLM extends Module {
 
   /** Child names of the attached hooks' modules (their parameters are `<name>.<param>`). */
   get hookModuleNames(): string[] {
-    return this.attached.flatMap((a) => a.moduleNames);
+    return this.attachedHooks.moduleNames;
   }
 
   /** True when some attached hook cannot run on cached decode steps. */
@@ -186,44 +160,20 @@ export class HostLM extends Module {
     if (inputs.past && inputs.past.length !== this.layers.length) {
       throw new Error(`HostLM: past must hold ${this.layers.length} layer caches, got ${inputs.past.length}`);
     }
-    const hooks = this.hooks;
-    const cleanups: Array<() => void> = [];
+    const hooks = this.attachedHooks;
+    let finish = (): void => undefined;
     const run = (): { logits: tf.Tensor3D; present: Array<{ keys: tf.Tensor; values: tf.Tensor }> } => tf.tidy(() => {
-      // Per-forward preparation (e.g. Wings' learner keys), once for all layers.
-      for (const hook of hooks) {
-        const cleanup = hook.prepare?.(ctx);
-        if (typeof cleanup === 'function') cleanups.push(cleanup);
-      }
+      finish = hooks.prepare(ctx); // per-forward preparation (e.g. Wings' learner keys), once for all layers
       let h = inputEmbeddings;
       const present: Array<{ keys: tf.Tensor; values: tf.Tensor }> = [];
       this.layers.forEach((layer, index) => {
-        for (const hook of hooks) {
-          if (!hook.beforeLayer) continue;
-          const replaced = hook.beforeLayer(index, h, ctx);
-          if (replaced) {
-            assertSameShape('beforeLayer', replaced, h);
-            h = replaced;
-          }
-        }
-        const probsHooks = hooks.filter((hk) => hk.afterAttention && hk.attentionProbsLayers?.includes(index));
-        const afterHooks = hooks.filter((hk) => hk.afterAttention);
+        h = hooks.beforeLayer(index, h, ctx);
         const result = layer.forward(h, {
           positions: inputs.positions,
           mask: inputs.mask,
           past: inputs.past?.[index] ?? null,
-          returnProbs: probsHooks.length > 0,
-          afterAttention: afterHooks.length === 0 ? undefined : (args) => {
-            let residual = args.residual;
-            for (const hook of afterHooks) {
-              const withProbs = hook.attentionProbsLayers?.includes(index) ?? false;
-              const replaced = hook.afterAttention!(index, { ...args, residual, attentionProbs: withProbs ? args.attentionProbs : null }, ctx);
-              if (replaced) {
-                assertSameShape('afterAttention', replaced, residual);
-                residual = replaced;
-              }
-            }
-            return residual;
-          },
+          returnProbs: hooks.needsAttentionProbs(index),
+          afterAttention: hooks.afterAttention(index, ctx),
         });
         h = result.hidden;
         if (inputs.collectCache) present.push(result.present);
@@ -234,7 +184,7 @@ export class HostLM extends Module {
     try {
       out = run();
     } finally {
-      for (const cleanup of cleanups) cleanup();
+      finish();
     }
     return { logits: out.logits as tf.Tensor3D, present: inputs.collectCache ? (out.present as LayerCache[]) : null };
   }
