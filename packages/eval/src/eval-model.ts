@@ -2,7 +2,8 @@
  * The model interface the harness drives, and how `--model` specs are turned into models.
  */
 import { existsSync, statSync } from 'node:fs';
-import { basename, resolve as resolvePath, extname } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { basename, join, resolve as resolvePath, extname } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type * as tf from '@tensorflow/tfjs-core';
 import type { OptionChoice } from './benchmark-reader.js';
@@ -106,18 +107,78 @@ const importHostLoader: HostLoaderImporter = async () => {
   }
 };
 
+/** Imports a package by name (importing an `@mllm/*` module package registers its module kinds). */
+export type ModulePackageImporter = (name: string) => Promise<unknown>;
+
+// A variable specifier: the package is resolved from @mllm/eval's own location (where the user
+// installed it beside @mllm/eval), not from @mllm/core's.
+const importModulePackage: ModulePackageImporter = (name) => import(/* @vite-ignore */ /* webpackIgnore: true */ name);
+
+const MLLM_PACKAGE = /^@mllm\/[a-z0-9-]+$/;
+
+interface RecordedModule {
+  module_type?: unknown;
+  module_package?: unknown;
+}
+
+/**
+ * Imports the `@mllm/*` packages a saved host directory records (config.json `mllm_modules[].module_package`
+ * and `projector.module_package`), so their module kinds are registered before `loadHostModel` runs.
+ *
+ * `loadHostModel` imports a missing kind's package itself, but from @mllm/core's location: under a
+ * strict `node_modules` (pnpm) core cannot see @mllm/parrot, while @mllm/eval, installed beside it, can.
+ * Other package names are never imported (a file cannot make the CLI import anything else). A directory
+ * without a readable config.json imports nothing (`loadHostModel` reports it). Returns the packages
+ * imported, in record order; a package that is not installed is an error naming the `npm install` to run.
+ */
+export async function importRecordedModulePackages(dir: string, importer: ModulePackageImporter = importModulePackage): Promise<string[]> {
+  let config: { mllm_modules?: unknown; projector?: unknown };
+  try {
+    config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as typeof config;
+  } catch {
+    return [];
+  }
+  const records: RecordedModule[] = [];
+  if (config && typeof config.projector === 'object' && config.projector !== null) records.push(config.projector as RecordedModule);
+  if (config && Array.isArray(config.mllm_modules)) records.push(...(config.mllm_modules as RecordedModule[]).filter((r) => typeof r === 'object' && r !== null));
+  const packages = new Map<string, string>(); // package -> the first module type recorded from it
+  for (const record of records) {
+    const name = record.module_package;
+    if (typeof name === 'string' && MLLM_PACKAGE.test(name) && !packages.has(name)) packages.set(name, String(record.module_type));
+  }
+  for (const [name, type] of packages) {
+    try {
+      await importer(name);
+    } catch (error) {
+      const message = (error as Error)?.message ?? String(error);
+      const notFound = (error as { code?: string })?.code === 'ERR_MODULE_NOT_FOUND' || /cannot find (package|module)|failed to (load|resolve)/i.test(message);
+      if (notFound && message.includes(name)) {
+        throw new Error(
+          `cannot load model ${JSON.stringify(dir)}: its config.json records a '${type}' module from ${name}, which is not installed. ` +
+            `Install it beside @mllm/eval (npm install ${name}) and run again.`,
+        );
+      }
+      throw new Error(`cannot load model ${JSON.stringify(dir)}: importing ${name} (recorded in its config.json for a '${type}' module) failed: ${message}`);
+    }
+  }
+  return [...packages.keys()];
+}
+
 /**
  * Resolves a `--model` spec:
  * 1. registered loaders ({@link registerModelLoader}), most recent first;
  * 2. an existing `.js` / `.mjs` / `.cjs` file: {@link loadModelModule};
  * 3. `loadHostModel(spec)` from `@mllm/models` (a checkpoint directory), when it is installed, wrapped
- *    with {@link adaptHostModel} (`hostOptions`: image size, max new tokens, …);
+ *    with {@link adaptHostModel} (`hostOptions`: image size, max new tokens, …); the module packages the
+ *    directory records (Parrot, Wings, VPG-C) are imported first ({@link importRecordedModulePackages},
+ *    `packageImporter`);
  * otherwise a clear error.
  */
 export async function loadEvalModel(
   spec: string,
   hostLoader: HostLoaderImporter = importHostLoader,
   hostOptions: HostAdapterOptions = {},
+  packageImporter: ModulePackageImporter = importModulePackage,
 ): Promise<EvalModel> {
   if (typeof spec !== 'string' || spec.trim() === '') {
     throw new TypeError(`model: expected a checkpoint directory or a JS module path, got ${JSON.stringify(spec)}`);
@@ -143,6 +204,7 @@ export async function loadEvalModel(
   if (!existsSync(spec)) {
     throw new Error(`cannot load model ${JSON.stringify(spec)}: no such checkpoint directory or module file`);
   }
+  await importRecordedModulePackages(spec, packageImporter);
   const host = (await loadHostModel(spec)) as HostModelLike;
   if (!host || typeof host.generate !== 'function') {
     throw new TypeError(`@mllm/models loadHostModel(${JSON.stringify(spec)}) returned no model with generate()`);
