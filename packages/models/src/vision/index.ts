@@ -1,0 +1,4 @@
+export * from './config.js';
+export * from './layers.js';
+export * from './clip.js';
+export * from './load.js';

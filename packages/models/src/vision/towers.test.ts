@@ -1,0 +1,117 @@
+/**
+ * Vision towers against float64 references: the tower directories and expected features under
+ * `__fixtures__/` are written by `scripts/reference-fixtures/vision_towers.py` (CLIP: a float64 re-statement
+ * of HF `CLIPVisionModel`; SigLIP: Parrot's vendored `SigLipVisionTower`; EVA: Cheetah's `eva_vit.py`).
+ */
+import { describe, expect, it } from 'vitest';
+import { fileURLToPath } from 'node:url';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { readSafetensorsFile, writeSafetensorsFile, StateDictError } from '@mllm/core';
+import { expectClose, expectNoLeaks } from '@mllm/core/testing';
+import { CLIPVisionModel, loadCLIPVisionTower, resolveCLIPVisionConfig, quickGelu, geluTanh } from './index.js';
+
+const fixtureDir = (name: string) => fileURLToPath(new URL(`./__fixtures__/${name}`, import.meta.url));
+
+async function expected(name: string): Promise<Map<string, tf.Tensor>> {
+  return (await readSafetensorsFile(join(fixtureDir(name), 'expected.safetensors'))).tensors;
+}
+
+/** A copy of a fixture directory in a temp dir, for tests that rewrite it. */
+function withCopy(name: string, fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), `tower-${name}-`));
+  cpSync(fixtureDir(name), dir, { recursive: true });
+  return fn(dir).finally(() => rmSync(dir, { recursive: true, force: true }));
+}
+
+describe('activations', () => {
+  it('quick_gelu and the tanh GELU match their float64 formulas', () => {
+    const xs = [-3, -1.5, -0.2, 0, 0.3, 1.1, 2.5];
+    const q = quickGelu(tf.tensor1d(xs));
+    const g = geluTanh(tf.tensor1d(xs));
+    expectClose(q, xs.map((x) => x / (1 + Math.exp(-1.702 * x))));
+    expectClose(g, xs.map((x) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)))));
+    tf.dispose([q, g]);
+  });
+});
+
+describe('CLIPVisionModel against a float64 statement of HF CLIPVisionModel', () => {
+  it('hidden states, pooled output and the LLaVA selections (layer −2, patch / cls_patch)', async () => {
+    const model = await loadCLIPVisionTower(fixtureDir('clip'));
+    const e = await expected('clip');
+    const pixels = e.get('inputs.pixel_values') as tf.Tensor4D;
+    const before = tf.memory().numTensors;
+    const out = model.forward(pixels, { outputHiddenStates: true });
+    expect(out.hiddenStates).toHaveLength(4);
+    expectClose(out.hiddenStates![0]!, e.get('expected.hidden_state_0')!, { label: 'hidden_states[0] (pre_layrnorm)' });
+    expectClose(out.lastHiddenState, e.get('expected.last_hidden_state')!, { label: 'last_hidden_state' });
+    expectClose(out.poolerOutput, e.get('expected.pooler_output')!, { label: 'pooler_output' });
+    const clsPatch = model.selectFeatures(pixels, { selectLayer: -2, selectFeature: 'cls_patch' });
+    expect(clsPatch.shape).toEqual([2, 10, 32]);
+    expectClose(clsPatch, e.get('expected.select_m2_cls_patch')!, { label: 'layer −2 cls_patch' });
+    const patch = model.selectFeatures(pixels); // LLaVA defaults: −2, patch
+    expect(patch.shape).toEqual([2, 9, 32]);
+    expectClose(patch, e.get('expected.select_m2_patch')!, { label: 'layer −2 patch' });
+    const viaIndex = model.selectFeatures(pixels, { selectLayer: 3, selectFeature: 'cls_patch' });
+    expectClose(viaIndex, e.get('expected.last_hidden_state')!, { label: 'layer 3 = last' });
+    tf.dispose([out.lastHiddenState, out.poolerOutput, ...out.hiddenStates!, clsPatch, patch, viaIndex]);
+    expect(tf.memory().numTensors).toBe(before);
+    for (const t of e.values()) t.dispose();
+    model.dispose();
+  });
+
+  it('names as HF writes them; forward and selectFeatures keep the tensor count flat', async () => {
+    const model = await loadCLIPVisionTower(fixtureDir('clip'));
+    const names = model.namedParameters().map(([n]) => n);
+    expect(names).toContain('vision_model.pre_layrnorm.weight');
+    expect(names).toContain('vision_model.encoder.layers.2.self_attn.out_proj.bias');
+    expect(names).toContain('vision_model.embeddings.patch_embedding.weight');
+    expect(names).not.toContain('vision_model.embeddings.patch_embedding.bias');
+    const pixels = tf.randomNormal([1, 12, 12, 3]) as tf.Tensor4D;
+    expectNoLeaks(() => model.forward(pixels));
+    expectNoLeaks(() => model.selectFeatures(pixels, { selectLayer: 0 }));
+    pixels.dispose();
+    model.dispose();
+  });
+
+  it('a strict load rejects an unknown tensor and assigns nothing; CLIP text-tower tensors are skipped', async () => {
+    await withCopy('clip', async (dir) => {
+      const file = join(dir, 'model.safetensors');
+      const { tensors } = await readSafetensorsFile(file);
+      tensors.set('text_model.embeddings.token_embedding.weight', tf.zeros([4, 2]));
+      tensors.set('logit_scale', tf.scalar(2));
+      await writeSafetensorsFile(file, tensors);
+      const loaded = await loadCLIPVisionTower(dir);
+      loaded.dispose();
+      tensors.set('vision_model.encoder.layers.0.extra', tf.zeros([2]));
+      await writeSafetensorsFile(file, tensors);
+      for (const t of tensors.values()) t.dispose();
+      const before = tf.memory().numTensors;
+      await expect(loadCLIPVisionTower(dir)).rejects.toThrow(StateDictError);
+      await expect(loadCLIPVisionTower(dir)).rejects.toThrow(/vision_model.encoder.layers.0.extra/);
+      expect(tf.memory().numTensors).toBe(before);
+      writeFileSync(join(dir, 'config.json'), '{"model_type": "clip",');
+      await expect(loadCLIPVisionTower(dir)).rejects.toThrow(/config.json" is not valid JSON/);
+    });
+  });
+
+  it('bad configs and inputs get clear errors', () => {
+    const vc = { hidden_size: 8, intermediate_size: 12, num_hidden_layers: 1, num_attention_heads: 2, image_size: 4, patch_size: 2 };
+    expect(resolveCLIPVisionConfig({ model_type: 'clip', vision_config: vc })).toMatchObject({ hiddenSize: 8, hiddenAct: 'quick_gelu', layerNormEps: 1e-5, numChannels: 3 });
+    expect(() => resolveCLIPVisionConfig({ ...vc, num_attention_heads: 3 })).toThrow(/hidden_size must be divisible by num_attention_heads \(3\), got 8/);
+    expect(() => resolveCLIPVisionConfig({ ...vc, hidden_act: 'relu' })).toThrow(/hidden_act must be one of 'quick_gelu', 'gelu', 'gelu_pytorch_tanh', 'gelu_new', got the string "relu"/);
+    expect(() => resolveCLIPVisionConfig({ ...vc, image_size: 5 })).toThrow(/image_size must be a multiple of patch_size \(2\), got 5/);
+    expect(() => resolveCLIPVisionConfig({ model_type: 'siglip', vision_config: vc })).toThrow(/model_type must be 'clip' \(a config with vision_config\), got the string "siglip"/);
+    expect(() => resolveCLIPVisionConfig({ ...vc, model_type: 'siglip_vision_model' })).toThrow(/model_type must be 'clip_vision_model'/);
+    const model = new CLIPVisionModel({ config: vc });
+    const wrong = tf.zeros([1, 3, 4, 4]);
+    expect(() => model.forward(wrong as tf.Tensor4D)).toThrow(/pixelValues must be \[numImages, 4, 4, 3\] \(normalised, channels last\), got \[1,3,4,4\]/);
+    const pixels = tf.zeros([1, 4, 4, 3]) as tf.Tensor4D;
+    expect(() => model.selectFeatures(pixels, { selectLayer: -3 })).toThrow(/selectLayer must be an integer in \[-2, 1\] \(hidden states of 1 layers\), got -3/);
+    expect(() => model.selectFeatures(pixels, { selectFeature: 'cls' as never })).toThrow(/selectFeature must be 'patch' or 'cls_patch', got "cls"/);
+    tf.dispose([wrong, pixels]);
+    model.dispose();
+  });
+});
