@@ -107,6 +107,7 @@ eva = importlib.import_module("eva_vit")
 
 # ---- tiny shapes: 12 px images, 4 px patches (3 × 3 = 9 patches), hidden 32, 4 heads ----
 B, S, P, C, D, HEADS, INTER, LAYERS = 2, 12, 4, 3, 32, 4, 48, 3
+S_SIGLIP = 14
 
 
 def randomize(module: nn.Module) -> None:
@@ -118,9 +119,9 @@ def randomize(module: nn.Module) -> None:
             p.copy_(value.float().double())
 
 
-def pixels() -> torch.Tensor:
-    """`[B, S, S, C]` normalised pixel values (F32-representable)."""
-    return torch.randn(B, S, S, C).float().double()
+def pixels(size: int = S) -> torch.Tensor:
+    """`[B, size, size, C]` normalised pixel values (F32-representable)."""
+    return torch.randn(B, size, size, C).float().double()
 
 
 def write(name: str, config_json: dict, weights: dict, expected: dict, source: str) -> None:
@@ -204,17 +205,18 @@ def clip_fixture() -> None:
 
 # ---- SigLIP: the authors' SigLipVisionTower (Parrot's siglip_encoder.py) ----
 def siglip_fixture() -> None:
-    """A bare vision config.json (`model_type` `siglip_vision_model`), gelu_pytorch_tanh, no CLS."""
+    """A bare vision config.json (`model_type` `siglip_vision_model`), gelu_pytorch_tanh, no CLS; 14 px images with
+    4 px patches: the "valid" conv leaves the last 2 rows and columns unused (as so400m's 384 px with patch 14)."""
     seed(22)
     cj = {"model_type": "siglip_vision_model", "architectures": ["SiglipVisionModel"], "hidden_size": D,
-          "intermediate_size": INTER, "num_hidden_layers": LAYERS, "num_attention_heads": HEADS, "image_size": S,
+          "intermediate_size": INTER, "num_hidden_layers": LAYERS, "num_attention_heads": HEADS, "image_size": S_SIGLIP,
           "patch_size": P, "num_channels": C, "layer_norm_eps": 1e-6, "hidden_act": "gelu_pytorch_tanh", "torch_dtype": "float32"}
     config = siglip.SigLipVisionConfig(**{k: v for k, v in cj.items() if k not in ("model_type", "architectures", "torch_dtype")})
     full = siglip.SigLipVisionModel(config)
     randomize(full)
     full.eval()
     weights = {k: v.clone() for k, v in full.state_dict().items() if not k.endswith("position_ids")}
-    px = pixels()
+    px = pixels(S_SIGLIP)
     with torch.no_grad():
         out = full(px.permute(0, 3, 1, 2), output_hidden_states=True, return_dict=True)
         last, states = out.last_hidden_state, out.hidden_states

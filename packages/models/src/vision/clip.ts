@@ -62,7 +62,7 @@ export class CLIPVisionModel extends Module {
     const c = (this.visionConfig = resolveCLIPVisionConfig(args.config));
     this.configJson = args.config;
     const D = c.hiddenSize;
-    this.numPatches = (c.imageSize / c.patchSize) ** 2;
+    this.numPatches = Math.floor(c.imageSize / c.patchSize) ** 2;
     const pre = 'vision_model.';
     this.patchEmbedding = this.addModule(`${pre}embeddings.patch_embedding`, new ConvPatchEmbedding({
       numChannels: c.numChannels, hiddenSize: D, patchSize: c.patchSize, bias: false,

@@ -10,7 +10,11 @@ import { describeValue } from '@mllm/core';
 export const VISION_ACTIVATIONS = ['quick_gelu', 'gelu', 'gelu_pytorch_tanh', 'gelu_new'] as const;
 export type VisionActivation = (typeof VISION_ACTIVATIONS)[number];
 
-/** The resolved shape of a CLIP / SigLIP vision transformer. */
+/**
+ * The resolved shape of a CLIP / SigLIP vision transformer. The patch grid is `⌊imageSize / patchSize⌋` per
+ * side: a "valid" stride-p conv ignores the last `imageSize mod patchSize` rows and columns (so400m: 384 px,
+ * patch 14 → 27 × 27 = 729 patches, 6 pixels unused).
+ */
 export interface ResolvedViTConfig {
   hiddenSize: number;
   intermediateSize: number;
@@ -82,7 +86,7 @@ function resolveViT(owner: string, json: unknown, outerType: string, visionType:
   if (hiddenSize % numHeads !== 0) fail(owner, 'hidden_size', `divisible by num_attention_heads (${numHeads})`, hiddenSize);
   const imageSize = positiveInt(owner, c, 'image_size', defaults.imageSize);
   const patchSize = positiveInt(owner, c, 'patch_size', defaults.patchSize);
-  if (imageSize % patchSize !== 0) fail(owner, 'image_size', `a multiple of patch_size (${patchSize})`, imageSize);
+  if (patchSize > imageSize) fail(owner, 'patch_size', `at most image_size (${imageSize})`, patchSize);
   const act = c.hidden_act ?? defaults.hiddenAct;
   if (!VISION_ACTIVATIONS.includes(act as VisionActivation)) fail(owner, 'hidden_act', `one of ${VISION_ACTIVATIONS.map((a) => `'${a}'`).join(', ')}`, act);
   return {
@@ -169,7 +173,7 @@ export function resolveEVAVisionConfig(json: unknown = {}): ResolvedEVAVisionCon
   if (hiddenSize % numHeads !== 0) fail(owner, 'embed_dim', `divisible by num_heads (${numHeads})`, hiddenSize);
   const imageSize = positiveInt(owner, c, 'img_size', 224);
   const patchSize = positiveInt(owner, c, 'patch_size', 14);
-  if (imageSize % patchSize !== 0) fail(owner, 'img_size', `a multiple of patch_size (${patchSize})`, imageSize);
+  if (patchSize > imageSize) fail(owner, 'patch_size', `at most img_size (${imageSize})`, patchSize);
   const mlpRatio = positiveNumber(owner, c, 'mlp_ratio', 4.3637);
   const qkvBias = c.qkv_bias ?? true;
   if (typeof qkvBias !== 'boolean') fail(owner, 'qkv_bias', 'a boolean', c.qkv_bias);

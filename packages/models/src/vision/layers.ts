@@ -86,13 +86,17 @@ export class ConvPatchEmbedding extends Module {
     this.built = true;
   }
 
-  /** `pixels [N, S, S, C] → [N, (S/p)², D]`. */
+  /** `pixels [N, S, S, C] → [N, ⌊S/p⌋², D]`. */
   forward(pixels: tf.Tensor4D): tf.Tensor3D {
     this.assertUsable();
     const { hiddenSize: D, numChannels: C, patchSize: p } = this.args;
     return tf.tidy(() => {
-      const patches = patchify(pixels, p); // [N, P, p·p·C]
-      const [N, P, K] = patches.shape;
+      const [N, Hs, Ws] = pixels.shape;
+      const [gy, gx] = [Math.floor(Hs / p), Math.floor(Ws / p)];
+      // a "valid" conv never reads the last S mod p rows / columns: crop them (no copy when none)
+      const used = gy * p === Hs && gx * p === Ws ? pixels : tf.slice(pixels, [0, 0, 0, 0], [N, gy * p, gx * p, C]);
+      const patches = patchify(used, p); // [N, P, p·p·C]
+      const [, P, K] = patches.shape;
       const w = tf.reshape(tf.transpose(this.weight.read(), [0, 2, 3, 1]), [D, p * p * C]); // [D, p·p·C]
       let out = tf.matMul(tf.reshape(patches, [N * P, K]), w, false, true); // [N·P, D]
       if (this.biasVariable) out = tf.add(out, this.biasVariable.read());
@@ -106,7 +110,7 @@ export class ConvPatchEmbedding extends Module {
 
   override computeOutputShape(inputShape: tfl.Shape): tfl.Shape {
     const p = this.args.patchSize;
-    return [inputShape[0], ((inputShape[1] as number) / p) * ((inputShape[2] as number) / p), this.args.hiddenSize];
+    return [inputShape[0], Math.floor((inputShape[1] as number) / p) * Math.floor((inputShape[2] as number) / p), this.args.hiddenSize];
   }
 
   override getConfig(): tf.serialization.ConfigDict {

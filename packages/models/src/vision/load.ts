@@ -5,6 +5,7 @@
 import { loadShardedCheckpoint, loadStateDict, type Module } from '@mllm/core';
 import { HF_CONFIG_FILE } from '../hf/load.js';
 import { CLIPVisionModel } from './clip.js';
+import { SiglipVisionModel } from './siglip.js';
 
 export interface LoadVisionTowerOptions {
   /** Every parameter must be in the checkpoint and nothing else (default true). */
@@ -67,4 +68,29 @@ export async function loadCLIPVisionTower(dir: string, options: LoadVisionTowerO
 export function isIgnoredCLIPTensor(name: string): boolean {
   return name.startsWith('text_model.') || name.startsWith('visual_projection.') || name.startsWith('text_projection.')
     || name === 'logit_scale' || name === 'vision_model.embeddings.position_ids';
+}
+
+export interface LoadSiglipVisionTowerOptions extends LoadVisionTowerOptions {
+  /** Build the tower as Parrot's / Wings' `SigLipVisionTower` uses it, without the last layer (default false). */
+  dropLastLayer?: boolean;
+}
+
+/**
+ * `fromPretrained` for a SigLIP tower directory (e.g. `google/siglip-so400m-patch14-384`): `config.json` and the
+ * vision weights under `vision_model.*`. Skipped (also by a strict load): the pooling head `vision_model.head.*`
+ * (not computed), a full SigLIP checkpoint's `text_model.*`, `logit_scale`, `logit_bias`, the `position_ids`
+ * buffer, and with `dropLastLayer` the deleted layer's `vision_model.encoder.layers.{L−1}.*`: the checkpoint is the
+ * full model, as `SigLipVisionModel.from_pretrained` reads it before `load_model` truncates it.
+ */
+export async function loadSiglipVisionTower(dir: string, options: LoadSiglipVisionTowerOptions = {}): Promise<SiglipVisionModel> {
+  const json = await readTowerConfig('loadSiglipVisionTower', dir);
+  const model = new SiglipVisionModel({ config: json!, dropLastLayer: options.dropLastLayer ?? false });
+  const dropped = model.dropLastLayer ? `vision_model.encoder.layers.${model.visionConfig.numLayers - 1}.` : null;
+  return loadTowerWeights(dir, model, options, (name) => isIgnoredSiglipTensor(name) || (dropped !== null && name.startsWith(dropped)));
+}
+
+/** The SigLIP checkpoint tensors a vision tower does not use (see `loadSiglipVisionTower`). */
+export function isIgnoredSiglipTensor(name: string): boolean {
+  return name.startsWith('vision_model.head.') || name.startsWith('text_model.') || name === 'logit_scale' || name === 'logit_bias'
+    || name === 'vision_model.embeddings.position_ids';
 }

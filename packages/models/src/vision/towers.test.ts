@@ -11,7 +11,9 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { readSafetensorsFile, writeSafetensorsFile, StateDictError } from '@mllm/core';
 import { expectClose, expectNoLeaks } from '@mllm/core/testing';
-import { CLIPVisionModel, loadCLIPVisionTower, resolveCLIPVisionConfig, quickGelu, geluTanh } from './index.js';
+import {
+  CLIPVisionModel, loadCLIPVisionTower, resolveCLIPVisionConfig, quickGelu, geluTanh, SiglipVisionModel, loadSiglipVisionTower, resolveSiglipVisionConfig,
+} from './index.js';
 
 const fixtureDir = (name: string) => fileURLToPath(new URL(`./__fixtures__/${name}`, import.meta.url));
 
@@ -102,7 +104,7 @@ describe('CLIPVisionModel against a float64 statement of HF CLIPVisionModel', ()
     expect(resolveCLIPVisionConfig({ model_type: 'clip', vision_config: vc })).toMatchObject({ hiddenSize: 8, hiddenAct: 'quick_gelu', layerNormEps: 1e-5, numChannels: 3 });
     expect(() => resolveCLIPVisionConfig({ ...vc, num_attention_heads: 3 })).toThrow(/hidden_size must be divisible by num_attention_heads \(3\), got 8/);
     expect(() => resolveCLIPVisionConfig({ ...vc, hidden_act: 'relu' })).toThrow(/hidden_act must be one of 'quick_gelu', 'gelu', 'gelu_pytorch_tanh', 'gelu_new', got the string "relu"/);
-    expect(() => resolveCLIPVisionConfig({ ...vc, image_size: 5 })).toThrow(/image_size must be a multiple of patch_size \(2\), got 5/);
+    expect(() => resolveCLIPVisionConfig({ ...vc, patch_size: 5 })).toThrow(/patch_size must be at most image_size \(4\), got 5/);
     expect(() => resolveCLIPVisionConfig({ model_type: 'siglip', vision_config: vc })).toThrow(/model_type must be 'clip' \(a config with vision_config\), got the string "siglip"/);
     expect(() => resolveCLIPVisionConfig({ ...vc, model_type: 'siglip_vision_model' })).toThrow(/model_type must be 'clip_vision_model'/);
     const model = new CLIPVisionModel({ config: vc });
@@ -113,5 +115,66 @@ describe('CLIPVisionModel against a float64 statement of HF CLIPVisionModel', ()
     expect(() => model.selectFeatures(pixels, { selectFeature: 'cls' as never })).toThrow(/selectFeature must be 'patch' or 'cls_patch', got "cls"/);
     tf.dispose([wrong, pixels]);
     model.dispose();
+  });
+});
+
+describe('SiglipVisionModel against Parrot\'s vendored SigLipVisionModel / SigLipVisionTower', () => {
+  it('full model: embeddings and post_layernorm output; the tower without its last layer: hidden_states[−1]', async () => {
+    const e = await expected('siglip');
+    const pixels = e.get('inputs.pixel_values') as tf.Tensor4D;
+    const full = await loadSiglipVisionTower(fixtureDir('siglip'));
+    expect(full.layers).toHaveLength(3);
+    expect(pixels.shape).toEqual([2, 14, 14, 3]); // patch 4: 3 × 3 patches, the last 2 rows / columns unused
+    expect(full.numPatches).toBe(9);
+    const before = tf.memory().numTensors;
+    const out = full.forward(pixels, { outputHiddenStates: true });
+    expect(out.hiddenStates).toHaveLength(4);
+    expectClose(out.hiddenStates![0]!, e.get('expected.hidden_state_0')!, { label: 'hidden_states[0]' });
+    expectClose(out.lastHiddenState, e.get('expected.last_hidden_state')!, { label: 'last_hidden_state (post_layernorm)' });
+    // the full model's second-to-last state is the truncated tower's last one
+    expectClose(out.hiddenStates![2]!, e.get('expected.tower_features')!, { label: 'full hidden_states[−2]' });
+    tf.dispose([out.lastHiddenState, ...out.hiddenStates!]);
+    expect(tf.memory().numTensors).toBe(before);
+    full.dispose();
+    const tower = await loadSiglipVisionTower(fixtureDir('siglip'), { dropLastLayer: true });
+    expect(tower.layers).toHaveLength(2);
+    expect(tower.namedParameters().map(([n]) => n)).not.toContain('vision_model.encoder.layers.2.mlp.fc1.weight');
+    const features = tower.towerFeatures(pixels);
+    expect(features.shape).toEqual([2, 9, 32]);
+    expectClose(features, e.get('expected.tower_features')!, { label: 'SigLipVisionTower features' });
+    features.dispose();
+    expectNoLeaks(() => tower.forward(pixels, { outputHiddenStates: true }));
+    expectNoLeaks(() => tower.towerFeatures(pixels, 0));
+    for (const t of e.values()) t.dispose();
+    tower.dispose();
+  });
+
+  it('a strict load skips the pooling head but rejects other unknown tensors and missing ones', async () => {
+    await withCopy('siglip', async (dir) => {
+      const file = join(dir, 'model.safetensors');
+      const { tensors } = await readSafetensorsFile(file);
+      expect([...tensors.keys()]).toContain('vision_model.head.probe');
+      const last = tensors.get('vision_model.encoder.layers.2.mlp.fc2.bias')!;
+      tensors.delete('vision_model.encoder.layers.2.mlp.fc2.bias');
+      await writeSafetensorsFile(file, tensors);
+      const before = tf.memory().numTensors;
+      await expect(loadSiglipVisionTower(dir)).rejects.toThrow(/missing.*vision_model.encoder.layers.2.mlp.fc2.bias/s);
+      expect(tf.memory().numTensors).toBe(before);
+      (await loadSiglipVisionTower(dir, { dropLastLayer: true })).dispose(); // the deleted layer is not read
+      tensors.set('vision_model.encoder.layers.2.mlp.fc2.bias', last);
+      tensors.set('vision_model.encoder.layers.0.mlp.extra', tf.zeros([2]));
+      await writeSafetensorsFile(file, tensors);
+      for (const t of tensors.values()) t.dispose();
+      await expect(loadSiglipVisionTower(dir, { dropLastLayer: true })).rejects.toThrow(/vision_model.encoder.layers.0.mlp.extra/);
+    });
+  });
+
+  it('configs: vendored defaults (so400m), nested vision_config, clear errors', () => {
+    expect(resolveSiglipVisionConfig({})).toMatchObject({ hiddenSize: 1152, intermediateSize: 4304, numLayers: 27, numHeads: 16, imageSize: 384, patchSize: 14, hiddenAct: 'gelu_pytorch_tanh', layerNormEps: 1e-6 });
+    expect(resolveSiglipVisionConfig({ model_type: 'siglip', vision_config: { hidden_size: 64, num_attention_heads: 4 } })).toMatchObject({ hiddenSize: 64, numHeads: 4 });
+    expect(() => resolveSiglipVisionConfig({ model_type: 'clip_vision_model' })).toThrow(/SigLIP vision config: model_type must be 'siglip_vision_model' \(or 'siglip' with a vision_config\), got the string "clip_vision_model"/);
+    expect(() => resolveSiglipVisionConfig({ layer_norm_eps: 0 })).toThrow(/layer_norm_eps must be a positive finite number, got 0/);
+    expect(() => new SiglipVisionModel({ config: { num_hidden_layers: 1, hidden_size: 8, num_attention_heads: 2, intermediate_size: 8, image_size: 4, patch_size: 2 }, dropLastLayer: 'yes' as never }))
+      .toThrow(/dropLastLayer must be a boolean, got yes/);
   });
 });
