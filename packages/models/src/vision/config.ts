@@ -136,7 +136,7 @@ export interface EVAVisionConfigJson {
   embed_dim?: number;
   depth?: number;
   num_heads?: number;
-  /** MLP width is `floor(embed_dim · mlp_ratio)` (6143 for ViT-g). */
+  /** MLP width is `floor(embed_dim · mlp_ratio)` (6144 for ViT-g). */
   mlp_ratio?: number;
   qkv_bias?: boolean;
   layer_norm_eps?: number;

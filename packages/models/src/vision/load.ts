@@ -6,6 +6,7 @@ import { loadShardedCheckpoint, loadStateDict, type Module } from '@mllm/core';
 import { HF_CONFIG_FILE } from '../hf/load.js';
 import { CLIPVisionModel } from './clip.js';
 import { SiglipVisionModel } from './siglip.js';
+import { EVAVisionTransformer } from './eva.js';
 
 export interface LoadVisionTowerOptions {
   /** Every parameter must be in the checkpoint and nothing else (default true). */
@@ -93,4 +94,22 @@ export async function loadSiglipVisionTower(dir: string, options: LoadSiglipVisi
 export function isIgnoredSiglipTensor(name: string): boolean {
   return name.startsWith('vision_model.head.') || name.startsWith('text_model.') || name === 'logit_scale' || name === 'logit_bias'
     || name === 'vision_model.embeddings.position_ids';
+}
+
+export interface LoadEVAVisionTowerOptions extends LoadVisionTowerOptions {
+  /** Include and load `ln_vision.*` (default true). */
+  withLnVision?: boolean;
+}
+
+/**
+ * Loads an EVA ViT tower directory: an optional `config.json` (`EVAVisionConfigJson`; absent: ViT-g as
+ * `create_eva_vit_g` builds it) and weights under the Cheetah / BLIP-2 checkpoint names `visual_encoder.*` and
+ * `ln_vision.*`. LAVIS' `eva_vit_g.pth` is a bare state dict (no `visual_encoder.` prefix) with one block more
+ * than the 39 the model builds, which the reference loads non-strictly: store it under the prefix, and load with
+ * `strict: false` or drop `visual_encoder.blocks.39.*`.
+ */
+export async function loadEVAVisionTower(dir: string, options: LoadEVAVisionTowerOptions = {}): Promise<EVAVisionTransformer> {
+  const json = await readTowerConfig('loadEVAVisionTower', dir, true);
+  const model = new EVAVisionTransformer({ config: json ?? {}, withLnVision: options.withLnVision ?? true });
+  return loadTowerWeights(dir, model, options);
 }

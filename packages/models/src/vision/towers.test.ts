@@ -13,6 +13,7 @@ import { readSafetensorsFile, writeSafetensorsFile, StateDictError } from '@mllm
 import { expectClose, expectNoLeaks } from '@mllm/core/testing';
 import {
   CLIPVisionModel, loadCLIPVisionTower, resolveCLIPVisionConfig, quickGelu, geluTanh, SiglipVisionModel, loadSiglipVisionTower, resolveSiglipVisionConfig,
+  EVAVisionTransformer, loadEVAVisionTower, resolveEVAVisionConfig,
 } from './index.js';
 
 const fixtureDir = (name: string) => fileURLToPath(new URL(`./__fixtures__/${name}`, import.meta.url));
@@ -176,5 +177,62 @@ describe('SiglipVisionModel against Parrot\'s vendored SigLipVisionModel / SigLi
     expect(() => resolveSiglipVisionConfig({ layer_norm_eps: 0 })).toThrow(/layer_norm_eps must be a positive finite number, got 0/);
     expect(() => new SiglipVisionModel({ config: { num_hidden_layers: 1, hidden_size: 8, num_attention_heads: 2, intermediate_size: 8, image_size: 4, patch_size: 2 }, dropLastLayer: 'yes' as never }))
       .toThrow(/dropLastLayer must be a boolean, got yes/);
+  });
+});
+
+describe('EVAVisionTransformer against Cheetah\'s eva_vit.py VisionTransformer + ln_vision', () => {
+  it('visual_encoder output, first block, ln_vision image embeds', async () => {
+    const e = await expected('eva');
+    const pixels = e.get('inputs.pixel_values') as tf.Tensor4D;
+    const model = await loadEVAVisionTower(fixtureDir('eva'));
+    expect(model.blocks[0]!.fc1.outFeatures).toBe(139); // int(32 · 4.3637)
+    const before = tf.memory().numTensors;
+    const out = model.encode(pixels, { outputHiddenStates: true });
+    expectClose(out.hiddenStates![1]!, e.get('expected.layer_0')!, { label: 'block 0' });
+    expectClose(out.lastHiddenState, e.get('expected.visual_encoder')!, { label: 'visual_encoder' });
+    const embeds = model.forward(pixels);
+    expect(embeds.shape).toEqual([2, 10, 32]);
+    expectClose(embeds, e.get('expected.image_embeds')!, { label: 'ln_vision(visual_encoder)' });
+    tf.dispose([out.lastHiddenState, ...out.hiddenStates!, embeds]);
+    expect(tf.memory().numTensors).toBe(before);
+    expectNoLeaks(() => model.forward(pixels));
+    model.dispose();
+    const bare = await loadEVAVisionTower(fixtureDir('eva'), { withLnVision: false, strict: false });
+    expect(bare.lnVision).toBeNull();
+    const features = bare.forward(pixels);
+    expectClose(features, e.get('expected.visual_encoder')!, { label: 'without ln_vision' });
+    features.dispose();
+    bare.dispose();
+    for (const t of e.values()) t.dispose();
+  });
+
+  it('strict loads: ln_vision is expected; an extra block (as in eva_vit_g.pth) is rejected unless strict is off', async () => {
+    await withCopy('eva', async (dir) => {
+      await expect(loadEVAVisionTower(dir, { withLnVision: false })).rejects.toThrow(/ln_vision.weight/);
+      const file = join(dir, 'model.safetensors');
+      const { tensors } = await readSafetensorsFile(file);
+      tensors.set('visual_encoder.blocks.3.norm1.weight', tf.ones([32]));
+      await writeSafetensorsFile(file, tensors);
+      for (const t of tensors.values()) t.dispose();
+      const before = tf.memory().numTensors;
+      await expect(loadEVAVisionTower(dir)).rejects.toThrow(/visual_encoder.blocks.3.norm1.weight/);
+      expect(tf.memory().numTensors).toBe(before);
+      (await loadEVAVisionTower(dir, { strict: false })).dispose();
+      rmSync(join(dir, 'config.json'));
+      // no config.json: ViT-g's shape, which the tiny weights do not fit
+      await expect(loadEVAVisionTower(dir)).rejects.toThrow(StateDictError);
+    });
+  });
+
+  it('config defaults are ViT-g; bad values get clear errors', () => {
+    expect(resolveEVAVisionConfig()).toMatchObject({ imageSize: 224, patchSize: 14, hiddenSize: 1408, numLayers: 39, numHeads: 16, mlpHidden: 6144, qkvBias: true, layerNormEps: 1e-6, lnVisionEps: 1e-5 });
+    expect(() => resolveEVAVisionConfig({ embed_dim: 30, num_heads: 4 })).toThrow(/EVA vision config: embed_dim must be divisible by num_heads \(4\), got 30/);
+    expect(() => resolveEVAVisionConfig({ qkv_bias: 1 })).toThrow(/qkv_bias must be a boolean, got 1/);
+    expect(() => resolveEVAVisionConfig({ model_type: 'clip' })).toThrow(/model_type must be 'eva_vit', got the string "clip"/);
+    const tiny = new EVAVisionTransformer({ config: { img_size: 4, patch_size: 2, embed_dim: 8, depth: 1, num_heads: 2 } });
+    const wrong = tf.zeros([1, 4, 4, 1]);
+    expect(() => tiny.forward(wrong as tf.Tensor4D)).toThrow(/EVAVisionTransformer: pixelValues must be \[numImages, 4, 4, 3\]/);
+    wrong.dispose();
+    tiny.dispose();
   });
 });
