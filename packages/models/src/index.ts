@@ -23,3 +23,4 @@ export * from './model/collate.js';
 export * from './model/host-mllm.js';
 export * from './model/host-model-io.js';
 export * from './hf/index.js';
+export * from './vision/index.js';
