@@ -263,10 +263,8 @@ export class HFCausalLM extends Module {
 
   /** Freeze every parameter except those of attached hooks' modules (`ModuleHost.freezeBase`). */
   freezeBase(): void {
-    const moduleParameters = this.attachedHooks.moduleParameterNames(this);
-    for (const [name, parameter] of this.namedParameters()) if (!moduleParameters.has(name)) parameter.variable.trainable = false;
+    this.attachedHooks.freezeBase(this);
   }
-
 
   /** The base model's shape in HF names (`model_type` `llama` / `qwen2`; see `ModuleHost`). */
   baseModelShape(): BaseModelShape {

@@ -84,10 +84,13 @@ export class AttachedHooks {
     };
   }
 
-  /** Names of the parameters of attached modules in `decoder` (for `freezeBase`). */
-  moduleParameterNames(decoder: Module): Set<string> {
+  /** Freeze every parameter of `decoder` except those of attached hooks' modules (`ModuleHost.freezeBase`). */
+  freezeBase(decoder: Module): void {
     const names = new Set(this.moduleNames);
-    return new Set(decoder.children().filter(([n]) => names.has(n)).flatMap(([n, m]) => m.namedParameters(`${n}.`).map(([p]) => p)));
+    const moduleParameters = new Set(
+      decoder.children().filter(([n]) => names.has(n)).flatMap(([n, m]) => m.namedParameters(`${n}.`).map(([p]) => p)),
+    );
+    for (const [name, parameter] of decoder.namedParameters()) if (!moduleParameters.has(name)) parameter.variable.trainable = false;
   }
 
   /** Run every `prepare(ctx)`; returns what to call after the forward (runs the hooks' cleanups). */

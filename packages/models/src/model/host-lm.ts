@@ -97,10 +97,8 @@ export class HostLM extends Module {
 
   /** Freeze every parameter except those of attached hooks' modules (`ModuleHost.freezeBase`). */
   freezeBase(): void {
-    const moduleParameters = this.attachedHooks.moduleParameterNames(this);
-    for (const [name, parameter] of this.namedParameters()) if (!moduleParameters.has(name)) parameter.variable.trainable = false;
+    this.attachedHooks.freezeBase(this);
   }
-
 
   /** The base model's shape in HF names (what adapters record and check; see `ModuleHost`). */
   baseModelShape(): BaseModelShape {
