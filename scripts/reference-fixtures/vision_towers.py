@@ -10,8 +10,9 @@
   from which LLaVA's `CLIPVisionTower.feature_select` picks `mm_vision_select_layer` / `mm_vision_select_feature`.
 - SigLIP: imports `parrot/model/multimodal_encoder/siglip_encoder.py` from the Parrot clone (Wings vendors the
   same file as `wings/model/multimodal_encoder/siglip.py`) with stand-ins for its `transformers` / PIL imports,
-  and runs `SigLipVisionTower` itself: its `load_model` drops the last encoder layer and replaces the pooling
-  head by `nn.Identity`; the features are `hidden_states[-1]` of the truncated model (the tower's `forward`
+  and runs `SigLipVisionModel` (hidden states, `post_layernorm`, the pooling head's output), then
+  `SigLipVisionTower`: its `load_model` drops the last encoder layer and replaces the pooling head by
+  `nn.Identity`; the features are `hidden_states[-1]` of the truncated model (the tower's `forward`
   minus its `assert ... == 729`, which only holds at 384 px / patch 14). The checkpoint is the full model's
   (all layers, `post_layernorm`, the pooling head), as `from_pretrained` would read it.
 - EVA: imports `cheetah/models/eva_vit.py` from the Cheetah clone (stand-ins for `timm`'s helpers and the
@@ -219,14 +220,14 @@ def siglip_fixture() -> None:
     px = pixels(S_SIGLIP)
     with torch.no_grad():
         out = full(px.permute(0, 3, 1, 2), output_hidden_states=True, return_dict=True)
-        last, states = out.last_hidden_state, out.hidden_states
+        last, states, pooled = out.last_hidden_state, out.hidden_states, out.pooler_output
         # the authors' tower around the same weights: from_pretrained returns this model, load_model truncates it
         siglip.SigLipVisionModel.from_pretrained = classmethod(lambda cls, name: full)
         tower = siglip.SigLipVisionTower("tiny-siglip", vision_tower_cfg=None)
         tower_features = tower.vision_tower(px.permute(0, 3, 1, 2), output_hidden_states=True).hidden_states[-1]
     assert len(tower.vision_tower.vision_model.encoder.layers) == LAYERS - 1
     expected = {"inputs.pixel_values": px, "expected.last_hidden_state": last, "expected.hidden_state_0": states[0],
-                "expected.tower_features": tower_features}
+                "expected.pooler_output": pooled, "expected.tower_features": tower_features}
     write("siglip", cj, weights, expected, "parrot/model/multimodal_encoder/siglip_encoder.py SigLipVisionModel + SigLipVisionTower")
 
 

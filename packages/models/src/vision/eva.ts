@@ -127,6 +127,8 @@ export class EVAVisionTransformer extends Module {
     super(args);
     const c = (this.visionConfig = resolveEVAVisionConfig(args.config ?? {}));
     this.configJson = args.config ?? {};
+    const withLn = args.withLnVision ?? true;
+    if (typeof withLn !== 'boolean') throw new Error(`EVAVisionTransformer: withLnVision must be a boolean, got ${String(withLn)}`);
     const D = c.hiddenSize;
     this.numPatches = Math.floor(c.imageSize / c.patchSize) ** 2;
     const pre = 'visual_encoder.';
@@ -141,8 +143,6 @@ export class EVAVisionTransformer extends Module {
         hiddenSize: D, numHeads: c.numHeads, mlpHidden: c.mlpHidden, qkvBias: c.qkvBias, layerNormEps: c.layerNormEps,
       })));
     }
-    const withLn = args.withLnVision ?? true;
-    if (typeof withLn !== 'boolean') throw new Error(`EVAVisionTransformer: withLnVision must be a boolean, got ${String(withLn)}`);
     this.lnVision = withLn ? this.addModule('ln_vision', new LayerNorm({ dim: D, eps: c.lnVisionEps })) : null;
     this.built = true;
   }

@@ -78,21 +78,21 @@ export interface LoadSiglipVisionTowerOptions extends LoadVisionTowerOptions {
 
 /**
  * `fromPretrained` for a SigLIP tower directory (e.g. `google/siglip-so400m-patch14-384`): `config.json` and the
- * vision weights under `vision_model.*`. Skipped (also by a strict load): the pooling head `vision_model.head.*`
- * (not computed), a full SigLIP checkpoint's `text_model.*`, `logit_scale`, `logit_bias`, the `position_ids`
- * buffer, and with `dropLastLayer` the deleted layer's `vision_model.encoder.layers.{L−1}.*`: the checkpoint is the
- * full model, as `SigLipVisionModel.from_pretrained` reads it before `load_model` truncates it.
+ * vision weights under `vision_model.*` (pooling head included). Skipped (also by a strict load): a full SigLIP
+ * checkpoint's `text_model.*`, `logit_scale`, `logit_bias`, the `position_ids` buffer, and with `dropLastLayer`
+ * the deleted layer's `vision_model.encoder.layers.{L−1}.*` and the replaced head `vision_model.head.*`: the
+ * checkpoint is the full model, as `SigLipVisionModel.from_pretrained` reads it before `load_model` truncates it.
  */
 export async function loadSiglipVisionTower(dir: string, options: LoadSiglipVisionTowerOptions = {}): Promise<SiglipVisionModel> {
   const json = await readTowerConfig('loadSiglipVisionTower', dir);
   const model = new SiglipVisionModel({ config: json!, dropLastLayer: options.dropLastLayer ?? false });
-  const dropped = model.dropLastLayer ? `vision_model.encoder.layers.${model.visionConfig.numLayers - 1}.` : null;
-  return loadTowerWeights(dir, model, options, (name) => isIgnoredSiglipTensor(name) || (dropped !== null && name.startsWith(dropped)));
+  const dropped = model.dropLastLayer ? [`vision_model.encoder.layers.${model.visionConfig.numLayers - 1}.`, 'vision_model.head.'] : [];
+  return loadTowerWeights(dir, model, options, (name) => isIgnoredSiglipTensor(name) || dropped.some((p) => name.startsWith(p)));
 }
 
 /** The SigLIP checkpoint tensors a vision tower does not use (see `loadSiglipVisionTower`). */
 export function isIgnoredSiglipTensor(name: string): boolean {
-  return name.startsWith('vision_model.head.') || name.startsWith('text_model.') || name === 'logit_scale' || name === 'logit_bias'
+  return name.startsWith('text_model.') || name === 'logit_scale' || name === 'logit_bias'
     || name === 'vision_model.embeddings.position_ids';
 }
 

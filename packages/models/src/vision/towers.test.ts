@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { fileURLToPath } from 'node:url';
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -132,13 +132,16 @@ describe('SiglipVisionModel against Parrot\'s vendored SigLipVisionModel / SigLi
     expect(out.hiddenStates).toHaveLength(4);
     expectClose(out.hiddenStates![0]!, e.get('expected.hidden_state_0')!, { label: 'hidden_states[0]' });
     expectClose(out.lastHiddenState, e.get('expected.last_hidden_state')!, { label: 'last_hidden_state (post_layernorm)' });
+    expectClose(out.poolerOutput!, e.get('expected.pooler_output')!, { label: 'pooler_output (attention-pooling head)' });
     // the full model's second-to-last state is the truncated tower's last one
     expectClose(out.hiddenStates![2]!, e.get('expected.tower_features')!, { label: 'full hidden_states[−2]' });
-    tf.dispose([out.lastHiddenState, ...out.hiddenStates!]);
+    tf.dispose([out.lastHiddenState, out.poolerOutput!, ...out.hiddenStates!]);
     expect(tf.memory().numTensors).toBe(before);
+    expectNoLeaks(() => full.forward(pixels));
     full.dispose();
     const tower = await loadSiglipVisionTower(fixtureDir('siglip'), { dropLastLayer: true });
     expect(tower.layers).toHaveLength(2);
+    expect(tower.head).toBeNull();
     expect(tower.namedParameters().map(([n]) => n)).not.toContain('vision_model.encoder.layers.2.mlp.fc1.weight');
     const features = tower.towerFeatures(pixels);
     expect(features.shape).toEqual([2, 9, 32]);
@@ -150,19 +153,26 @@ describe('SiglipVisionModel against Parrot\'s vendored SigLipVisionModel / SigLi
     tower.dispose();
   });
 
-  it('a strict load skips the pooling head but rejects other unknown tensors and missing ones', async () => {
+  it('strict loads: the full model needs the head and last layer, the tower skips them; unknown tensors are rejected', async () => {
     await withCopy('siglip', async (dir) => {
       const file = join(dir, 'model.safetensors');
       const { tensors } = await readSafetensorsFile(file);
-      expect([...tensors.keys()]).toContain('vision_model.head.probe');
       const last = tensors.get('vision_model.encoder.layers.2.mlp.fc2.bias')!;
+      const probe = tensors.get('vision_model.head.probe')!;
       tensors.delete('vision_model.encoder.layers.2.mlp.fc2.bias');
+      tensors.delete('vision_model.head.probe');
       await writeSafetensorsFile(file, tensors);
       const before = tf.memory().numTensors;
       await expect(loadSiglipVisionTower(dir)).rejects.toThrow(/missing.*vision_model.encoder.layers.2.mlp.fc2.bias/s);
+      await expect(loadSiglipVisionTower(dir)).rejects.toThrow(/vision_model.head.probe/);
       expect(tf.memory().numTensors).toBe(before);
-      (await loadSiglipVisionTower(dir, { dropLastLayer: true })).dispose(); // the deleted layer is not read
+      (await loadSiglipVisionTower(dir, { dropLastLayer: true })).dispose(); // the deleted layer and head are not read
+      writeFileSync(join(dir, 'config.json'), JSON.stringify({ model_type: 'siglip', vision_config: { ...JSON.parse(readFileSync(join(fixtureDir('siglip'), 'config.json'), 'utf8')), model_type: 'siglip_vision_model', vision_use_head: false } }));
+      await expect(loadSiglipVisionTower(dir)).rejects.toThrow(/vision_model.head.attention.in_proj_weight/); // no head: its tensors are unknown
+      rmSync(join(dir, 'config.json'));
+      cpSync(join(fixtureDir('siglip'), 'config.json'), join(dir, 'config.json'));
       tensors.set('vision_model.encoder.layers.2.mlp.fc2.bias', last);
+      tensors.set('vision_model.head.probe', probe);
       tensors.set('vision_model.encoder.layers.0.mlp.extra', tf.zeros([2]));
       await writeSafetensorsFile(file, tensors);
       for (const t of tensors.values()) t.dispose();
@@ -175,8 +185,11 @@ describe('SiglipVisionModel against Parrot\'s vendored SigLipVisionModel / SigLi
     expect(resolveSiglipVisionConfig({ model_type: 'siglip', vision_config: { hidden_size: 64, num_attention_heads: 4 } })).toMatchObject({ hiddenSize: 64, numHeads: 4 });
     expect(() => resolveSiglipVisionConfig({ model_type: 'clip_vision_model' })).toThrow(/SigLIP vision config: model_type must be 'siglip_vision_model' \(or 'siglip' with a vision_config\), got the string "clip_vision_model"/);
     expect(() => resolveSiglipVisionConfig({ layer_norm_eps: 0 })).toThrow(/layer_norm_eps must be a positive finite number, got 0/);
-    expect(() => new SiglipVisionModel({ config: { num_hidden_layers: 1, hidden_size: 8, num_attention_heads: 2, intermediate_size: 8, image_size: 4, patch_size: 2 }, dropLastLayer: 'yes' as never }))
-      .toThrow(/dropLastLayer must be a boolean, got yes/);
+    const tiny = { num_hidden_layers: 1, hidden_size: 8, num_attention_heads: 2, intermediate_size: 8, image_size: 4, patch_size: 2 };
+    const before = tf.memory().numTensors;
+    expect(() => new SiglipVisionModel({ config: tiny, dropLastLayer: 'yes' as never })).toThrow(/dropLastLayer must be a boolean, got yes/);
+    expect(() => new SiglipVisionModel({ config: { ...tiny, vision_use_head: 'no' } })).toThrow(/vision_use_head must be a boolean, got no/);
+    expect(tf.memory().numTensors).toBe(before); // checked before any weight is allocated
   });
 });
 
@@ -229,6 +242,9 @@ describe('EVAVisionTransformer against Cheetah\'s eva_vit.py VisionTransformer +
     expect(() => resolveEVAVisionConfig({ embed_dim: 30, num_heads: 4 })).toThrow(/EVA vision config: embed_dim must be divisible by num_heads \(4\), got 30/);
     expect(() => resolveEVAVisionConfig({ qkv_bias: 1 })).toThrow(/qkv_bias must be a boolean, got 1/);
     expect(() => resolveEVAVisionConfig({ model_type: 'clip' })).toThrow(/model_type must be 'eva_vit', got the string "clip"/);
+    const before = tf.memory().numTensors;
+    expect(() => new EVAVisionTransformer({ withLnVision: 1 as never })).toThrow(/withLnVision must be a boolean, got 1/);
+    expect(tf.memory().numTensors).toBe(before); // checked before ViT-g's weights are allocated
     const tiny = new EVAVisionTransformer({ config: { img_size: 4, patch_size: 2, embed_dim: 8, depth: 1, num_heads: 2 } });
     const wrong = tf.zeros([1, 4, 4, 1]);
     expect(() => tiny.forward(wrong as tf.Tensor4D)).toThrow(/EVAVisionTransformer: pixelValues must be \[numImages, 4, 4, 3\]/);
