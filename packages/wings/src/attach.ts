@@ -19,12 +19,13 @@ import {
   type ModuleKind,
   type ModuleRecord,
 } from '@mllm/core';
+import { name as packageName, version as packageVersion } from '../package.json';
 import { WingsAdapter, resolveWingsConfig, type ResolvedWingsConfig, type WingsConfig, type WingsHostDimensions } from './inject.js';
 
 /** The npm package that defines the `wings` module kind. */
-export const WINGS_PACKAGE = '@mllm/wings';
-/** This package's version (kept equal to package.json's by `attach.test.ts`), recorded in saved files. */
-export const WINGS_VERSION = '0.1.0';
+export const WINGS_PACKAGE: string = packageName;
+/** This package's version (read from package.json at build time), recorded in saved files. */
+export const WINGS_VERSION: string = packageVersion;
 /** `module_type` of Wings in saved files. */
 export const WINGS_MODULE_TYPE = 'wings';
 
