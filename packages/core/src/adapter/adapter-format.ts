@@ -14,6 +14,8 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import { disposeStateDict } from '../io/state-dict.js';
 import { loadSafetensors, saveSafetensors, disposeTensorMap, type FloatStorageDtype } from '../io/safetensors.js';
+import { writeFileAtomically } from '../io/safetensors-node.js';
+import { nodeFilePromises } from '../io/node-builtins.js';
 import type { AttachedModule, ModuleRecord } from './attached-module.js';
 import { assertModuleHost, type BaseModelShape, type ModuleHost } from './module-host.js';
 import { resolveModuleKind } from './module-registry.js';
@@ -155,18 +157,11 @@ export async function loadAdapter(host: ModuleHost, files: { config: string | Ui
   }
 }
 
-async function nodeFs(): Promise<{ fs: typeof import('node:fs/promises'); path: typeof import('node:path') }> {
-  const fs = await import('node:fs/promises');
-  const path = await import('node:path');
-  return { fs, path };
-}
-
 /** Write `dir/adapter_config.json` and `dir/adapter_model.safetensors` (Node; each file atomically). */
 export async function saveAdapterFiles(attached: AttachedModule, dir: string, options: SaveAdapterOptions = {}): Promise<void> {
   if (typeof dir !== 'string' || !dir) throw new Error(`saveAdapterFiles: dir must be a directory path, got ${JSON.stringify(dir)}`);
   const files = saveAdapter(attached, options);
-  const { fs, path } = await nodeFs();
-  const { writeFileAtomically } = await import('../io/safetensors-node.js');
+  const { fs, path } = await nodeFilePromises('saveAdapterFiles');
   await fs.mkdir(dir, { recursive: true });
   // Weights first, config last: a crash in between leaves no config naming weights that are not there.
   await writeFileAtomically(path.join(dir, ADAPTER_WEIGHTS_FILE), async (h) => void (await h.writeFile(files.weights)));
@@ -175,7 +170,7 @@ export async function saveAdapterFiles(attached: AttachedModule, dir: string, op
 
 /** Read `dir/adapter_config.json` (Node). */
 export async function readAdapterConfigFile(dir: string): Promise<AdapterConfig> {
-  const { fs, path } = await nodeFs();
+  const { fs, path } = await nodeFilePromises('readAdapterConfigFile');
   const file = path.join(dir, ADAPTER_CONFIG_FILE);
   let body: string;
   try {
@@ -189,7 +184,7 @@ export async function readAdapterConfigFile(dir: string): Promise<AdapterConfig>
 /** `loadAdapter` from a directory written by `saveAdapterFiles` (Node). */
 export async function loadAdapterFiles(host: ModuleHost, dir: string, options: LoadAdapterOptions = {}): Promise<AttachedModule> {
   if (typeof dir !== 'string' || !dir) throw new Error(`loadAdapterFiles: dir must be a directory path, got ${JSON.stringify(dir)}`);
-  const { fs, path } = await nodeFs();
+  const { fs, path } = await nodeFilePromises('loadAdapterFiles');
   const config = await readAdapterConfigFile(dir);
   const weightsPath = path.join(dir, ADAPTER_WEIGHTS_FILE);
   let weights: Uint8Array;

@@ -2,10 +2,10 @@
  * Load an HF LLaMA / Qwen2 checkpoint directory (`config.json` + `model.safetensors`, or shards with
  * `model.safetensors.index.json`) into an `HFCausalLM`. Node only. No network: the directory must be local.
  */
-import { loadShardedCheckpoint, loadStateDict } from '@mllm/core';
+import { loadCheckpointWeights, readCheckpointConfig } from '../checkpoint-dir.js';
 import { HFCausalLM } from './causal-lm.js';
 
-export const HF_CONFIG_FILE = 'config.json';
+export { HF_CONFIG_FILE } from '../checkpoint-dir.js';
 
 export interface LoadHFCausalLMOptions {
   /** Every model parameter must be in the checkpoint and nothing else (default true; see `loadHFCausalLM`). */
@@ -31,33 +31,7 @@ export function isIgnoredHFTensor(name: string, model: HFCausalLM): boolean {
  * a wrong shape is a `StateDictError` listing them. On any error nothing is returned and nothing leaks.
  */
 export async function loadHFCausalLM(dir: string, options: LoadHFCausalLMOptions = {}): Promise<HFCausalLM> {
-  if (typeof dir !== 'string' || dir.length === 0) throw new Error(`loadHFCausalLM: dir must be a directory path, got ${JSON.stringify(dir)}`);
-  const fs = await import('node:fs/promises');
-  const nodePath = await import('node:path');
-  const configPath = nodePath.join(dir, HF_CONFIG_FILE);
-  let text: string;
-  try {
-    text = await fs.readFile(configPath, 'utf8');
-  } catch (error) {
-    throw new Error(`loadHFCausalLM: could not read ${JSON.stringify(configPath)}: ${(error as Error).message}`, { cause: error });
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (error) {
-    throw new Error(`loadHFCausalLM: ${JSON.stringify(configPath)} is not valid JSON: ${(error as Error).message}`, { cause: error });
-  }
-  const model = new HFCausalLM({ config: json as Record<string, unknown> });
-  try {
-    const { tensors } = await loadShardedCheckpoint(dir, { filter: (name) => !isIgnoredHFTensor(name, model) });
-    try {
-      loadStateDict(model, tensors, { strict: options.strict ?? true });
-    } finally {
-      for (const t of tensors.values()) t.dispose();
-    }
-  } catch (error) {
-    model.dispose();
-    throw error;
-  }
-  return model;
+  const json = (await readCheckpointConfig('loadHFCausalLM', dir)) as Record<string, unknown>;
+  const model = new HFCausalLM({ config: json });
+  return loadCheckpointWeights(dir, model, options, (name) => isIgnoredHFTensor(name, model));
 }

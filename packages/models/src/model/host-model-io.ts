@@ -9,7 +9,11 @@
  * and rebuilt. Both are looked up in core's registry, importing the recorded `@mllm/*` package when
  * it is not loaded yet.
  */
-import { disposeStateDict, type FloatStorageDtype, loadStateDict, MlpGeluProjector, Module, type ModuleKind, type ModuleRecord, projectorRecord, readSafetensorsFile, resolveModuleKind, resolveProjectorKind, stateDict, StateDictError, type VisualProjector, writeFileAtomically, writeSafetensorsFile } from '@mllm/core';
+import {
+  MlpGeluProjector, Module, StateDictError, disposeStateDict, loadStateDict, nodeFilePromises, projectorRecord, readSafetensorsFile,
+  resolveModuleKind, resolveProjectorKind, stateDict, writeFileAtomically, writeSafetensorsFile,
+  type FloatStorageDtype, type ModuleKind, type ModuleRecord, type VisualProjector,
+} from '@mllm/core';
 import { HostMLLM } from './host-mllm.js';
 import type { HostMLLMConfig } from './config.js';
 
@@ -55,11 +59,6 @@ interface SavedConfig extends HostMLLMConfig {
   mllm_modules?: ModuleRecord[];
 }
 
-async function joinPath(dir: string, file: string): Promise<string> {
-  const path = await import('node:path');
-  return path.join(dir, file);
-}
-
 /** Write `dir/config.json` and `dir/model.safetensors` (creates `dir`; each file atomically, weights first). */
 export async function saveHostModel(model: HostMLLM, dir: string, options: SaveHostModelOptions = {}): Promise<void> {
   if (!(model instanceof HostMLLM)) throw new Error(`saveHostModel: model must be a HostMLLM, got ${model === null ? 'null' : typeof model}`);
@@ -94,17 +93,17 @@ export async function saveHostModel(model: HostMLLM, dir: string, options: SaveH
   // (VPG-C as `model`: `model.query_tokens`, like the reference), where the prefix `model.` is the host's too.
   const hookModules = new Set(includeModules ? [] : model.hookModuleNames);
   const hookNames = new Set(model.children().filter(([n]) => hookModules.has(n)).flatMap(([n, m]) => m.namedParameters(`${n}.`).map(([p]) => p)));
-  const fs = await import('node:fs/promises');
+  const { fs, path } = await nodeFilePromises('saveHostModel');
   await fs.mkdir(dir, { recursive: true });
   const dict = stateDict(model);
   try {
     const kept = [...dict].filter(([name]) => !hookNames.has(name));
-    await writeSafetensorsFile(await joinPath(dir, HOST_WEIGHTS_FILE), kept, { format: 'pt' }, { floatDtype: options.floatDtype });
+    await writeSafetensorsFile(path.join(dir, HOST_WEIGHTS_FILE), kept, { format: 'pt' }, { floatDtype: options.floatDtype });
   } finally {
     disposeStateDict(dict);
   }
   const text = `${JSON.stringify(config, null, 2)}\n`;
-  await writeFileAtomically(await joinPath(dir, HOST_CONFIG_FILE), async (handle) => void (await handle.writeFile(text)));
+  await writeFileAtomically(path.join(dir, HOST_CONFIG_FILE), async (handle) => void (await handle.writeFile(text)));
 }
 
 /**
@@ -113,8 +112,8 @@ export async function saveHostModel(model: HostMLLM, dir: string, options: SaveH
  */
 export async function loadHostModel(dir: string, options: LoadHostModelOptions = {}): Promise<HostMLLM> {
   if (typeof dir !== 'string' || !dir) throw new Error(`loadHostModel: dir must be a directory path, got ${JSON.stringify(dir)}`);
-  const fs = await import('node:fs/promises');
-  const configPath = await joinPath(dir, HOST_CONFIG_FILE);
+  const { fs, path } = await nodeFilePromises('loadHostModel');
+  const configPath = path.join(dir, HOST_CONFIG_FILE);
   let config: SavedConfig;
   try {
     config = JSON.parse(await fs.readFile(configPath, 'utf8')) as SavedConfig;
@@ -150,7 +149,7 @@ export async function loadHostModel(dir: string, options: LoadHostModelOptions =
   const attachedModules: Module[] = [];
   try {
     records.forEach((record, i) => attachedModules.push(moduleKinds[i].attachFromRecord(model, record).module));
-    const { tensors } = await readSafetensorsFile(await joinPath(dir, HOST_WEIGHTS_FILE));
+    const { tensors } = await readSafetensorsFile(path.join(dir, HOST_WEIGHTS_FILE));
     try {
       if (!options.skipModules) loadStateDict(model, tensors);
       else {
