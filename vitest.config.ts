@@ -53,6 +53,7 @@ export default defineConfig({
       '@mllm/eval': pkg('eval'),
       '@mllm/wings': pkg('wings'),
       '@mllm/vpgc': pkg('vpgc'),
+      '@mllm/pretrained': pkg('pretrained'),
     },
   },
   test: {
