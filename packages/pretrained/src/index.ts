@@ -3,4 +3,4 @@
  * plain LLaVA-style HF checkpoints, Parrot, Wings and Cheetah — each loaded with one call, with every
  * compatibility switch the authors' code implies set by the loader. Only what is exported here is public.
  */
-export {};
+export * from './pretrained-model.js';
