@@ -21,7 +21,8 @@
  * - Each backend is measured in a fresh process: peak RSS above the process's RSS after the backend started
  *   (`process.resourceUsage().maxRSS`), after loading and at the end; on wasm also the heap size (it never
  *   shrinks, so it is the backend's peak). Prefill: tower (layers up to `mm_vision_select_layer` −2) →
- *   projector → the 228-token sequence through the decoder with the cache, to the first token; timed cold
+ *   projector → the 228-token sequence through the decoder with the cache, the head on the last position only
+ *   (`logitsPositions`; PyTorch likewise, as HF's `num_logits_to_keep`), to the first token; timed cold
  *   (the first call: on wasm XNNPACK packs every weight then) and again warm (not on cpu: minutes). Decode:
  *   `--decode` greedy steps (`--cpu-decode` on cpu) with the KV cache, argmax read back each step.
  * - PyTorch (Debian python3-torch, `/usr/bin/python3`): HF's Qwen2 layers as Bunny vendors them (imported from
@@ -164,8 +165,10 @@ async function measure(dir: string, backend: string, decode: number): Promise<vo
   const rss = () => process.resourceUsage().maxRSS * 1024;
   const baselineRss = process.memoryUsage().rss;
   let t = performance.now();
+  const progress = (what: string) => console.error(`    ${backend}: ${what} (${((performance.now() - t) / 1e3).toFixed(1)} s, rss ${(process.memoryUsage().rss / MB).toFixed(0)} MiB${heap() ? `, heap ${(heap() / MB).toFixed(0)} MiB` : ''})`);
   const model = await loadLlava(dir);
   const loadMs = performance.now() - t;
+  progress('loaded');
   const afterLoad = { peakRss: rss(), tfBytes: tf.memory().numBytes, heap: heap() };
   const prompt = JSON.parse(readFileSync(path.join(dir, 'prompt.json'), 'utf8')) as { before: number[]; after: number[] };
   const raw = readFileSync(path.join(dir, 'pixels.f32'));
@@ -177,18 +180,22 @@ async function measure(dir: string, backend: string, decode: number): Promise<vo
       const features = model.tower.selectFeatures(pixels, { selectLayer: -2, selectFeature: 'patch' }); // [1, 196, Dv]
       const visual = model.projector.forward(features) as tf.Tensor3D; // [1, 196, H]
       const embeds = tf.concat([model.lm.embed([prompt.before]), visual, model.lm.embed([prompt.after])], 1) as tf.Tensor3D; // [1, L, H]
-      const out = model.lm.forward({ inputsEmbeds: embeds, useCache: true });
+      const out = model.lm.forward({ inputsEmbeds: embeds, useCache: true, logitsPositions: [embeds.shape[1] - 1] }); // the next token's logits only
       return { logits: out.logits, cache: out.cache! };
     });
     const token = lastArgmax(logits);
     logits.dispose();
     return { ms: performance.now() - started, cache, token, tokens: prompt.before.length + model.tower.numPatches + prompt.after.length };
   };
+  t = performance.now();
   const cold = prefill();
+  progress('first prefill');
   let warm = cold;
   if (backend !== 'cpu') {
     disposeHFCache(cold.cache);
+    t = performance.now();
     warm = prefill();
+    progress('prefill');
   }
   const tokens = [warm.token];
   let cache = warm.cache;
@@ -199,6 +206,7 @@ async function measure(dir: string, backend: string, decode: number): Promise<vo
     cache = out.cache!;
     tokens.push(lastArgmax(out.logits));
     out.logits.dispose();
+    if (step === 0 || step === decode - 1) progress(`decode step ${step + 1}`);
   }
   const decodeMs = performance.now() - t;
   disposeHFCache(cache);
@@ -214,9 +222,10 @@ async function measure(dir: string, backend: string, decode: number): Promise<vo
 function child(args: string[], env: Record<string, string> = {}): string {
   const started = performance.now();
   const result = spawnSync('npx', ['tsx', '--tsconfig', 'bench/tsconfig.json', fileURLToPath(import.meta.url), ...args], {
-    cwd: root, encoding: 'utf8', maxBuffer: 16 * MB, env: { ...process.env, NODE_OPTIONS: '--max-old-space-size=8192', ...env },
+    cwd: root, encoding: 'utf8', maxBuffer: 16 * MB, stdio: ['ignore', 'pipe', 'inherit'], // progress lines straight to stderr
+    env: { ...process.env, NODE_OPTIONS: '--max-old-space-size=8192', ...env },
   });
-  if (result.status !== 0) throw new Error(`llava-real ${args.join(' ')} failed (${result.status}):\n${result.stderr.slice(-3000)}`);
+  if (result.status !== 0) throw new Error(`llava-real ${args.join(' ')} failed (${result.status}${result.signal ? `, ${result.signal}` : ''}; its output is above)`);
   console.error(`  ran llava-real ${args.join(' ')} (${((performance.now() - started) / 1e3).toFixed(0)} s)`);
   return result.stdout.trim().split('\n').pop()!;
 }

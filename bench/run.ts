@@ -4,7 +4,7 @@
  * throughput against its own plain matMul on the same reference shape (how close the reference framework gets).
  *
  *   pnpm bench [--backends wasm,cpu,webgpu] [--modules parrot,wings,vpgc] [--cpu-size small|full]
- *              [--repeats 1] [--no-torch] [--json out.json] [--memory-7b]
+ *              [--repeats 1] [--no-torch] [--json out.json] [--memory-7b] [--llava-real [--bunny /path/to/Bunny]]
  *
  * The module timings come from the packages' own bench scripts (packages/{parrot,wings,vpgc}/bench/*.bench.ts,
  * run as child processes, their tables parsed) plus bench/vpgc-train.bench.ts (VPG-C forward+backward).
@@ -14,6 +14,10 @@
  * 6 × 384 Q-Former and 1 image; Wings has one size) — `--cpu-size full` asks for the full ones (tens of minutes).
  * `--memory-7b` adds bench/parrot-7b-memory.ts (a D = I = 4096 ParrotMoE saved as shards, loaded and run
  * once on wasm; peak memory against its float32 weights; ~1 min, 1.2 GB of temporary files).
+ * `--llava-real` adds bench/llava-real.ts: a Qwen2-0.5B-shaped LLaVA (CLIP ViT-B/16 tower) saved as BF16 shards,
+ * loaded per backend (wasm, cpu) in a fresh process (peak memory against its float32 weights), a prompt with one
+ * image prefilled and decoded, beside PyTorch on the same files (needs a Bunny clone: `--bunny` or
+ * MLLM_BUNNY_DIR; several minutes, ~4 GB of memory, 1.2 GB of temporary files).
  * webgpu (Node Dawn) is SwiftShader on a machine without a GPU: it runs only when asked, at small sizes.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -219,6 +223,11 @@ if (skipped.length) console.log(`\nSkipped / not measured:\n${skipped.map((s) =>
 if (process.argv.includes('--memory-7b')) {
   const out = tsx('bench/parrot-7b-memory.ts', ['--backend', 'wasm']);
   console.log(`\n${out.split('\n').filter((l) => l.startsWith('|') || l.startsWith('Parrot-7B')).join('\n')}`);
+}
+if (process.argv.includes('--llava-real')) {
+  const bunny = flag('bunny');
+  const out = tsx('bench/llava-real.ts', [...(bunny ? ['--bunny', bunny] : []), ...(withTorch ? [] : ['--no-torch'])]);
+  console.log(`\n${out.split('\n').filter((l) => l.startsWith('|') || l.startsWith('LLaVA') || l.startsWith('- ')).join('\n')}`);
 }
 const jsonPath = flag('json');
 if (jsonPath) writeFileSync(jsonPath, JSON.stringify({ machine: header, rows, skipped }, null, 2));

@@ -9,7 +9,7 @@ the same BF16 safetensors, same prompt and pixels, float32, 2 threads; prefill a
   what `Qwen2Model.forward` / `Qwen2ForCausalLM.forward` run: embeddings (with the image features spliced in, as
   LLaVA's `prepare_inputs_labels_for_multimodal`), a 4-D causal mask for the prefill, positions 0.., the layers with
   a cache object offering the three `DynamicCache` methods the 4.37 attention calls, the final norm and the tied
-  `lm_head` on every position (as HF 4.37 does).
+  `lm_head` on the last position only (later HF's `num_logits_to_keep=1` in generate; @mllm's `logitsPositions`).
 - Tower: `clip_reference` of scripts/reference-fixtures/vision_towers.py (a float64 re-statement of HF's
   `CLIPVisionModel`, read from that file), run here in float32; it computes all 12 layers, as HF's tower does
   with `output_hidden_states=True` before LLaVA's `feature_select` takes layer −2 without CLS.
@@ -163,7 +163,7 @@ def main() -> None:
     select = cj["mm_vision_select_layer"]
 
     def logits_of(h):
-        return norm(h) @ lm_head.T  # [B, L, V], every position (HF 4.37)
+        return norm(h[:, -1:]) @ lm_head.T  # [B, 1, V]: the last position only (HF's num_logits_to_keep = 1)
 
     def run_layers(h, mask, positions, cache):
         for layer in layers:

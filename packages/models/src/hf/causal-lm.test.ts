@@ -118,6 +118,24 @@ describe('HFCausalLM decoding', () => {
     model.dispose();
   });
 
+  it('logitsPositions: each sample\'s logits at its one position, equal to the full forward\'s row there; validated', async () => {
+    const model = await loadHFCausalLM(fixtureDir('qwen2'));
+    const ids = [[0, 0, 5, 9, 13], [4, 8, 15, 16, 0]];
+    const mask = [[0, 0, 1, 1, 1], [1, 1, 1, 1, 0]];
+    const full = model.forward({ inputIds: ids, attentionMask: mask });
+    const before = tf.memory().numTensors;
+    const kept = model.forward({ inputIds: ids, attentionMask: mask, logitsPositions: [4, 3] });
+    expect(kept.logits.shape).toEqual([2, 1, 64]);
+    const rowsOfFull = full.logits.arraySync() as number[][][];
+    expectClose(kept.logits, [[rowsOfFull[0]![4]!], [rowsOfFull[1]![3]!]]);
+    kept.logits.dispose();
+    full.logits.dispose();
+    expect(tf.memory().numTensors).toBe(before - 1);
+    expect(() => model.forward({ inputIds: ids, logitsPositions: [4] })).toThrow(/logitsPositions must be 2 integer positions in \[0, 5\), got/);
+    expect(() => model.forward({ inputIds: ids, logitsPositions: [4, 5] })).toThrow(/logitsPositions must be 2 integer positions/);
+    model.dispose();
+  });
+
   it('generate stops a sample at eos and pads it; validates its options', async () => {
     const model = await loadHFCausalLM(fixtureDir('llama-linear'));
     const prompts = [[3, 7, 11], [5, 9, 2]];

@@ -66,6 +66,12 @@ export interface HFForwardOptions {
   /** Return the updated cache (past + this call). */
   useCache?: boolean;
   /**
+   * Per sample, the one position (in this call's `[0, L)`) whose logits to compute: `logits` is then `[B, 1, V]`.
+   * Generation needs only each prompt's last real position; the `[L, H]·[H, V]` head over every position is
+   * most of a prompt's memory and a quarter of its FLOPs at Qwen2-0.5B's vocabulary (HF's `num_logits_to_keep`).
+   */
+  logitsPositions?: number[];
+  /**
    * Fields of the hooks' `ForwardContext` to use instead of the text-only defaults (an MLLM passes its
    * image spans, features and masks here). The per-position defaults cover this call's tokens.
    */
@@ -73,7 +79,7 @@ export interface HFForwardOptions {
 }
 
 export interface HFForwardResult {
-  /** `[B, L, V]` */
+  /** `[B, L, V]` (`[B, 1, V]` with `logitsPositions`) */
   logits: tf.Tensor3D;
   cache: HFKVCache | null;
 }
@@ -351,6 +357,11 @@ export class HFCausalLM extends Module {
       });
       return next;
     });
+    const logitsPositions = options.logitsPositions;
+    if (logitsPositions != null && (!Array.isArray(logitsPositions) || logitsPositions.length !== B
+      || !logitsPositions.every((p) => Number.isInteger(p) && p >= 0 && p < L))) {
+      throw new Error(`${owner}: logitsPositions must be ${B} integer positions in [0, ${L}), got ${describeValue(logitsPositions)}`);
+    }
     const keyMask = mask.map((row, b) => [...(cache?.keyMask[b] ?? []), ...row]);
     const maxPosition = Math.max(...positions.flat());
     const inputIds = options.inputIds;
@@ -376,7 +387,11 @@ export class HFCausalLM extends Module {
         h = result.hidden;
         if (options.useCache) present.push(result.present.keys, result.present.values);
       });
-      return { logits: this.logitsFromHidden(h), present };
+      const H = c.hiddenSize;
+      const kept = logitsPositions
+        ? (tf.concat(logitsPositions.map((p, b) => tf.slice(h, [b, p, 0], [1, 1, H])), 0) as tf.Tensor3D) // [B, 1, H]
+        : h;
+      return { logits: this.logitsFromHidden(kept), present };
     });
     let out: ReturnType<typeof run>;
     try {
@@ -468,17 +483,18 @@ export class HFCausalLM extends Module {
     const seqIds = ids.map((row) => [...row]);
     const seqMask = mask.map((row) => [...row]);
     try {
-      const first = this.forward({ inputIds: ids, attentionMask: mask, useCache: !full });
+      const first = this.forward({ inputIds: ids, attentionMask: mask, useCache: !full, logitsPositions: lastReal });
       cache = first.cache;
-      let next = take(argmaxRows(first.logits, (b) => lastReal[b]!));
+      let next = take(argmaxRows(first.logits, () => 0));
       first.logits.dispose();
       for (let step = 1; step < maxNewTokens && !done.every(Boolean); step++) {
         seqIds.forEach((row, b) => row.push(next[b]!));
         seqMask.forEach((row) => row.push(1));
         let logits: tf.Tensor3D;
         if (full) {
-          logits = this.forward({ inputIds: seqIds, attentionMask: seqMask }).logits;
-          next = take(argmaxRows(logits, () => seqIds[0]!.length - 1));
+          const last = seqIds[0]!.length - 1;
+          logits = this.forward({ inputIds: seqIds, attentionMask: seqMask, logitsPositions: seqIds.map(() => last) }).logits;
+          next = take(argmaxRows(logits, () => 0));
         } else {
           const r: HFForwardResult = this.forward({ inputIds: next.map((t) => [t]), cache, useCache: true });
           disposeHFCache(cache);
