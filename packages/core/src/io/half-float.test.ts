@@ -3,6 +3,7 @@ import {
   bfloat16BitsToNumber,
   decodeBfloat16Array,
   decodeFloat16Array,
+  decodeHalfInPlace,
   encodeBfloat16Array,
   encodeFloat16Array,
   float16BitsToNumber,
@@ -170,6 +171,23 @@ describe('bfloat16', () => {
     const table = positiveFinite(bfloat16BitsToNumber, 0x7f80);
     for (const x of randomFloat32s(3000, 11)) {
       expect(numberToBfloat16Bits(x)).toBe(nearestEven(table, x, 0x7f80));
+    }
+  });
+});
+
+describe('decodeHalfInPlace', () => {
+  it('decodes every binary16 and bfloat16 pattern held in the upper half of its float32 storage, as the array decoders do', () => {
+    const all = Uint16Array.from({ length: 65536 }, (_, i) => (i * 40503) & 0xffff); // every pattern, shuffled
+    for (const [format, decode] of [['BF16', decodeBfloat16Array], ['F16', decodeFloat16Array]] as const) {
+      for (const n of [1, 2, 3, 65536]) {
+        const bits = all.subarray(0, n);
+        const buffer = new ArrayBuffer(8 + 4 * n); // storage at an offset, as a view into a larger heap
+        const out = new Float32Array(buffer, 4, n);
+        new Uint16Array(buffer, 4 + 2 * n, n).set(bits);
+        decodeHalfInPlace(out, format);
+        const expected = decode(bits);
+        expect(Array.from(new Uint32Array(buffer, 4, n)), `${format} n=${n}`).toEqual(Array.from(new Uint32Array(expected.buffer))); // bitwise: NaN payloads too
+      }
     }
   });
 });

@@ -118,6 +118,25 @@ export function decodeBfloat16Array(bits: Uint16Array): Float32Array {
   return out;
 }
 
+/**
+ * Decodes in place `n = out.length` binary16 (`F16`) or bfloat16 (`BF16`) bit patterns held, in host byte order,
+ * in the upper half of `out`'s bytes (`[2n, 4n)`, i.e. 16-bit slots `n … 2n − 1`) into the float32 values `out`.
+ * A half-precision tensor can so be read from a file straight into its float32 storage, without a second buffer.
+ * Front to back is safe: value `i` overwrites slots `2i` and `2i + 1`, below slot `n + i + 1`, the next
+ * pattern still to be read (`i < n`), and its own slot `n + i` is read before it is written.
+ */
+export function decodeHalfInPlace(out: Float32Array, format: 'F16' | 'BF16'): void {
+  const n = out.length;
+  const slots = new Uint16Array(out.buffer, out.byteOffset, 2 * n);
+  if (format === 'BF16') {
+    const outBits = new Uint32Array(out.buffer, out.byteOffset, n);
+    for (let i = 0; i < n; i++) outBits[i] = slots[n + i]! << 16;
+  } else {
+    const table = float16LookupTable();
+    for (let i = 0; i < n; i++) out[i] = table[slots[n + i]!]!;
+  }
+}
+
 /** Encode float32 values as binary16 bit patterns (round to nearest even). */
 export function encodeFloat16Array(values: Float32Array): Uint16Array {
   const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);

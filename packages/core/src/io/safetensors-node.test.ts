@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { mkdtemp, readdir, readFile, rm, mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { saveSafetensors } from './safetensors.js';
+import { loadSafetensors, saveSafetensors } from './safetensors.js';
 import { readSafetensorsFile, readSafetensorsFileHeader, writeSafetensorsFile, writeFileAtomically } from './safetensors-node.js';
 import { expectRejects } from './safetensors-errors.testutil.js';
 
@@ -63,6 +63,29 @@ describe('safetensors files (node)', () => {
     expect(Array.from(loaded.get('encoder.weight')!.dataSync())).toEqual([1, 2, 3, 4, 5, 6]);
     disposeAll(loaded);
     disposeAll(tensors);
+  });
+
+  it('BF16 and F16 tensors read straight into float32 storage equal the in-memory decoder, leak nothing', async () => {
+    const values = tf.tensor2d([[1, -2.5, 3.140625, 65504], [1e-3, -0, 7e-8, -1e30]]);
+    for (const floatDtype of ['BF16', 'F16'] as const) {
+      const path = join(root, `half-${floatDtype}.safetensors`);
+      const tensors = new Map<string, tf.Tensor>([['w', values], ['odd', tf.tensor1d([0.1, 0.2, 0.3])], ['ids', tf.tensor1d([1, 2], 'int32')]]);
+      await writeSafetensorsFile(path, tensors, null, { floatDtype });
+      const before = tf.memory().numTensors;
+      const fromFile = await readSafetensorsFile(path);
+      const inMemory = loadSafetensors(await readFile(path)); // decodes a whole read buffer (decodeSafetensorsTensor)
+      for (const name of ['w', 'odd', 'ids']) {
+        expect(fromFile.tensors.get(name)!.dtype).toBe(inMemory.tensors.get(name)!.dtype);
+        expect(fromFile.tensors.get(name)!.shape).toEqual(inMemory.tensors.get(name)!.shape);
+        expect(Array.from(fromFile.tensors.get(name)!.dataSync()), `${floatDtype} ${name}`).toEqual(Array.from(inMemory.tensors.get(name)!.dataSync()));
+      }
+      disposeAll(fromFile.tensors);
+      disposeAll(inMemory.tensors);
+      expect(tf.memory().numTensors).toBe(before);
+      tensors.get('odd')!.dispose();
+      tensors.get('ids')!.dispose();
+    }
+    values.dispose();
   });
 
   it('rejects malformed and missing files with codes and leaks nothing', async () => {

@@ -8,7 +8,7 @@
  * Writing is atomic: a temporary file in the same directory is written, fsynced and renamed over
  * the target; on any failure the previous file is untouched and the temporary file removed.
  */
-import type * as tf from '@tensorflow/tfjs-core';
+import * as tf from '@tensorflow/tfjs-core';
 import type { FileHandle } from 'node:fs/promises';
 import {
   decodeSafetensorsTensor,
@@ -28,6 +28,7 @@ import {
   type SaveSafetensorsOptions,
 } from './safetensors.js';
 import { syncDirectory } from './sync-directory.js';
+import { decodeHalfInPlace } from './half-float.js';
 
 const READ_CHUNK_BYTES = 1 << 30;
 
@@ -37,9 +38,11 @@ function ioError(action: string, path: string, error: unknown): SafetensorsError
   return new SafetensorsError('IO_ERROR', `could not ${action} ${JSON.stringify(path)}: ${message}`, undefined, { cause: error });
 }
 
-/** Read exactly `length` bytes at `position`; a short read means the file shrank (`TRUNCATED`). */
-async function readExactly(handle: FileHandle, position: number, length: number, what: string): Promise<Uint8Array> {
-  const out = new Uint8Array(length);
+/**
+ * Read exactly `length` bytes at `position` (into `out` when given, which must hold `length` bytes); a short read
+ * means the file shrank (`TRUNCATED`).
+ */
+async function readExactly(handle: FileHandle, position: number, length: number, what: string, out = new Uint8Array(length)): Promise<Uint8Array> {
   let done = 0;
   while (done < length) {
     const chunk = Math.min(READ_CHUNK_BYTES, length - done);
@@ -58,6 +61,8 @@ export interface SafetensorsFile {
   header: SafetensorsHeader;
   /** Read one tensor's raw bytes. */
   readBytes(info: SafetensorsTensorInfo): Promise<Uint8Array>;
+  /** Read one tensor's raw bytes into `target` (exactly `info.byteLength` bytes). */
+  readInto(info: SafetensorsTensorInfo, target: Uint8Array): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -81,6 +86,10 @@ export async function openSafetensorsFile(path: string, options: ReadSafetensors
       path,
       header,
       readBytes: (info) => readExactly(open, header.dataOffset + info.dataOffsets[0], info.byteLength, `${path}: tensor ${JSON.stringify(info.name)}`),
+      readInto: async (info, target) => {
+        if (target.byteLength !== info.byteLength) throw new RangeError(`readInto: tensor ${JSON.stringify(info.name)} has ${info.byteLength} bytes, the target ${target.byteLength}`);
+        await readExactly(open, header.dataOffset + info.dataOffsets[0], info.byteLength, `${path}: tensor ${JSON.stringify(info.name)}`, target);
+      },
       close: () => open.close(),
     };
   } catch (error) {
@@ -110,6 +119,10 @@ export async function loadFromSafetensorsFile(
   const created = new Map<string, tf.Tensor>();
   try {
     for (const info of selected) {
+      if ((info.dtype === 'BF16' || info.dtype === 'F16') && hostIsLittleEndian && info.byteLength > 0) {
+        created.set(info.name, await readHalfTensor(file, info));
+        continue;
+      }
       const bytes = await file.readBytes(info);
       created.set(info.name, decodeSafetensorsTensor(info, bytes, true)); // freshly read: used in place
     }
@@ -119,6 +132,41 @@ export async function loadFromSafetensorsFile(
   }
   for (const [name, tensor] of created) into.set(name, tensor);
   return into;
+}
+
+const hostIsLittleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/**
+ * A BF16 / F16 tensor read from the file straight into its float32 storage (its bytes into the storage's upper
+ * half, then `decodeHalfInPlace`). Why: decoding a separate read buffer held 1.5× the tensor's float32 bytes in
+ * JavaScript at once, and on wasm the decoded array was then copied into the heap: for a Qwen2-0.5B embedding
+ * (545 MB as float32) that was 0.8 GB beside the heap, the peak of a whole checkpoint load
+ * (docs/performance.md, real-size LLaVA). On wasm the storage is the tensor's own heap memory
+ * (`typedArrayFromHeap`, tfjs-backend-wasm 4.x; elsewhere, or without it, a JavaScript array that becomes the
+ * tensor's values). A heap grown by a concurrent tfjs call during the read keeps its contents (a single-threaded
+ * heap's old buffer is detached, and a read into it fails with an error instead).
+ */
+async function readHalfTensor(file: SafetensorsFile, info: SafetensorsTensorInfo): Promise<tf.Tensor> {
+  const format = info.dtype as 'BF16' | 'F16';
+  const n = info.byteLength / 2;
+  const upperHalf = (storage: Float32Array) => new Uint8Array(storage.buffer, storage.byteOffset + 2 * n, 2 * n);
+  const backend = tf.backend() as { typedArrayFromHeap?: (t: tf.TensorInfo) => Float32Array };
+  if (tf.getBackend() === 'wasm' && typeof backend.typedArrayFromHeap === 'function') {
+    const tensor = tf.zeros(info.shape, 'float32');
+    try {
+      const storage = () => backend.typedArrayFromHeap!(tensor);
+      await file.readInto(info, upperHalf(storage()));
+      decodeHalfInPlace(storage(), format); // a fresh view: the heap's buffer may have been replaced (grown) meanwhile
+      return tensor;
+    } catch (error) {
+      tensor.dispose();
+      throw error;
+    }
+  }
+  const values = new Float32Array(n);
+  await file.readInto(info, upperHalf(values));
+  decodeHalfInPlace(values, format);
+  return tf.tensor(values, info.shape, 'float32');
 }
 
 /** Read a safetensors file (only the tensors passing `filter`). All-or-nothing, no leaks. */
