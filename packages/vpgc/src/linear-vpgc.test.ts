@@ -74,6 +74,8 @@ describe('LinearVPGC (the paper\'s linear-VPG variant of VPG-C)', () => {
     expect(w2.every((v) => Math.abs(v) <= bound)).toBe(true);
     expect(new Set(w2).size).toBe(H * Dv); // random, not constant
     expect(vpgc.parameterCount()).toBe(H * H + H * Dv);
+    // docs/vpgc.md's count for LLaVA-1.5-7B (H = 4096, CLIP ViT-L Dv = 1024) by the same formula
+    expect(4096 * 4096 + 4096 * 1024).toBe(20_971_520);
     disposeStateDict(dict);
     vpgc.dispose();
   });
