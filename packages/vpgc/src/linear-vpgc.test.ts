@@ -189,3 +189,68 @@ describe('LinearVPGC (the paper\'s linear-VPG variant of VPG-C)', () => {
     vpgc.dispose();
   });
 });
+
+describe('LinearVPGC with poisoned inputs', () => {
+  it('NaN/Inf in hidden states outside the guidance tokens change no output bit; a NaN in one stays in its sample', async () => {
+    const vpgc = make();
+    randomize(vpgc, 6);
+    const at = inputs(60);
+    const residualOf = async (hidden: Float64Array) => {
+      const h = tf.tensor3d(Float32Array.from(hidden), [B, L, H]);
+      const out = vpgc.residual({ ...span(at), hidden: h });
+      const values = Array.from(await out.data());
+      tf.dispose([h, out]);
+      return values;
+    };
+    const expected = await residualOf(at.hidden);
+    expect(expected.every(Number.isFinite)).toBe(true);
+    expect(expected.some((v) => v !== 0)).toBe(true);
+    for (const poison of [NaN, Infinity, -Infinity]) {
+      const poisoned = at.hidden.map((v, i) => (Math.floor(i / H) % L === lastPromptIndex[Math.floor(i / (L * H))] ? v : poison));
+      expect(await residualOf(poisoned), String(poison)).toEqual(expected);
+    }
+    const hit = at.hidden.slice();
+    hit[(L + lastPromptIndex[1]) * H] = NaN; // sample 1's guidance token
+    const out = await residualOf(hit);
+    expect(out.slice(0, L * H)).toEqual(expected.slice(0, L * H)); // sample 0 untouched
+    const image = imageSpans[1][0];
+    expect(out.slice((L + image.start) * H, (L + image.start + Nv) * H).every(Number.isNaN)).toBe(true);
+    expect(out.slice(L * H, (L + image.start) * H).every((v) => v === 0)).toBe(true); // text positions stay exactly 0
+    at.dispose();
+    vpgc.dispose();
+  });
+
+  it('no images: an all-zero residual, and the hook does not fire', () => {
+    const vpgc = make();
+    randomize(vpgc, 7);
+    const hidden = tf.ones([B, L, H]) as tf.Tensor3D;
+    const none = tf.zeros([0, Nv, Dv]) as tf.Tensor3D;
+    const empty = { hidden, imageFeatures: none, lastPromptIndex, imageToSample: [], imageSpans: [[], []] };
+    const out = vpgc.residual(empty);
+    expect(out.shape).toEqual([B, L, H]);
+    expect(Array.from(out.dataSync()).every((v) => v === 0)).toBe(true);
+    expect(vpgc.beforeLayer(1, hidden, { ...empty, isPrefill: true })).toBeNull();
+    tf.dispose([hidden, none, out]);
+    vpgc.dispose();
+  });
+
+  it('wrong kinds of argument: errors naming the argument, the expected and the actual value', () => {
+    const vpgc = make();
+    const at = inputs(70);
+    const narrow = tf.zeros([B, H + 1]) as tf.Tensor2D;
+    const cases: Array<[() => unknown, string | RegExp]> = [
+      [() => new LinearVPGC(undefined as never), 'LinearVPGC: args must be an object, got undefined'],
+      [() => new LinearVPGC({ llmHiddenSize: H, visionHiddenSize: '6', updateLayer: 1 } as never), 'LinearVPGC: visionHiddenSize must be a positive integer, got the string "6"'],
+      [() => new LinearVPGC({ llmHiddenSize: H, visionHiddenSize: Dv, updateLayer: '1' } as never), 'LinearVPGC: updateLayer must be a non-negative integer, got the string "1"'],
+      [() => vpgc.residual(undefined as never), 'LinearVPGC.residual: inputs must be an object, got undefined'],
+      [() => vpgc.residual({ hidden: [[[0]]] } as never), 'LinearVPGC.residual: hidden must be a tf.Tensor of rank 3 (float32), got a plain array (length 1)'],
+      [() => vpgc.residual({ ...span(at), imageSpans: undefined } as never), 'VPGC: imageSpans must be an array (one list of spans per sample), got undefined'],
+      [() => vpgc.guidance(at.hiddenTensor, undefined as never), 'LinearVPGC: lastPromptIndex must be an array of indices, got undefined'],
+      [() => vpgc.residualPrompts(narrow, at.featuresTensor, imageToSample), `LinearVPGC: guidance must be [B, ${H}], got [2,9]`],
+    ];
+    for (const [fn, message] of cases) expect(fn, String(message)).toThrow(message);
+    tf.dispose([narrow]);
+    at.dispose();
+    vpgc.dispose();
+  });
+});
