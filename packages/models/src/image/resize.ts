@@ -140,7 +140,7 @@ function clip8(ss: number): number {
  * does for an `'RGB'` image (default {@link PIL_RESAMPLE}.BICUBIC, Pillow's default and the references'
  * choice): separable fixed-point passes with antialiasing on downscale and rounding to uint8 after each pass.
  * Same size returns a copy. Checked against Pillow 9.4 on odd, non-square, up- and downscaled images
- * (`resize.test.ts`; every level equal).
+ * (`reference-fixtures.test.ts`; every level equal).
  */
 export function resizeRgbBytes(image: RgbBytes, width: number, height: number, resample: PilResample = PIL_RESAMPLE.BICUBIC): RgbBytes {
   assertRgbBytes(image, 'resizeRgbBytes: image');
