@@ -19,7 +19,7 @@ import { HF_DECODER_MODEL_TYPES, type HFDecoderModelType } from '../hf/config.js
 
 /** The multimodal keys of a LLaVA-style `config.json` (the decoder keys are `HFDecoderConfigJson`'s). */
 export interface LlavaConfigJson {
-  /** `llava_llama`, `llava_qwen2`, `parrot_qwen2`, `bunny-qwen2`, `wings_qwen2`, … (the decoder family is read from it). */
+  /** `llava` (with `architectures`), `llava_llama`, `llava_qwen2`, `parrot_qwen2`, `bunny-qwen2`, … (the decoder family is read from it). */
   model_type: string;
   mm_vision_tower?: string;
   mm_hidden_size?: number;
@@ -71,20 +71,25 @@ export function parseLlavaProjectorType(type: unknown): LlavaProjectorSpec {
   return fail('mm_projector_type', "'linear', 'identity' or 'mlp{N}x_gelu' (N ≥ 1)", type);
 }
 
-/** The decoder family a LLaVA `model_type` names (`llava_qwen2` → `qwen2`, `bunny-llama` → `llama`, plain `qwen2`). */
-export function llavaDecoderType(modelType: unknown): HFDecoderModelType {
-  if (typeof modelType === 'string') {
-    const lower = modelType.toLowerCase();
-    for (const family of HF_DECODER_MODEL_TYPES) if (lower === family || lower.includes(family)) return family;
+/**
+ * The decoder family of a LLaVA config: from `model_type` (`llava_qwen2` → `qwen2`, `bunny-llama` → `llama`, plain
+ * `qwen2`), else from `architectures[0]` (LLaVA-1.5's `model_type` is just `llava`, with `LlavaLlamaForCausalLM`).
+ */
+export function llavaDecoderType(modelType: unknown, architectures?: unknown): HFDecoderModelType {
+  const names = [modelType, ...(Array.isArray(architectures) ? architectures.slice(0, 1) : [])];
+  for (const name of names) {
+    if (typeof name !== 'string') continue;
+    const lower = name.toLowerCase();
+    for (const family of HF_DECODER_MODEL_TYPES) if (lower.includes(family)) return family;
   }
-  return fail('model_type', `a LLaVA model type naming its decoder (${HF_DECODER_MODEL_TYPES.join(' or ')}, e.g. 'llava_qwen2')`, modelType);
+  return fail('model_type', `a LLaVA model type naming its decoder (${HF_DECODER_MODEL_TYPES.join(' or ')}, e.g. 'llava_qwen2'), or architectures naming it (e.g. 'LlavaLlamaForCausalLM')`, modelType);
 }
 
 /** Check and resolve a parsed LLaVA `config.json`. Defaults are the reference code's `getattr` defaults. */
 export function resolveLlavaConfig(json: LlavaConfigJson | Record<string, unknown>): ResolvedLlavaConfig {
   if (json === null || typeof json !== 'object' || Array.isArray(json)) fail('config', 'an object (the parsed config.json)', json);
   const c = json as LlavaConfigJson;
-  const decoderType = llavaDecoderType(c.model_type);
+  const decoderType = llavaDecoderType(c.model_type, c.architectures);
   const tower = c.mm_vision_tower;
   if (tower != null && (typeof tower !== 'string' || tower.length === 0)) fail('mm_vision_tower', 'a tower name or path', tower);
   const mm = c.mm_hidden_size;

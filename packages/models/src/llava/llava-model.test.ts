@@ -13,7 +13,7 @@ import * as tf from '@tensorflow/tfjs';
 import { readSafetensorsFile, StateDictError } from '@mllm/core';
 import { expectClose, expectNoLeaks } from '@mllm/core/testing';
 import { IMAGE_TOKEN_INDEX } from '../tokenizer/hf-tokenizer.js';
-import { disposeLlavaCache, loadLlavaModel, LlavaModel, readLlavaConfigs } from './index.js';
+import { disposeLlavaCache, loadLlavaModel, LlavaModel, readLlavaConfigs, resolveLlavaConfig } from './index.js';
 
 const reference = (name: string) => fileURLToPath(new URL(`../__fixtures__/reference/${name}`, import.meta.url));
 const FIXTURES = [
@@ -181,5 +181,10 @@ describe('LlavaModel against the authors\' LLaVA code (float64 fixtures)', () =>
     expect(model.llavaConfig).toMatchObject({ decoderType: 'qwen2', projector: { type: 'mlp', depth: 2 }, selectLayer: -2, paddingSide: 'right' });
     model.dispose();
     expect(() => new LlavaModel({ config, visionConfig: null as unknown as Record<string, unknown> })).toThrow(/visionConfig must be the vision tower's parsed config\.json, got null/);
+    // LLaVA-1.5's config says only `llava`; the decoder family comes from `architectures`
+    expect(resolveLlavaConfig({ ...config, model_type: 'llava', architectures: ['LlavaLlamaForCausalLM'] })).toMatchObject({ decoderType: 'llama', modelType: 'llava' });
+    expect(() => resolveLlavaConfig({ ...config, model_type: 'llava', architectures: ['LlavaMistralForCausalLM'] })).toThrow(/model_type must be a LLaVA model type naming its decoder .*got the string "llava"/);
+    expect(() => resolveLlavaConfig({ ...config, mm_patch_merge_type: 'spatial_unpad' })).toThrow(/mm_patch_merge_type must be 'flat'/);
+    expect(() => resolveLlavaConfig({ ...config, tokenizer_padding_side: 'middle' })).toThrow(/tokenizer_padding_side must be 'left' or 'right'/);
   });
 });
