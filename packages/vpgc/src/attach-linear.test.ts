@@ -1,11 +1,12 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { disposeStateDict, loadAdapter, moduleKind, parseAdapterConfig, saveAdapter, type ImageSpan, type StateDict } from '@mllm/core';
 import { expectClose, expectNoLeaks } from '@mllm/core/testing';
-import { disposeBatch, loadHostModel, saveHostModel, type HostMLLM } from '@mllm/models';
+import { IMAGE_TOKEN_INDEX, disposeBatch, loadHostModel, loadLlavaModel, saveHostModel, type HostMLLM, type LlavaModel } from '@mllm/models';
 import { tinyChatBatch, tinyHost, tinyImages, tinyLM } from '@mllm/models/testing';
 import { LinearVPGC, attachLinearVPGC, attachLinearVPGCFromRecord, attachVPGC, type AttachedLinearVPGC } from './index.js';
 import { linearVpgcHook64 } from './test-support/float64-reference.js';
@@ -276,5 +277,86 @@ describe('attachLinearVPGC on a LLaVA-style host (mlp2x_gelu projector)', () => 
     attached.remove();
     attached.module.dispose();
     model.dispose();
+  });
+});
+
+/** A LLaVA checkpoint in the authors' layout (Qwen2 decoder, CLIP tower, mlp2x_gelu), from models' parity fixtures. */
+const llavaCheckpoint = fileURLToPath(new URL('../../models/src/__fixtures__/reference/llava-qwen2-clip', import.meta.url));
+
+describe('attachLinearVPGC on a LlavaModel loaded from a LLaVA checkpoint', () => {
+  const ids = [
+    [11, 12, IMAGE_TOKEN_INDEX, 13, IMAGE_TOKEN_INDEX, 14, 15],
+    [21, IMAGE_TOKEN_INDEX, 22, 23, 0, 0, 0],
+  ];
+  const mask = [
+    [1, 1, 1, 1, 1, 1, 1],
+    [1, 1, 1, 1, 0, 0, 0],
+  ];
+  const logits = (model: LlavaModel, pixels: tf.Tensor4D): number[] => {
+    const out = model.forward({ inputIds: ids, attentionMask: mask, pixelValues: pixels });
+    const values = Array.from(out.logits.dataSync());
+    out.logits.dispose();
+    return values;
+  };
+
+  it('no-op at init; the float64 V̄ at the update layer; cached generation equals full re-runs; adapter round trip', async () => {
+    const model = await loadLlavaModel(llavaCheckpoint);
+    const pixels = tf.randomNormal([3, 3, 12, 12], 0, 1, 'float32', 7) as tf.Tensor4D;
+    const base = logits(model, pixels);
+    let seen: { hidden: Float64Array; features: Float64Array; spans: ImageSpan[][]; toSample: number[]; last: number[]; shape: number[] } | null = null;
+    let after: Float32Array | null = null;
+    const before = model.addHooks({
+      beforeLayer: (layer, hidden, ctx) => {
+        if (layer === 1 && ctx.isPrefill) {
+          seen = {
+            hidden: Float64Array.from(hidden.dataSync()), features: Float64Array.from(ctx.imageFeatures!.dataSync()),
+            spans: ctx.imageSpans, toSample: ctx.imageToSample, last: ctx.lastPromptIndex, shape: [...hidden.shape, ...ctx.imageFeatures!.shape],
+          };
+        }
+        return null;
+      },
+    });
+    const attached = attachLinearVPGC(model);
+    expect(attached.config).toEqual({ updateLayer: 1, llmHiddenSize: 32, visionHiddenSize: 24 });
+    expect(model.namedParameters().filter(([, p]) => p.variable.trainable).map(([n]) => n).sort()).toEqual(NAMES);
+    expect(logits(model, pixels)).toEqual(base); // guidance_proj = 0: exactly the checkpoint's model
+    const params = randomize(attached, 21, 1);
+    const probe = model.addHooks({
+      beforeLayer: (layer, hidden) => {
+        if (layer === 1) after = hidden.dataSync() as Float32Array;
+        return null;
+      },
+    });
+    const expected = logits(model, pixels);
+    expect(Math.max(...expected.map((v, i) => Math.abs(v - base[i]!)))).toBeGreaterThan(1e-3);
+    const { hidden, features, spans, toSample, last, shape } = seen!;
+    const [B, L, H, n, Nv, Dv] = shape;
+    expect([n, Dv]).toEqual([3, 24]);
+    const images = Array.from({ length: n }, (_, k) => features.slice(k * Nv * Dv, (k + 1) * Nv * Dv));
+    const imageStart = Array.from({ length: n }, (_, k) => spans.flat().find((x) => x.imageIndex === k)!.start);
+    expectClose(after!, linearVpgcHook64(params, { hidden, B, L, H, lastPromptIndex: last, images, Nv, Dv, imageToSample: toSample, imageStart }), { label: 'LlavaModel layer-1 input' });
+    probe.remove();
+    before.remove();
+    // KV-cache generation runs the hook on the prefill only and gives the tokens of full re-runs
+    const residual = vi.spyOn(attached.module, 'residual');
+    const cached = model.generate(ids, { pixelValues: pixels, attentionMask: mask, maxNewTokens: 3 });
+    expect(residual).toHaveBeenCalledTimes(1);
+    const full = model.generate(ids, { pixelValues: pixels, attentionMask: mask, maxNewTokens: 3, useCache: false });
+    expect(full).toEqual(cached);
+    residual.mockRestore();
+    // saveAdapter → loadAdapter into a fresh copy of the checkpoint's model gives the same logits
+    const fresh = await loadLlavaModel(llavaCheckpoint);
+    const loaded = await loadAdapter(fresh, saveAdapter(attached));
+    expect(loaded.type).toBe('vpgc_linear');
+    expect(logits(fresh, pixels)).toEqual(expected);
+    await expectNoLeaks(() => void logits(model, pixels));
+    for (const m of [attached, loaded]) {
+      m.remove();
+      m.module.dispose();
+    }
+    expect(logits(model, pixels)).toEqual(base);
+    pixels.dispose();
+    model.dispose();
+    fresh.dispose();
   });
 });
