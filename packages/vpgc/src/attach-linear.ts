@@ -73,7 +73,7 @@ export function linearVpgcReferenceConfig(config: LinearVPGCResolvedConfig): Lin
 
 /**
  * Attach the linear-VPG variant of VPG-C to `host`: any `ModuleHost` with a vision tower whose projector
- * maps each feature row to one token (LLaVA's `linear` / `mlp2x_gelu`: `HostMLLM`, HF LLaVA hosts).
+ * maps each feature row to one token (LLaVA's `linear` / `mlp2x_gelu`: @mllm/models' `LlavaModel`, `HostMLLM`).
  * Creates a `LinearVPGC` (`guidance_proj` zero, so the host's output is unchanged until trained) or
  * takes `config.vpgc`, freezes the host and hooks the input of decoder layer `updateLayer`. Its tensors
  * appear in the host's state dict as `model.guidance_proj.weight` and `model.visual_proj.weight`. Save it
