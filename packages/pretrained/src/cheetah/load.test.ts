@@ -1,0 +1,147 @@
+/**
+ * Cheetah end to end against the authors' code: `__fixtures__/tiny-vicuna/` is a tiny random Cheetah saved in the
+ * authors' layout (ViT-g `.pth`, BLIP-2 `{"model": …}`, a sharded `pytorch_model.bin` LLaMA directory, the Cheetah
+ * checkpoint, LAVIS YAML) with the logits of `Chat.batch_answer`, `Chat.answer` and `prompt_process` + `forward`,
+ * written by `scripts/reference-fixtures/cheetah_model.py` (float64). Loaded here through `loadCheetah`.
+ */
+import { describe, expect, it } from 'vitest';
+import { fileURLToPath } from 'node:url';
+import { copyFileSync, cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { readSafetensorsFile, StateDictError } from '@mllm/core';
+import { expectClose } from '@mllm/core/testing';
+import { loadCheetah, type LoadCheetahOptions } from './index.js';
+
+const DIR = fileURLToPath(new URL('./__fixtures__/tiny-vicuna', import.meta.url));
+/** The tiny shapes (the reference hard-wires ViT-g and BERT-base; these override them). */
+const TINY: LoadCheetahOptions = {
+  visionConfig: { patch_size: 4, embed_dim: 16, depth: 2, num_heads: 2, mlp_ratio: 4.3637, qkv_bias: true, layer_norm_eps: 1e-6 },
+  qformerConfig: { hiddenSize: 16, numHiddenLayers: 2, numAttentionHeads: 2, intermediateSize: 32, layerNormEps: 1e-12 },
+};
+
+async function expected(): Promise<Map<string, tf.Tensor>> {
+  return (await readSafetensorsFile(join(DIR, 'expected.safetensors'))).tensors;
+}
+
+/** The fixture's flat segment ids + lengths `[B, n+1]` → per sample, per segment. */
+function segmentsOf(e: Map<string, tf.Tensor>, prefix: string): number[][][] {
+  const ids = e.get(`${prefix}.segment_ids`)!.arraySync() as number[];
+  const lengths = e.get(`${prefix}.segment_lengths`)!.arraySync() as number[][];
+  let at = 0;
+  return lengths.map((row) => row.map((len) => ids.slice(at, (at += len))));
+}
+
+/** The `[B, L, V]` rows where `mask` is 1 (padding rows with no earlier real key are not HF's, see HFCausalLM). */
+function realRows(logits: tf.Tensor, mask: number[][]): number[] {
+  const values = logits.arraySync() as number[][][];
+  return mask.flatMap((row, b) => row.flatMap((m, t) => (m ? values[b]![t]! : [])));
+}
+
+const spansOf = (spans: Array<Array<{ start: number; length: number }>>) => spans[0]!.map((s) => [s.start, s.start + s.length]);
+
+describe('loadCheetah: the authors\' Cheetah (Vicuna) from its released files', () => {
+  it('config form: Chat.batch_answer (left-padded segments, update layer 16), its decode step, and prompt_process', async () => {
+    const cheetah = await loadCheetah({ config: join(DIR, 'cheetah_eval_vicuna.yaml'), ...TINY });
+    const e = await expected();
+    try {
+      const { model } = cheetah;
+      expect(cheetah.kind).toBe('cheetah');
+      expect(cheetah.style).toBe('vicuna');
+      expect(model.updateLayer).toBe(16); // Chat's default, not in the YAML
+      expect(cheetah.config!.numQueryToken).toBe(4);
+      expect(cheetah.notes.join('\n')).toMatch(/EVA ViT: skipped \d+ tensors: blocks 2\+/);
+      expect(cheetah.notes.join('\n')).toMatch(/BLIP-2: skipped \d+ tensors: the Q-Former's text side/);
+
+      // batch_answer: layout, prefill logits, then one cached step with the greedy tokens
+      const before = tf.memory().numTensors;
+      const batch = model.prepare({ segments: segmentsOf(e, 'batch_answer'), pixelValues: e.get('batch_answer.pixel_values') as tf.Tensor4D });
+      const mask = e.get('batch_answer.attention_mask')!.arraySync() as number[][];
+      expect(batch.attentionMask).toEqual(mask);
+      expect(spansOf(batch.imageSpans)).toEqual(e.get('batch_answer.image_positions')!.arraySync());
+      const prefill = model.forwardBatch(batch, { useCache: true });
+      expectClose(realRows(prefill.logits, mask), realRows(e.get('batch_answer.logits')!, mask), { label: 'batch_answer logits' });
+      const next = e.get('batch_answer.next_tokens')!.arraySync() as number[][];
+      const step = model.llamaModel.forward({ inputIds: next, cache: prefill.cache, useCache: false });
+      expectClose(step.logits, e.get('batch_answer.step2_logits')!, { label: 'batch_answer decode step' });
+      for (const t of [batch.inputsEmbeds, batch.imageFeatures, prefill.logits, step.logits]) t.dispose();
+      for (const layer of prefill.cache!.layers) tf.dispose([layer.keys, layer.values]);
+      expect(tf.memory().numTensors).toBe(before);
+
+      // prompt_process + forward: BOS, right-padded segments, positions through the padding, guidance = last real token
+      const pp = model.prepare({ segments: segmentsOf(e, 'prompt_process'), pixelValues: e.get('prompt_process.pixel_values') as tf.Tensor4D, layout: 'prompt_process' });
+      const ppMask = e.get('prompt_process.attention_mask')!.arraySync() as number[][];
+      expect(pp.attentionMask).toEqual(ppMask);
+      expect(pp.attentionMask.some((row) => row.slice(0, row.lastIndexOf(1)).includes(0))).toBe(true); // padding inside a sequence
+      expect(pp.positionIds[0]).toEqual(ppMask[0]!.map((_, t) => t));
+      expect(pp.lastPromptIndex).toEqual(e.get('prompt_process.last_prompt_index')!.arraySync());
+      expect(spansOf(pp.imageSpans)).toEqual(e.get('prompt_process.image_positions')!.arraySync());
+      pp.inputsEmbeds.dispose();
+      pp.imageFeatures.dispose();
+      const logits = model.forward({ segments: segmentsOf(e, 'prompt_process'), pixelValues: e.get('prompt_process.pixel_values') as tf.Tensor4D, layout: 'prompt_process' });
+      expectClose(realRows(logits, ppMask), realRows(e.get('prompt_process.logits')!, ppMask), { label: 'prompt_process logits' });
+      logits.dispose();
+      expect(tf.memory().numTensors).toBe(before);
+    } finally {
+      cheetah.dispose();
+      tf.dispose([...e.values()]);
+    }
+  });
+
+  it('explicit paths and the update-layer switch: Chat.answer(update_layer=2)', async () => {
+    const cheetah = await loadCheetah({
+      evaWeights: join(DIR, 'eva_vit_g.pth'),
+      qformerWeights: join(DIR, 'blip2_pretrained_flant5xxl.pth'),
+      llamaModel: join(DIR, 'vicuna'),
+      ckpt: join(DIR, 'cheetah_vicuna.pth'),
+      numQueryTokens: 4,
+      updateLayer: 2,
+      ...TINY,
+      visionConfig: { ...TINY.visionConfig, img_size: 8 },
+    });
+    const e = await expected();
+    try {
+      expect(cheetah.config).toBeNull();
+      expect(cheetah.model.updateLayer).toBe(2);
+      const logits = cheetah.model.forward({ segments: segmentsOf(e, 'answer'), pixelValues: e.get('answer.pixel_values') as tf.Tensor4D });
+      expectClose(logits, e.get('answer.logits')!, { label: 'answer logits' });
+      // the switch matters: the same prompt at the default layer 16 differs
+      const other = await loadCheetah({ config: join(DIR, 'cheetah_eval_vicuna.yaml'), ...TINY });
+      const at16 = other.model.forward({ segments: segmentsOf(e, 'answer'), pixelValues: e.get('answer.pixel_values') as tf.Tensor4D });
+      expect(tf.max(tf.abs(tf.sub(at16, logits))).dataSync()[0]).toBeGreaterThan(1e-3);
+      tf.dispose([logits, at16]);
+      other.dispose();
+    } finally {
+      cheetah.dispose();
+      tf.dispose([...e.values()]);
+    }
+  });
+
+  it('a wrong or missing file is an error listing the keys, and leaves no tensor behind', async () => {
+    const before = tf.memory().numTensors;
+    // BLIP-2's file where the ViT's belongs: its keys are not the ViT's
+    const wrong = loadCheetah({ config: join(DIR, 'cheetah_eval_vicuna.yaml'), evaWeights: join(DIR, 'blip2_pretrained_flant5xxl.pth'), ...TINY });
+    await expect(wrong).rejects.toThrow(StateDictError);
+    await expect(wrong).rejects.toThrow(/unexpected keys: .*model\.query_tokens \(EVA ViT\)/);
+    await expect(wrong).rejects.toThrow(/missing keys: visual_encoder\.cls_token/);
+    expect(tf.memory().numTensors).toBe(before);
+    // a directory without eva_vit_g.pth beside the config
+    const tmp = mkdtempSync(join(tmpdir(), 'cheetah-'));
+    try {
+      for (const f of ['cheetah_eval_vicuna.yaml', 'cheetah_vicuna.yaml', 'blip2_pretrained_flant5xxl.pth', 'cheetah_vicuna.pth']) copyFileSync(join(DIR, f), join(tmp, f));
+      cpSync(join(DIR, 'vicuna'), join(tmp, 'vicuna'), { recursive: true });
+      await expect(loadCheetah({ config: join(tmp, 'cheetah_eval_vicuna.yaml'), ...TINY })).rejects.toThrow(/eva_vit_g\.pth/);
+      expect(tf.memory().numTensors).toBe(before);
+      // no Cheetah checkpoint: nothing else holds llama_proj
+      await expect(loadCheetah({ config: join(tmp, 'cheetah_eval_vicuna.yaml'), evaWeights: join(DIR, 'eva_vit_g.pth'), ckpt: null, ...TINY }))
+        .rejects.toThrow(/missing keys: llama_proj\.weight, llama_proj\.bias/);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+    expect(tf.memory().numTensors).toBe(before);
+    // the reference's update layer needs 17+ layers; a bad value names the argument
+    await expect(loadCheetah({ config: join(DIR, 'cheetah_eval_vicuna.yaml'), ...TINY, updateLayer: 17 })).rejects.toThrow(/updateLayer must be a layer of the 17-layer LLM, in \[0, 17\), got 17/);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
