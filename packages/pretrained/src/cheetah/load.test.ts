@@ -6,12 +6,13 @@
  */
 import { describe, expect, it } from 'vitest';
 import { fileURLToPath } from 'node:url';
-import { copyFileSync, cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { readSafetensorsFile, StateDictError } from '@mllm/core';
 import { expectClose } from '@mllm/core/testing';
+import { cheetahPrompt, HFTokenizer } from '@mllm/models';
 import { loadCheetah, type LoadCheetahOptions } from './index.js';
 
 const DIR = fileURLToPath(new URL('./__fixtures__/tiny-vicuna', import.meta.url));
@@ -38,6 +39,9 @@ function realRows(logits: tf.Tensor, mask: number[][]): number[] {
   const values = logits.arraySync() as number[][][];
   return mask.flatMap((row, b) => row.flatMap((m, t) => (m ? values[b]![t]! : [])));
 }
+
+/** Per sample, the argmax of the last row of `[B, L, V]` logits. */
+const lastArgmax = (t: tf.Tensor): number[] => tf.tidy(() => (tf.argMax(t, -1).arraySync() as number[][]).map((row) => row.at(-1)!));
 
 const spansOf = (spans: Array<Array<{ start: number; length: number }>>) => spans[0]!.map((s) => [s.start, s.start + s.length]);
 
@@ -114,6 +118,78 @@ describe('loadCheetah: the authors\' Cheetah (Vicuna) from its released files', 
       other.dispose();
     } finally {
       cheetah.dispose();
+      tf.dispose([...e.values()]);
+    }
+  });
+
+  it('generate: greedy tokens from the prefill with VPG-C, then cached steps; eos / stop sequences end a sample', async () => {
+    const cheetah = await loadCheetah({ config: join(DIR, 'cheetah_eval_vicuna.yaml'), ...TINY });
+    const e = await expected();
+    try {
+      const inputs = { segments: segmentsOf(e, 'batch_answer'), pixelValues: e.get('batch_answer.pixel_values') as tf.Tensor4D };
+      const first = lastArgmax(e.get('batch_answer.logits')!);
+      expect(first).toEqual((e.get('batch_answer.next_tokens')!.arraySync() as number[][]).map((r) => r[0]));
+      const second = lastArgmax(e.get('batch_answer.step2_logits')!);
+      const before = tf.memory().numTensors;
+      const steps: number[] = [];
+      const tokens = cheetah.model.generate(inputs, { maxNewTokens: 2, eosTokenId: [], onStep: (t) => steps.push(t[0]!.length) });
+      expect(tokens).toEqual(first.map((t, b) => [t, second[b]]));
+      expect(steps).toEqual([1, 2]);
+      // sample 0 stops at its first token (a stop sequence), sample 1 runs on
+      const stopped = cheetah.model.generate(inputs, { maxNewTokens: 2, eosTokenId: [], stopSequences: [[first[0]!]] });
+      expect(stopped[0]).toEqual([first[0]]);
+      expect(stopped[1]![0]).toBe(first[1]);
+      expect(tf.memory().numTensors).toBe(before);
+    } finally {
+      cheetah.dispose();
+      tf.dispose([...e.values()]);
+    }
+  });
+
+  it("answer: Chat.answer's prompt built from text (cheetahPrompt + the directory's tokenizer.json), its first greedy token", async () => {
+    const e = await expected();
+    const tmp = mkdtempSync(join(tmpdir(), 'cheetah-'));
+    try {
+      cpSync(join(DIR, 'vicuna'), join(tmp, 'vicuna'), { recursive: true });
+      // A WordLevel tokenizer.json that tokenizes as the fixture's stand-in does: 3-character chunks, each
+      // 3 + (Σ code points mod 37); BOS <s> = 1 from the post-processor, EOS </s> = 2, UNK 0.
+      const context = 'Look at <Img><HereForImage></Img> then <Img><HereForImage></Img> Which shows more, and why?';
+      const chunkId = (c: string) => 3 + ([...c].reduce((sum, ch) => sum + ch.codePointAt(0)!, 0) % 37);
+      const tokenizerJson = (vocab: Record<string, number>) => ({
+        version: '1.0', truncation: null, padding: null, normalizer: null, decoder: null,
+        added_tokens: ['<unk>', '<s>', '</s>'].map((content, id) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
+        pre_tokenizer: { type: 'Split', pattern: { Regex: '[\\s\\S]{1,3}' }, behavior: 'Isolated', invert: false },
+        post_processor: {
+          type: 'TemplateProcessing', single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
+          pair: [{ Sequence: { id: 'A', type_id: 0 } }], special_tokens: { '<s>': { id: '<s>', ids: [1], tokens: ['<s>'] } },
+        },
+        model: { type: 'WordLevel', vocab: { '<unk>': 0, '<s>': 1, '</s>': 2, ...vocab }, unk_token: '<unk>' },
+      });
+      const config = { bos_token: '<s>', eos_token: '</s>', unk_token: '<unk>' };
+      // the prompt text first (any vocabulary), then a vocabulary holding its chunks
+      const { prompt } = cheetahPrompt(HFTokenizer.fromObjects(tokenizerJson({}), config), context, 2, 'vicuna');
+      const vocab: Record<string, number> = {};
+      for (const segment of prompt.split('<HereForImage>')) for (let i = 0; i < segment.length; i += 3) vocab[segment.slice(i, i + 3)] = chunkId(segment.slice(i, i + 3));
+      writeFileSync(join(tmp, 'vicuna', 'tokenizer.json'), JSON.stringify(tokenizerJson(vocab)));
+      writeFileSync(join(tmp, 'vicuna', 'tokenizer_config.json'), JSON.stringify(config));
+
+      const cheetah = await loadCheetah({ config: join(DIR, 'cheetah_eval_vicuna.yaml'), llamaModel: join(tmp, 'vicuna'), updateLayer: 2, ...TINY });
+      try {
+        const tokenizer = await cheetah.tokenizer();
+        expect(cheetahPrompt(tokenizer, context, 2, 'vicuna').segments).toEqual(segmentsOf(e, 'answer')[0]); // the reference's ids
+        const expectedFirst = lastArgmax(e.get('answer.logits')!)[0]!;
+        const progress: number[] = [];
+        const result = await cheetah.answer(context, e.get('answer.pixel_values') as tf.Tensor4D, { maxNewTokens: 2, onToken: (p) => progress.push(p.tokens) });
+        expect(result.tokens[0] ?? cheetah.model.eosTokenId).toBe(expectedFirst);
+        expect(result.promptTokens).toBe(e.get('answer.logits')!.shape[1]);
+        expect(progress[0]).toBe(1);
+        expect(typeof result.text).toBe('string');
+        await expect(cheetah.chat('What is this?', [{ height: 1, width: 1, data: new Float32Array(3) }])).rejects.toThrow(/not supported yet/);
+      } finally {
+        cheetah.dispose();
+      }
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
       tf.dispose([...e.values()]);
     }
   });

@@ -127,6 +127,8 @@ export async function loadCheetah(options: LoadCheetahOptions): Promise<Pretrain
     numQueryTokens: options.numQueryTokens ?? config?.numQueryToken,
     updateLayer: options.updateLayer ?? CHEETAH_UPDATE_LAYER,
     dropoutAtInference: options.dropoutAtInference,
+    // llama_tokenizer.pad_token: eos for Vicuna, unk (0) for LLaMA-2
+    padTokenId: CHEETAH_MODEL_CONFIGS[arch].style === 'llama2' ? 0 : undefined,
   });
   let notes: string[];
   try {

@@ -49,6 +49,11 @@ export interface CheetahModelArgs {
   updateLayer?: number;
   /** Keep the Q-Former's dropout on at inference, as the reference (which never calls `.eval()`) does. Default false. */
   dropoutAtInference?: boolean;
+  /**
+   * Token id of segment padding (its embedding fills the padded slots): Cheetah-Vicuna pads with EOS
+   * (`pad_token = eos_token`, the default here), Cheetah-LLaMA-2 with UNK 0 (`pad_token = unk_token`).
+   */
+  padTokenId?: number;
 }
 
 /** A batch laid out for the LLM (what `prepare` returns; the caller disposes `inputsEmbeds` and `imageFeatures`). */
@@ -100,7 +105,7 @@ export class CheetahModel extends Module {
   readonly vpgc: VPGC;
   readonly attached: AttachedVPGC;
   readonly updateLayer: number;
-  /** `bos_token_id` (1) and the pad id (`eos_token_id`, 2: `llama_tokenizer.pad_token = eos_token`). */
+  /** `bos_token_id` (1), `eos_token_id` (2) and the segment padding id (see `CheetahModelArgs.padTokenId`). */
   readonly bosTokenId: number;
   readonly padTokenId: number;
   readonly eosTokenId: number;
@@ -136,7 +141,12 @@ export class CheetahModel extends Module {
     const json = args.llmConfig;
     this.bosTokenId = int(json.bos_token_id, 1);
     this.eosTokenId = int(json.eos_token_id, 2);
-    this.padTokenId = this.eosTokenId;
+    this.padTokenId = args.padTokenId ?? this.eosTokenId;
+    const V = this.llamaModel.hfConfig.vocabSize;
+    if (!Number.isInteger(this.padTokenId) || this.padTokenId < 0 || this.padTokenId >= V) {
+      this.dispose();
+      throw new Error(`CheetahModel: padTokenId must be a token id in [0, ${V}), got ${describeValue(args.padTokenId)}`);
+    }
     this.built = true;
   }
 
