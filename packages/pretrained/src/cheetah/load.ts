@@ -34,7 +34,10 @@ export interface LoadCheetahOptions {
   config?: string;
   /** The model YAML (`cheetah/configs/models/cheetah_vicuna.yaml`); default: that file beside `config`, if there. */
   modelConfig?: string;
-  /** Base of relative paths (of the YAML and of these options). Default: `config`'s directory, else the working directory. */
+  /**
+   * Base of the YAML's relative paths and of the default file names (`eva_vit_g.pth`, `blip2_pretrained_flant5xxl.pth`).
+   * Default: `config`'s directory, else the working directory. Paths given in these options resolve as Node resolves them.
+   */
   root?: string;
   /** The arch when there is no `config` (default `cheetah_vicuna`); with a `config`, it must agree. */
   arch?: CheetahArch;
@@ -103,17 +106,17 @@ export async function loadCheetah(options: LoadCheetahOptions): Promise<Pretrain
   if (!(arch in CHEETAH_MODEL_CONFIGS)) throw new Error(`${owner}: options.arch must be 'cheetah_vicuna' or 'cheetah_llama2', got ${describeValue(arch)}`);
   if (config && arch !== config.arch) throw new Error(`${owner}: options.arch ${arch} differs from the config's model.arch ${config.arch}`);
   const root = path.resolve(options.root ?? (options.config !== undefined ? path.dirname(options.config) : '.'));
-  const at = (p: string) => path.resolve(root, p);
-  const need = (what: string, value: string | undefined, key: string) => {
-    if (value === undefined) throw new Error(`${owner}: no ${what}: give options.${key}${config ? '' : ' (or a config)'}`);
-    return at(value);
-  };
-  const ckpt = options.ckpt === null ? undefined : options.ckpt ?? config?.ckpt;
+  // Paths from the YAML and the default file names resolve against `root`; paths given here as Node resolves them.
+  const pick = (given: string | undefined, fromConfig: string | undefined, fallback?: string): string | undefined =>
+    given !== undefined ? path.resolve(given) : fromConfig !== undefined ? path.resolve(root, fromConfig) : fallback === undefined ? undefined : path.resolve(root, fallback);
+  const llama = pick(options.llamaModel, config?.llamaModel);
+  if (llama === undefined) throw new Error(`${owner}: no LLaMA directory: give options.llamaModel${config ? ' (the config has no model.llama_model)' : ' (or a config)'}`);
+  const ckpt = options.ckpt === null ? undefined : pick(options.ckpt, config?.ckpt);
   const files: CheetahWeightFiles = {
-    eva: at(options.evaWeights ?? CHEETAH_EVA_FILE),
-    blip2: at(options.qformerWeights ?? config?.qFormerModel ?? CHEETAH_BLIP2_FILE),
-    llama: need('LLaMA directory (model.llama_model)', options.llamaModel ?? config?.llamaModel, 'llamaModel'),
-    ...(ckpt === undefined ? {} : { cheetah: at(ckpt) }),
+    eva: pick(options.evaWeights, undefined, CHEETAH_EVA_FILE)!,
+    blip2: pick(options.qformerWeights, config?.qFormerModel, CHEETAH_BLIP2_FILE)!,
+    llama,
+    ...(ckpt === undefined ? {} : { cheetah: ckpt }),
   };
   if (/^https?:\/\//.test(options.qformerWeights ?? config?.qFormerModel ?? '')) {
     throw new Error(`${owner}: q_former_model is a URL; download it and give its local path (options.qformerWeights): nothing is fetched at run time`);
