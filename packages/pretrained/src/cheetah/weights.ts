@@ -112,7 +112,7 @@ export async function loadCheetahWeights(model: CheetahModel, files: CheetahWeig
 
   try {
     await read('EVA ViT', (filter) => loadTorchCheckpointFile(files.eva, { filter }), (name) => {
-      const block = /^blocks\.(\d+)\./.exec(name);
+      const block = /^blocks\.(\d+)\./.exec(name); // LAVIS' file is bare: no visual_encoder. prefix
       if (block && Number(block[1]) >= depth) return { skip: `blocks ${depth}+ (the model builds ${depth} blocks; the reference loads non-strictly)` };
       return params.has(`visual_encoder.${name}`) ? { load: `visual_encoder.${name}` } : 'unexpected';
     });
