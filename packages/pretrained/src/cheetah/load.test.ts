@@ -10,7 +10,7 @@ import { copyFileSync, cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { readSafetensorsFile, StateDictError } from '@mllm/core';
+import { readSafetensorsFile, StateDictError, writeSafetensorsFile } from '@mllm/core';
 import { expectClose } from '@mllm/core/testing';
 import { cheetahPrompt, HFTokenizer } from '@mllm/models';
 import { loadCheetah, type LoadCheetahOptions } from './index.js';
@@ -194,6 +194,38 @@ describe('loadCheetah: the authors\' Cheetah (Vicuna) from its released files', 
       } finally {
         cheetah.dispose();
       }
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+      tf.dispose([...e.values()]);
+    }
+  });
+
+  it('the LLaMA directory as one pytorch_model.bin or as safetensors', async () => {
+    const e = await expected();
+    const tmp = mkdtempSync(join(tmpdir(), 'cheetah-llm-'));
+    const before = tf.memory().numTensors;
+    try {
+      // one .bin without an index: here the first shard alone, so the second shard's tensors are missing
+      cpSync(join(DIR, 'vicuna', 'config.json'), join(tmp, 'bin', 'config.json'), { recursive: true });
+      copyFileSync(join(DIR, 'vicuna', 'pytorch_model-00001-of-00002.bin'), join(tmp, 'bin', 'pytorch_model.bin'));
+      await expect(loadCheetah({ config: join(DIR, 'cheetah_eval_vicuna.yaml'), llamaModel: join(tmp, 'bin'), ...TINY }))
+        .rejects.toThrow(/missing keys: .*llama_model\.model\.norm\.weight, llama_model\.lm_head\.weight/);
+      expect(tf.memory().numTensors).toBe(before);
+      // safetensors (HF names), written from a loaded model: the same logits
+      const reference = await loadCheetah({ config: join(DIR, 'cheetah_eval_vicuna.yaml'), ...TINY });
+      const llm = reference.model.llamaModel.stateDict();
+      const hf = new Map([...llm].filter(([name]) => !/^model\.(query_tokens|qformer_proj|llm_proj)/.test(name))); // VPG-C is the Cheetah checkpoint's
+      cpSync(join(DIR, 'vicuna', 'config.json'), join(tmp, 'st', 'config.json'), { recursive: true });
+      await writeSafetensorsFile(join(tmp, 'st', 'model.safetensors'), hf);
+      tf.dispose([...llm.values()]);
+      const fromSt = await loadCheetah({ config: join(DIR, 'cheetah_eval_vicuna.yaml'), llamaModel: join(tmp, 'st'), ...TINY });
+      const inputs = { segments: segmentsOf(e, 'answer'), pixelValues: e.get('answer.pixel_values') as tf.Tensor4D };
+      const [a, b] = [reference.model.forward(inputs), fromSt.model.forward(inputs)];
+      expectClose(b, a, { label: 'safetensors LLaMA', rtol: 0, atol: 0 });
+      tf.dispose([a, b]);
+      reference.dispose();
+      fromSt.dispose();
+      expect(tf.memory().numTensors).toBe(before);
     } finally {
       rmSync(tmp, { recursive: true, force: true });
       tf.dispose([...e.values()]);
