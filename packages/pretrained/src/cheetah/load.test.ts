@@ -191,6 +191,16 @@ describe('loadCheetah: the authors\' Cheetah (Vicuna) from its released files', 
         expect(progress[0]).toBe(1);
         expect(typeof result.text).toBe('string');
         await expect(cheetah.chat('What is this?', [{ height: 1, width: 1, data: new Float32Array(3) }])).rejects.toThrow(/not supported yet/);
+        // text only (the reference's Chat fails without an image; here the LLM answers alone, VPG-C idle)
+        const before = tf.memory().numTensors;
+        const textOnly = await cheetah.chat('What is this?', [], { maxNewTokens: 1 });
+        const promptIds = cheetahPrompt(tokenizer, 'What is this?', 0, 'vicuna').segments;
+        expect(promptIds).toHaveLength(1);
+        expect(textOnly.promptTokens).toBe(promptIds[0]!.length);
+        const logits = cheetah.model.llamaModel.forward({ inputIds: promptIds }).logits;
+        expect(textOnly.tokens[0] ?? cheetah.model.eosTokenId).toBe(lastArgmax(logits)[0]);
+        logits.dispose();
+        expect(tf.memory().numTensors).toBe(before);
       } finally {
         cheetah.dispose();
       }
