@@ -210,6 +210,32 @@ describe('loadCheetah: the authors\' Cheetah (Vicuna) from its released files', 
     }
   });
 
+  it('bad prompt inputs are errors naming the argument, expected and actual values, with nothing left behind', async () => {
+    const cheetah = await loadCheetah({ config: join(DIR, 'cheetah_eval_vicuna.yaml'), ...TINY });
+    const pixels = tf.zeros([2, 3, 8, 8]) as tf.Tensor4D;
+    const channelsLast = tf.zeros([2, 8, 8, 3]) as tf.Tensor4D;
+    try {
+      const { model } = cheetah;
+      const before = tf.memory().numTensors;
+      expect(() => model.prepare({ segments: [[[1, 5], [6], [7]], [[1], [6]]], pixelValues: pixels }))
+        .toThrow('CheetahModel.prepare: every sample must have the same number of segments (images + 1), got [3, 2]');
+      expect(() => model.prepare({ segments: [[[1, 5], [6]]], pixelValues: pixels }))
+        .toThrow('CheetahModel.prepare: pixelValues must hold B·n = 1·1 = 1 images (sample-major), got 2');
+      expect(() => model.prepare({ segments: [[[1, 5], [6], [40]]], pixelValues: pixels }))
+        .toThrow('CheetahModel.prepare: segments[0][2][0] must be a token id in [0, 40), got 40');
+      expect(() => model.prepare({ segments: [[[1], [2], [3]]], pixelValues: channelsLast }))
+        .toThrow('CheetahModel.encodeImages: pixelValues must be [numImages, 3, 8, 8] (channels first, as the reference), got [2,8,8,3]');
+      expect(() => model.prepare({ segments: [[[1], [2], [3]]], pixelValues: pixels, layout: 'packed' as never }))
+        .toThrow("CheetahModel.prepare: layout must be 'chat' or 'prompt_process', got the string \"packed\"");
+      expect(() => model.generate({ segments: [[[1], [2], [3]]], pixelValues: pixels }, { maxNewTokens: 0 }))
+        .toThrow('CheetahModel.generate: options.maxNewTokens must be a positive integer, got 0');
+      expect(tf.memory().numTensors).toBe(before);
+    } finally {
+      tf.dispose([pixels, channelsLast]);
+      cheetah.dispose();
+    }
+  });
+
   it('the LLaMA directory as one pytorch_model.bin or as safetensors', async () => {
     const e = await expected();
     const tmp = mkdtempSync(join(tmpdir(), 'cheetah-llm-'));
