@@ -304,7 +304,8 @@ export class CheetahModel extends Module {
   /**
    * Greedy decoding as `Chat.answer` / `batch_answer` run `generate` (without sampling): the prefill with VPG-C,
    * then cached steps (VPG-C does not run again), positions continuing from each sample's last one. Returns the
-   * new tokens of each sample, ending at its first eos or stop sequence (included).
+   * new tokens of each sample, ending at its first eos or stop sequence (included). Each sample stops on its own:
+   * `Chat`'s stopping criteria look at the first sample only and stop the whole batch there.
    */
   generate(inputs: CheetahInputs, options: CheetahGenerateOptions): number[][] {
     const owner = 'CheetahModel.generate';
