@@ -43,6 +43,8 @@ function realRows(logits: tf.Tensor, mask: number[][]): number[] {
 /** Per sample, the argmax of the last row of `[B, L, V]` logits. */
 const lastArgmax = (t: tf.Tensor): number[] => tf.tidy(() => (tf.argMax(t, -1).arraySync() as number[][]).map((row) => row.at(-1)!));
 
+const maxAbsDiff = (a: tf.Tensor, b: tf.Tensor): number => tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]!);
+
 const spansOf = (spans: Array<Array<{ start: number; length: number }>>) => spans[0]!.map((s) => [s.start, s.start + s.length]);
 
 describe('loadCheetah: the authors\' Cheetah (Vicuna) from its released files', () => {
@@ -119,9 +121,17 @@ describe('loadCheetah: the authors\' Cheetah (Vicuna) from its released files', 
       // the switch matters: the same prompt at the default layer 16 differs
       const other = await loadCheetah({ config: join(DIR, 'cheetah_eval_vicuna.yaml'), ...TINY });
       const at16 = other.model.forward({ segments: segmentsOf(e, 'answer'), pixelValues: e.get('answer.pixel_values') as tf.Tensor4D });
-      expect(tf.max(tf.abs(tf.sub(at16, logits))).dataSync()[0]).toBeGreaterThan(1e-3);
+      expect(maxAbsDiff(at16, logits)).toBeGreaterThan(1e-3);
       tf.dispose([logits, at16]);
       other.dispose();
+      // the reference's dropout at inference (it never calls .eval()): random, so two passes differ
+      const noisy = await loadCheetah({ config: join(DIR, 'cheetah_eval_vicuna.yaml'), ...TINY, dropoutAtInference: true });
+      expect(noisy.model.vpg.dropoutAtInference).toBe(true);
+      expect(cheetah.model.vpg.dropoutAtInference).toBe(false);
+      const [n1, n2] = [0, 1].map(() => noisy.model.forward({ segments: segmentsOf(e, 'answer'), pixelValues: e.get('answer.pixel_values') as tf.Tensor4D }));
+      expect(maxAbsDiff(n1!, n2!)).toBeGreaterThan(1e-4);
+      tf.dispose([n1!, n2!]);
+      noisy.dispose();
     } finally {
       cheetah.dispose();
       tf.dispose([...e.values()]);
