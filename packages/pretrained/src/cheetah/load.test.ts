@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { readSafetensorsFile, StateDictError, writeSafetensorsFile } from '@mllm/core';
 import { expectClose } from '@mllm/core/testing';
-import { cheetahPrompt, HFTokenizer } from '@mllm/models';
+import { CHEETAH_IMAGE, cheetahPrompt, HFTokenizer } from '@mllm/models';
 import { loadCheetah, type LoadCheetahOptions } from './index.js';
 
 const DIR = fileURLToPath(new URL('./__fixtures__/tiny-vicuna', import.meta.url));
@@ -200,7 +200,19 @@ describe('loadCheetah: the authors\' Cheetah (Vicuna) from its released files', 
         expect(result.promptTokens).toBe(e.get('answer.logits')!.shape[1]);
         expect(progress[0]).toBe(1);
         expect(typeof result.text).toBe('string');
-        await expect(cheetah.chat('What is this?', [{ height: 1, width: 1, data: new Float32Array(3) }])).rejects.toThrow(/not supported yet/);
+        // chat = the BLIP-2 eval transform of the raw images, then answer with the images before the question
+        const images = [0, 1].map((k) => ({ height: 10, width: 12, data: Float32Array.from({ length: 360 }, (_, i) => ((i * (7 + k)) % 256) / 255) }));
+        expect(cheetah.imageProcessor.kind).toBe('blip2');
+        expect(cheetah.imageProcessor.options.resize).toEqual({ height: 8, width: 8 }); // the config's eval image_size
+        const question = 'Which shows more, and why?';
+        const viaChat = await cheetah.chat(question, images, { maxNewTokens: 3 });
+        const pixels = cheetah.imageProcessor.preprocess(images);
+        expect(pixels.shape).toEqual([2, 3, 8, 8]);
+        const viaAnswer = await cheetah.answer(`${CHEETAH_IMAGE} ${CHEETAH_IMAGE} ${question}`, pixels, { maxNewTokens: 3 });
+        pixels.dispose();
+        expect(viaChat.tokens).toEqual(viaAnswer.tokens);
+        expect(viaChat.promptTokens).toBe(viaAnswer.promptTokens);
+        await expect(cheetah.chat(question, [{ height: 2, width: 2, data: new Float32Array(3) }])).rejects.toThrow(/images\[0\]: expected a Float32Array of/);
         // text only (the reference's Chat fails without an image; here the LLM answers alone, VPG-C idle)
         const before = tf.memory().numTensors;
         const textOnly = await cheetah.chat('What is this?', [], { maxNewTokens: 1 });

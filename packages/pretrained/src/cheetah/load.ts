@@ -10,11 +10,12 @@
  *   random); here it is off unless `dropoutAtInference: true`;
  * - precision: the reference runs the ViT in fp16 (`vit_precision`) and the LLM in fp16; here everything runs in
  *   float32 (F16 weights are read exactly);
- * - decoding is greedy (`Chat` samples with `top_p` 0.9, temperature 1).
+ * - decoding is greedy (`Chat` samples with `top_p` 0.9, temperature 1);
+ * - `chat` preprocesses images with the BLIP-2 eval transform of the config (`blip2_image_eval`, `image_size`).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { assertKnownKeys, assertOptionsObject, describeValue, nodeFilePromises } from '@mllm/core';
-import { CHEETAH_IMAGE, cheetahPrompt, loadTokenizer, type EVAVisionConfigJson, type HFTokenizer } from '@mllm/models';
+import { CHEETAH_IMAGE, blip2ImageEvalProcessor, cheetahPrompt, loadTokenizer, type ImageProcessor, type EVAVisionConfigJson, type HFTokenizer } from '@mllm/models';
 import type { QFormerConfig } from '@mllm/vpgc';
 import type { ChatOptions, ChatResult, PretrainedMLLM, RgbImage } from '../pretrained-model.js';
 import { CHEETAH_MODEL_CONFIGS, readCheetahConfig, type CheetahArch, type CheetahConfig, type CheetahStyle } from './config.js';
@@ -73,6 +74,8 @@ export interface PretrainedCheetah extends PretrainedMLLM {
   readonly files: CheetahWeightFiles;
   /** What the loader skipped, file by file (the extra ViT block, BLIP-2's text side, …). */
   readonly notes: readonly string[];
+  /** The BLIP-2 eval transform `chat` applies to its images (`pixel_values [n, 3, S, S]`). */
+  readonly imageProcessor: ImageProcessor;
   /** The LLM directory's tokenizer (`tokenizer.json`), loaded on first use. */
   tokenizer(): Promise<HFTokenizer>;
   /**
@@ -227,16 +230,26 @@ class LoadedCheetah implements PretrainedCheetah {
     }
   }
 
+  /**
+   * `Chat.answer` from raw images: each goes through the BLIP-2 eval transform (`blip2_image_eval`: bicubic resize
+   * to the config's eval `image_size`, CLIP mean / std), then `answer`. The images go where `question` has
+   * `<Img><HereForImage></Img>` markers, or before it (as the reference's examples place them).
+   */
   async chat(question: string, images: readonly RgbImage[], options: ChatOptions = {}): Promise<ChatResult> {
     if (typeof question !== 'string') throw new Error(`PretrainedCheetah.chat: question must be a string, got ${describeValue(question)}`);
     if (!Array.isArray(images)) throw new Error(`PretrainedCheetah.chat: images must be an array of RGB images, got ${describeValue(images)}`);
-    if (images.length > 0) {
-      throw new Error('PretrainedCheetah.chat: images are not supported yet: the BLIP-2 eval transform (bicubic resize + CLIP normalisation) ' +
-        'has not landed in @mllm/models; preprocess them yourself and call answer(context, pixelValues [n, 3, S, S])');
-    }
-    // The reference's examples put the images first: "<Img><HereForImage></Img> … question"
     const context = question.includes(CHEETAH_IMAGE) ? question : [...images.map(() => CHEETAH_IMAGE), question].join(' ');
-    return this.answer(context, null, options);
+    const pixels = images.length > 0 ? this.imageProcessor.preprocess(images) : null; // [n, 3, S, S]
+    try {
+      return await this.answer(context, pixels, options);
+    } finally {
+      pixels?.dispose();
+    }
+  }
+
+  /** The eval transform of the config (`preprocess.vis_processor.eval.image_size`, else the ViT's size). */
+  get imageProcessor(): ImageProcessor {
+    return blip2ImageEvalProcessor({ imageSize: this.config?.evalImageSize ?? this.model.imageSize });
   }
 
   dispose(): void {
