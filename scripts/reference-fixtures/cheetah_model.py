@@ -1,4 +1,4 @@
-"""Whole-model Cheetah fixture: a tiny random Cheetah (Vicuna flavour) built with DCDmllm/Cheetah's own classes,
+"""Whole-model Cheetah fixtures: a tiny random Cheetah, Vicuna and LLaMA-2 flavours, built with DCDmllm/Cheetah's own classes,
 saved as the authors release it (four `torch.save` files + LAVIS YAML), and the logits of the authors' inference
 code for prompts with images.
 
@@ -12,7 +12,10 @@ random (the authors zero-initialise the projections and train them). The object 
 run unchanged: `encode_img`, `prompt_process`) whose parts are assigned in `__init__`'s order, without its
 `__init__` (which downloads ViT-g, BERT and the BLIP-2 checkpoint).
 
-Files written under `packages/pretrained/src/cheetah/__fixtures__/tiny-vicuna/`, in the authors' layouts:
+The LLaMA-2 flavour uses its own files (`cheetah_llama2.py`, `modeling_llama2.py`, `conversation_llama2.py`: `[INST]`
+prompts, segments padded with UNK 0) and is written the same way with `llama2` in the names.
+
+Files written under `packages/pretrained/src/cheetah/__fixtures__/tiny-vicuna/` (and `tiny-llama2/`), in the authors' layouts:
 - `eva_vit_g.pth`: the bare ViT state dict as LAVIS ships it: no prefix, F16, one block more than the model builds
   (`create_eva_vit_g` loads it non-strictly);
 - `blip2_pretrained_flant5xxl.pth`: `{"model": ...}` of a BLIP-2 stage-1 checkpoint: `Qformer.*` with its text side
@@ -61,13 +64,28 @@ _spec = importlib.util.spec_from_file_location("cheetah_module_fixture", os.path
 fx = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(fx)  # its main() only runs as a script
 
-OUT = os.path.join(ROOT, "packages", "pretrained", "src", "cheetah", "__fixtures__", "tiny-vicuna")
+FIXTURES = os.path.join(ROOT, "packages", "pretrained", "src", "cheetah", "__fixtures__")
 
 # ---------------------------------------------------------------- sizes
 S, P, DV, VIT_DEPTH, VIT_HEADS = 8, 4, 16, 2, 2  # 2 × 2 patches + CLS = 5 ViT tokens
 NQ, DQ = 4, 16
 H, LAYERS, VOCAB = 16, 17, 40
-BOS, EOS = 1, 2
+BOS, EOS, UNK = 1, 2, 0
+
+
+class Variant(types.SimpleNamespace):
+    """What differs between the Vicuna and the LLaMA-2 Cheetah (their own model, LLaMA and conversation files)."""
+
+
+VARIANTS = {
+    "vicuna": Variant(name="vicuna", model_file="cheetah_vicuna", cls="Cheetah_Vicuna", llama_file="modeling_llama",
+                      conversation="conversation", pad=EOS,  # llama_tokenizer.pad_token = eos_token
+                      template="###Human: {} ###Assistant: ", end_sym="###", llm_extra={}),
+    "llama2": Variant(name="llama2", model_file="cheetah_llama2", cls="Cheetah_Llama2", llama_file="modeling_llama2",
+                      conversation="conversation_llama2", pad=UNK,  # llama_tokenizer.pad_token = unk_token
+                      template="[INST] <<SYS>>\n\n<</SYS>>\n\n{} [/INST]", end_sym="</s>",
+                      llm_extra=dict(num_key_value_heads=2, pretraining_tp=1, rope_scaling=None)),
+}
 
 
 class Captured(Exception):
@@ -88,11 +106,12 @@ class TokenizerOutput(dict):
 
 class StandInTokenizer:
     """`LlamaTokenizer` stand-in with the calls Cheetah makes: `tok(text or list, return_tensors='pt', padding=...,
-    add_special_tokens=...)`, `padding_side`, `pad_token_id` (= EOS), `bos_token_id`."""
+    add_special_tokens=...)`, `padding_side`, `pad_token_id` (the variant's), `bos_token_id`."""
 
-    bos_token_id, eos_token_id, pad_token_id = BOS, EOS, EOS
+    bos_token_id, eos_token_id = BOS, EOS
 
-    def __init__(self):
+    def __init__(self, pad_token_id):
+        self.pad_token_id = pad_token_id
         self.padding_side = "right"
         self.truncation_side = "right"
         self.calls = []  # the unpadded rows of each call: the ids each prompt segment got
@@ -133,7 +152,9 @@ def install_stubs(root):
 
     stub_module("transformers", LlamaTokenizer=None, AutoTokenizer=None, AutoModelForCausalLM=None,
                 StoppingCriteria=StoppingCriteria, StoppingCriteriaList=list)
-    stub_module("PIL", Image=types.SimpleNamespace(Image=type("Image", (), {})))
+    # conversation_llama2's batch_answer opens each image with PIL (`Image.open(x).convert('RGB')`): here x is a tensor
+    opened = lambda x: types.SimpleNamespace(convert=lambda mode: x)
+    stub_module("PIL", Image=types.SimpleNamespace(Image=type("Image", (), {}), open=opened))
     stub_module("timm.models.layers", drop_path=None, to_2tuple=lambda x: x if isinstance(x, tuple) else (x, x),
                 trunc_normal_=lambda t, std=1.0: nn.init.trunc_normal_(t, std=std))
     stub_module("timm.models.registry", register_model=lambda f: f)
@@ -150,20 +171,27 @@ def install_stubs(root):
 
     stub_module("cheetah.models.blip2", Blip2Base=Blip2Base, disabled_train=lambda self, mode=True: self)
     qformer = load_file(root, "cheetah/models/Qformer.py", "cheetah.models.Qformer")
-    llama = load_file(root, "cheetah/models/modeling_llama.py", "cheetah.models.modeling_llama")
     eva = load_file(root, "cheetah/models/eva_vit.py", "cheetah.models.eva_vit")
-    vicuna = load_file(root, "cheetah/models/cheetah_vicuna.py", "cheetah.models.cheetah_vicuna")
-    vicuna.contextlib = contextlib  # `maybe_autocast` uses contextlib on CPU, which cheetah_vicuna.py never imports
-    conversation = load_file(root, "cheetah/conversation/conversation.py", "cheetah.conversation.conversation")
-    return qformer, llama, eva, vicuna, conversation
+    for v in VARIANTS.values():
+        v.llama = load_file(root, f"cheetah/models/{v.llama_file}.py", f"cheetah.models.{v.llama_file}")
+        v.model = load_file(root, f"cheetah/models/{v.model_file}.py", f"cheetah.models.{v.model_file}")
+        v.model.contextlib = contextlib  # `maybe_autocast` uses contextlib on CPU, which the model files never import
+        v.chat = load_file(root, f"cheetah/conversation/{v.conversation}.py", f"cheetah.conversation.{v.conversation}")
+        # The 4-D mask with float32's semantics: in float64, finfo.min + finfo.min is -inf, which the reference's
+        # float32 softmax turns into NaN on fully masked rows (left padding) and spreads to the whole sample; the
+        # released fp16 / fp32 runs clamp it to the dtype minimum and give a uniform row. Clamped at float32's minimum.
+        prepare_mask = v.llama.LlamaModel._prepare_decoder_attention_mask
+        v.llama.LlamaModel._prepare_decoder_attention_mask = (
+            lambda self, *args, _f=prepare_mask: _f(self, *args).clamp(min=torch.finfo(torch.float32).min))
+    return qformer, eva
 
 
 def f32(t):
     return t.float().double()
 
 
-def build(qformer_mod, llama_mod, eva_mod, vicuna_mod):
-    """The Cheetah_Vicuna object, its parts assigned in `__init__`'s order, plus the full ViT and BLIP-2 dicts."""
+def build(qformer_mod, eva_mod, v):
+    """The Cheetah_Vicuna / Cheetah_Llama2 object, its parts assigned in `__init__`'s order, plus the full ViT and BLIP-2 dicts."""
     vit_args = dict(img_size=S, patch_size=P, use_mean_pooling=False, embed_dim=DV, num_heads=VIT_HEADS, mlp_ratio=4.3637,
                     qkv_bias=True, drop_path_rate=0.0, norm_layer=functools.partial(nn.LayerNorm, eps=1e-6), use_checkpoint=False)
     # eva_vit_g.pth: one block more than the model builds, F16
@@ -196,11 +224,12 @@ def build(qformer_mod, llama_mod, eva_mod, vicuna_mod):
 
     # the LLM: the authors' LlamaForCausalLM (HF 4.28-era LLaMA with VPG-C in LlamaModel.forward)
     llama_config = dict(vocab_size=VOCAB, hidden_size=H, intermediate_size=24, num_hidden_layers=LAYERS, num_attention_heads=2,
-                        hidden_act="silu", max_position_embeddings=64, rms_norm_eps=1e-6, pad_token_id=0)
-    llama_model = llama_mod.LlamaForCausalLM(fx.Config(**llama_config))
+                        hidden_act="silu", max_position_embeddings=64, rms_norm_eps=1e-6, pad_token_id=0, **v.llm_extra)
+    llama_model = v.llama.LlamaForCausalLM(fx.Config(**llama_config))
     fx.randomize(llama_model, std=0.25)
 
-    model = vicuna_mod.Cheetah_Vicuna.__new__(vicuna_mod.Cheetah_Vicuna)
+    cls = getattr(v.model, v.cls)
+    model = cls.__new__(cls)
     nn.Module.__init__(model)
     model.visual_encoder = visual_encoder
     model.ln_vision = nn.LayerNorm(DV, eps=1e-5)  # blip2.LayerNorm: this module with an fp16 → fp32 cast
@@ -214,11 +243,11 @@ def build(qformer_mod, llama_mod, eva_mod, vicuna_mod):
     model.Qformer = Qformer
     model.query_tokens = nn.Parameter(torch.zeros(1, NQ, DQ))
     model.load_state_dict(blip2_file["model"], strict=False)  # Blip2Base.load_from_pretrained
-    model.llama_tokenizer = StandInTokenizer()
+    model.llama_tokenizer = StandInTokenizer(v.pad)
     model.llama_model = llama_model
     model.llama_proj = nn.Linear(DQ, H)
     fx.randomize(model.llama_proj)
-    model.max_txt_len, model.end_sym, model.prompt_template = 160, "###", "###Human: {} ###Assistant: "
+    model.max_txt_len, model.end_sym, model.prompt_template = 160, v.end_sym, v.template
     new_query_tokens = nn.Parameter(torch.zeros(1, NQ, DQ))
     qformer_proj, llm_proj = nn.Linear(H, DQ), nn.Linear(DQ, H)  # zero_module(...) in the reference; trained values here
     fx.randomize(qformer_proj, std=0.3)
@@ -271,15 +300,15 @@ def intercept(chat, call):
 
 def main():
     root = reference_root()
-    qformer_mod, llama_mod, eva_mod, vicuna_mod, conversation = install_stubs(root)
-    # The 4-D mask with float32's semantics: in float64, finfo.min + finfo.min is -inf, which the reference's
-    # float32 softmax turns into NaN on fully masked rows (left padding) and spreads to the whole sample; the
-    # released fp16 / fp32 runs clamp it to the dtype minimum and give a uniform row. Clamped at float32's minimum.
-    prepare_mask = llama_mod.LlamaModel._prepare_decoder_attention_mask
-    llama_mod.LlamaModel._prepare_decoder_attention_mask = lambda self, *args: prepare_mask(self, *args).clamp(min=torch.finfo(torch.float32).min)
+    qformer_mod, eva_mod = install_stubs(root)
+    for v in VARIANTS.values():
+        run(qformer_mod, eva_mod, v)
+
+
+def run(qformer_mod, eva_mod, v):
     seed(0)
-    model, vit_file, blip2_file, llama_config = build(qformer_mod, llama_mod, eva_mod, vicuna_mod)
-    chat = conversation.Chat(model, vis_processor=lambda image: image, device="cpu")
+    model, vit_file, blip2_file, llama_config = build(qformer_mod, eva_mod, v)
+    chat = v.chat.Chat(model, vis_processor=lambda image: image, device="cpu")
     tok = model.llama_tokenizer
     # batch_answer cuts its contexts at `<ImageHere>`, answer at `<Img><HereForImage></Img>`
     contexts = ["<ImageHere> <ImageHere> What is this?", "Look at <ImageHere> then <ImageHere> Which shows more, and why?"]
@@ -321,10 +350,10 @@ def main():
         pixel = torch.stack([torch.stack(s) for s in images])  # [B, n, 3, S, S]
         img_list, vit_list, att_list = [], [], []
         for j in range(pixel.size(1)):
-            e, a, v = model.encode_img(pixel[:, j])
-            img_list.append(e)
-            att_list.append(a)
-            vit_list.append(v)
+            embeds_j, atts_j, vit_j = model.encode_img(pixel[:, j])
+            img_list.append(embeds_j)
+            att_list.append(atts_j)
+            vit_list.append(vit_j)
         tok.padding_side = "right"
         tok.calls = []
         embeds, atts, positions = model.prompt_process(img_list, att_list, prompts)
@@ -343,7 +372,7 @@ def main():
         out["prompt_process.pixel_values"] = out["batch_answer.pixel_values"]
 
     assert all(torch.isfinite(v).all() for v in out.values() if v.is_floating_point())
-    write_files(model, vit_file, blip2_file, llama_config, out)
+    write_files(v, model, vit_file, blip2_file, llama_config, out)
 
 
 def record_segments(out, prefix, calls):
@@ -354,8 +383,10 @@ def record_segments(out, prefix, calls):
     out[f"{prefix}.segment_lengths"] = torch.tensor([[len(seg) for seg in sample] for sample in segments], dtype=torch.long)
 
 
-def write_files(model, vit_file, blip2_file, llama_config, expected):
-    os.makedirs(os.path.join(OUT, "vicuna"), exist_ok=True)
+def write_files(v, model, vit_file, blip2_file, llama_config, expected):
+    OUT = os.path.join(FIXTURES, f"tiny-{v.name}")
+    llm = v.name  # the LLM directory
+    os.makedirs(os.path.join(OUT, llm), exist_ok=True)
     torch.save(vit_file, os.path.join(OUT, "eva_vit_g.pth"))
     torch.save(blip2_file, os.path.join(OUT, "blip2_pretrained_flant5xxl.pth"))
     llm_state = collections.OrderedDict((k, v.float()) for k, v in model.llama_model.state_dict().items()
@@ -365,37 +396,37 @@ def write_files(model, vit_file, blip2_file, llama_config, expected):
     weight_map = {}
     for i, shard in enumerate(shards):
         name = f"pytorch_model-{i + 1:05d}-of-{len(shards):05d}.bin"
-        torch.save(collections.OrderedDict((k, llm_state[k]) for k in shard), os.path.join(OUT, "vicuna", name))
+        torch.save(collections.OrderedDict((k, llm_state[k]) for k in shard), os.path.join(OUT, llm, name))
         weight_map.update({k: name for k in shard})
-    with open(os.path.join(OUT, "vicuna", "pytorch_model.bin.index.json"), "w") as f:
+    with open(os.path.join(OUT, llm, "pytorch_model.bin.index.json"), "w") as f:
         json.dump({"metadata": {"total_size": sum(v.numel() * 4 for v in llm_state.values())}, "weight_map": weight_map}, f, indent=2)
         f.write("\n")
     hf_config = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "bos_token_id": BOS, "eos_token_id": EOS,
                  "torch_dtype": "float32", "tie_word_embeddings": False, "use_cache": True, **llama_config}
-    with open(os.path.join(OUT, "vicuna", "config.json"), "w") as f:
+    with open(os.path.join(OUT, llm, "config.json"), "w") as f:
         json.dump(hf_config, f, indent=2, sort_keys=True)
         f.write("\n")
     ckpt = lavis_checkpoint(model)
     assert any(k.startswith("llama_model.model.Qformer.") for k in ckpt["model"]) and "llama_model.model.qformer_proj.weight" in ckpt["model"]
-    torch.save(ckpt, os.path.join(OUT, "cheetah_vicuna.pth"))
-    with open(os.path.join(OUT, "cheetah_vicuna.yaml"), "w") as f:
-        f.write(MODEL_YAML)
-    with open(os.path.join(OUT, "cheetah_eval_vicuna.yaml"), "w") as f:
-        f.write(EVAL_YAML)
+    torch.save(ckpt, os.path.join(OUT, f"cheetah_{v.name}.pth"))
+    with open(os.path.join(OUT, f"cheetah_{v.name}.yaml"), "w") as f:
+        f.write(MODEL_YAML[v.name])
+    with open(os.path.join(OUT, f"cheetah_eval_{v.name}.yaml"), "w") as f:
+        f.write(EVAL_YAML[v.name])
     config = {"image_size": S, "patch_size": P, "vit_width": DV, "vit_depth": VIT_DEPTH, "vit_heads": VIT_HEADS,
               "num_query_token": NQ, "qformer_width": DQ, "llm_hidden": H, "llm_layers": LAYERS, "vocab": VOCAB}
     write_safetensors(os.path.join(OUT, "expected.safetensors"), expected, {
         "config": json.dumps(config),
         "source": "DCDmllm/Cheetah cheetah/conversation/conversation.py Chat.batch_answer / Chat.answer, "
-                  "cheetah/models/cheetah_vicuna.py prompt_process + encode_img, cheetah/models/modeling_llama.py (VPG-C)",
+                  f"cheetah/models/{v.model_file}.py prompt_process + encode_img, cheetah/models/{v.llama_file}.py (VPG-C)",
     })
-    for name in sorted(os.listdir(OUT)) + ["vicuna/" + n for n in sorted(os.listdir(os.path.join(OUT, "vicuna")))]:
+    for name in sorted(os.listdir(OUT)) + [f"{llm}/{n}" for n in sorted(os.listdir(os.path.join(OUT, llm)))]:
         path = os.path.join(OUT, name)
         if os.path.isfile(path):
             print(f"  {name}: {os.path.getsize(path)} bytes")
 
 
-MODEL_YAML = """model:
+MODEL_YAML = {"vicuna": """model:
   arch: cheetah_vicuna
   # vit encoder
   image_size: 8
@@ -428,9 +459,43 @@ preprocess:
           name: "blip_caption"
         eval:
           name: "blip_caption"
-"""
+""",
+    "llama2": """model:
+  arch: cheetah_llama2
+  # vit encoder
+  image_size: 8
+  drop_path_rate: 0
+  use_grad_checkpoint: False
+  vit_precision: "bf16"
+  freeze_vit: True
+  freeze_qformer: True
+  freeze_llama_proj: True
 
-EVAL_YAML = """model:
+  # Q-Former
+  num_query_token: 4
+
+  # llama2
+  llama_model: "llama2"
+
+  # generation configs
+  prompt: ""
+
+preprocess:
+    vis_processor:
+        train:
+          name: "blip2_image_train"
+          image_size: 8
+        eval:
+          name: "blip2_image_eval"
+          image_size: 8
+    text_processor:
+        train:
+          name: "blip_caption"
+        eval:
+          name: "blip_caption"
+"""}
+
+EVAL_YAML = {"vicuna": """model:
   arch: cheetah_vicuna
   model_type: pretrain_vicuna
   freeze_vit: true
@@ -455,7 +520,33 @@ preprocess:
       name: "blip_caption"
     eval:
       name: "blip_caption"
-"""
+""",
+    "llama2": """model:
+  arch: cheetah_llama2
+  model_type: pretrain_llama2
+  freeze_vit: true
+  freeze_qformer: true
+  freeze_llama_proj: true
+  max_txt_len: 360
+  end_sym: </s>
+  prompt_template: '[INST] <<SYS>>\\n\\n<</SYS>>\\n\\n{} [/INST]'
+  q_former_model: 'blip2_pretrained_flant5xxl.pth'
+  ckpt: 'cheetah_llama2.pth'
+
+preprocess:
+  vis_processor:
+    train:
+      name: "blip_image_train"
+      image_size: 8
+    eval:
+      name: "blip_image_eval"
+      image_size: 8
+  text_processor:
+    train:
+      name: "blip_caption"
+    eval:
+      name: "blip_caption"
+"""}
 
 if __name__ == "__main__":
     main()

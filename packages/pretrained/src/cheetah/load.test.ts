@@ -101,6 +101,36 @@ describe('loadCheetah: the authors\' Cheetah (Vicuna) from its released files', 
     }
   });
 
+  it('Cheetah-LLaMA-2 (modeling_llama2.py, [INST] prompts, unk padding): batch_answer, prompt_process and answer', async () => {
+    const dir = fileURLToPath(new URL('./__fixtures__/tiny-llama2', import.meta.url));
+    const e = (await readSafetensorsFile(join(dir, 'expected.safetensors'))).tensors;
+    const cheetah = await loadCheetah({ config: join(dir, 'cheetah_eval_llama2.yaml'), ...TINY });
+    const switched = await loadCheetah({ config: join(dir, 'cheetah_eval_llama2.yaml'), ...TINY, updateLayer: 2 });
+    try {
+      expect(cheetah.style).toBe('llama2');
+      expect(cheetah.model.padTokenId).toBe(0);
+      expect(cheetah.model.updateLayer).toBe(16);
+      for (const [layout, prefix] of [['chat', 'batch_answer'], ['prompt_process', 'prompt_process']] as const) {
+        const mask = e.get(`${prefix}.attention_mask`)!.arraySync() as number[][];
+        const batch = cheetah.model.prepare({ segments: segmentsOf(e, prefix), pixelValues: e.get(`${prefix}.pixel_values`) as tf.Tensor4D, layout });
+        expect(batch.attentionMask).toEqual(mask);
+        const padIds = batch.tokenIds.flatMap((row, b) => row.filter((_, t) => !mask[b]![t]));
+        expect(padIds.length).toBeGreaterThan(0);
+        expect(padIds.every((id) => id === 0)).toBe(true); // pad_token = unk_token
+        const { logits } = cheetah.model.forwardBatch(batch);
+        expectClose(realRows(logits, mask), realRows(e.get(`${prefix}.logits`)!, mask), { label: `llama2 ${prefix} logits` });
+        tf.dispose([logits, batch.inputsEmbeds, batch.imageFeatures]);
+      }
+      const logits = switched.model.forward({ segments: segmentsOf(e, 'answer'), pixelValues: e.get('answer.pixel_values') as tf.Tensor4D });
+      expectClose(logits, e.get('answer.logits')!, { label: 'llama2 answer logits (update layer 2)' });
+      logits.dispose();
+    } finally {
+      cheetah.dispose();
+      switched.dispose();
+      tf.dispose([...e.values()]);
+    }
+  });
+
   it('explicit paths and the update-layer switch: Chat.answer(update_layer=2)', async () => {
     const cheetah = await loadCheetah({
       evaWeights: join(DIR, 'eva_vit_g.pth'),
