@@ -243,6 +243,7 @@ describe('loadCheetah: the authors\' Cheetah (Vicuna) from its released files', 
         expect(viaChat.tokens).toEqual(viaAnswer.tokens);
         expect(viaChat.promptTokens).toBe(viaAnswer.promptTokens);
         await expect(cheetah.chat(question, [{ height: 2, width: 2, data: new Float32Array(3) }])).rejects.toThrow(/images\[0\]: expected a Float32Array of/);
+        await expect(cheetah.answer(question, [[1]] as never)).rejects.toThrow(/PretrainedCheetah\.answer: pixelValues/);
         // text only (the reference's Chat fails without an image; here the LLM answers alone, VPG-C idle)
         const before = tf.memory().numTensors;
         const textOnly = await cheetah.chat('What is this?', [], { maxNewTokens: 1 });

@@ -14,7 +14,7 @@
  * - `chat` preprocesses images with the BLIP-2 eval transform of the config (`blip2_image_eval`, `image_size`).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { assertKnownKeys, assertOptionsObject, describeValue, nodeFilePromises } from '@mllm/core';
+import { assertKnownKeys, assertOptionsObject, assertTensor, describeValue, nodeFilePromises } from '@mllm/core';
 import { CHEETAH_IMAGE, blip2ImageEvalProcessor, cheetahPrompt, loadTokenizer, type ImageProcessor, type EVAVisionConfigJson, type HFTokenizer } from '@mllm/models';
 import type { QFormerConfig } from '@mllm/vpgc';
 import type { ChatOptions, ChatResult, PretrainedMLLM, RgbImage } from '../pretrained-model.js';
@@ -192,6 +192,7 @@ class LoadedCheetah implements PretrainedCheetah {
   }
 
   async answer(context: string, pixelValues: tf.Tensor4D | null, options: ChatOptions = {}): Promise<ChatResult> {
+    if (pixelValues !== null) assertTensor('PretrainedCheetah.answer', 'pixelValues', pixelValues, { rank: 4, dtypes: ['float32'] });
     const tokenizer = await this.tokenizer();
     const n = pixelValues ? pixelValues.shape[0] : 0;
     const { segments } = cheetahPrompt(tokenizer, context, n, this.style);
