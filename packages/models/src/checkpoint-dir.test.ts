@@ -55,7 +55,7 @@ describe('loadCheckpointWeights (batched)', () => {
         const weightBytes = model.parameterCount() * 4;
         const bytesBefore = tf.memory().numBytes;
         const profile = await tf.profile(async () => {
-          await loadCheckpointWeights(dir, model, {}, () => false, batchBytes);
+          await loadCheckpointWeights(dir, model, {}, () => false, undefined, batchBytes);
         });
         const actual = stateDict(model);
         for (const [name, value] of expected) expect(Array.from(actual.get(name)!.dataSync()), name).toEqual(Array.from(value.dataSync()));
@@ -104,7 +104,7 @@ describe('loadCheckpointWeights (batched)', () => {
       const { tensors } = await loadShardedCheckpoint(dir);
       const model = fresh();
       const norm = Array.from(model.finalNorm.namedParameters()[0]![1].variable.read().dataSync());
-      await loadCheckpointWeights(dir, model, { strict: false }, (name) => name === 'lm_head.weight', 1);
+      await loadCheckpointWeights(dir, model, { strict: false }, (name) => name === 'lm_head.weight', undefined, 1);
       const loaded = stateDict(model);
       expect(Array.from(loaded.get('model.embed_tokens.weight')!.dataSync())).toEqual(Array.from(tensors.get('model.embed_tokens.weight')!.dataSync()));
       expect(Array.from(loaded.get('model.norm.weight')!.dataSync())).toEqual(norm); // kept its initial value

@@ -34,10 +34,33 @@ export async function readCheckpointConfig(owner: string, dir: string, optional 
 }
 
 /**
+ * A second directory whose tensors join a checkpoint's under `prefix` (e.g. a vision tower directory beside a LLaVA
+ * checkpoint that does not carry the tower's weights).
+ */
+export interface ExtraCheckpointSource {
+  dir: string;
+  /** Prepended to each tensor name of `dir` (e.g. `model.vision_tower.vision_tower.`). */
+  prefix: string;
+  /** Tensors of `dir` that are skipped (before the prefix is added). */
+  ignore?: (name: string) => boolean;
+}
+
+/** A checkpoint tensor to read: its model name, and where it is stored under which name. */
+interface PlannedTensor {
+  /** The name in the model's state dict. */
+  name: string;
+  dir: string;
+  /** The name in `dir`'s files. */
+  stored: string;
+  info: SafetensorsTensorInfo;
+}
+
+/**
  * Loads `dir`'s weights into `model` (strict by default: a missing parameter, an unknown tensor other than
  * those `ignore` names, or a wrong shape is a `StateDictError` listing them all, raised from the shard
- * headers before any tensor data is read). On any error the model is disposed, nothing is returned and
- * nothing leaks.
+ * headers before any tensor data is read). `extra`, given the (not ignored) names in `dir`, may name a second
+ * directory whose tensors are added under a prefix (replacing same-named ones of `dir`). On any error the model
+ * is disposed, nothing is returned and nothing leaks.
  *
  * Memory: the tensors are read in batches of at most `batchBytes` float32 bytes (a bigger tensor alone), in
  * shard order; each batch is assigned and disposed before the next is read. Reading the whole checkpoint
@@ -50,15 +73,30 @@ export async function loadCheckpointWeights<M extends Module>(
   model: M,
   options: { strict?: boolean },
   ignore: (name: string) => boolean = () => false,
+  extra?: (names: ReadonlySet<string>) => ExtraCheckpointSource | null,
   batchBytes: number = CHECKPOINT_BATCH_BYTES,
 ): Promise<M> {
   try {
-    const infos = await readCheckpointTensorInfos(dir);
-    const toRead = checkCheckpointAgainstModel(model, infos, options.strict ?? true, ignore);
+    const planned = new Map<string, PlannedTensor>();
+    for (const info of await readCheckpointTensorInfos(dir)) {
+      if (!ignore(info.name)) planned.set(info.name, { name: info.name, dir, stored: info.name, info });
+    }
+    const more = extra?.(new Set(planned.keys()));
+    if (more) {
+      for (const info of await readCheckpointTensorInfos(more.dir)) {
+        if (more.ignore?.(info.name)) continue;
+        const name = more.prefix + info.name;
+        planned.delete(name); // re-inserted: read in the extra directory's order
+        planned.set(name, { name, dir: more.dir, stored: info.name, info });
+      }
+    }
+    const toRead = checkCheckpointAgainstModel(model, planned, options.strict ?? true);
     for (const batch of checkpointBatches(toRead, batchBytes)) {
-      const { tensors } = await loadShardedCheckpoint(dir, { filter: (name) => batch.has(name) });
+      const stored = new Map(batch.map((t) => [t.stored, t.name]));
+      const { tensors } = await loadShardedCheckpoint(batch[0]!.dir, { filter: (name) => stored.has(name) });
       try {
-        loadStateDict(model, tensors, { strict: false }); // names and shapes were checked above
+        const named = new Map([...tensors].map(([name, t]) => [stored.get(name)!, t]));
+        loadStateDict(model, named, { strict: false }); // names and shapes were checked above
       } finally {
         for (const t of tensors.values()) t.dispose();
       }
@@ -92,24 +130,18 @@ async function readCheckpointTensorInfos(dir: string): Promise<SafetensorsTensor
 
 /**
  * What `loadStateDict` checks, from the headers: every parameter present (when strict), no unknown tensor
- * (when strict; `ignore`d names never count), every shape the parameter's reference shape, every dtype
- * loadable. All problems in one `StateDictError` (an unloadable dtype throws `SafetensorsError`).
+ * (when strict), every shape the parameter's reference shape, every dtype loadable. All problems in one
+ * `StateDictError` (an unloadable dtype throws `SafetensorsError`).
  * @returns the tensors to read: those the model has (a loose load skips the others unread).
  */
-function checkCheckpointAgainstModel(
-  model: Module,
-  infos: SafetensorsTensorInfo[],
-  strict: boolean,
-  ignore: (name: string) => boolean,
-): SafetensorsTensorInfo[] {
+function checkCheckpointAgainstModel(model: Module, available: Map<string, PlannedTensor>, strict: boolean): PlannedTensor[] {
   const expected = new Map(model.namedParameters());
-  const available = new Map(infos.filter((info) => !ignore(info.name)).map((info) => [info.name, info]));
-  for (const info of available.values()) safetensorsLoadDtype(info);
+  for (const { info } of available.values()) safetensorsLoadDtype(info);
   const missingKeys = [...expected.keys()].filter((k) => !available.has(k));
   const unexpectedKeys = [...available.keys()].filter((k) => !expected.has(k));
   const mismatchedKeys: StateDictError['mismatchedKeys'] = [];
   for (const [key, parameter] of expected) {
-    const info = available.get(key);
+    const info = available.get(key)?.info;
     if (!info) continue;
     const same = info.shape.length === parameter.referenceShape.length && info.shape.every((d, i) => d === parameter.referenceShape[i]);
     if (!same) mismatchedKeys.push({ key, expected: parameter.referenceShape, actual: info.shape });
@@ -124,24 +156,24 @@ function checkCheckpointAgainstModel(
       strict && missingKeys.length ? suggestStateDictPrefix(missingKeys, available) : undefined,
     );
   }
-  return [...available.values()].filter((info) => expected.has(info.name));
+  return [...available.values()].filter((t) => expected.has(t.name));
 }
 
-/** Names of the tensors to read, in batches of ≤ `batchBytes` float32 bytes (a bigger tensor alone). */
-function checkpointBatches(infos: SafetensorsTensorInfo[], batchBytes: number): Array<Set<string>> {
-  const batches: Array<Set<string>> = [];
-  let current = new Set<string>();
+/** The tensors to read in batches of ≤ `batchBytes` float32 bytes (a bigger tensor alone), each from one directory. */
+function checkpointBatches(tensors: PlannedTensor[], batchBytes: number): PlannedTensor[][] {
+  const batches: PlannedTensor[][] = [];
+  let current: PlannedTensor[] = [];
   let bytes = 0;
-  for (const info of infos) {
-    const size = 4 * info.shape.reduce((a, b) => a * b, 1); // decoded as float32 (or int32 / bool: ≤ 4 bytes)
-    if (current.size > 0 && bytes + size > batchBytes) {
+  for (const t of tensors) {
+    const size = 4 * t.info.shape.reduce((a, b) => a * b, 1); // decoded as float32 (or int32 / bool: ≤ 4 bytes)
+    if (current.length > 0 && (bytes + size > batchBytes || t.dir !== current[0]!.dir)) {
       batches.push(current);
-      current = new Set();
+      current = [];
       bytes = 0;
     }
-    current.add(info.name);
+    current.push(t);
     bytes += size;
   }
-  if (current.size > 0) batches.push(current);
+  if (current.length > 0) batches.push(current);
   return batches;
 }
