@@ -18,11 +18,13 @@
  *   the `mm_*` keys; the language model and `model.mm_projector.{0,2}.*` in BF16 shards with
  *   `model.safetensors.index.json`) and the tower directory `clip-vit-base-patch16/` (HF CLIP `config.json`,
  *   `vision_model.*` in BF16) that `mm_vision_tower` names.
- * - Each backend is measured in a fresh process: peak RSS above the process's RSS after the backend started
+ * - Each backend is measured in a fresh process: `loadLlavaModel(<dir>/llava)` (the tower directory found beside it
+ *   by `mm_vision_tower`'s last component), then peak RSS above the process's RSS after the backend started
  *   (`process.resourceUsage().maxRSS`), after loading and at the end; on wasm also the heap size (it never
- *   shrinks, so it is the backend's peak). Prefill: tower (layers up to `mm_vision_select_layer` −2) →
- *   projector → the 228-token sequence through the decoder with the cache, the head on the last position only
- *   (`logitsPositions`; PyTorch likewise, as HF's `num_logits_to_keep`), to the first token; timed cold
+ *   shrinks, so it is the backend's peak). Prefill: `LlavaModel.forward` with the cache — tower (layers up to
+ *   `mm_vision_select_layer` −2) → projector → spliced at `IMAGE_TOKEN_INDEX` → the 228-token sequence through the
+ *   decoder, the head on the last row only (`lastLogitsOnly`; PyTorch likewise, as HF's `num_logits_to_keep`), to
+ *   the first token; timed cold
  *   (the first call: on wasm XNNPACK packs every weight then) and again warm (not on cpu: minutes). Decode:
  *   `--decode` greedy steps (`--cpu-decode` on cpu) with the KV cache, argmax read back each step.
  * - PyTorch (Debian python3-torch, `/usr/bin/python3`): HF's Qwen2 layers as Bunny vendors them (imported from
@@ -40,8 +42,7 @@ import {
   initBackend, parseBackendRequest, saveShardedCheckpoint, setSeed, stateDict, disposeStateDict, MlpGeluProjector, Module,
   SAFETENSORS_INDEX_NAME,
 } from '@mllm/core';
-import { CLIPVisionModel, HFCausalLM, disposeHFCache, isIgnoredHFTensor, loadCLIPVisionTower, type HFKVCache } from '@mllm/models';
-import { loadCheckpointWeights } from '../packages/models/src/checkpoint-dir.js';
+import { CLIPVisionModel, HFCausalLM, IMAGE_TOKEN_INDEX, disposeLlavaCache, loadLlavaModel, type LlavaKVCache } from '@mllm/models';
 
 const MB = 1024 * 1024;
 const PYTHON = '/usr/bin/python3';
@@ -107,7 +108,7 @@ async function write(dir: string, size: string): Promise<void> {
   const lm = new HFCausalLM({ config: { ...llm, model_type: 'qwen2' } });
   tensors = stateDict(lm);
   lm.dispose();
-  const projector = new NamedProjector(tower.hidden_size, llm.hidden_size as number);
+  const projector = new NamedProjector(tower.hidden_size as number, llm.hidden_size as number);
   for (const [name, t] of stateDict(projector)) tensors.set(name, t);
   projector.dispose();
   const saved = await saveShardedCheckpoint(llavaDir, tensors, { maxShardBytes: SHARD_BYTES, floatDtype: 'BF16' });
@@ -123,30 +124,6 @@ async function write(dir: string, size: string): Promise<void> {
   const pixels = new Float32Array(224 * 224 * 3).map(() => next() * 4 - 2);
   writeFileSync(path.join(dir, 'pixels.f32'), Buffer.from(pixels.buffer));
   console.log(JSON.stringify({ shards: saved.shardFiles.length, llavaBytes: saved.totalSize }));
-}
-
-interface Loaded {
-  tower: CLIPVisionModel;
-  projector: MlpGeluProjector;
-  lm: HFCausalLM;
-  parameters: number;
-  dispose(): void;
-}
-
-/**
- * LLaVA from the two directories: the tower (`loadCLIPVisionTower`), the decoder and the projector from
- * `llava/` (each strict: the decoder skips `model.mm_projector.*`, the projector everything else).
- */
-async function loadLlava(dir: string): Promise<Loaded> {
-  const llavaDir = path.join(dir, 'llava');
-  const config = JSON.parse(readFileSync(path.join(llavaDir, 'config.json'), 'utf8')) as Record<string, unknown>;
-  const tower = await loadCLIPVisionTower(path.join(dir, TOWER_NAME));
-  const isProjector = (name: string) => name.startsWith('model.mm_projector.');
-  const lmModel = new HFCausalLM({ config: { ...config, model_type: 'qwen2' } }); // the decoder of `llava_qwen2`
-  const lm = await loadCheckpointWeights(llavaDir, lmModel, {}, (name) => isProjector(name) || isIgnoredHFTensor(name, lmModel));
-  const named = await loadCheckpointWeights(llavaDir, new NamedProjector(config.mm_hidden_size as number, config.hidden_size as number), {}, (name) => !isProjector(name));
-  const parameters = tower.parameterCount() + lm.parameterCount() + named.parameterCount();
-  return { tower, projector: named.projector, lm, parameters, dispose: () => [tower, lm, named].forEach((m) => m.dispose()) };
 }
 
 /** Greedy token of the last row of `logits [1, L, V]`. */
@@ -166,33 +143,30 @@ async function measure(dir: string, backend: string, decode: number): Promise<vo
   const baselineRss = process.memoryUsage().rss;
   let t = performance.now();
   const progress = (what: string) => console.error(`    ${backend}: ${what} (${((performance.now() - t) / 1e3).toFixed(1)} s, rss ${(process.memoryUsage().rss / MB).toFixed(0)} MiB${heap() ? `, heap ${(heap() / MB).toFixed(0)} MiB` : ''})`);
-  const model = await loadLlava(dir);
+  const model = await loadLlavaModel(path.join(dir, 'llava')); // the tower directory: the sibling named by mm_vision_tower
   const loadMs = performance.now() - t;
   progress('loaded');
   const afterLoad = { peakRss: rss(), tfBytes: tf.memory().numBytes, heap: heap() };
+  const weightBytes = model.parameterCount() * 4;
   const prompt = JSON.parse(readFileSync(path.join(dir, 'prompt.json'), 'utf8')) as { before: number[]; after: number[] };
+  const inputIds = [[...prompt.before, IMAGE_TOKEN_INDEX, ...prompt.after]];
   const raw = readFileSync(path.join(dir, 'pixels.f32'));
-  const pixels = tf.tensor4d(new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4), [1, 224, 224, 3]);
+  const pixels = tf.tidy(() => tf.transpose(tf.tensor4d(new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4), [1, 224, 224, 3]), [0, 3, 1, 2])) as tf.Tensor4D; // HF pixel_values [1, 3, S, S]
 
-  const prefill = (): { ms: number; cache: HFKVCache; token: number; tokens: number } => {
+  const prefill = (): { ms: number; cache: LlavaKVCache; token: number; tokens: number } => {
     const started = performance.now();
-    const { logits, cache } = tf.tidy(() => {
-      const features = model.tower.selectFeatures(pixels, { selectLayer: -2, selectFeature: 'patch' }); // [1, 196, Dv]
-      const visual = model.projector.forward(features) as tf.Tensor3D; // [1, 196, H]
-      const embeds = tf.concat([model.lm.embed([prompt.before]), visual, model.lm.embed([prompt.after])], 1) as tf.Tensor3D; // [1, L, H]
-      const out = model.lm.forward({ inputsEmbeds: embeds, useCache: true, logitsPositions: [embeds.shape[1] - 1] }); // the next token's logits only
-      return { logits: out.logits, cache: out.cache! };
-    });
-    const token = lastArgmax(logits);
-    logits.dispose();
-    return { ms: performance.now() - started, cache, token, tokens: prompt.before.length + model.tower.numPatches + prompt.after.length };
+    // tower (layer −2, patch) → projector → spliced at IMAGE_TOKEN_INDEX → decoder with the cache; the head on the last row only
+    const out = model.forward({ inputIds, pixelValues: pixels, useCache: true, lastLogitsOnly: true });
+    const token = lastArgmax(out.logits);
+    out.logits.dispose();
+    return { ms: performance.now() - started, cache: out.cache!, token, tokens: out.lengths[0]! };
   };
   t = performance.now();
   const cold = prefill();
   progress('first prefill');
   let warm = cold;
   if (backend !== 'cpu') {
-    disposeHFCache(cold.cache);
+    disposeLlavaCache(cold.cache);
     t = performance.now();
     warm = prefill();
     progress('prefill');
@@ -201,20 +175,20 @@ async function measure(dir: string, backend: string, decode: number): Promise<vo
   let cache = warm.cache;
   t = performance.now();
   for (let step = 0; step < decode; step++) {
-    const out = model.lm.forward({ inputIds: [[tokens.at(-1)!]], cache, useCache: true });
-    disposeHFCache(cache);
+    const out = model.forward({ inputIds: [[tokens.at(-1)!]], cache, useCache: true });
+    disposeLlavaCache(cache);
     cache = out.cache!;
     tokens.push(lastArgmax(out.logits));
     out.logits.dispose();
     if (step === 0 || step === decode - 1) progress(`decode step ${step + 1}`);
   }
   const decodeMs = performance.now() - t;
-  disposeHFCache(cache);
+  disposeLlavaCache(cache);
   pixels.dispose();
   const end = { peakRss: rss(), heap: heap() };
   model.dispose();
   console.log(JSON.stringify({
-    backend, weightBytes: model.parameters * 4, loadMs, baselineRss, afterLoad, end, promptTokens: cold.tokens,
+    backend, weightBytes, loadMs, baselineRss, afterLoad, end, promptTokens: cold.tokens,
     prefillColdMs: cold.ms, prefillMs: warm.ms, decodeSteps: decode, decodeMs, tokens,
   }));
 }

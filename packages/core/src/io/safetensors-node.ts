@@ -42,7 +42,7 @@ function ioError(action: string, path: string, error: unknown): SafetensorsError
  * Read exactly `length` bytes at `position` (into `out` when given, which must hold `length` bytes); a short read
  * means the file shrank (`TRUNCATED`).
  */
-async function readExactly(handle: FileHandle, position: number, length: number, what: string, out = new Uint8Array(length)): Promise<Uint8Array> {
+async function readExactly(handle: FileHandle, position: number, length: number, what: string, out: Uint8Array = new Uint8Array(length)): Promise<Uint8Array> {
   let done = 0;
   while (done < length) {
     const chunk = Math.min(READ_CHUNK_BYTES, length - done);

@@ -53,6 +53,12 @@ describe('LlavaModel against the authors\' LLaVA code (float64 fixtures)', () =>
         expect(out.positionIds).toEqual(rows(e.get('expected.position_ids')!));
         expect(out.logits.shape).toEqual(e.get('expected.logits')!.shape);
         expectClose(realRows(out.logits, mask), realRows(e.get('expected.logits')!, mask), { label: `${name} batch logits` });
+        // lastLogitsOnly: the head at each sample's last real row only, the same values
+        const lastOnly = model.forward({ inputIds: e.get('inputs.input_ids') as tf.Tensor2D, attentionMask: rows(e.get('inputs.attention_mask')!), pixelValues: px, lastLogitsOnly: true });
+        const all = out.logits.arraySync() as number[][][];
+        expect(lastOnly.logits.shape).toEqual([2, 1, out.logits.shape[2]]);
+        expectClose(lastOnly.logits, mask.map((row, b) => [all[b]![row.lastIndexOf(1)]!]), { label: `${name} lastLogitsOnly` });
+        lastOnly.logits.dispose();
         out.logits.dispose();
         const single = model.forward({ inputIds: e.get('inputs.single_input_ids') as tf.Tensor2D, pixelValues: e.get('inputs.single_pixel_values') as tf.Tensor4D });
         expectClose(single.logits, e.get('expected.single_logits')!, { label: `${name} single logits` });

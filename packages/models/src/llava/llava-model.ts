@@ -110,10 +110,17 @@ export interface LlavaForwardOptions {
   cache?: LlavaKVCache | null;
   /** Return the cache including this call's tokens. */
   useCache?: boolean;
+  /**
+   * Compute the head only at each sample's last real row (`logits [B, 1, V]`; HFCausalLM's `logitsPositions`):
+   * all generation needs from a prompt. At Qwen2's 151936-token vocabulary the head over every row of a 228-token
+   * prompt is a quarter of its FLOPs and 264 MiB (logits and their transpose), more than a Qwen2-0.5B LLaVA has
+   * left of wasm's 4 GiB heap (docs/performance.md).
+   */
+  lastLogitsOnly?: boolean;
 }
 
 export interface LlavaForwardResult {
-  /** `[B, L, V]` (L: the spliced, padded length; `[B, n, V]` on a cached step). Rows of padding are meaningless. */
+  /** `[B, L, V]` (L: the spliced, padded length; `[B, n, V]` on a cached step; `[B, 1, V]` with `lastLogitsOnly`). Rows of padding are meaningless. */
   logits: tf.Tensor3D;
   cache: LlavaKVCache | null;
   /** `[B, L]` 1 = real row of the spliced batch (a cached step: this call's mask). */
@@ -414,6 +421,7 @@ export class LlavaModel extends Module implements ModuleHost {
         positionIds: rowsOf(plan.positions, B, L),
         useCache: options.useCache ?? false,
         context: ctx,
+        logitsPositions: options.lastLogitsOnly ? plan.lengths.map((n) => (this.llavaConfig.paddingSide === 'left' ? L - 1 : n - 1)) : undefined,
       });
       const kept: Record<string, tf.TensorContainer> = { logits: result.logits };
       if (result.cache) {
@@ -527,10 +535,10 @@ export class LlavaModel extends Module implements ModuleHost {
     };
     const lastRow = (r: LlavaForwardResult) => (b: number) => (this.llavaConfig.paddingSide === 'left' ? r.logits.shape[1] - 1 : r.lengths[b]! - 1);
     if ((options.useCache ?? true) && !this.requiresFullSequence) {
-      const first = this.forward({ inputIds, pixelValues: options.pixelValues, imageFeatures: options.imageFeatures, attentionMask: options.attentionMask, useCache: true });
+      const first = this.forward({ inputIds, pixelValues: options.pixelValues, imageFeatures: options.imageFeatures, attentionMask: options.attentionMask, useCache: true, lastLogitsOnly: true });
       let cache = first.cache;
       try {
-        let next = take(argmaxRows(first.logits, lastRow(first)));
+        let next = take(argmaxRows(first.logits, () => 0));
         first.logits.dispose();
         while (step < maxNewTokens && !done.every(Boolean)) {
           const r = this.forward({ inputIds: next.map((t) => [t]), cache, useCache: true });
