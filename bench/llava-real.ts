@@ -209,7 +209,7 @@ interface Measured {
   afterLoad: { peakRss: number; tfBytes: number; heap: number }; end: { peakRss: number; heap: number };
   prefillColdMs: number; prefillMs: number; decodeSteps: number; decodeMs: number; tokens: number[];
 }
-interface TorchMeasured { load_s: number; prompt_tokens: number; prefill_cold_ms: number; prefill_ms: number; decode_steps: number; decode_ms: number; tokens: number[]; threads: number; torch: string }
+interface TorchMeasured { load_s: number; prompt_tokens: number; prefill_cold_ms: number; prefill_ms: number; decode_steps: number; decode_ms: number; tokens: number[]; threads: number; torch: string; blas: string }
 
 async function main(): Promise<void> {
   const mode = argument('mode');
@@ -277,7 +277,7 @@ function report(size: string, results: Measured[], torch: TorchMeasured | null, 
     console.log(`| @mllm ${r.backend} | ${f(r.loadMs / 1e3)} | ${f((r.afterLoad.peakRss - r.baselineRss) / r.weightBytes, 2)} | ${f((r.end.peakRss - r.baselineRss) / r.weightBytes, 2)} | ${r.end.heap ? f(r.end.heap / MB, 0) : '–'} | ${f(r.prefillColdMs / 1e3)} | ${r.backend === 'cpu' ? '–' : f(r.prefillMs / 1e3, 2)} | ${f(r.promptTokens / (r.prefillMs / 1e3), 1)} | ${f(decodeRate, 2)} | ${torchDecode ? f(torchDecode / decodeRate, 2) : '–'} | ${same === undefined ? '–' : same ? `yes (${Math.min(r.tokens.length, torch!.tokens.length)})` : `no: ${r.tokens.join(' ')} vs ${torch!.tokens.join(' ')}`} |`);
   }
   if (torch) {
-    console.log(`| PyTorch ${torch.torch} (${torch.threads} threads, float32) | ${f(torch.load_s)} | – | – | – | ${f(torch.prefill_cold_ms / 1e3)} | ${f(torch.prefill_ms / 1e3, 2)} | ${f(torch.prompt_tokens / (torch.prefill_ms / 1e3), 1)} | ${f(torchDecode, 2)} | 1 | – |`);
+    console.log(`| PyTorch ${torch.torch} (${torch.threads} threads, float32, BLAS ${torch.blas}) | ${f(torch.load_s)} | – | – | – | ${f(torch.prefill_cold_ms / 1e3)} | ${f(torch.prefill_ms / 1e3, 2)} | ${f(torch.prompt_tokens / (torch.prefill_ms / 1e3), 1)} | ${f(torchDecode, 2)} | 1 | – |`);
   }
   if (notes.length) console.log(`\n${notes.map((n) => `- ${n}`).join('\n')}`);
 }

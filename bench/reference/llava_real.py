@@ -81,6 +81,18 @@ def read_checkpoint(directory: str):
         yield from read_safetensors(os.path.join(directory, shard))
 
 
+def blas_info() -> str:
+    """The BLAS library this process has loaded for float32 products (Debian's torch calls whatever `libblas.so.3`
+    points to: `blas/libblas.so.3` is the reference BLAS, `openblas-*/libblas.so.3` OpenBLAS), from /proc/self/maps."""
+    torch.mm(torch.ones(2, 2), torch.ones(2, 2))
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if "blas" in line.lower() and "/" in line}
+    except OSError:
+        return "unknown"
+    return ", ".join(sorted(os.path.join(os.path.basename(os.path.dirname(p)), os.path.basename(p)) for p in paths)) or "none loaded"
+
+
 class Cache:
     """The three `DynamicCache` methods HF 4.37's `Qwen2Attention` calls: keys / values `[B, kv, L, d]` per layer."""
 
@@ -196,7 +208,7 @@ def main() -> None:
     decode_ms = (time.perf_counter() - t0) * 1e3
     print(json.dumps({"load_s": round(load_s, 2), "prompt_tokens": L, "prefill_cold_ms": round(cold_ms, 1), "prefill_ms": round(prefill_ms, 1),
                       "decode_steps": decode, "decode_ms": round(decode_ms, 1), "tokens": tokens,
-                      "threads": torch.get_num_threads(), "torch": torch.__version__}))
+                      "threads": torch.get_num_threads(), "torch": torch.__version__, "blas": blas_info()}))
 
 
 if __name__ == "__main__":
