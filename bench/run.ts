@@ -17,7 +17,8 @@
  * `--llava-real` adds bench/llava-real.ts: a Qwen2-0.5B-shaped LLaVA (CLIP ViT-B/16 tower) saved as BF16 shards,
  * loaded per backend (wasm, cpu) in a fresh process (peak memory against its float32 weights), a prompt with one
  * image prefilled and decoded, beside PyTorch on the same files (needs a Bunny clone: `--bunny` or
- * MLLM_BUNNY_DIR; several minutes, ~4 GB of memory, 1.2 GB of temporary files).
+ * MLLM_BUNNY_DIR; ~4.5 GB of memory, 1.2 GB of temporary files; tens of minutes on a busy 2-core machine, most
+ * of it the cpu backend's prefill).
  * webgpu (Node Dawn) is SwiftShader on a machine without a GPU: it runs only when asked, at small sizes.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
