@@ -16,7 +16,7 @@ Stand-ins for `transformers` (only what those files touch): configs as attribute
 registries that do nothing, `_prepare_4d_causal_attention_mask` with HF 4.37 semantics (causal + padding keys at the
 float32 minimum, built in float32 as in `wings.py`), and `CLIPVisionModel`: HF's `modeling_clip.py` is vendored
 nowhere reachable, so it is `clip_reference` from `vision_towers.py` (the float64 re-statement of HF
-`CLIPVisionModel`; read from that file without running it) behind HF's names (`vision_model.*`, `post_layernorm`
+`CLIPVisionModel`) behind HF's names (`vision_model.*`, `post_layernorm`
 included: the released checkpoints carry it although layer -2 never reaches it).
 
 Tiny seeded config (Qwen2: vocab 266, hidden 32, 4 heads, 2 KV heads, 2 layers; CLIP: 12 px, patch 4, hidden 24,
@@ -35,15 +35,12 @@ Written under `packages/pretrained/src/__fixtures__/reference/parrot/`:
     the CLIP `config.json` (the architecture exists only here) and `preprocessor_config.json`; no weights (the
     checkpoint carries the tower's).
 """
-import ast
 import importlib
 import json
 import os
 import shutil
-import struct
 import sys
 import types
-from functools import partial
 
 import numpy as np
 import torch
@@ -52,6 +49,7 @@ import torch.nn as nn
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from common import ROOT, seed, stub_module, write_safetensors  # noqa: E402
+from vision_towers import clip_reference  # noqa: E402  (the float64 CLIPVisionModel; importing runs no fixture)
 
 USAGE = "usage: parrot_model.py <path to a clone of AIDC-AI/Parrot> <path to a clone of BAAI-DCAI/Bunny>"
 if len(sys.argv) != 3:
@@ -67,19 +65,6 @@ TOWER_NAME = "clip-vit-tiny-patch4-12"
 IMAGE_TOKEN_INDEX = -200
 
 
-def load_clip_reference():
-    """`clip_reference` (and its `quick_gelu`) from vision_towers.py, without running that script's fixtures."""
-    path = os.path.join(HERE, "vision_towers.py")
-    with open(path) as f:
-        tree = ast.parse(f.read())
-    wanted = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name in ("quick_gelu", "clip_reference")]
-    assert len(wanted) == 2, "vision_towers.py must define quick_gelu and clip_reference"
-    namespace = {"torch": torch, "nn": nn, "partial": partial}
-    exec(compile(ast.Module(body=wanted, type_ignores=[]), path, "exec"), namespace)  # noqa: S102
-    return namespace["clip_reference"]
-
-
-clip_reference = load_clip_reference()
 
 
 # ---- stand-ins for the `transformers` imports ----
@@ -314,30 +299,6 @@ def bf16_round(t: torch.Tensor) -> torch.Tensor:
     return t.to(torch.bfloat16).double()
 
 
-def bf16_bits(t: torch.Tensor) -> np.ndarray:
-    """BF16 bit patterns (round to nearest even) of a tensor whose values are BF16-representable."""
-    bits = t.float().numpy().view(np.uint32)
-    return ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
-
-
-def write_bf16_safetensors(path: str, tensors: dict) -> None:
-    header, offset, blobs = {}, 0, []
-    for name in sorted(tensors):
-        data = bf16_bits(tensors[name]).tobytes()
-        header[name] = {"dtype": "BF16", "shape": list(tensors[name].shape), "data_offsets": [offset, offset + len(data)]}
-        offset += len(data)
-        blobs.append(data)
-    header["__metadata__"] = {"format": "pt"}
-    blob = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    blob += b" " * (-len(blob) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(blob)))
-        f.write(blob)
-        for data in blobs:
-            f.write(data)
-    print(f"wrote {os.path.relpath(path, ROOT)} ({len(tensors)} tensors, {offset} bytes)")
-
-
 def write_checkpoint(name: str, config_json: dict, state: dict, shards: int, bf16: bool) -> None:
     """config.json, `shards` safetensors files (`model-0000i-of-0000n.safetensors`) + `model.safetensors.index.json`
     (as `save_pretrained` shards), and the tokenizer files."""
@@ -351,10 +312,8 @@ def write_checkpoint(name: str, config_json: dict, state: dict, shards: int, bf1
     for s in range(shards):
         file = f"model-{s + 1:05d}-of-{shards:05d}.safetensors"
         part = {n: state[n] for n in names[s::shards]}
-        if bf16:
-            write_bf16_safetensors(os.path.join(directory, file), part)
-        else:
-            write_safetensors(os.path.join(directory, file), {n: t.float() for n, t in part.items()}, {"format": "pt"})
+        cast = torch.bfloat16 if bf16 else torch.float32  # the values are representable: the cast is exact
+        write_safetensors(os.path.join(directory, file), {n: t.to(cast) for n, t in part.items()}, {"format": "pt"})
         weight_map.update({n: file for n in part})
     total = sum(t.numel() * (2 if bf16 else 4) for t in state.values())
     with open(os.path.join(directory, "model.safetensors.index.json"), "w") as f:
