@@ -232,6 +232,19 @@ describe('loadParrot against the authors\' ParrotQwen2ForCausalLM (tiny referenc
     try {
       await expect(loadParrot(dir, { multiImage: 'first' as never })).rejects.toThrow(/options.multiImage must be 'reference' or 'clean', got/);
       await expect(loadParrot(dir, { visionTowerDir: join(root, 'nowhere') })).rejects.toThrow(/could not read/);
+      await expect(loadParrot(dir, { visionTowerDir: TOWER_DIR, strict: false } as never)).rejects.toThrow(/strict/);
+      // no tokenizer / no processor config: the model loads, chat says what is missing
+      rmSync(join(dir, 'tokenizer.json'));
+      rmSync(join(root, 'clip-vit-tiny-patch4-12', 'preprocessor_config.json'));
+      const bare = await loadParrot(dir);
+      expect([bare.tokenizer, bare.imageProcessor]).toEqual([null, null]);
+      await expect(bare.chat('Hi', [])).rejects.toThrow(/has no tokenizer.json; copy the checkpoint's tokenizer files there/);
+      bare.dispose();
+      cpSync(join(F32_DIR, 'tokenizer.json'), join(dir, 'tokenizer.json'));
+      const noProcessor = await loadParrot(dir);
+      const image = { height: 12, width: 12, data: new Float32Array(432).fill(0.5) };
+      await expect(noProcessor.chat('Hi', [image])).rejects.toThrow(/clip-vit-tiny-patch4-12" has no preprocessor_config.json/);
+      noProcessor.dispose();
       rmSync(join(root, 'clip-vit-tiny-patch4-12'), { recursive: true });
       await expect(loadParrot(dir)).rejects.toThrow(/vision tower .*clip-vit-tiny-patch4-12.* was not found .*options.visionTowerDir/);
       const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
