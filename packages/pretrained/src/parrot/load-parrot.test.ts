@@ -125,6 +125,8 @@ describe('loadParrot against the authors\' ParrotQwen2ForCausalLM (tiny referenc
     expect(names).toContain('model.moe_model.gate.weight');
     expect(names).toContain('model.moe_model.experts.2.down_proj.weight');
     parrot.dispose();
+    // load + dispose frees everything, the MoE (owned by the loaded object, not the host) included
+    await expectNoLeaks(async () => (await loadParrot(F32_DIR)).dispose());
   });
 
   it('a config without moe_weight runs with the module\'s α = 1.0 fallback, as the reference (last rows of the batch)', async () => {
