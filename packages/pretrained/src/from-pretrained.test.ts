@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { skipOnBackend } from '@mllm/core/testing';
 import {
   detectCheetah, detectLlava, detectParrot, detectPretrainedKind, detectWings, fromPretrained, probeCheckpoint, registerPretrainedKind,
-  registeredPretrainedKinds, type FromPretrainedOptions, type PretrainedKind, type PretrainedMLLM,
+  registeredPretrainedKinds, unregisterPretrainedKind, type FromPretrainedOptions, type PretrainedKind, type PretrainedMLLM,
 } from './index.js';
 
 const root = mkdtempSync(join(tmpdir(), 'mllm-detect-'));
@@ -118,16 +118,20 @@ describe.skipIf(skipOnBackend(['wasm', 'webgpu', 'tensorflow'], 'detection reads
   it('dispatches to the registered loader with the options; a recognised kind without a loader is a clear error', async () => {
     const calls: Array<[PretrainedKind, string, FromPretrainedOptions]> = [];
     const fake = (kind: PretrainedKind) => ({
-      detect: () => null, // never matches: the test below registers it to show a handler's own rule replaces the built-in one
+      detect: () => null, // never matches: registered below to show that a handler's own rule replaces the built-in one
       load: async (d: string, options: FromPretrainedOptions): Promise<PretrainedMLLM> => {
         calls.push([kind, d, options]);
         return { kind, directory: d } as unknown as PretrainedMLLM;
       },
     });
+    // The package entry registers the real loaders; this test swaps in stand-ins and puts them back.
+    const initial = registeredPretrainedKinds();
+    const removedWings = unregisterPretrainedKind('wings');
     const restoreParrot = registerPretrainedKind('parrot', { ...fake('parrot'), detect: detectParrot });
     const restoreLlava = registerPretrainedKind('llava', { ...fake('llava'), detect: detectLlava });
     try {
-      expect(registeredPretrainedKinds()).toEqual(['parrot', 'llava']);
+      expect(registeredPretrainedKinds()).toEqual(expect.arrayContaining(['parrot', 'llava']));
+      expect(registeredPretrainedKinds()).not.toContain('wings');
       expect((await fromPretrained(parrot, { visionTowerDir: '/towers/clip' })).kind).toBe('parrot');
       expect((await fromPretrained(llava)).kind).toBe('llava');
       expect((await fromPretrained(parrot, { kind: 'llava' })).kind).toBe('llava'); // forced kind: no detection
@@ -137,7 +141,7 @@ describe.skipIf(skipOnBackend(['wasm', 'webgpu', 'tensorflow'], 'detection reads
         ['llava', parrot, { kind: 'llava' }],
       ]);
       await expect(fromPretrained(wingsShards)).rejects.toThrow(
-        /is a 'wings' checkpoint \(weight model\.layers\.3\.reweight_module\.linear\.weight\), but no 'wings' loader is registered \(registered: parrot, llava\)/,
+        /is a 'wings' checkpoint \(weight model\.layers\.3\.reweight_module\.linear\.weight\), but no 'wings' loader is registered \(registered: .*parrot, llava\)/,
       );
       // A handler's own rule replaces the built-in one: this one never matches, so Parrot's dir falls through to LLaVA.
       const restoreNever = registerPretrainedKind('parrot', fake('parrot'));
@@ -147,8 +151,16 @@ describe.skipIf(skipOnBackend(['wasm', 'webgpu', 'tensorflow'], 'detection reads
     } finally {
       restoreLlava();
       restoreParrot();
+      if (removedWings) registerPretrainedKind('wings', removedWings);
     }
-    expect(registeredPretrainedKinds()).toEqual([]);
+    expect(registeredPretrainedKinds()).toEqual(initial);
+    // unregister returns the handler it removed, then nothing.
+    const before = unregisterPretrainedKind('cheetah');
+    const handler = fake('cheetah');
+    registerPretrainedKind('cheetah', handler);
+    expect(unregisterPretrainedKind('cheetah')).toBe(handler);
+    expect(unregisterPretrainedKind('cheetah')).toBeUndefined();
+    if (before) registerPretrainedKind('cheetah', before);
   });
 
   it('a loader returning the wrong kind is an error, and its model is disposed', async () => {

@@ -86,6 +86,16 @@ export function registerPretrainedKind(kind: PretrainedKind, handler: Pretrained
   };
 }
 
+/**
+ * Removes the loader of `kind` (e.g. to keep an application from loading some layouts); returns the
+ * handler removed, `undefined` when none was registered. Register it again to restore it.
+ */
+export function unregisterPretrainedKind(kind: PretrainedKind): PretrainedKindHandler | undefined {
+  const handler = handlers.get(kind);
+  handlers.delete(kind);
+  return handler;
+}
+
 /** The kinds with a registered loader, in detection order. */
 export function registeredPretrainedKinds(): PretrainedKind[] {
   return PRETRAINED_KINDS.filter((kind) => handlers.has(kind));
