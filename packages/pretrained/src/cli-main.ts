@@ -14,8 +14,8 @@ import { existsSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { BACKEND_REQUESTS, initBackend, type BackendRequest } from '@mllm/core';
 import { decodeImage } from '@mllm/models';
-import { fromPretrained, type FromPretrainedOptions } from './from-pretrained.js';
-import type { ChatResult, PretrainedMLLM, RgbImage } from './pretrained-model.js';
+// The package entry: importing it registers every layout's loader with fromPretrained.
+import { fromPretrained, type ChatResult, type FromPretrainedOptions, type PretrainedMLLM, type RgbImage } from './index.js';
 
 export const USAGE = `Usage: mllm <command> [options]
 
@@ -138,10 +138,10 @@ function createTokenProgress(stream: CliStream, now: () => number) {
 
 /** The summary line: prompt length, prefill time, decode rate (tokens after the first over the decode time). */
 export function summaryLine(result: ChatResult): string {
-  const decoded = Math.max(0, result.tokens.length - 1);
+  const decoded = result.tokens.length - 1; // the first token comes out of the prefill
   return (
     `prompt ${result.promptTokens} tokens, prefill ${seconds(result.prefillMs)}, ` +
-    `${result.tokens.length} tokens generated, decode ${rate(decoded, result.decodeMs)}`
+    `${result.tokens.length} tokens generated, decode ${decoded > 0 ? rate(decoded, result.decodeMs) : '– tokens/s'}`
   );
 }
 

@@ -164,5 +164,6 @@ describe.skipIf(skipOnBackend(['wasm', 'webgpu', 'tensorflow'], 'the CLI logic m
       'prompt 12 tokens, prefill 0.25 s, 5 tokens generated, decode 2.00 tokens/s',
     );
     expect(summaryLine({ text: '', tokens: [7], promptTokens: 3, prefillMs: 10, decodeMs: 0 })).toBe('prompt 3 tokens, prefill 0.01 s, 1 tokens generated, decode – tokens/s');
+    expect(summaryLine({ text: '', tokens: [], promptTokens: 3, prefillMs: 10, decodeMs: 40 })).toBe('prompt 3 tokens, prefill 0.01 s, 0 tokens generated, decode – tokens/s');
   });
 });

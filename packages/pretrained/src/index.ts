@@ -5,3 +5,4 @@
  */
 export * from './pretrained-model.js';
 export * from './from-pretrained.js';
+export * from './llava/index.js';
