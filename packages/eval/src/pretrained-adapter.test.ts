@@ -65,7 +65,9 @@ describe('checkpoint directories in the authors\' layouts', () => {
     expect(model.scoreOptions).toBeUndefined();
     await model.dispose?.();
     expect(fake.disposed()).toBe(1);
-    await expect(model.generate('x', [tf.zeros([2, 2]) as tf.Tensor3D])).rejects.toThrow(/images\[0\] must be \[H, W, 3\], got \[2,2\]/);
+    const flat = tf.zeros([2, 2]);
+    await expect(model.generate('x', [flat as unknown as tf.Tensor3D])).rejects.toThrow(/images\[0\] must be \[H, W, 3\], got \[2,2\]/);
+    flat.dispose();
     image.dispose();
   });
 
