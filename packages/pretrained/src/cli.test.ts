@@ -8,12 +8,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { skipOnBackend } from '@mllm/core/testing';
+import { encodePng } from '@mllm/models';
 import { PROGRESS_EVERY, RUN_USAGE, USAGE, runCli, summaryLine, type CliIo } from './cli-main.js';
 import type { ChatOptions, PretrainedMLLM, RgbImage } from './pretrained-model.js';
 
 const directory = mkdtempSync(join(tmpdir(), 'mllm-cli-'));
 const notAnImage = join(directory, 'notes.png');
 writeFileSync(notAnImage, 'not a png');
+// 2×1 PNGs: red|blue and white|black (8-bit levels are exact in [0, 1] floats after decoding).
+const redBlue = join(directory, 'red-blue.png');
+writeFileSync(redBlue, encodePng({ height: 1, width: 2, data: Float32Array.from([1, 0, 0, 0, 0, 1]) }));
+const whiteBlack = join(directory, 'white-black.png');
+writeFileSync(whiteBlack, encodePng({ height: 2, width: 1, data: Float32Array.from([1, 1, 1, 0, 0, 0]) }));
 
 class Collector {
   text = '';
@@ -105,6 +111,16 @@ describe.skipIf(skipOnBackend(['wasm', 'webgpu', 'tensorflow'], 'the CLI logic m
     // Summary from the result: 19 decode steps in 950 ms.
     expect(lines[2]).toBe('prompt 57 tokens, prefill 1.00 s, 20 tokens generated, decode 20.00 tokens/s');
     expect(lines.slice(3)).toEqual(['']);
+  });
+
+  it('decodes each --image in order and passes RGB images in [0, 1] to chat', async () => {
+    const { io, calls } = fakeIo({ tokens: 2 });
+    expect(await runCli(['run', '--model', directory, '--image', redBlue, '--image', whiteBlack, 'Which colours?'], io)).toBe(0);
+    const images = calls[0].images!.map((image) => ({ height: image.height, width: image.width, data: [...image.data] }));
+    expect(images).toEqual([
+      { height: 1, width: 2, data: [1, 0, 0, 0, 0, 1] },
+      { height: 2, width: 1, data: [1, 1, 1, 0, 0, 0] },
+    ]);
   });
 
   it('on a terminal the progress line is redrawn in place (at most ten times a second), cut to the width, and erased at the end', async () => {
