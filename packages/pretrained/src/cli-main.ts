@@ -7,7 +7,7 @@
  * else one line every {@link PROGRESS_EVERY} tokens) and the summary go to stderr, so
  * `mllm run … > answer.txt` keeps only the answer. Exit codes: 0 done, 2 a usage error (bad
  * arguments, an image that cannot be read or decoded, a model directory that does not exist),
- * 1 the model failed to load or run.
+ * 1 the backend did not start or the model failed to load or run.
  */
 import { readFile } from 'node:fs/promises';
 import { existsSync, statSync } from 'node:fs';
@@ -212,10 +212,16 @@ async function run(argv: readonly string[], io: CliIo): Promise<number> {
   }
 
   const now = io.now ?? (() => performance.now());
-  let model: PretrainedMLLM;
+  let backend: string;
   try {
     const startBackend = io.startBackend ?? (async (name) => (await initBackend(name)).backend);
-    const backend = await startBackend(request.backend);
+    backend = await startBackend(request.backend);
+  } catch (error) {
+    fail(`backend: ${(error as Error).message}`);
+    return 1;
+  }
+  let model: PretrainedMLLM;
+  try {
     const started = now();
     model = await (io.load ?? fromPretrained)(request.model, request.options);
     io.stderr.write(`loaded ${request.model} (${model.kind}) on ${backend} in ${seconds(now() - started)}\n`);

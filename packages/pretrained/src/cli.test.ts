@@ -40,7 +40,7 @@ interface Call {
 }
 
 /** A stand-in model: 40 tokens, each 50 ms on the fake clock after a 1 s prefill. */
-function fakeIo(options: { tty?: boolean; answer?: string; tokens?: number; loadError?: Error; chatError?: Error } = {}) {
+function fakeIo(options: { tty?: boolean; answer?: string; tokens?: number; loadError?: Error; chatError?: Error; backendError?: Error } = {}) {
   let clock = 0;
   const stdout = new Collector();
   const stderr = new Collector(options.tty ?? false, 36);
@@ -51,6 +51,7 @@ function fakeIo(options: { tty?: boolean; answer?: string; tokens?: number; load
     stderr,
     now: () => clock,
     startBackend: async (name) => {
+      if (options.backendError) throw options.backendError;
       backends.push(name);
       return name === undefined || name === 'auto' ? 'cpu' : name;
     },
@@ -165,10 +166,14 @@ describe.skipIf(skipOnBackend(['wasm', 'webgpu', 'tensorflow'], 'the CLI logic m
     }
   });
 
-  it('a model that fails to load: its message on one line, exit 1; a failure while answering keeps the stack and disposes the model', async () => {
+  it('a backend that does not start or a model that fails to load: its message on one line, exit 1; a failure while answering keeps the stack and disposes the model', async () => {
     let fake = fakeIo({ loadError: new Error('fromPretrained: "x" is not a checkpoint layout this package knows') });
     expect(await runCli(['run', '--model', directory, 'q'], fake.io)).toBe(1);
     expect(fake.stderr.text).toBe(`mllm run: cannot load ${directory}: fromPretrained: "x" is not a checkpoint layout this package knows\n`);
+    fake = fakeIo({ backendError: new Error("initBackend('tensorflow'): the tensorflow backend cannot start: tfjs-node is not importable") });
+    expect(await runCli(['run', '--model', directory, '--backend', 'tensorflow', 'q'], fake.io)).toBe(1);
+    expect(fake.stderr.text).toBe("mllm run: backend: initBackend('tensorflow'): the tensorflow backend cannot start: tfjs-node is not importable\n");
+    expect(fake.calls).toEqual([]);
     fake = fakeIo({ chatError: new Error('kernel failed') });
     expect(await runCli(['run', '--model', directory, 'q'], fake.io)).toBe(1);
     expect(fake.stderr.text).toMatch(/mllm run: Error: kernel failed\n {4}at /);
