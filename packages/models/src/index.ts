@@ -24,3 +24,5 @@ export * from './model/host-mllm.js';
 export * from './model/host-model-io.js';
 export * from './hf/index.js';
 export * from './vision/index.js';
+export * from './image/index.js';
+export * from './image/load.js';
