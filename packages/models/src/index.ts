@@ -26,3 +26,4 @@ export * from './hf/index.js';
 export * from './vision/index.js';
 export * from './image/index.js';
 export * from './image/load.js';
+export * from './llava/index.js';

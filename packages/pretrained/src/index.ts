@@ -6,3 +6,4 @@
 export * from './pretrained-model.js';
 export * from './from-pretrained.js';
 export * from './llava/index.js';
+export * from './cheetah/index.js';
