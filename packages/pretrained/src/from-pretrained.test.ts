@@ -6,6 +6,7 @@
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { skipOnBackend } from '@mllm/core/testing';
 import {
@@ -113,6 +114,20 @@ describe.skipIf(skipOnBackend(['wasm', 'webgpu', 'tensorflow'], 'detection reads
     const kinds = await Promise.all([llava, parrot, parrotByKeys, wingsIndex, wingsShards, cheetah].map(async (d) => (await detectPretrainedKind(d))?.kind));
     expect(kinds).toEqual(['llava', 'parrot', 'parrot', 'wings', 'wings', 'cheetah']);
     expect(await detectPretrainedKind(plainLlama)).toBeNull();
+  });
+
+  it("recognises the authors' layouts of the project's own reference fixtures", async () => {
+    const fixture = (path: string) => fileURLToPath(new URL(path, import.meta.url));
+    const found = await Promise.all(
+      [
+        './cheetah/__fixtures__/tiny-vicuna', // LAVIS YAMLs + .pth files, no config.json
+        '../../models/src/__fixtures__/reference/llava-qwen2-clip',
+        '../../models/src/__fixtures__/reference/llava-llama-siglip-bf16', // sharded, with an index
+      ].map(async (path) => (await detectPretrainedKind(fixture(path)))?.kind),
+    );
+    expect(found).toEqual(['cheetah', 'llava', 'llava']);
+    // A vision tower directory is no checkpoint.
+    expect(await detectPretrainedKind(fixture('../../models/src/__fixtures__/reference/tiny-clip-vit-12'))).toBeNull();
   });
 
   it('dispatches to the registered loader with the options; a recognised kind without a loader is a clear error', async () => {
