@@ -223,7 +223,14 @@ async function run(argv: readonly string[], io: CliIo): Promise<number> {
   let model: PretrainedMLLM;
   try {
     const started = now();
-    model = await (io.load ?? fromPretrained)(request.model, request.options);
+    // Real checkpoints take a while to read: on a terminal say so until the loaded line replaces it.
+    const tty = io.stderr.isTTY === true;
+    if (tty) io.stderr.write(`loading ${request.model} on ${backend} …`);
+    try {
+      model = await (io.load ?? fromPretrained)(request.model, request.options);
+    } finally {
+      if (tty) io.stderr.write('\r\x1b[2K');
+    }
     io.stderr.write(`loaded ${request.model} (${model.kind}) on ${backend} in ${seconds(now() - started)}\n`);
   } catch (error) {
     fail(`cannot load ${request.model}: ${(error as Error).message}`);

@@ -128,7 +128,8 @@ describe.skipIf(skipOnBackend(['wasm', 'webgpu', 'tensorflow'], 'the CLI logic m
     const { io, stderr } = fakeIo({ tty: true, tokens: 9 });
     expect(await runCli(['run', '--model', directory, 'q'], io)).toBe(0);
     const [loaded, progressAndSummary, end] = stderr.text.split('\n');
-    expect([loaded.startsWith('loaded '), end]).toEqual([true, '']);
+    // While loading, a `loading …` line, erased when the loaded line replaces it.
+    expect([loaded, end]).toEqual([`loading ${directory} on cpu …\r\x1b[2Kloaded ${directory} (llava) on cpu in 0.50 s`, '']);
     // Tokens 1..9 arrive 50 ms apart: drawn at 1, 3, 5, 7, 9 (≥ 100 ms since the last draw), each cut to
     // the terminal's 36 columns − 1, then erased; the summary is written over the erased line.
     const draws = progressAndSummary.split('\r\x1b[2K');
@@ -136,7 +137,7 @@ describe.skipIf(skipOnBackend(['wasm', 'webgpu', 'tensorflow'], 'the CLI logic m
     // --no-progress: nothing between the loading line and the summary.
     const quiet = fakeIo({ tty: true, tokens: 9 });
     expect(await runCli(['run', '--no-progress', '--model', directory, 'q'], quiet.io)).toBe(0);
-    expect(quiet.stderr.text.split('\n').map((l) => l.split(' ')[0])).toEqual(['loaded', 'prompt', '']);
+    expect(quiet.stderr.text.split('\n').map((l) => l.split('\r\x1b[2K').at(-1)!.split(' ')[0])).toEqual(['loaded', 'prompt', '']);
   });
 
   it('usage errors: one line naming the argument, no stack, exit 2, nothing loaded', async () => {
