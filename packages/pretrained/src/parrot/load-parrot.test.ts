@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { readSafetensorsFile, writeSafetensorsFile, StateDictError } from '@mllm/core';
 import { expectClose, expectNoLeaks } from '@mllm/core/testing';
-import { loadParrot } from './load-parrot.js';
+import { fromPretrained } from '../from-pretrained.js';
+import { loadParrot, PretrainedParrot } from './index.js';
 
 const FIXTURES = fileURLToPath(new URL('../__fixtures__/reference/parrot/', import.meta.url));
 const F32_DIR = join(FIXTURES, 'Parrot-tiny');
@@ -114,6 +115,20 @@ describe('loadParrot against the authors\' ParrotQwen2ForCausalLM (tiny referenc
     expect(Math.max(...moved)).toBeGreaterThan(1e-3);
     tf.dispose([out.logits, ...e.values(), ...f32.values()]);
     parrot.dispose();
+  });
+
+  it('fromPretrained detects the directory as Parrot and loads it through loadParrot (its options passed on)', async () => {
+    const { root, dir } = copyCheckpoint();
+    try {
+      const parrot = await fromPretrained(dir, { visionTowerDir: TOWER_DIR, multiImage: 'clean' });
+      expect(parrot).toBeInstanceOf(PretrainedParrot);
+      expect(parrot.kind).toBe('parrot');
+      expect((parrot as PretrainedParrot).visionTowerDir).toBe(TOWER_DIR);
+      expect((parrot as PretrainedParrot).parrot.config.multiImage).toBe('clean');
+      parrot.dispose();
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 
   it('sets the reference switches from the config: α, dense routing, stage 2, cls_patch, the tower found as a sibling', async () => {
