@@ -31,17 +31,18 @@
  *   after its last component. Its `config.json` gives the tower's architecture; its weights are the checkpoint's
  *   copy (`model.vision_tower.vision_tower.*`, which `from_pretrained` loads over the tower directory's).
  * - **Chat** (`chat`): the authors' `QwenConversationFormatter.format_query` (Qwen2 ChatML, default system prompt
- *   `You are a helpful assistant.`, one image as `<image>\n` before the question), eos `<|im_end|>` and pad
+ *   `You are a helpful assistant.`, each image as `<image>\n` before the question), eos `<|im_end|>` and pad
  *   `<|endoftext|>` (the tokenizer overrides of `ParrotQwen2ForCausalLM.build`), greedy decoding, the answer
  *   decoded without special tokens and stripped (VLMEvalKit's `Parrot.generate_inner`).
  */
 import { assertKnownKeys, assertOptionsObject, describeValue, nodeFilePromises } from '@mllm/core';
 import {
-  formatConversation, loadImageProcessor, loadTokenizer, loadLlavaWeights, LlavaModel, PREPROCESSOR_CONFIG_FILE, QWEN2_CHATML_SLOTS,
-  readLlavaConfigs, type HFTokenizer, type ImageProcessor,
+  loadImageProcessor, loadTokenizer, loadLlavaWeights, LlavaModel, PREPROCESSOR_CONFIG_FILE, readLlavaConfigs, type HFTokenizer,
+  type ImageProcessor,
 } from '@mllm/models';
 import { attachParrot, parseReferenceConfig, type AttachedParrot } from '@mllm/parrot';
 import type { ChatOptions, ChatResult, PretrainedMLLM, RgbImage } from '../pretrained-model.js';
+import { LlavaPretrained } from '../llava/load-llava.js';
 
 const OWNER = 'loadParrot';
 
@@ -77,8 +78,8 @@ export class PretrainedParrot implements PretrainedMLLM {
   readonly tokenizer: HFTokenizer | null;
   /**
    * The tower directory's CLIP processor (`preprocessor_config.json`, as `CLIPVisionTower.load_model` reads it),
-   * with LLaVA's pad-to-square when `image_aspect_ratio` is `pad`; null when the file is absent (then `chat` takes
-   * no images).
+   * with LLaVA's pad-to-square when `image_aspect_ratio` is `pad`; null when the file is absent (then `chat` is
+   * unavailable).
    */
   readonly imageProcessor: ImageProcessor | null;
 
@@ -95,73 +96,20 @@ export class PretrainedParrot implements PretrainedMLLM {
   }
 
   /**
-   * The authors' prompt ids for one user turn (`format_query(query)`): `query` is the question with one
-   * `<image>\n` per image before it (the authors' single-image form; with several images each is on its own
-   * line), unless the question already holds `images` `<image>` markers, which are then kept where they are.
-   */
-  promptIds(question: string, numImages: number): number[] {
-    const tokenizer = this.requireTokenizer('PretrainedParrot.promptIds');
-    if (typeof question !== 'string') throw new Error(`PretrainedParrot.promptIds: question must be a string, got ${describeValue(question)}`);
-    const markers = question.split('<image>').length - 1;
-    if (markers !== 0 && markers !== numImages) {
-      throw new Error(`PretrainedParrot.promptIds: question holds ${markers} <image> markers for ${numImages} images; give one per image, or none`);
-    }
-    const query = markers === 0 ? '<image>\n'.repeat(numImages) + question : question;
-    return formatConversation(tokenizer, [{ from: 'human', value: query }], { slots: QWEN2_CHATML_SLOTS, generationPreface: '' }).inputIds;
-  }
-
-  /**
    * One user turn → Parrot's greedy answer, as the authors' inference runs it (`TestRunner` / VLMEvalKit's
-   * `Parrot`): the prompt of {@link promptIds}, the images through the tower's CLIP processor (after LLaVA's
-   * `expand2square` with the mean colour when the config's `image_aspect_ratio` is `pad`), greedy decoding with the
-   * KV cache until `<|im_end|>` (the eos `ParrotQwen2ForCausalLM.build` sets) or `maxNewTokens`, the answer decoded
-   * without special tokens and stripped. `prefillMs` runs to the first token (images encoded, MoE, prompt).
+   * `Parrot`): `QwenConversationFormatter.format_query` with one `<image>\n` per image before the question
+   * (`llavaPrompt` style `chatml`), the images through the tower's CLIP processor (after LLaVA's `expand2square`
+   * with the mean colour when the config's `image_aspect_ratio` is `pad`), greedy decoding with the KV cache until
+   * `<|im_end|>` (the eos `ParrotQwen2ForCausalLM.build` sets) or `maxNewTokens`, the answer decoded without special
+   * tokens and stripped. The MoE runs at the prefill. Runs as `LlavaPretrained.chat` does on this model.
    */
   async chat(question: string, images: readonly RgbImage[], options: ChatOptions = {}): Promise<ChatResult> {
     const owner = 'PretrainedParrot.chat';
     const tokenizer = this.requireTokenizer(owner);
-    if (!Array.isArray(images)) throw new Error(`${owner}: images must be an array of RGB images, got ${describeValue(images)}`);
-    assertOptionsObject(owner, 'options', options as unknown);
-    assertKnownKeys(owner, options, ['maxNewTokens', 'onToken']);
-    const maxNewTokens = options.maxNewTokens ?? 128;
-    if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1) throw new Error(`${owner}: options.maxNewTokens must be a positive integer, got ${describeValue(maxNewTokens)}`);
-    if (options.onToken !== undefined && typeof options.onToken !== 'function') throw new Error(`${owner}: options.onToken must be a function, got ${describeValue(options.onToken)}`);
-    const eos = tokenizer.imEndId;
-    if (eos < 0) throw new Error(`${owner}: the tokenizer has no <|im_end|> token, which Parrot's chat format ends turns with`);
-    if (images.length > 0 && !this.imageProcessor) {
+    if (!this.imageProcessor) {
       throw new Error(`${owner}: ${JSON.stringify(this.visionTowerDir)} has no preprocessor_config.json; copy the tower's processor config there`);
     }
-    const ids = this.promptIds(question, images.length);
-    const pixelValues = images.length > 0 ? this.imageProcessor!.preprocess(images as RgbImage[]) : null; // [N, 3, S, S]
-    const start = performance.now();
-    let firstTokenAt = start;
-    const answer: number[] = [];
-    try {
-      this.model.generate([ids], {
-        pixelValues,
-        maxNewTokens,
-        eosTokenId: eos,
-        padTokenId: tokenizer.padId,
-        onToken: ([token], step) => {
-          if (step === 0) firstTokenAt = performance.now();
-          if (token == null || token === eos) return;
-          answer.push(token);
-          options.onToken?.({ tokens: answer.length, text: tokenizer.decode(answer, { skipSpecialTokens: true }) });
-        },
-      });
-    } finally {
-      pixelValues?.dispose();
-    }
-    const end = performance.now();
-    // each image's rows in the spliced prompt: the patches, plus CLS (cls_patch, which Parrot requires)
-    const visualTokens = this.model.visionTower.numPatches + (this.model.visionSelectFeature === 'cls_patch' ? 1 : 0);
-    return {
-      text: tokenizer.decode(answer, { skipSpecialTokens: true }).trim(),
-      tokens: answer,
-      promptTokens: ids.length - images.length + images.length * visualTokens,
-      prefillMs: firstTokenAt - start,
-      decodeMs: end - firstTokenAt,
-    };
+    return new LlavaPretrained(this.directory, this.model, tokenizer, this.imageProcessor, 'chatml').chat(question, images, options);
   }
 
   private requireTokenizer(owner: string): HFTokenizer {
