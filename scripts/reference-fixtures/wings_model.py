@@ -223,6 +223,7 @@ def rounded_random(module: nn.Module, scale: float = 0.3, skip: str = "\0") -> N
 
 def tower_model():
     """The full tiny SigLIP (the tower directory's model); `SigLipVisionModel.from_pretrained` returns it."""
+    seed(5)
     config = siglip.SigLipVisionConfig(**TOWER)
     full = siglip.SigLipVisionModel(config)
     rounded_random(full)
@@ -354,5 +355,52 @@ def qwen2_fixture() -> None:
                   "multimodal_encoder/siglip.py SigLipVisionTower; Bunny's HF Qwen2)", "greedy_from": "inputs.input_ids[0] with pixel_values[0]"})
 
 
+# ---- the prompt: infer.py's replace_image_token + the authors' ConversationFormatter.format_query ----
+def infer_functions() -> dict:
+    """`replace_image_token` and its helpers, compiled from `infer.py` alone (the file's imports, which load
+    the whole package and PIL, are not run)."""
+    import ast
+    path = os.path.join(WINGS, "infer.py")
+    tree = ast.parse(open(path).read(), path)
+    wanted = {"retain_only_first_sub_str", "remove_image_token", "replace_image_token"}
+    tree.body = [node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name in wanted]
+    namespace: dict = {}
+    exec(compile(tree, path, "exec"), namespace)
+    return namespace
+
+
+class CharTokenizer:
+    """Stands in for the HF tokenizer inside `ConversationFormatter`: only its prompt string is recorded
+    (one id per character, so the formatter's own consistency assertion holds)."""
+
+    def __call__(self, text, add_special_tokens=False):
+        return types.SimpleNamespace(input_ids=[ord(c) for c in text])
+
+
+def prompt_fixture() -> None:
+    replace = infer_functions()["replace_image_token"]
+    formatter_module = importlib.import_module("wings.model.conversation_formatter")
+    slots = {  # run/finetune_wings_qwen1_5.sh (the ModelArguments defaults) and run/finetune_wings_llama3_1.sh
+        "wings_qwen2": ("<|im_start|>system\n", "<|im_start|>user\n", "<|im_start|>assistant\n", "<|im_end|>"),
+        "wings_llama": ("<|start_header_id|>user<|end_header_id|>\n\n", "<|start_header_id|>system<|end_header_id|>\n\n",
+                        "<|start_header_id|>assistant<|end_header_id|>\n\n", "<|eot_id|>"),
+    }
+    questions = ["What color is this image?", "<image 1>\nWhat color is this image?", "Compare <image 2> with <image 1>.",
+                 "<image 1> and <image 1> again", "Look: <image 3> then <image 4>"]
+    cases = []
+    for question in questions:
+        instruction = replace(instruction=question, source_default_tokens=[f"<image {i}>" for i in range(1, 5)],
+                              target_tokens="<image>", leaved_token_num=1)
+        prompts = {}
+        for model_type, (system, user, gpt, eot) in slots.items():
+            formatter = formatter_module.ConversationFormatter(CharTokenizer(), system, user, gpt, eot)
+            prompts[model_type] = formatter.format_query(instruction)[0]
+        cases.append({"question": question, "instruction": instruction, "prompts": prompts})
+    path = os.path.join(OUT, "prompts.json")
+    write_json(path, {"source": "infer.py replace_image_token + wings/model/conversation_formatter.py format_query", "cases": cases})
+    print(f"wrote {os.path.relpath(path, ROOT)} ({len(cases)} cases)")
+
+
 if __name__ == "__main__":
     qwen2_fixture()
+    prompt_fixture()
