@@ -31,9 +31,11 @@ hard-codes it (weight `[2, 4096]`, sliced to the sequence length); SigLIP hidden
 the module source is loaded with that one literal replaced (in memory; the clone is not modified).
 
 Precision: weights random, rounded to float32 (stored F32), run in float64. The authors' code casts the
-pixels to bfloat16 before the tower (`prepare_multimodal_inputs`) and the tower casts its output back to
-the pixels' dtype; in this run `torch.bfloat16` resolves to float64 inside those two files (a stand-in
-module for their `torch` global), so the fixture records the float64 function the release computes in bf16.
+pixels to bfloat16 before the tower (`prepare_multimodal_inputs`), the tower casts its output back to the
+pixels' dtype, and `initialize_modules` casts each new learner (its rotary cos/sin tables included) to
+bfloat16; in this run `torch.bfloat16` resolves to float64 inside those three files (a stand-in module for
+their `torch` global), so the fixture records the float64 function the release computes in bf16 (with the
+learners' tables in bf16, logits move by ~2e-4 relative at this size).
 
 Expected: a batch of 2 prompts with one image each, unequal lengths (right-padded: `tokenizer_padding_side`
 right), images at different offsets; a text-only batch of 2 (no images: only the textual learner, no
@@ -205,8 +207,8 @@ qwen2 = importlib.import_module("bunny_qwen2.modeling_qwen2")
 siglip = sys.modules["wings.model.multimodal_encoder.siglip"]
 base_architecture = importlib.import_module("wings.model.base_architecture")
 wings_qwen2 = importlib.import_module("wings.model.modeling_wings_qwen2")
-base_architecture.torch = _Float64Torch("torch")
-siglip.torch = _Float64Torch("torch")
+for _module in (base_architecture, siglip, wings_qwen2):
+    _module.torch = _Float64Torch("torch")
 
 
 def rounded_random(module: nn.Module, scale: float = 0.3, skip: str = "\0") -> None:
