@@ -56,6 +56,8 @@ def stub_module(name: str, **attrs) -> types.ModuleType:
 
 
 def to_numpy(value) -> np.ndarray:
+    if isinstance(value, torch.Tensor) and value.dtype == torch.bfloat16:
+        raise TypeError("bfloat16 tensors are written by write_safetensors (numpy has no bfloat16)")
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu().numpy()
     array = np.ascontiguousarray(value).reshape(np.shape(value))  # ascontiguousarray makes 0-d arrays 1-d
@@ -66,11 +68,19 @@ def to_numpy(value) -> np.ndarray:
 
 def write_safetensors(path: str, tensors: Dict[str, object], metadata: Optional[Dict[str, str]] = None) -> None:
     """Writes `tensors` (name -> torch tensor or numpy array) as safetensors, names sorted, with string
-    metadata (e.g. the config as JSON under "config")."""
-    arrays = {name: to_numpy(value) for name, value in sorted(tensors.items())}
+    metadata (e.g. the config as JSON under "config"). A torch bfloat16 tensor is written as BF16 (its raw
+    16-bit patterns)."""
+    arrays, dtypes = {}, {}
+    for name, value in sorted(tensors.items()):
+        if isinstance(value, torch.Tensor) and value.dtype == torch.bfloat16:
+            arrays[name] = value.detach().contiguous().view(torch.int16).numpy()
+            dtypes[name] = "BF16"
+        else:
+            arrays[name] = to_numpy(value)
+            dtypes[name] = _DTYPES[arrays[name].dtype]
     header, offset = {}, 0
     for name, array in arrays.items():
-        header[name] = {"dtype": _DTYPES[array.dtype], "shape": list(array.shape),
+        header[name] = {"dtype": dtypes[name], "shape": list(array.shape),
                         "data_offsets": [offset, offset + array.nbytes]}
         offset += array.nbytes
     if metadata:

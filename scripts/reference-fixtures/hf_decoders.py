@@ -39,10 +39,10 @@ import torch.nn as nn
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import ROOT, seed, stub_module, write_safetensors  # noqa: E402
 
-if len(sys.argv) != 2 or not os.path.isfile(os.path.join(sys.argv[1], "bunny", "model", "language_model", "llama", "modeling_llama.py")):
-    raise SystemExit("usage: hf_decoders.py <path to a clone of BAAI-DCAI/Bunny>")
-LM = os.path.join(os.path.abspath(sys.argv[1]), "bunny", "model", "language_model")
+USAGE = "usage: hf_decoders.py <path to a clone of BAAI-DCAI/Bunny>"
 OUT = os.path.join(ROOT, "packages", "models", "src", "hf", "__fixtures__")
+LM = None
+qwen2 = llama = None  # the vendored modeling modules, set by `load`
 
 
 # ---- stand-ins for the `transformers` imports (only what the two files touch at import or in the calls made) ----
@@ -80,9 +80,16 @@ def _install_stubs() -> None:
     stub_module("bunny_llama").__path__ = [os.path.join(LM, "llama")]
 
 
-_install_stubs()
-qwen2 = importlib.import_module("bunny_qwen2.modeling_qwen2")
-llama = importlib.import_module("bunny_llama.modeling_llama")
+def load(bunny_root: str) -> None:
+    """Installs the stand-ins and imports the vendored HF Qwen2 / LLaMA modeling files from a Bunny clone (also
+    what `llava.py` calls to reuse `Reference` below)."""
+    global LM, qwen2, llama
+    if not os.path.isfile(os.path.join(bunny_root, "bunny", "model", "language_model", "llama", "modeling_llama.py")):
+        raise SystemExit(USAGE)
+    LM = os.path.join(os.path.abspath(bunny_root), "bunny", "model", "language_model")
+    _install_stubs()
+    qwen2 = importlib.import_module("bunny_qwen2.modeling_qwen2")
+    llama = importlib.import_module("bunny_llama.modeling_llama")
 
 # ---- tiny shapes ----
 V, H, HEADS, KV_HEADS, LAYERS, INTER = 64, 32, 4, 2, 2, 48
@@ -296,7 +303,11 @@ def llama3_fixture() -> None:
     write_expected("llama3", model, "modeling_llama.py LlamaDecoderLayer (HF 4.38) with llama3 inv_freq (float64 formula in this script)")
 
 
-qwen2_fixture()
-llama_linear_fixture()
-llama_dynamic_fixture()
-llama3_fixture()
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        raise SystemExit(USAGE)
+    load(sys.argv[1])
+    qwen2_fixture()
+    llama_linear_fixture()
+    llama_dynamic_fixture()
+    llama3_fixture()

@@ -40,13 +40,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import ROOT, seed, stub_module, write_safetensors  # noqa: E402
 
 USAGE = "usage: vision_towers.py <path to a clone of AIDC-AI/Parrot> <path to a clone of DCDmllm/Cheetah>"
-if len(sys.argv) != 3:
-    raise SystemExit(USAGE)
-PARROT_ENCODER = os.path.join(os.path.abspath(sys.argv[1]), "parrot", "model", "multimodal_encoder")
-CHEETAH_MODELS = os.path.join(os.path.abspath(sys.argv[2]), "Cheetah", "cheetah", "models")
-if not os.path.isfile(os.path.join(PARROT_ENCODER, "siglip_encoder.py")) or not os.path.isfile(os.path.join(CHEETAH_MODELS, "eva_vit.py")):
-    raise SystemExit(USAGE)
 OUT = os.path.join(ROOT, "packages", "models", "src", "vision", "__fixtures__")
+siglip = eva = None  # the authors' modules, set by `load`
 
 
 # ---- stand-ins for the imports of the authors' files (only what they touch at import or in the calls made) ----
@@ -100,11 +95,20 @@ def _install_stubs() -> None:
     stub_module("cheetah.common.dist_utils", download_cached_file=None)
 
 
-_install_stubs()
-sys.path.insert(0, PARROT_ENCODER)
-siglip = importlib.import_module("siglip_encoder")
-sys.path.insert(0, CHEETAH_MODELS)
-eva = importlib.import_module("eva_vit")
+def load(parrot_root: str, cheetah_root=None) -> None:
+    """Installs the stand-ins and imports Parrot's `siglip_encoder.py` (and Cheetah's `eva_vit.py` when its clone is
+    given); `llava.py` calls it to reuse the SigLIP tower and `clip_reference`."""
+    global siglip, eva
+    parrot_encoder = os.path.join(os.path.abspath(parrot_root), "parrot", "model", "multimodal_encoder")
+    cheetah_models = os.path.join(os.path.abspath(cheetah_root), "Cheetah", "cheetah", "models") if cheetah_root else None
+    if not os.path.isfile(os.path.join(parrot_encoder, "siglip_encoder.py")) or (cheetah_models and not os.path.isfile(os.path.join(cheetah_models, "eva_vit.py"))):
+        raise SystemExit(USAGE)
+    _install_stubs()
+    sys.path.insert(0, parrot_encoder)
+    siglip = importlib.import_module("siglip_encoder")
+    if cheetah_models:
+        sys.path.insert(0, cheetah_models)
+        eva = importlib.import_module("eva_vit")
 
 # ---- tiny shapes: 12 px images, 4 px patches (3 × 3 = 9 patches), hidden 32, 4 heads ----
 B, S, P, C, D, HEADS, INTER, LAYERS = 2, 12, 4, 3, 32, 4, 48, 3
@@ -170,21 +174,16 @@ def clip_reference(w: dict, cfg: dict, px_nhwc: torch.Tensor):
     return states, pooled
 
 
-def clip_fixture() -> None:
-    """A full `CLIPConfig`-style config.json (`vision_config` nested), quick_gelu; the LLaVA selections of
-    Parrot (layer −2, `cls_patch`) and LLaVA's default (layer −2, `patch`) and the last layer."""
-    seed(21)
-    vc = {"hidden_size": D, "intermediate_size": INTER, "num_hidden_layers": LAYERS, "num_attention_heads": HEADS,
-          "image_size": S, "patch_size": P, "num_channels": C, "layer_norm_eps": 1e-5, "hidden_act": "quick_gelu",
-          "projection_dim": 16, "model_type": "clip_vision_model"}
-    cj = {"model_type": "clip", "architectures": ["CLIPModel"], "projection_dim": 16, "torch_dtype": "float32",
-          "text_config": {"hidden_size": 16, "model_type": "clip_text_model"}, "vision_config": vc}
+def clip_random_weights(vc: dict) -> dict:
+    """Seeded random `vision_model.*` weights of a CLIP vision config (float32-representable float64; LayerNorm
+    weights around 1), in a fixed draw order."""
     pre = "vision_model."
+    D, C, P, S, INTER = vc["hidden_size"], vc["num_channels"], vc["patch_size"], vc["image_size"], vc["intermediate_size"]
     shapes = {pre + "embeddings.patch_embedding.weight": (D, C, P, P), pre + "embeddings.class_embedding": (D,),
               pre + "embeddings.position_embedding.weight": ((S // P) ** 2 + 1, D)}
     for norm in ("pre_layrnorm", "post_layernorm"):
         shapes[f"{pre}{norm}.weight"] = shapes[f"{pre}{norm}.bias"] = (D,)
-    for i in range(LAYERS):
+    for i in range(vc["num_hidden_layers"]):
         k = f"{pre}encoder.layers.{i}."
         for proj in ("q_proj", "k_proj", "v_proj", "out_proj"):
             shapes[k + f"self_attn.{proj}.weight"], shapes[k + f"self_attn.{proj}.bias"] = (D, D), (D,)
@@ -196,6 +195,19 @@ def clip_fixture() -> None:
     for name, shape in shapes.items():
         is_norm = ("norm" in name or "layrnorm" in name) and name.endswith("weight")
         w[name] = ((1 + 0.2 * torch.randn(shape)) if is_norm else 0.2 * torch.randn(shape)).float().double()
+    return w
+
+
+def clip_fixture() -> None:
+    """A full `CLIPConfig`-style config.json (`vision_config` nested), quick_gelu; the LLaVA selections of
+    Parrot (layer −2, `cls_patch`) and LLaVA's default (layer −2, `patch`) and the last layer."""
+    seed(21)
+    vc = {"hidden_size": D, "intermediate_size": INTER, "num_hidden_layers": LAYERS, "num_attention_heads": HEADS,
+          "image_size": S, "patch_size": P, "num_channels": C, "layer_norm_eps": 1e-5, "hidden_act": "quick_gelu",
+          "projection_dim": 16, "model_type": "clip_vision_model"}
+    cj = {"model_type": "clip", "architectures": ["CLIPModel"], "projection_dim": 16, "torch_dtype": "float32",
+          "text_config": {"hidden_size": 16, "model_type": "clip_text_model"}, "vision_config": vc}
+    w = clip_random_weights(vc)
     px = pixels()
     states, pooled = clip_reference(w, vc, px)
     expected = {"inputs.pixel_values": px, "expected.pooler_output": pooled, "expected.last_hidden_state": states[-1],
@@ -261,6 +273,10 @@ def eva_fixture() -> None:
     write("eva", cj, dict(model.state_dict()), expected, "Cheetah/cheetah/models/eva_vit.py VisionTransformer + ln_vision")
 
 
-clip_fixture()
-siglip_fixture()
-eva_fixture()
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        raise SystemExit(USAGE)
+    load(sys.argv[1], sys.argv[2])
+    clip_fixture()
+    siglip_fixture()
+    eva_fixture()

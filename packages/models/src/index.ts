@@ -24,3 +24,4 @@ export * from './model/host-mllm.js';
 export * from './model/host-model-io.js';
 export * from './hf/index.js';
 export * from './vision/index.js';
+export * from './llava/index.js';

@@ -183,7 +183,11 @@ export function hfAttentionMask(keyMask: number[][], queryLength: number, groups
   return tf.tensor4d(mask, [B, 1, rows, Lk], 'bool');
 }
 
-function readRows(owner: string, name: string, value: HFIntRows, B: number, L: number, check: (v: number) => boolean, expected: string): number[][] {
+/**
+ * `value` as checked `[B, L]` rows: a rank-2 tensor or number rows of exactly that shape, every entry passing
+ * `check` (errors name `owner`, the argument, the position, the expected and the actual value).
+ */
+export function readHFIntRows(owner: string, name: string, value: HFIntRows, B: number, L: number, check: (v: number) => boolean, expected: string): number[][] {
   let rows: number[][];
   if (value instanceof tf.Tensor) {
     assertTensor(owner, name, value, { rank: 2, dtypes: ['int32', 'float32'] });
@@ -285,7 +289,7 @@ export class HFCausalLM extends Module {
     this.assertUsable();
     const V = this.hfConfig.vocabSize;
     const [B, L] = inputIds instanceof tf.Tensor ? inputIds.shape : [inputIds.length, inputIds[0]?.length ?? 0];
-    const ids = readRows('HFCausalLM.embed', 'inputIds', inputIds, B, L, (v) => Number.isInteger(v) && v >= 0 && v < V, `a token id in [0, ${V})`);
+    const ids = readHFIntRows('HFCausalLM.embed', 'inputIds', inputIds, B, L, (v) => Number.isInteger(v) && v >= 0 && v < V, `a token id in [0, ${V})`);
     return tf.tidy(() => tf.reshape(this.embedTokens.lookup(ids.flat()), [B, L, this.hfConfig.hiddenSize]) as tf.Tensor3D);
   }
 
@@ -333,10 +337,10 @@ export class HFCausalLM extends Module {
     }
     const mask = options.attentionMask == null
       ? Array.from({ length: B }, () => new Array<number>(L).fill(1))
-      : readRows(owner, 'attentionMask', options.attentionMask, B, L, (v) => v === 0 || v === 1, '0 or 1');
+      : readHFIntRows(owner, 'attentionMask', options.attentionMask, B, L, (v) => v === 0 || v === 1, '0 or 1');
     let positions: number[][];
     if (options.positionIds != null) {
-      positions = readRows(owner, 'positionIds', options.positionIds, B, L, (v) => Number.isInteger(v) && v >= 0, 'a non-negative integer');
+      positions = readHFIntRows(owner, 'positionIds', options.positionIds, B, L, (v) => Number.isInteger(v) && v >= 0, 'a non-negative integer');
     } else {
       // HF generate: position = cumsum(mask) − 1 over the whole sequence, padding slots 1.
       positions = mask.map((row, b) => {
@@ -436,10 +440,10 @@ export class HFCausalLM extends Module {
     const pad = options.padTokenId ?? eos[0] ?? 0;
     const V = this.hfConfig.vocabSize;
     const [B, L] = inputIds instanceof tf.Tensor ? inputIds.shape : [inputIds.length, inputIds[0]?.length ?? 0];
-    const ids = readRows(owner, 'inputIds', inputIds, B, L, (v) => Number.isInteger(v) && v >= 0 && v < V, `a token id in [0, ${V})`);
+    const ids = readHFIntRows(owner, 'inputIds', inputIds, B, L, (v) => Number.isInteger(v) && v >= 0 && v < V, `a token id in [0, ${V})`);
     const mask = options.attentionMask == null
       ? ids.map((row) => row.map(() => 1))
-      : readRows(owner, 'attentionMask', options.attentionMask, B, L, (v) => v === 0 || v === 1, '0 or 1');
+      : readHFIntRows(owner, 'attentionMask', options.attentionMask, B, L, (v) => v === 0 || v === 1, '0 or 1');
     const lastReal = mask.map((row, b) => {
       const last = row.lastIndexOf(1);
       if (last < 0) throw new Error(`${owner}: attentionMask row ${b} has no real token`);
