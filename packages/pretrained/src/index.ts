@@ -4,3 +4,4 @@
  * compatibility switch the authors' code implies set by the loader. Only what is exported here is public.
  */
 export * from './pretrained-model.js';
+export * from './wings/index.js';

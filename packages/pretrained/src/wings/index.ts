@@ -1,0 +1,3 @@
+export * from './checkpoint.js';
+export * from './prompt.js';
+export * from './load-wings.js';
