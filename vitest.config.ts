@@ -47,6 +47,7 @@ export default defineConfig({
       '@mllm/core/testing': here('./packages/core/src/testing/index.ts'),
       '@mllm/core': pkg('core'),
       '@mllm/models/testing': here('./packages/models/src/testing/index.ts'),
+      '@mllm/models/image': here('./packages/models/src/image/index.ts'),
       '@mllm/models': pkg('models'),
       '@mllm/train': pkg('train'),
       '@mllm/parrot': pkg('parrot'),

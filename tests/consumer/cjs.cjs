@@ -18,6 +18,9 @@ for (const name of ['@mllm/core', '@mllm/models', '@mllm/train', '@mllm/parrot',
   }
 }
 if (!require.resolve('@mllm/parrot/threads').endsWith('threads.cjs')) throw new Error('@mllm/parrot/threads did not resolve to dist/threads.cjs');
+if (require('@mllm/models/image').ImageProcessor !== models.ImageProcessor) {
+  throw new Error('@mllm/models/image does not export the same ImageProcessor as @mllm/models');
+}
 // One @mllm/core in this process: the module packages use the copy required here (peer dependency).
 if (core.loadedCoreCopies().length !== 1) throw new Error(`expected one @mllm/core, got ${JSON.stringify(core.loadedCoreCopies())}`);
 runChecks({ tf, core, models, train, parrot: { ParrotMoE, PARROT_CHECKPOINT_PREFIX }, parrotThreads, wings: { injectWings }, vpgc, evaluation: { extractAnswer } }, 'cjs').catch(

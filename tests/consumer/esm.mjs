@@ -15,6 +15,11 @@ for (const name of ['@mllm/core', '@mllm/models', '@mllm/train', '@mllm/parrot',
   if (!resolved.endsWith('/dist/index.js')) throw new Error(`${name} resolved to ${resolved}, expected the ESM build dist/index.js`);
 }
 if (!import.meta.resolve('@mllm/parrot/threads').endsWith('/dist/threads.js')) throw new Error('@mllm/parrot/threads did not resolve to dist/threads.js');
+// The light image subpath: the same classes as the main entry (one shared chunk).
+const modelsImage = await import('@mllm/models/image');
+if (modelsImage.ImageProcessor !== models.ImageProcessor || modelsImage.decodeImage !== models.decodeImage) {
+  throw new Error('@mllm/models/image does not export the same ImageProcessor / decodeImage as @mllm/models');
+}
 await checks.runChecks(
   {
     tf,

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { BadRowError, BenchmarkFormatError, previewCell, shortenCell, type BadRowIssue } from './bad-row.js';
 import { columnKey, PANDAS_MISSING_VALUES, readBenchmarkRows, type BenchmarkRow, type ReadBenchmarkOptions } from './benchmark-reader.js';
-import type { PixelImage } from './image-codec.js';
+import type { PixelImage } from '@mllm/models/image';
 import type { TsvSource } from './tsv-source.js';
 import { writeTsv, type BenchmarkRowInput } from './tsv-writer.js';
 

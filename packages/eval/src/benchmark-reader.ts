@@ -18,7 +18,7 @@ import {
   type BadRowPolicy,
   type BadRowReason,
 } from './bad-row.js';
-import { decodeImage as defaultDecodeImage, type ImageDecoder, type PixelImage } from './image-codec.js';
+import { decodeImage as defaultDecodeImage, type ImageDecoder, type PixelImage } from '@mllm/models/image';
 import { normalizeLanguage } from './languages.js';
 import { describeSource, readTsvRecords, type TsvSource } from './tsv-source.js';
 

@@ -99,7 +99,8 @@ export type HostLoaderImporter = () => Promise<((spec: string) => unknown) | und
 
 const importHostLoader: HostLoaderImporter = async () => {
   try {
-    // @mllm/models is an optional peer: the harness runs JS model modules without it.
+    // Only the host loader needs the whole of @mllm/models (and its peers @mllm/core, tfjs-layers):
+    // the harness imports just `@mllm/models/image` and runs JS model modules without the rest.
     const models: typeof import('@mllm/models') = await import('@mllm/models');
     return models.loadHostModel;
   } catch {

@@ -4,7 +4,7 @@ import { BadRowError } from './bad-row.js';
 import type { OptionChoice } from './benchmark-reader.js';
 import type { EvalModel } from './eval-model.js';
 import { argmaxScore, evaluate, scoreQuestions, type RowResult } from './evaluate.js';
-import type { PixelImage } from './image-codec.js';
+import type { PixelImage } from '@mllm/models/image';
 import { ANSWER_INSTRUCTIONS } from './languages.js';
 import { writeTsv, type BenchmarkRowInput } from './tsv-writer.js';
 

@@ -9,7 +9,7 @@ import { extractAnswer, postprocessAnswer, type ExtractionMethod, type Postproce
 import { BadRowError, type BadRowIssue, type BadRowPolicy } from './bad-row.js';
 import { readBenchmarkRows, type BenchmarkRow, type OptionChoice } from './benchmark-reader.js';
 import type { EvalModel } from './eval-model.js';
-import { pixelImageToTensor, type ImageDecoder } from './image-codec.js';
+import { pixelImageToTensor, type ImageDecoder } from '@mllm/models/image';
 import { buildPrompt, type InstructionRule } from './prompt.js';
 import type { BenchmarkName } from './published-results.js';
 import { summarize, type Report } from './report.js';

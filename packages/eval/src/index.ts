@@ -4,7 +4,18 @@
  */
 export * from './languages.js';
 export * from './base64.js';
-export * from './image-codec.js';
+// The image codec moved to @mllm/models (image/codec.ts); re-exported so this package's API is unchanged.
+export {
+  assertPixelImage,
+  decodeImage,
+  encodeJpeg,
+  encodePng,
+  ImageDecodeError,
+  pixelImageToTensor,
+  sniffImageFormat,
+  type ImageDecoder,
+  type PixelImage,
+} from '@mllm/models/image';
 export * from './bad-row.js';
 export * from './tsv-source.js';
 export * from './benchmark-reader.js';

@@ -4,7 +4,7 @@
  */
 import { encodeBase64 } from './base64.js';
 import { columnKey } from './benchmark-reader.js';
-import { encodePng, type PixelImage } from './image-codec.js';
+import { encodePng, type PixelImage } from '@mllm/models/image';
 
 /** The image cell of a row to write. */
 export type ImageInput =

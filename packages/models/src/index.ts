@@ -24,4 +24,6 @@ export * from './model/host-mllm.js';
 export * from './model/host-model-io.js';
 export * from './hf/index.js';
 export * from './vision/index.js';
+export * from './image/index.js';
+export * from './image/load.js';
 export * from './llava/index.js';

@@ -4,4 +4,5 @@
  * compatibility switch the authors' code implies set by the loader. Only what is exported here is public.
  */
 export * from './pretrained-model.js';
+export * from './cheetah/index.js';
 export * from './wings/index.js';

@@ -140,7 +140,8 @@ export function attachVPGC(host: ModuleHost, config: AttachVPGCConfig = {}): Att
   const candidate = config.vpg ?? config.vpgc?.vpg ?? host.projector;
   if (!(candidate instanceof QFormerVPG)) {
     throw new Error('attachVPGC: config.vpg must be a QFormerVPG (or the host projector must be one), got ' +
-      (candidate === undefined ? 'undefined' : ((candidate as object).constructor?.name ?? typeof candidate)));
+      (candidate === undefined ? 'undefined' : ((candidate as object).constructor?.name ?? typeof candidate)) +
+      '; for a LLaVA-style host (per-token projector such as mlp2x_gelu) use attachLinearVPGC, the paper\'s linear-VPG variant');
   }
   const vpg = candidate;
   if (config.vpgc && config.vpgc.vpg !== vpg) throw new Error('attachVPGC: config.vpgc re-queries another VPG than config.vpg / the host projector');

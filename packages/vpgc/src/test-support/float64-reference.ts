@@ -210,3 +210,52 @@ export function vpgcHook64(params: ParamsF64, c: QFormerShape, input: HookInputs
   });
   return out;
 }
+
+/** Inputs of the linear VPG-C hook in float64: per image its raw features `[Nv, Dv]`, spans of length Nv. */
+export interface LinearHookInputs64 {
+  /** `[B, L, H]` */
+  hidden: Float64Array;
+  B: number;
+  L: number;
+  H: number;
+  lastPromptIndex: number[];
+  /** Per image `[Nv, Dv]` (the features fed to the projector). */
+  images: Float64Array[];
+  Nv: number;
+  Dv: number;
+  imageToSample: number[];
+  /** Per image its start position (length = Nv). */
+  imageStart: number[];
+}
+
+/**
+ * The paper's linear-VPG variant of VPG-C in float64, in its own column notation: with
+ * `X ∈ R^{Dv×Nv}` (columns = tokens), `V̄ = (W1 g 1ᵀ) ⊙ (W2 X) ∈ R^{H×Nv}`, column j added to image
+ * token j. `g` is the raw hidden state at the last prompt token; `W1 = <prefix>guidance_proj.weight`
+ * `[H, H]`, `W2 = <prefix>visual_proj.weight` `[H, Dv]`. Returns the new hidden `[B, L, H]`.
+ */
+export function linearVpgcHook64(params: ParamsF64, input: LinearHookInputs64, prefix = 'model.'): Float64Array {
+  const { B, L, H, Nv, Dv } = input;
+  const W1 = param(params, `${prefix}guidance_proj.weight`);
+  const W2 = param(params, `${prefix}visual_proj.weight`);
+  const out = input.hidden.slice();
+  // W1 g 1ᵀ: the same column W1·g for every token of the sample's images.
+  const gate: Float64Array[] = [];
+  for (let b = 0; b < B; b++) {
+    const g = input.hidden.subarray((b * L + input.lastPromptIndex[b]) * H, (b * L + input.lastPromptIndex[b] + 1) * H);
+    const column = new Float64Array(H);
+    for (let i = 0; i < H; i++) for (let e = 0; e < H; e++) column[i] += W1.data[i * H + e] * g[e];
+    gate.push(column);
+  }
+  input.images.forEach((features, k) => {
+    const b = input.imageToSample[k];
+    for (let j = 0; j < Nv; j++) {
+      for (let i = 0; i < H; i++) {
+        let w2x = 0; // (W2 X)[i, j] = Σ_d W2[i, d]·X[d, j], X[d, j] = features[j][d]
+        for (let d = 0; d < Dv; d++) w2x += W2.data[i * Dv + d] * features[j * Dv + d];
+        out[(b * L + input.imageStart[k] + j) * H + i] += gate[b][i] * w2x;
+      }
+    }
+  });
+  return out;
+}

@@ -1,7 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { encode as encodeRawPng } from 'fast-png';
 import { describe, expect, it } from 'vitest';
-import { decodeBase64, encodeBase64, Base64Error } from './base64.js';
 import {
   decodeImage,
   encodeJpeg,
@@ -10,7 +9,7 @@ import {
   pixelImageToTensor,
   sniffImageFormat,
   type PixelImage,
-} from './image-codec.js';
+} from './codec.js';
 
 /** A deterministic 8-bit-exact RGB image. */
 function testImage(height: number, width: number): PixelImage {
@@ -18,31 +17,6 @@ function testImage(height: number, width: number): PixelImage {
   for (let i = 0; i < data.length; i++) data[i] = ((i * 37 + 11) % 256) / 255;
   return { height, width, data };
 }
-
-describe('base64', () => {
-  it('round-trips every length mod 3 and agrees with Node Buffer', () => {
-    for (let length = 0; length < 10; length++) {
-      const bytes = Uint8Array.from({ length }, (_, i) => (i * 91 + 7) % 256);
-      const text = encodeBase64(bytes);
-      expect(text).toBe(Buffer.from(bytes).toString('base64'));
-      if (length > 0) expect([...decodeBase64(text)]).toEqual([...bytes]);
-    }
-  });
-
-  it('accepts unpadded text and embedded whitespace', () => {
-    expect([...decodeBase64('AQID')]).toEqual([1, 2, 3]);
-    expect([...decodeBase64('AQI')]).toEqual([1, 2]);
-    expect([...decodeBase64('AQ\nID')]).toEqual([1, 2, 3]);
-  });
-
-  it('rejects characters outside the alphabet, naming the position', () => {
-    expect(() => decodeBase64('AQ!D')).toThrow(Base64Error);
-    expect(() => decodeBase64('AQ!D')).toThrow(/'?"!"'? at position 2/);
-    expect(() => decodeBase64('A')).toThrow(/impossible/);
-    expect(() => decodeBase64('')).toThrow(/empty/);
-    expect(() => decodeBase64('AQI==')).toThrow(/divisible by 4/);
-  });
-});
 
 describe('image codec', () => {
   it('PNG round-trips 8-bit pixels exactly', () => {
