@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadShardedCheckpoint, writeSafetensorsFile, type StateDict } from '@mllm/core';
 import { backendTolerance, expectClose, expectNoLeaks, maxRelativeError, toFloat64 } from '@mllm/core/testing';
 import { loadWings, type WingsModel } from './load-wings.js';
+import { wingsPrompt } from './prompt.js';
 
 const FIXTURES = fileURLToPath(new URL('../__fixtures__/wings/', import.meta.url));
 const CHECKPOINT = join(FIXTURES, 'wings-qwen2');
@@ -123,6 +124,42 @@ describe('loadWings: the tiny Wings-Qwen2 checkpoint (authors\' layout) against 
   });
 });
 
+describe("WingsModel.chat: infer.py's prompt, preprocessing and greedy decoding", () => {
+  /** A 17 × 20 RGB image (not square: the `pad` aspect ratio pads it with the mean colour first). */
+  const image = { height: 17, width: 20, data: Float32Array.from({ length: 17 * 20 * 3 }, (_, i) => ((i * 37) % 101) / 100) };
+
+  it('answers with the tokens the model greedily generates for the formatted prompt and the preprocessed image', async () => {
+    const processor = wings.imageProcessor;
+    expect(processor.kind).toBe('siglip');
+    expect(processor.options.padToSquare).toBe(true); // config.json image_aspect_ratio 'pad'
+    expect(processor.options.resize).toEqual({ height: 14, width: 14 }); // the tower's image_size
+    const progress: Array<{ tokens: number; text: string }> = [];
+    const result = await wings.chat('<image 1> What is shown?', [image], { maxNewTokens: 5, onToken: (p) => progress.push(p) });
+    const { inputIds } = wingsPrompt(wings.tokenizer!, 'wings_qwen2', '<image 1> What is shown?', true);
+    const pixels = processor.preprocess(image);
+    const [direct] = wings.model.generate([inputIds], { pixelValues: pixels, maxNewTokens: 5, eosTokenId: 265 });
+    pixels.dispose();
+    expect(result.tokens).toEqual(direct!.filter((t) => t !== 265));
+    expect(result.tokens.length).toBeGreaterThan(0);
+    expect(result.text).toBe(wings.tokenizer!.decode(result.tokens, { skipSpecialTokens: true }).trim());
+    expect(result.promptTokens).toBe(inputIds.length - 1 + 9);
+    expect(progress.map((p) => p.tokens)).toEqual(Array.from({ length: progress.length }, (_, i) => i + 1));
+    expect(wings.eosTokenIds).toEqual([265]);
+  });
+
+  it('a text-only question, and no tensor leaks', async () => {
+    await expectNoLeaks(async () => {
+      const result = await wings.chat('Hello', [], { maxNewTokens: 2 });
+      expect(result.promptTokens).toBe(wingsPrompt(wings.tokenizer!, 'wings_qwen2', 'Hello', false).inputIds.length);
+    });
+  });
+
+  it('errors name the argument', async () => {
+    await expect(wings.chat('Hi', [image, image])).rejects.toThrow(/images must hold at most one image .* got 2/);
+    await expect(wings.chat(3 as never, [])).rejects.toThrow(/question must be a string, got 3/);
+  });
+});
+
 describe('loadWings: bad checkpoints are clear errors, and nothing is assigned or leaked', () => {
   let dir: string;
   beforeAll(() => {
@@ -191,6 +228,36 @@ describe('loadWings: bad checkpoints are clear errors, and nothing is assigned o
     // …and the override works.
     const model = await loadWings(join(target, 'wings-qwen2'), { visionTowerDir: join(FIXTURES, 'siglip-so400m-patch14-384') });
     model.dispose();
+  });
+
+  it('a tensor stored in two shards, and a directory without the globbed weight files', async () => {
+    const target = join(dir, 'twice');
+    cpSync(FIXTURES, target, { recursive: true });
+    const ckpt = join(target, 'wings-qwen2');
+    cpSync(join(ckpt, 'model-00001-of-00002.safetensors'), join(ckpt, 'model-00003-of-00003.safetensors'));
+    const before = tf.memory().numTensors;
+    await expect(loadWings(ckpt)).rejects.toThrow(/tensor ".*" is stored in both ".*model-00001-of-00002\.safetensors" and ".*model-00003-of-00003\.safetensors"/);
+    expect(tf.memory().numTensors).toBe(before);
+    for (const f of readdirSync(ckpt).filter((n) => n.endsWith('.safetensors'))) rmSync(join(ckpt, f));
+    await expect(loadWings(ckpt)).rejects.toThrow(/has no model\.safetensors or model-000\*\.safetensors/);
+  });
+
+  it('without tokenizer.json the model loads, chat asks for tokenizerDir, and tokenizerDir works', async () => {
+    const target = join(dir, 'no-tokenizer');
+    cpSync(FIXTURES, target, { recursive: true });
+    const ckpt = join(target, 'wings-qwen2');
+    rmSync(join(ckpt, 'tokenizer.json'));
+    const bare = await loadWings(ckpt);
+    try {
+      expect(bare.tokenizer).toBeNull();
+      await expect(bare.chat('Hi', [])).rejects.toThrow(/has no tokenizer\.json; load with \{ tokenizerDir \}/);
+    } finally {
+      bare.dispose();
+    }
+    await expect(loadWings(ckpt, { tokenizerDir: ckpt })).rejects.toThrow(/options\.tokenizerDir .* has no tokenizer\.json/);
+    const withTokenizer = await loadWings(ckpt, { tokenizerDir: CHECKPOINT });
+    expect(withTokenizer.tokenizer?.vocabSize).toBe(266);
+    withTokenizer.dispose();
   });
 
   it('unknown options and a wrong model_type', async () => {

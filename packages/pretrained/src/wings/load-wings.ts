@@ -20,16 +20,17 @@
  * sibling directory named like `mm_vision_tower`'s last component); its weights from the checkpoint's
  * `model.vision_tower.vision_tower.*`, else from that directory.
  */
-import * as tf from '@tensorflow/tfjs-core';
 import { describeValue, disposeStateDict, loadShardedCheckpoint, loadStateDict, nodeFilePromises, type StateDict } from '@mllm/core';
 import {
-  IMAGE_TOKEN_INDEX,
   LLAVA_VISION_TOWER_PREFIX,
   LlavaModel,
+  clipImageProcessor,
   isIgnoredLlavaTensor,
   loadTokenizer,
   readLlavaConfigs,
+  siglipImageProcessor,
   type HFTokenizer,
+  type ImageProcessor,
 } from '@mllm/models';
 import { attachWings, wingsCheckpointShape, type AttachedWings, type WingsConfig } from '@mllm/wings';
 import type { ChatOptions, ChatResult, PretrainedMLLM, RgbImage } from '../pretrained-model.js';
@@ -70,12 +71,75 @@ export class WingsModel implements PretrainedMLLM {
   ) {}
 
   /**
-   * One user turn → the greedy answer (`infer.py`'s `generate_vqa`: the prompt of `wingsPrompt`, the image
-   * preprocessed, greedy decoding that re-runs the whole sequence each step as the reference's generate does).
+   * One user turn → the greedy answer, as `infer.py`'s `generate_vqa` builds it: the prompt of `wingsPrompt`
+   * (`<image>` placed by `replace_image_token`), the image through `imageProcessor` (`process_images`: pad to
+   * square with the mean colour when `image_aspect_ratio` is `pad`, then the tower's processor), greedy
+   * decoding that re-runs the whole sequence each step (the reference's generate keeps no KV cache), stopped at
+   * the eos ids, the answer decoded without special tokens and trimmed. Wings' inference takes one image;
+   * with none the question is asked as text only (no `<image>` is added).
    */
-  // eslint-disable-next-line @typescript-eslint/require-await
   async chat(question: string, images: readonly RgbImage[], options: ChatOptions = {}): Promise<ChatResult> {
-    throw new Error(`WingsModel.chat: not available yet (question ${describeValue(question)}, ${images.length} image(s), ${describeValue(options)})`);
+    const owner = 'WingsModel.chat';
+    if (typeof question !== 'string') throw new Error(`${owner}: question must be a string, got ${describeValue(question)}`);
+    if (!Array.isArray(images)) throw new Error(`${owner}: images must be an array of RGB images, got ${describeValue(images)}`);
+    if (images.length > 1) throw new Error(`${owner}: images must hold at most one image (Wings' infer.py passes the first image only), got ${images.length}`);
+    if (options === null || typeof options !== 'object') throw new Error(`${owner}: options must be an object, got ${describeValue(options)}`);
+    const tokenizer = this.tokenizer;
+    if (!tokenizer) {
+      throw new Error(`${owner}: ${JSON.stringify(this.directory)} has no tokenizer.json; load with { tokenizerDir } (the base LLM's directory, e.g. Qwen1.5-7B-Chat)`);
+    }
+    const maxNewTokens = options.maxNewTokens ?? 128;
+    const { inputIds } = wingsPrompt(tokenizer, this.config.modelType, question, images.length === 1);
+    const pixelValues = images.length === 1 ? this.imageProcessor.preprocess(images[0]!) : null; // [1, 3, S, S]
+    const started = performance.now();
+    let prefillMs = 0;
+    const generated: number[] = [];
+    try {
+      const [tokens] = this.model.generate([inputIds], {
+        pixelValues,
+        maxNewTokens,
+        eosTokenId: this.eosTokenIds,
+        onToken: (next, step) => {
+          if (step === 0) prefillMs = performance.now() - started;
+          if (options.onToken && next[0] != null) {
+            generated.push(next[0]);
+            options.onToken({ tokens: generated.length, text: tokenizer.decode(generated, { skipSpecialTokens: true }) });
+          }
+        },
+      });
+      const answer = tokens!.filter((t) => !this.eosTokenIds.includes(t));
+      const imageTokens = pixelValues ? this.config.imageTokenLength : 0;
+      return {
+        text: tokenizer.decode(answer, { skipSpecialTokens: true }).trim(),
+        tokens: answer,
+        promptTokens: inputIds.length - (pixelValues ? 1 : 0) + imageTokens,
+        prefillMs,
+        decodeMs: performance.now() - started - prefillMs,
+      };
+    } finally {
+      pixelValues?.dispose();
+    }
+  }
+
+  /**
+   * The image preprocessing of `process_images` for this checkpoint's tower: SigLIP's processor as Wings vendors
+   * it (resize to the tower's size, mean = std = 0.5; so400m: 384 px) or CLIP's (shortest edge and crop at the
+   * tower's size), with LLaVA's pad-to-square first when `image_aspect_ratio` is `pad` (the released setting).
+   */
+  get imageProcessor(): ImageProcessor {
+    const size = this.model.visionTower.visionConfig.imageSize;
+    const padToSquare = this.model.llavaConfig.imageAspectRatio === 'pad';
+    return this.model.visionTowerType === 'siglip'
+      ? siglipImageProcessor({ size, padToSquare })
+      : clipImageProcessor({ shortestEdge: size, cropSize: size, padToSquare });
+  }
+
+  /** The ids greedy decoding stops at: `config.json`'s `eos_token_id` and the tokenizer's eos (Wings sets `<|im_end|>` for Qwen). */
+  get eosTokenIds(): number[] {
+    const fromConfig = this.model.configJson.eos_token_id;
+    const ids = Array.isArray(fromConfig) ? fromConfig : typeof fromConfig === 'number' ? [fromConfig] : [];
+    const eos = this.tokenizer?.eosId ?? -1;
+    return [...new Set([...(ids as number[]), ...(eos >= 0 ? [eos] : [])])];
   }
 
   dispose(): void {
