@@ -260,6 +260,51 @@ describe('loadWings: bad checkpoints are clear errors, and nothing is assigned o
     withTokenizer.dispose();
   });
 
+  it('wings_llama (no authors\' fixture: modeling_wings_llama.py needs HF ≥ 4.43): GQA and llama3 scaling in the decoder, unscaled rotary in the learners', async () => {
+    // The fixture's weights as a LLaMA-3.1-shaped checkpoint: 2 of 4 KV heads, no q/k/v bias, one model.safetensors.
+    const target = join(dir, 'llama');
+    cpSync(FIXTURES, target, { recursive: true });
+    const ckpt = join(target, 'wings-qwen2');
+    const configPath = join(ckpt, 'config.json');
+    const json = JSON.parse(readFileSync(configPath, 'utf8')) as Record<string, unknown>;
+    writeFileSync(configPath, JSON.stringify({
+      ...json, model_type: 'wings_llama', architectures: ['WingsLlamaForCausalLM'], num_key_value_heads: 2, rope_theta: 500000,
+      attention_bias: false, rope_scaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 16 },
+    }));
+    const all: StateDict = new Map();
+    for (const file of readdirSync(ckpt).filter((f) => f.startsWith('model-000'))) {
+      for (const [name, t] of (await loadShardedCheckpoint(join(ckpt, file))).tensors) all.set(name, t);
+      rmSync(join(ckpt, file));
+    }
+    for (const name of [...all.keys()]) {
+      if (/^model\.layers\.\d+\.self_attn\.[qkv]_proj\.bias$/.test(name)) {
+        all.get(name)!.dispose();
+        all.delete(name);
+      } else if (/^model\.layers\.\d+\.self_attn\.[kv]_proj\.weight$/.test(name)) {
+        const kept = tf.slice(all.get(name)!, [0, 0], [16, 32]); // 2 KV heads × head_dim 8
+        all.get(name)!.dispose();
+        all.set(name, kept);
+      }
+    }
+    await writeSafetensorsFile(join(ckpt, 'model.safetensors'), all);
+    for (const t of all.values()) t.dispose();
+    const llama = await loadWings(ckpt);
+    try {
+      const hf = llama.model.languageModel.hfConfig;
+      expect([hf.modelType, hf.numKeyValueHeads, hf.ropeScaling.type, hf.qkvBias]).toEqual(['llama', 2, 'llama3', false]);
+      expect(llama.wings.config.ropeTheta).toBe(500000); // the learners' rotary: theta only, no scaling
+      expect(llama.config.modelType).toBe('wings_llama');
+      const { logits, mask } = imageBatchLogits(llama);
+      const values = realRows(logits, mask);
+      logits.dispose();
+      expect(values.every(Number.isFinite)).toBe(true);
+      // Other weights in the main attention: other logits than the Qwen2 fixture's.
+      expect(maxRelativeError(values, realRows(expected.get('expected.logits') as tf.Tensor3D, mask))).toBeGreaterThan(1e-2);
+    } finally {
+      llama.dispose();
+    }
+  });
+
   it('unknown options and a wrong model_type', async () => {
     await expect(loadWings(CHECKPOINT, { strict: false } as never)).rejects.toThrow(/unknown option\(s\) strict/);
     const target = join(dir, 'type');
