@@ -2,14 +2,15 @@
 
     /usr/bin/python3 scripts/reference-fixtures/wings_model.py <Wings clone> <Bunny clone>
 
-Builds a tiny random `WingsQwen2ForCausalLM` the way Wings' `infer.py` does (`WingsMetaForCausalLM.build` →
+Builds tiny random `WingsQwen2ForCausalLM` and `WingsLlamaForCausalLM` models the way Wings' `infer.py` does (`WingsMetaForCausalLM.build` →
 `initialize_vision_modules` → `initialize_modules`), from the clones (nothing of them is copied here or
 committed):
-  - Wings `wings/model/modeling_wings_qwen2.py` (the model, its layer and model forwards),
+  - Wings `wings/model/modeling_wings_qwen2.py` and `modeling_wings_llama.py` (the models, their layer and
+    model forwards; the LLaMA one on Bunny's 4.38 LLaMA with stand-ins, see `build_llama`),
     `base_architecture.py` (`LlavaMetaModel`, `prepare_multimodal_inputs`: LLaVA's splicing as Wings
     changed it), `base_module.py` (the learners, the router), `multimodal_encoder/siglip.py`
     (`SigLipVisionTower`: drops the tower's last layer and head), `multimodal_projector/base.py`;
-  - Bunny's `bunny/model/language_model/qwen2/` (the 4.37-era HF Qwen2 Wings imports as `transformers`).
+  - Bunny's `bunny/model/language_model/{qwen2,llama}/` (the HF Qwen2 / LLaMA files Wings imports as `transformers`).
 
 What it writes, under `packages/pretrained/src/__fixtures__/wings/`:
   - `wings-qwen2/`: the checkpoint as the authors' trainer saves it: `config.json` (every key the authors'
@@ -21,7 +22,8 @@ What it writes, under `packages/pretrained/src/__fixtures__/wings/`:
   - `siglip-so400m-patch14-384/`: the tower directory the config's `mm_vision_tower` names (a path from
     the "authors' machine"; the loader falls back to a sibling directory of that name): the full tiny
     SigLIP (every layer and the pooling head, as `SigLipVisionModel.from_pretrained` reads it);
-  - `wings-qwen2/expected.safetensors`: inputs and the authors' logits (not read by the loader).
+  - `wings-qwen2/expected.safetensors`: inputs and the authors' logits (not read by the loader);
+  - `wings-llama/`: the same for `WingsLlamaForCausalLM` (2 of 4 KV heads, llama3 scaling; no tokenizer).
 
 Sizes: decoder hidden 32, 4 heads (= KV heads, as Qwen1.5), 2 layers, learners on both (`attn_layers_idx`:
 the authors' layer forward reads `attn_pool` on every layer once an image is present), `lora_dim` 4, the router `ReweightLinear(4096)` exactly as `initialize_modules`
@@ -45,6 +47,7 @@ each step: `prepare_inputs_for_generation` asserts there is no KV cache).
 import importlib
 import importlib.util
 import json
+import logging
 import os
 import shutil
 import sys
@@ -55,12 +58,14 @@ import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import ROOT, seed, stub_module, write_safetensors  # noqa: E402
+from hf_decoders import llama3_inv_freq  # noqa: E402  (definitions only; its fixtures run under its __main__)
 
 USAGE = "usage: wings_model.py <path to a clone of AIDC-AI/Wings> <path to a clone of BAAI-DCAI/Bunny>"
 if len(sys.argv) != 3 or not all(os.path.isdir(p) for p in sys.argv[1:]):
     raise SystemExit(USAGE)
 WINGS = os.path.abspath(sys.argv[1])
 BUNNY_QWEN2 = os.path.join(os.path.abspath(sys.argv[2]), "bunny", "model", "language_model", "qwen2")
+BUNNY_LLAMA = os.path.join(os.path.abspath(sys.argv[2]), "bunny", "model", "language_model", "llama")
 if not os.path.isfile(os.path.join(WINGS, "wings", "model", "modeling_wings_qwen2.py")) or not os.path.isfile(os.path.join(BUNNY_QWEN2, "modeling_qwen2.py")):
     raise SystemExit(USAGE)
 OUT = os.path.join(ROOT, "packages", "pretrained", "src", "__fixtures__", "wings")
@@ -165,11 +170,14 @@ def _install_stubs() -> None:
     stub_module("tqdm", tqdm=lambda x, *a, **k: x)
     stub_module("PIL", Image=types.SimpleNamespace(Image=object))
     stub_module("transformers.activations", ACT2FN={"silu": nn.SiLU(), "gelu_pytorch_tanh": nn.GELU(approximate="tanh")})
-    stub_module("transformers.cache_utils", Cache=_Empty, DynamicCache=_Empty)
+    stub_module("transformers.cache_utils", Cache=_Empty, DynamicCache=_Empty, StaticCache=_Empty)
+    stub_module("transformers.pytorch_utils", ALL_LAYERNORM_LAYERS=[])
+    stub_module("transformers.utils.import_utils", is_torchdynamo_compiling=lambda: False)
     stub_module("transformers.modeling_attn_mask_utils", AttentionMaskConverter=AttentionMaskConverter,
                 _prepare_4d_causal_attention_mask=None, _prepare_4d_causal_attention_mask_for_sdpa=None)
     stub_module("transformers.modeling_outputs", BaseModelOutput=ModelOutput, BaseModelOutputWithPooling=ModelOutput,
-                BaseModelOutputWithPast=_Empty, CausalLMOutputWithPast=_Empty, SequenceClassifierOutputWithPast=_Empty)
+                BaseModelOutputWithPast=_Empty, CausalLMOutputWithPast=_Empty, SequenceClassifierOutputWithPast=_Empty,
+                QuestionAnsweringModelOutput=_Empty)
     stub_module("transformers.modeling_utils", PreTrainedModel=PreTrainedModel)
     stub_module("transformers.configuration_utils", PretrainedConfig=PretrainedConfig)
     stub_module("transformers.image_processing_utils", BatchFeature=dict, get_size_dict=lambda size, **kwargs: size)
@@ -182,9 +190,12 @@ def _install_stubs() -> None:
                 add_start_docstrings_to_model_forward=_identity_decorator, replace_return_docstrings=_identity_decorator,
                 is_flash_attn_2_available=lambda: False, is_flash_attn_greater_or_equal_2_10=lambda: False)
     stub_module("bunny_qwen2").__path__ = [BUNNY_QWEN2]
+    stub_module("bunny_llama").__path__ = [BUNNY_LLAMA]
     qwen2 = importlib.import_module("bunny_qwen2.modeling_qwen2")
+    llama = importlib.import_module("bunny_llama.modeling_llama")
     stub_module("transformers", Qwen2Config=qwen2.Qwen2Config, Qwen2Model=qwen2.Qwen2Model,
-                Qwen2ForCausalLM=qwen2.Qwen2ForCausalLM, AutoConfig=_Registry, AutoModelForCausalLM=_Registry,
+                Qwen2ForCausalLM=qwen2.Qwen2ForCausalLM, LlamaConfig=llama.LlamaConfig, LlamaModel=llama.LlamaModel,
+                LlamaForCausalLM=llama.LlamaForCausalLM, AutoConfig=_Registry, AutoModelForCausalLM=_Registry,
                 PretrainedConfig=PretrainedConfig, CLIPVisionModel=_Empty, CLIPImageProcessor=_Empty,
                 CLIPVisionConfig=_Empty, Trainer=_Empty)
     # The Wings package without its __init__ files (they import every model class).
@@ -207,7 +218,10 @@ qwen2 = importlib.import_module("bunny_qwen2.modeling_qwen2")
 siglip = sys.modules["wings.model.multimodal_encoder.siglip"]
 base_architecture = importlib.import_module("wings.model.base_architecture")
 wings_qwen2 = importlib.import_module("wings.model.modeling_wings_qwen2")
-for _module in (base_architecture, siglip, wings_qwen2):
+wings_llama = importlib.import_module("wings.model.modeling_wings_llama")
+# HF's logging gives every Logger `warning_once`; modeling_wings_llama.py calls it on wings.utils' logger.
+logging.Logger.warning_once = lambda self, *args, **kwargs: None
+for _module in (base_architecture, siglip, wings_qwen2, wings_llama):
     _module.torch = _Float64Torch("torch")
 
 
@@ -239,11 +253,10 @@ def write_json(path: str, value: dict) -> None:
         f.write("\n")
 
 
-def config_json(config) -> dict:
+def config_json(config, architecture="WingsQwen2ForCausalLM", model_type="wings_qwen2", **extra) -> dict:
     """The config as the authors' `save_pretrained` writes it: every public attribute their code set."""
     out = {k: v for k, v in vars(config).items() if not k.startswith("_")}
-    out.update(architectures=["WingsQwen2ForCausalLM"], model_type="wings_qwen2", torch_dtype="float32",
-               transformers_version="4.37.2")
+    out.update(architectures=[architecture], model_type=model_type, torch_dtype="float32", transformers_version="4.37.2", **extra)
     return out
 
 
@@ -261,7 +274,12 @@ def build_qwen2(full_tower):
     config.mm_hidden_size = TOWER["hidden_size"]
     config.mm_projector_type = "mlp2x_gelu"
     siglip.SigLipVisionModel.from_pretrained = classmethod(lambda cls, name: full_tower)
-    model = wings_qwen2.WingsQwen2ForCausalLM(config)
+    return initialize(wings_qwen2.WingsQwen2ForCausalLM(config))
+
+
+def initialize(model):
+    """`infer.py`'s steps after `build`: the vision modules, the learners (`initialize_modules`), the tokenizer's
+    padding side on the config; then every weight random except the tower's."""
     model_args = types.SimpleNamespace(
         vision_tower=AUTHORS_TOWER_PATH, mm_vision_select_layer=-2, mm_vision_select_feature="patch",
         pretrain_mm_mlp_adapter=None, mm_patch_merge_type="flat", mm_projector_type="mlp2x_gelu", lora_dim=LORA,
@@ -282,7 +300,46 @@ def build_qwen2(full_tower):
     return model
 
 
-def write_checkpoint(directory: str, model, config: dict) -> None:
+# ---- Wings-LLaMA-3.1 (`modeling_wings_llama.py`) ----
+LLAMA3_SCALING = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 16.0,
+                  "original_max_position_embeddings": 128}
+
+
+def update_causal_mask(attention_mask, input_tensor, cache_position, past_key_values, output_attentions):
+    """Stands in for HF ≥ 4.43 `LlamaModel._update_causal_mask` (eager, no cache): causal and padding keys at
+    the float32 minimum, as the Qwen2 path's `to_4d` stand-in."""
+    L = input_tensor.shape[1]
+    return AttentionMaskConverter(True).to_4d(attention_mask, L, L, torch.float32)
+
+
+def build_llama(full_tower):
+    """`WingsLlamaForCausalLM` on Bunny's 4.38 `LlamaModel`: modeling_wings_llama.py is written against HF ≥ 4.43,
+    whose model has a model-level `rotary_emb` (its `position_embeddings` are ignored by 4.38's attention, which
+    rotates with its own per-layer `rotary_emb`) and a 5-argument `_update_causal_mask`; those two are stood in
+    on the model. The 4.38 config rejects `llama3` scaling: each main-attention layer's `inv_freq` is overwritten
+    with `hf_decoders.py`'s float64 llama3 frequencies (the learners keep `rope_theta` unscaled, as the
+    authors' `WingsAttention` builds them). 8-of-32 grouped KV heads at tiny scale: 2 of 4."""
+    seed(8)
+    config = wings_llama.WingsLlamaConfig(
+        vocab_size=VOCAB, hidden_size=H, intermediate_size=INTER, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
+        num_key_value_heads=2, hidden_act="silu", max_position_embeddings=MAX_POS, initializer_range=0.02, rms_norm_eps=1e-5,
+        use_cache=False, tie_word_embeddings=False, rope_theta=10000.0, rope_scaling=None, attention_bias=False,
+        attention_dropout=0.0, pretraining_tp=1, bos_token_id=None, eos_token_id=265)
+    config._attn_implementation = "eager"
+    config.mm_vision_tower = AUTHORS_TOWER_PATH
+    config.mm_hidden_size = TOWER["hidden_size"]
+    config.mm_projector_type = "mlp2x_gelu"
+    siglip.SigLipVisionModel.from_pretrained = classmethod(lambda cls, name: full_tower)
+    model = initialize(wings_llama.WingsLlamaForCausalLM(config))
+    inv_freq = torch.from_numpy(llama3_inv_freq(10000.0, H // HEADS, 8.0, 1.0, 16.0, 128)).float()
+    for layer in model.model.layers:
+        layer.self_attn.rotary_emb.inv_freq.copy_(inv_freq)
+    model.model._update_causal_mask = update_causal_mask
+    model.model.rotary_emb = lambda hidden_states, position_ids: None
+    return model
+
+
+def write_checkpoint(directory: str, model, config: dict, tokenizer: bool = True) -> None:
     os.makedirs(directory, exist_ok=True)
     state = {k: v.detach().float() for k, v in model.state_dict().items()}
     names = sorted(state)
@@ -290,7 +347,7 @@ def write_checkpoint(directory: str, model, config: dict) -> None:
     for i, part in enumerate((names[:half], names[half:])):
         write_safetensors(os.path.join(directory, f"model-0000{i + 1}-of-00002.safetensors"), {k: state[k] for k in part}, {"format": "pt"})
     write_json(os.path.join(directory, "config.json"), config)
-    for name in ("tokenizer.json", "tokenizer_config.json"):
+    for name in ("tokenizer.json", "tokenizer_config.json") if tokenizer else ():
         shutil.copyfile(os.path.join(TOKENIZER, name), os.path.join(directory, name))
 
 
@@ -314,7 +371,8 @@ def logits_of(model, rows, images):
     ids, mask = pad_right(rows)
     with torch.no_grad():
         out = model(input_ids=ids, attention_mask=mask, images=images, return_dict=False)
-    return ids, mask, out[1]
+    # WingsQwen2ForCausalLM returns (0, logits, ...), WingsLlamaForCausalLM (logits, ...)
+    return ids, mask, out[0] if isinstance(model, wings_llama.WingsLlamaForCausalLM) else out[1]
 
 
 def greedy(model, row, image, steps):
@@ -334,8 +392,24 @@ def qwen2_fixture() -> None:
     write_tower(full_tower)
     model = build_qwen2(full_tower)
     directory = os.path.join(OUT, "wings-qwen2")
-    config = config_json(model.config)
-    write_checkpoint(directory, model, config)
+    write_checkpoint(directory, model, config_json(model.config))
+    write_expected(directory, model, "wings/model/modeling_wings_qwen2.py WingsQwen2ForCausalLM.forward (+ base_architecture.py, "
+                                     "multimodal_encoder/siglip.py SigLipVisionTower; Bunny's HF Qwen2)")
+
+
+def llama_fixture() -> None:
+    """No tokenizer in this directory (the loader's tokenizer is optional)."""
+    model = build_llama(tower_model())
+    directory = os.path.join(OUT, "wings-llama")
+    config = config_json(model.config, "WingsLlamaForCausalLM", "wings_llama")
+    config["rope_scaling"] = LLAMA3_SCALING  # as the released LLaMA-3.1 config has it (the model ran it via inv_freq)
+    write_checkpoint(directory, model, config, tokenizer=False)
+    write_expected(directory, model, "wings/model/modeling_wings_llama.py WingsLlamaForCausalLM.forward (+ base_architecture.py, "
+                                     "multimodal_encoder/siglip.py; Bunny's HF 4.38 LLaMA with llama3 inv_freq, stand-ins for the "
+                                     "4.43 model-level rotary and _update_causal_mask)")
+
+
+def write_expected(directory: str, model, source: str) -> None:
     g = torch.Generator().manual_seed(11)
     # Sample 0: system span then the image at position SP (as the released template puts `<image>\n` first);
     # sample 1: two user tokens before the image, shorter tail. Pixels: the processor's output range.
@@ -353,8 +427,7 @@ def qwen2_fixture() -> None:
         "expected.logits": logits,
         "inputs.text_input_ids": i32(text_ids), "inputs.text_attention_mask": i32(text_mask), "expected.text_logits": text_logits,
         "expected.greedy_tokens": torch.tensor(tokens, dtype=torch.int32),
-    }, {"source": "wings/model/modeling_wings_qwen2.py WingsQwen2ForCausalLM.forward (+ base_architecture.py, "
-                  "multimodal_encoder/siglip.py SigLipVisionTower; Bunny's HF Qwen2)", "greedy_from": "inputs.input_ids[0] with pixel_values[0]"})
+    }, {"source": source, "greedy_from": "inputs.input_ids[0] with pixel_values[0]"})
 
 
 # ---- the prompt: infer.py's replace_image_token + the authors' ConversationFormatter.format_query ----
@@ -405,4 +478,5 @@ def prompt_fixture() -> None:
 
 if __name__ == "__main__":
     qwen2_fixture()
+    llama_fixture()
     prompt_fixture()
