@@ -17,7 +17,7 @@ import { parseExampleFlags } from '../src/index.js';
 const root = resolve(import.meta.dirname, '../../..');
 const read = (path: string): string => readFileSync(join(root, path), 'utf8');
 const docs = ['README.md', ...readdirSync(join(root, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
-const packages = ['core', 'parrot', 'wings', 'vpgc', 'eval'];
+const packages = ['core', 'parrot', 'wings', 'vpgc', 'eval', 'pretrained'];
 const packageReadmes = packages.map((p) => `packages/${p}/README.md`);
 const rootScripts = JSON.parse(read('package.json')).scripts as Record<string, string>;
 
@@ -105,7 +105,7 @@ describe.skipIf(skipOnBackend(['wasm', 'webgpu', 'tensorflow'], 'text checks of 
     });
 
     it('each package page installs a backend and every package its code imports', () => {
-      const pages = [...packageReadmes, 'docs/parrot.md', 'docs/wings.md', 'docs/vpgc.md', 'docs/core.md', 'docs/eval.md'];
+      const pages = [...packageReadmes, 'docs/parrot.md', 'docs/wings.md', 'docs/vpgc.md', 'docs/core.md', 'docs/eval.md', 'docs/pretrained.md'];
       for (const page of pages) {
         const text = read(page);
         const installs = npmInstalls(text);

@@ -11,7 +11,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadShardedCheckpoint, writeSafetensorsFile, type StateDict } from '@mllm/core';
 import { backendTolerance, expectClose, expectNoLeaks, maxRelativeError, toFloat64 } from '@mllm/core/testing';
-import { loadWings, type WingsModel } from './load-wings.js';
+import { loadWings, WingsModel } from './load-wings.js';
+import { fromPretrained } from '../index.js';
 import { wingsPrompt } from './prompt.js';
 
 const FIXTURES = fileURLToPath(new URL('../__fixtures__/wings/', import.meta.url));
@@ -112,6 +113,20 @@ describe('loadWings: the tiny Wings-Qwen2 checkpoint (authors\' layout) against 
     } finally {
       clean.dispose();
     }
+  });
+
+  it('fromPretrained detects the directory as Wings and loads it with loadWings', async () => {
+    const model = await fromPretrained(CHECKPOINT);
+    try {
+      expect(model.kind).toBe('wings');
+      expect(model).toBeInstanceOf(WingsModel);
+      expect((model as WingsModel).wings.config.referenceCompat.doubleAdd).toBe(true);
+    } finally {
+      model.dispose();
+    }
+    const clean = (await fromPretrained(CHECKPOINT, { referenceCompat: 'clean' })) as WingsModel;
+    expect(clean.wings.config.referenceCompat.doubleAdd).toBe(false);
+    clean.dispose();
   });
 
   it('loads and runs without leaking tensors', async () => {
