@@ -318,6 +318,7 @@ describe('loadWings: bad checkpoints are clear errors, and nothing is assigned o
 
   it('unknown options and a wrong model_type', async () => {
     await expect(loadWings(CHECKPOINT, { strict: false } as never)).rejects.toThrow(/unknown option\(s\) strict/);
+    await expect(loadWings(CHECKPOINT, { tokenizerDir: 3 as never })).rejects.toThrow(/options\.tokenizerDir must be a directory path, got 3/);
     const target = join(dir, 'type');
     cpSync(FIXTURES, target, { recursive: true });
     const configPath = join(target, 'wings-qwen2', 'config.json');

@@ -181,6 +181,9 @@ export async function loadWings(dir: string, options: LoadWingsOptions = {}): Pr
   if (unknown.length) throw new Error(`${OWNER}: unknown option(s) ${unknown.join(', ')}; expected ${OPTION_KEYS.join(', ')}`);
   const { config, visionConfig, visionTowerDir } = await readLlavaConfigs(dir, { visionTowerDir: options.visionTowerDir }, OWNER);
   const wingsConfig = resolveWingsCheckpointConfig(config);
+  if (options.tokenizerDir !== undefined && (typeof options.tokenizerDir !== 'string' || options.tokenizerDir.length === 0)) {
+    throw new Error(`${OWNER}: options.tokenizerDir must be a directory path, got ${describeValue(options.tokenizerDir)}`);
+  }
   const tokenizerDir = options.tokenizerDir ?? dir;
   const { fs, path } = await nodeFilePromises(OWNER);
   const hasTokenizer = await fs.stat(path.join(tokenizerDir, 'tokenizer.json')).then(() => true, () => false);
