@@ -8,3 +8,4 @@ export * from './from-pretrained.js';
 export * from './llava/index.js';
 export * from './cheetah/index.js';
 export * from './parrot/index.js';
+export * from './wings/index.js';
