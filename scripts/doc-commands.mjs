@@ -76,10 +76,12 @@ export function collectCommands(root = ROOT) {
         if (line) out.push({ doc, line, kind: 'block', cwd: cwdOf(line) });
       }
     }
-    // ```js snippets that say where to save them and what to run: "// x.mjs: … save it in DIR/ and run `CMD` there"
+    // ```js snippets that say where to save them and what to run:
+    // "// x.mjs: in this repository, [run `pnpm build` at the root, ]save it in DIR/ and run `CMD` there"
     for (const m of text.matchAll(/```(?:js|mjs)\n([\s\S]*?)```/g)) {
-      const head = /^\/\/ (\S+\.m?js): in this repository, save it in (\S+?)\/? and run `([^`]+)` there/.exec(m[1]);
-      if (head) out.push({ doc, line: head[3], kind: 'snippet', cwd: head[2], snippet: { file: head[1], code: m[1] } });
+      const head = /^\/\/ (\S+\.m?js): in this repository, (?:run `([^`]+)` at the root, )?save it in (\S+?)\/? and run `([^`]+)` there/.exec(m[1]);
+      if (head?.[2]) out.push({ doc, line: head[2], kind: 'snippet', cwd: '.' });
+      if (head) out.push({ doc, line: head[4], kind: 'snippet', cwd: head[3], snippet: { file: head[1], code: m[1] } });
     }
     const prose = text.replace(/```[\s\S]*?```/g, '');
     for (const m of prose.matchAll(/`([^`\n]+)`/g)) {
@@ -113,7 +115,7 @@ export const RULES = [
   { match: /^pnpm vitest run packages\/train\/src\/checkpoint\.test\.ts --project cpu$/, action: 'run', budget: 90 },
   { match: /^pnpm docs:api$/, action: 'run', budget: 120, writes: ['docs/api'] },
   { match: /^pnpm install$/, action: 'run', budget: 180 },
-  { match: /^pnpm build && node \S+\.mjs$/, action: 'run', budget: 120 },
+  { match: /^node \S+\.mjs$/, when: (c) => c.snippet !== undefined, action: 'run', budget: 120 },
   {
     match: /^(?:VK_ICD_FILENAMES=\S+ )?MLLM_BACKEND=(?:wasm|webgpu) node app\.mjs$/,
     action: 'run',
