@@ -9,7 +9,7 @@
  *   4. run tests/consumer/esm.mjs (ESM named imports), tests/consumer/cjs.cjs (require) — both run
  *      tests/consumer/checks.cjs: forward passes with output shapes, no leaks, gradients, and the
  *      export round trip to the reference PyTorch layout for Parrot, Wings and VPG-C —
- *   5. run the `mllm-eval` binary (`--help`);
+ *   5. run the `mllm-eval` and `mllm` binaries (`--help`, `mllm run --help`);
  *   6. type-check tests/consumer/typed.ts with tsc (NodeNext, strict, skipLibCheck off) and run its
  *      output; type-check it again with the legacy `node10` resolution + CommonJS.
  *
@@ -98,6 +98,12 @@ try {
   step('CLI: mllm-eval --help (the bin of @mllm/eval)', () => {
     const help = run(join(app, 'node_modules/.bin/mllm-eval'), ['--help'], { cwd: app, capture: true });
     if (!help.includes('--model')) throw new Error(`mllm-eval --help printed no usage:\n${help}`);
+  });
+  step('CLI: mllm --help and mllm run --help (the bin of @mllm/pretrained)', () => {
+    const help = run(join(app, 'node_modules/.bin/mllm'), ['--help'], { cwd: app, capture: true });
+    if (!help.includes('mllm run')) throw new Error(`mllm --help printed no usage:\n${help}`);
+    const runHelp = run(join(app, 'node_modules/.bin/mllm'), ['run', '--help'], { cwd: app, capture: true });
+    if (!runHelp.includes('--model <dir>')) throw new Error(`mllm run --help printed no usage:\n${runHelp}`);
   });
   step('TypeScript: tsc (NodeNext, strict) + run', () => {
     run(join(app, 'node_modules/.bin/tsc'), ['-p', 'tsconfig.json'], { cwd: app });

@@ -3,5 +3,7 @@ import { baseOptions } from '../../tsup.base.js';
 
 export default defineConfig({
   ...baseOptions,
-  entry: ['src/index.ts'],
+  // src/cli.ts is the `mllm` binary (dist/cli.js keeps its `#!/usr/bin/env node` line).
+  entry: ['src/index.ts', 'src/cli.ts'],
+  dts: { entry: 'src/index.ts' },
 });

@@ -12,6 +12,7 @@ import { ensureBackend } from './backend.js';
 import { BadRowError, BenchmarkFormatError } from './bad-row.js';
 import { loadEvalModel, type HostLoaderImporter } from './eval-model.js';
 import type { ScoreTarget } from './host-model-adapter.js';
+import type { PretrainedLoaderImporter } from './pretrained-adapter.js';
 import { evaluate, type DatasetSpec, type RowResult } from './evaluate.js';
 import { isKnownLanguage, LANGUAGES, normalizeLanguage } from './languages.js';
 import { createProgress, type ProgressStream } from './progress.js';
@@ -26,8 +27,10 @@ export const USAGE = `Usage: mllm-eval --model <checkpoint|module.mjs> --data <f
 Evaluates a multimodal model on multiple-choice TSVs (MMMB, multilingual MMBench).
 
 Required:
-  --model <spec>        checkpoint directory (needs @mllm/models' loadHostModel) or a .js/.mjs/.cjs
-                        module exporting an EvalModel (default export, createModel or model)
+  --model <spec>        a checkpoint directory: a saved @mllm host model (needs @mllm/models) or one
+                        in the authors' layout, LLaVA-style HF, Parrot, Wings or Cheetah (needs
+                        @mllm/pretrained); or a .js/.mjs/.cjs module exporting an EvalModel
+                        (default export, createModel or model)
   --data <tsv>          benchmark file; repeatable; also accepted as positional arguments.
                         Prefix with a language to set the language of rows without one: pt=mmmb_pt.tsv
   --out <dir>           output directory (report.md, report.csv, report.json, comparison.md,
@@ -46,6 +49,8 @@ Options:
   --max-new-tokens <n>  generation budget for checkpoint models (default 64)
   --score-target <t>    what the log-likelihood fallback scores for checkpoint models:
                         letter (default) | text | letter-text
+  --vision-tower <dir>  the vision tower's directory, for an authors' checkpoint whose config.json
+                        names a tower path from the authors' machine (mm_vision_tower)
   --backend <name>      cpu | wasm | webgpu (default: what the model registered, else cpu)
   --no-progress         no progress output
   -h, --help            this help
@@ -57,6 +62,8 @@ export interface CliIo {
   readonly stderr: ProgressStream;
   /** Overrides how `@mllm/models`' `loadHostModel` is looked up. */
   readonly hostLoader?: HostLoaderImporter;
+  /** Overrides how `@mllm/pretrained`'s `fromPretrained` is looked up. */
+  readonly pretrainedLoader?: PretrainedLoaderImporter;
   /** Clock for the progress display. */
   readonly now?: () => number;
 }
@@ -146,6 +153,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         backend: { type: 'string' },
         'max-new-tokens': { type: 'string' },
         'score-target': { type: 'string' },
+        'vision-tower': { type: 'string' },
         'predict-only': { type: 'boolean' },
         'no-progress': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
@@ -214,6 +222,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       predictOnly: values['predict-only'] ?? false,
       backend: values.backend,
       hostOptions: { maxNewTokens, scoreTarget },
+      visionTowerDir: values['vision-tower'],
     };
   } catch (error) {
     if (error instanceof UsageError) {
@@ -242,8 +251,10 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       await ensureBackend(settings.backend);
       markCpuHintShown();
     }
-    const { modelSpec, hostOptions } = settings;
-    model = await withoutTfjsHints(() => loadEvalModel(modelSpec, io.hostLoader, hostOptions));
+    const { modelSpec, hostOptions, visionTowerDir } = settings;
+    model = await withoutTfjsHints(() =>
+      loadEvalModel(modelSpec, io.hostLoader, hostOptions, undefined, { loader: io.pretrainedLoader, visionTowerDir }),
+    );
     await ensureBackend(settings.backend);
     markCpuHintShown();
   } catch (error) {

@@ -1,7 +1,10 @@
-// Every `mllm-eval` command line shown in the package README and docs/eval.md runs as written: in a
-// fresh directory holding the files it names (a saved tiny @mllm/models host checkpoint, a JS model
-// module, benchmark TSVs; a name with `test` is a test split without answers).
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+// Every `mllm-eval` command line shown in the package README, docs/eval.md and docs/pretrained.md runs
+// as written: in a fresh directory holding the files it names (a saved tiny @mllm/models host
+// checkpoint, a JS model module, benchmark TSVs — a name with `test` is a test split without answers;
+// a `--model` named `llava-…` is a checkpoint in the authors' layout: @mllm/models' tiny plain-LLaVA
+// reference checkpoint with @mllm/pretrained's tokenizer and preprocessor fixtures, loaded through
+// fromPretrained).
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,7 +14,23 @@ import { HostMLLM, loadHostModel, saveHostModel } from '@mllm/models';
 import { runCli } from './cli-main.js';
 import { writeTsv, type BenchmarkRowInput } from './tsv-writer.js';
 
-const DOCUMENTS = ['../README.md', '../../../docs/eval.md'].map((relative) => fileURLToPath(new URL(relative, import.meta.url)));
+const DOCUMENTS = ['../README.md', '../../../docs/eval.md', '../../../docs/pretrained.md'].map((relative) => fileURLToPath(new URL(relative, import.meta.url)));
+const fixture = (relative: string) => fileURLToPath(new URL(`../../${relative}`, import.meta.url));
+
+/**
+ * The tiny plain-LLaVA checkpoint at `path`, its tower beside it (mm_vision_tower "openai/tiny-clip-vit-12").
+ * Its 64-token context is too short for a benchmark prompt (question, options, instruction): the copy's
+ * config allows 512 (random weights either way).
+ */
+function llavaCheckpoint(path: string): void {
+  cpSync(fixture('models/src/__fixtures__/reference/llava-qwen2-clip'), path, { recursive: true, filter: (src) => !src.endsWith('expected.safetensors') });
+  cpSync(fixture('pretrained/test-fixtures/llava/llava-qwen2-clip'), path, { recursive: true });
+  const config = JSON.parse(readFileSync(join(path, 'config.json'), 'utf8'));
+  writeFileSync(join(path, 'config.json'), JSON.stringify({ ...config, tokenizer_model_max_length: 512, max_position_embeddings: 512 }));
+  const tower = join(dirname(path), 'tiny-clip-vit-12');
+  cpSync(fixture('models/src/__fixtures__/reference/tiny-clip-vit-12'), tower, { recursive: true });
+  cpSync(fixture('pretrained/test-fixtures/llava/tiny-clip-vit-12'), tower, { recursive: true });
+}
 
 /** `mllm-eval …` lines inside ```sh blocks. */
 function commandLines(markdown: string): string[] {
@@ -42,7 +61,9 @@ async function prepare(directory: string, argv: readonly string[]): Promise<void
   for (let i = 0; i < argv.length; i++) {
     const value = argv[i];
     const previous = argv[i - 1];
-    if (previous === '--model' && value.endsWith('.mjs')) {
+    if (previous === '--model' && /(^|\/)llava-[^/]*$/.test(value)) {
+      llavaCheckpoint(join(directory, value));
+    } else if (previous === '--model' && value.endsWith('.mjs')) {
       writeFileSync(join(directory, value), "export default { name: 'doc-model', generate: () => 'A' };\n");
     } else if (previous === '--model') {
       setSeed(5);

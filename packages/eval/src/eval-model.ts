@@ -1,13 +1,14 @@
 /**
  * The model interface the harness drives, and how `--model` specs are turned into models.
  */
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, join, resolve as resolvePath, extname } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type * as tf from '@tensorflow/tfjs-core';
 import type { OptionChoice } from './benchmark-reader.js';
 import { adaptHostModel, type HostAdapterOptions, type HostModelLike } from './host-model-adapter.js';
+import { adaptPretrainedModel, importPretrainedLoader, type PretrainedLoaderImporter } from './pretrained-adapter.js';
 
 /**
  * A multimodal model under evaluation.
@@ -165,11 +166,43 @@ export async function importRecordedModulePackages(dir: string, importer: Module
   return [...packages.keys()];
 }
 
+/** `format` of a saved host directory's config.json (`@mllm/models`' `HOST_MODEL_FORMAT`; models is an optional peer). */
+const SAVED_HOST_FORMAT = 'mllm-host-v1';
+
+/**
+ * Whether `dir` is a checkpoint directory in an authors' layout, which `@mllm/pretrained` loads: its
+ * config.json is not a saved host model's, or it has none but has a YAML config (LAVIS / Cheetah).
+ * Anything else (an unreadable config.json, an empty directory) goes to `loadHostModel`, which reports it.
+ */
+async function isAuthorsCheckpoint(dir: string): Promise<boolean> {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) return false;
+  let config: unknown;
+  try {
+    config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8'));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') return false;
+    return readdirSync(dir).some((file) => /\.ya?ml$/.test(file));
+  }
+  return !(typeof config === 'object' && config !== null && (config as { format?: unknown }).format === SAVED_HOST_FORMAT);
+}
+
+/** How checkpoint directories in the authors' layouts are loaded (see {@link loadEvalModel}). */
+export interface PretrainedLoadOptions {
+  /** Overrides how `@mllm/pretrained`'s `fromPretrained` is looked up. */
+  readonly loader?: PretrainedLoaderImporter;
+  /** The vision tower's directory (`fromPretrained`'s `visionTowerDir`). */
+  readonly visionTowerDir?: string;
+}
+
 /**
  * Resolves a `--model` spec:
  * 1. registered loaders ({@link registerModelLoader}), most recent first;
  * 2. an existing `.js` / `.mjs` / `.cjs` file: {@link loadModelModule};
- * 3. `loadHostModel(spec)` from `@mllm/models` (a checkpoint directory), when it is installed, wrapped
+ * 3. a checkpoint directory in the authors' layout (plain LLaVA-style HF, Parrot, Wings, Cheetah: its
+ *    config.json is not a saved host model's, or it has none): `fromPretrained(spec)` from
+ *    `@mllm/pretrained` when it is installed, wrapped with {@link adaptPretrainedModel}
+ *    (`hostOptions.maxNewTokens`, `pretrained.visionTowerDir`);
+ * 4. `loadHostModel(spec)` from `@mllm/models` (a saved host directory), when it is installed, wrapped
  *    with {@link adaptHostModel} (`hostOptions`: image size, max new tokens, …); the module packages the
  *    directory records (Parrot, Wings, VPG-C) are imported first ({@link importRecordedModulePackages},
  *    `packageImporter`);
@@ -180,6 +213,7 @@ export async function loadEvalModel(
   hostLoader: HostLoaderImporter = importHostLoader,
   hostOptions: HostAdapterOptions = {},
   packageImporter: ModulePackageImporter = importModulePackage,
+  pretrained: PretrainedLoadOptions = {},
 ): Promise<EvalModel> {
   if (typeof spec !== 'string' || spec.trim() === '') {
     throw new TypeError(`model: expected a checkpoint directory or a JS module path, got ${JSON.stringify(spec)}`);
@@ -193,6 +227,19 @@ export async function loadEvalModel(
   }
   if (MODULE_EXTENSIONS.has(extname(spec)) && existsSync(spec) && statSync(spec).isFile()) {
     return loadModelModule(spec);
+  }
+  const name = hostOptions.name ?? basename(resolvePath(spec));
+  if (await isAuthorsCheckpoint(spec)) {
+    const fromPretrained = await (pretrained.loader ?? importPretrainedLoader)();
+    if (fromPretrained === undefined) {
+      throw new Error(
+        `cannot load model ${JSON.stringify(spec)}: it is not a saved @mllm host directory (no config.json with format '${SAVED_HOST_FORMAT}'), ` +
+          `and checkpoint directories in the authors' layouts (LLaVA-style HF, Parrot, Wings, Cheetah) need @mllm/pretrained: ` +
+          `install it beside @mllm/eval (npm install @mllm/pretrained) and run again.`,
+      );
+    }
+    const model = await fromPretrained(spec, pretrained.visionTowerDir === undefined ? {} : { visionTowerDir: pretrained.visionTowerDir });
+    return adaptPretrainedModel(model, { maxNewTokens: hostOptions.maxNewTokens, name });
   }
   const loadHostModel = await hostLoader();
   if (loadHostModel === undefined) {
@@ -210,5 +257,5 @@ export async function loadEvalModel(
   if (!host || typeof host.generate !== 'function') {
     throw new TypeError(`@mllm/models loadHostModel(${JSON.stringify(spec)}) returned no model with generate()`);
   }
-  return adaptHostModel(host, { ...hostOptions, name: hostOptions.name ?? basename(resolvePath(spec)) });
+  return adaptHostModel(host, { ...hostOptions, name });
 }

@@ -24,6 +24,7 @@ export * from './prompt.js';
 export * from './answer-extraction.js';
 export * from './eval-model.js';
 export * from './host-model-adapter.js';
+export * from './pretrained-adapter.js';
 export * from './backend.js';
 export * from './evaluate.js';
 export * from './published-results.js';

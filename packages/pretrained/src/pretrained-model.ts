@@ -34,7 +34,11 @@ export interface ChatResult {
   promptTokens: number;
   /** Wall time of the prefill (images encoded and prompt run), milliseconds. */
   prefillMs: number;
-  /** Wall time of the decode steps after the prefill, milliseconds. */
+  /**
+   * Wall time of the decode steps after the prefill, milliseconds: from the first token to the last of
+   * `tokens`, i.e. the `tokens.length − 1` steps that produced the others (the `mllm` command's decode
+   * tokens/s is their ratio).
+   */
   decodeMs: number;
 }
 

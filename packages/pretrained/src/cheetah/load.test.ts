@@ -13,7 +13,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { readSafetensorsFile, StateDictError, writeSafetensorsFile } from '@mllm/core';
 import { expectClose } from '@mllm/core/testing';
 import { CHEETAH_IMAGE, cheetahPrompt, HFTokenizer } from '@mllm/models';
-import { loadCheetah, type LoadCheetahOptions } from './index.js';
+import { cheetahEvalConfig, loadCheetah, type LoadCheetahOptions } from './index.js';
+import { fromPretrained, probeCheckpoint } from '../from-pretrained.js';
 
 const DIR = fileURLToPath(new URL('./__fixtures__/tiny-vicuna', import.meta.url));
 /** The tiny shapes (the reference hard-wires ViT-g and BERT-base; these override them). */
@@ -127,6 +128,25 @@ describe('loadCheetah: the authors\' Cheetah (Vicuna) from its released files', 
     } finally {
       cheetah.dispose();
       switched.dispose();
+      tf.dispose([...e.values()]);
+    }
+  });
+
+  it('fromPretrained(dir) finds the eval YAML and loads the same model as loadCheetah({ config })', async () => {
+    expect(cheetahEvalConfig(await probeCheckpoint(DIR))).toBe('cheetah_eval_vicuna.yaml'); // not the model YAML beside it
+    const viaDir = await fromPretrained(DIR, { ...TINY, updateLayer: 1 });
+    const direct = await loadCheetah({ config: join(DIR, 'cheetah_eval_vicuna.yaml'), ...TINY, updateLayer: 1 });
+    const e = await expected();
+    try {
+      expect(viaDir.kind).toBe('cheetah');
+      const input = { segments: segmentsOf(e, 'batch_answer'), pixelValues: e.get('batch_answer.pixel_values') as tf.Tensor4D };
+      const a = (viaDir.model as typeof direct.model).forward(input);
+      const b = direct.model.forward(input);
+      expect(maxAbsDiff(a, b)).toBe(0);
+      tf.dispose([a, b]);
+    } finally {
+      viaDir.dispose();
+      direct.dispose();
       tf.dispose([...e.values()]);
     }
   });

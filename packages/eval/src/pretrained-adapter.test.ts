@@ -1,0 +1,128 @@
+/**
+ * Checkpoint directories in the authors' layouts reach `@mllm/pretrained`'s `fromPretrained`; saved
+ * host directories still reach `loadHostModel`. The pretrained model is a stand-in recording what it
+ * was asked (the real loaders are tested in @mllm/pretrained).
+ */
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { afterAll, describe, expect, it } from 'vitest';
+import { runCli } from './cli-main.js';
+import { loadEvalModel } from './eval-model.js';
+import { adaptPretrainedModel, importPretrainedLoader, type PretrainedLoaderImporter, type PretrainedModelLike } from './pretrained-adapter.js';
+import { writeTsv } from './tsv-writer.js';
+
+const directory = mkdtempSync(join(tmpdir(), 'mllm-eval-pretrained-'));
+afterAll(() => rmSync(directory, { recursive: true, force: true }));
+
+function checkpoint(name: string, files: Record<string, string>): string {
+  const dir = join(directory, name);
+  mkdirSync(dir, { recursive: true });
+  for (const [file, text] of Object.entries(files)) writeFileSync(join(dir, file), text);
+  return dir;
+}
+
+const llava = checkpoint('llava-tiny', { 'config.json': JSON.stringify({ model_type: 'llava_qwen2', mm_vision_tower: '/authors/clip', mm_projector_type: 'mlp2x_gelu' }) });
+const cheetah = checkpoint('cheetah-tiny', { 'cheetah_eval_vicuna.yaml': 'model:\n  arch: cheetah_vicuna\n' });
+const savedHost = checkpoint('host-tiny', { 'config.json': JSON.stringify({ format: 'mllm-host-v1' }) });
+const bare = checkpoint('bare', {});
+
+interface Asked {
+  question: string;
+  images: Array<{ height: number; width: number; data: number[] }>;
+  maxNewTokens?: number;
+}
+
+/** A stand-in `fromPretrained` recording its calls; its model answers `answer(question)`. */
+function fakePretrained(answer: (question: string) => string) {
+  const loads: Array<[string, object | undefined]> = [];
+  const asked: Asked[] = [];
+  let disposed = 0;
+  const loader: PretrainedLoaderImporter = async () => async (dir, options) => {
+    loads.push([dir, options]);
+    const model: PretrainedModelLike = {
+      kind: 'llava',
+      async chat(question, images, chatOptions) {
+        asked.push({ question, images: images.map((im) => ({ height: im.height, width: im.width, data: [...im.data] })), maxNewTokens: chatOptions?.maxNewTokens });
+        return { text: answer(question) };
+      },
+      dispose: () => void disposed++,
+    };
+    return model;
+  };
+  return { loader, loads, asked, disposed: () => disposed };
+}
+
+describe('checkpoint directories in the authors\' layouts', () => {
+  it('adaptPretrainedModel passes the question, each [H, W, 3] image as RGB pixels, and the token budget', async () => {
+    const fake = fakePretrained(() => 'B');
+    const model = adaptPretrainedModel(await (await fake.loader())!(llava), { maxNewTokens: 7, name: 'tiny' });
+    const image = tf.tensor3d([0, 0.5, 1, 0.25, 0.75, 0.125], [1, 2, 3]);
+    expect(await model.generate('Which?', [image])).toBe('B');
+    expect(fake.asked).toEqual([{ question: 'Which?', images: [{ height: 1, width: 2, data: [0, 0.5, 1, 0.25, 0.75, 0.125] }], maxNewTokens: 7 }]);
+    expect(model.name).toBe('tiny');
+    expect(model.scoreOptions).toBeUndefined();
+    await model.dispose?.();
+    expect(fake.disposed()).toBe(1);
+    const flat = tf.zeros([2, 2]);
+    await expect(model.generate('x', [flat as unknown as tf.Tensor3D])).rejects.toThrow(/images\[0\] must be \[H, W, 3\], got \[2,2\]/);
+    flat.dispose();
+    image.dispose();
+  });
+
+  it('loadEvalModel: an authors\' config.json or a LAVIS YAML goes to fromPretrained; a saved host or bare directory to loadHostModel', async () => {
+    const fake = fakePretrained(() => 'A');
+    const hostSpecs: string[] = [];
+    const hostLoader = async () => (spec: string) => (hostSpecs.push(spec), { generate: () => ({ texts: ['C'] }) });
+    const noImports = async () => undefined;
+    const viaPretrained = await loadEvalModel(llava, hostLoader, { maxNewTokens: 3 }, noImports, { loader: fake.loader, visionTowerDir: '/towers/clip' });
+    expect(viaPretrained.name).toBe('llava-tiny');
+    expect(await viaPretrained.generate('q', [])).toBe('A');
+    await loadEvalModel(cheetah, hostLoader, {}, noImports, { loader: fake.loader });
+    expect(fake.loads).toEqual([[llava, { visionTowerDir: '/towers/clip' }], [cheetah, {}]]);
+    expect(fake.asked[0].maxNewTokens).toBe(3);
+    expect(await (await loadEvalModel(savedHost, hostLoader, {}, noImports, { loader: fake.loader })).generate('q', [])).toBe('C');
+    await loadEvalModel(bare, hostLoader, {}, noImports, { loader: fake.loader });
+    expect(hostSpecs).toEqual([savedHost, bare]);
+    expect(fake.loads).toHaveLength(2);
+  });
+
+  it('without @mllm/pretrained installed: an error naming the package to install', async () => {
+    await expect(loadEvalModel(llava, async () => undefined, {}, async () => undefined, { loader: async () => undefined })).rejects.toThrow(
+      `cannot load model ${JSON.stringify(llava)}: it is not a saved @mllm host directory (no config.json with format 'mllm-host-v1'), ` +
+        "and checkpoint directories in the authors' layouts (LLaVA-style HF, Parrot, Wings, Cheetah) need @mllm/pretrained: " +
+        'install it beside @mllm/eval (npm install @mllm/pretrained) and run again.',
+    );
+    // In this workspace it is installed (a devDependency): the real importer finds fromPretrained.
+    expect(typeof (await importPretrainedLoader())).toBe('function');
+  });
+
+  it('mllm-eval --model <authors\' checkpoint> --vision-tower <dir>: evaluates through fromPretrained', async () => {
+    const tsv = join(directory, 'mmmb_en.tsv');
+    const image = { height: 1, width: 1, data: Float32Array.from([1, 0, 0]) };
+    writeFileSync(tsv, writeTsv([
+      { index: 0, question: 'What colour?', options: { A: 'red', B: 'blue' }, answer: 'A', category: 'c', image },
+      { index: 1, question: 'And this?', options: { A: 'red', B: 'blue' }, answer: 'B', category: 'c', image: { reference: 0 } },
+    ]));
+    const fake = fakePretrained(() => 'A');
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await runCli(['--model', llava, '--vision-tower', directory, '--max-new-tokens', '5', '--out', join(directory, 'run'), '--no-progress', tsv], {
+      stdout: { write: (text: string) => out.push(text) },
+      stderr: { write: (text: string) => err.push(text) },
+      hostLoader: async () => undefined,
+      pretrainedLoader: fake.loader,
+    });
+    expect(err.join('')).toBe('');
+    expect(code).toBe(0);
+    expect(fake.loads).toEqual([[llava, { visionTowerDir: directory }]]);
+    expect(fake.asked.map((a) => [a.question.split('\n')[0], a.images.length, a.images[0].data, a.maxNewTokens])).toEqual([
+      ['What colour?', 1, [1, 0, 0], 5],
+      ['And this?', 1, [1, 0, 0], 5],
+    ]);
+    expect(out.join('')).toContain('overall accuracy 50.00% (1/2 questions, 2 rows, 0 skipped)');
+    expect(JSON.parse(readFileSync(join(directory, 'run', 'report.json'), 'utf8')).model).toBe('llava-tiny');
+    expect(fake.disposed()).toBe(1);
+  });
+});

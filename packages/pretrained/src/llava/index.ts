@@ -1,0 +1,12 @@
+/** Plain LLaVA-style HF checkpoints (no paper module), registered with `fromPretrained` as kind 'llava'. */
+import { detectLlava, registerPretrainedKind } from '../from-pretrained.js';
+import type { LlavaConversationStyle } from './conversation.js';
+import { loadLlava } from './load-llava.js';
+
+export * from './conversation.js';
+export * from './load-llava.js';
+
+registerPretrainedKind('llava', {
+  detect: detectLlava,
+  load: (dir, options) => loadLlava(dir, { visionTowerDir: options.visionTowerDir, conversation: options.conversation as LlavaConversationStyle | undefined }),
+});

@@ -1,0 +1,17 @@
+/** Parrot as a whole model from its released checkpoint: `loadParrot`, registered with `fromPretrained` as kind 'parrot'. */
+import { detectParrot, registerPretrainedKind } from '../from-pretrained.js';
+import { loadParrot, type LoadParrotOptions } from './load-parrot.js';
+
+export * from './load-parrot.js';
+
+/** `fromPretrained` options a Parrot directory passes on to `loadParrot` (any other is not Parrot's and is left out). */
+const PARROT_PASSED_OPTIONS = ['visionTowerDir', 'missingMoeWeight', 'multiImage'] as const;
+
+registerPretrainedKind('parrot', {
+  detect: detectParrot,
+  load: (dir, options) => {
+    const passed: LoadParrotOptions = {};
+    for (const key of PARROT_PASSED_OPTIONS) if (options[key] !== undefined) (passed as Record<string, unknown>)[key] = options[key];
+    return loadParrot(dir, passed);
+  },
+});
