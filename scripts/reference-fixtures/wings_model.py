@@ -187,19 +187,21 @@ def build_qwen2(full_tower):
         num_key_value_heads=HEADS, hidden_act="silu", max_position_embeddings=MAX_POS, initializer_range=0.02,
         rms_norm_eps=1e-6, use_cache=False, tie_word_embeddings=False, rope_theta=THETA, use_sliding_window=False,
         sliding_window=None, max_window_layers=LAYERS, attention_dropout=0.0, bos_token_id=None, eos_token_id=265)
+    return initialize(wings_qwen2.WingsQwen2ForCausalLM, config, full_tower)
+
+
+def initialize(model_class, config, full_tower):
+    """The model `model_class(config)` with eager attention and the released run's tower (the checkpoint's config names
+    it: `LlavaMetaModel.__init__` builds tower and projector; the projector is built from the tower's real width,
+    so400m's 1152 in the release; `SigLipVisionModel.from_pretrained` returns `full_tower`), then `infer.py`'s steps
+    after `build`: the vision modules, the learners (`initialize_modules`), the tokenizer's padding side on the
+    config; then every weight random except the tower's."""
     config._attn_implementation = "eager"
-    # The released run: the checkpoint's config names the tower (LlavaMetaModel.__init__ builds tower and
-    # projector); the projector is built from the tower's real width (so400m's 1152 in the release).
     config.mm_vision_tower = AUTHORS_TOWER_PATH
     config.mm_hidden_size = TOWER["hidden_size"]
     config.mm_projector_type = "mlp2x_gelu"
     siglip.SigLipVisionModel.from_pretrained = classmethod(lambda cls, name: full_tower)
-    return initialize(wings_qwen2.WingsQwen2ForCausalLM(config))
-
-
-def initialize(model):
-    """`infer.py`'s steps after `build`: the vision modules, the learners (`initialize_modules`), the tokenizer's
-    padding side on the config; then every weight random except the tower's."""
+    model = model_class(config)
     model_args = types.SimpleNamespace(
         vision_tower=AUTHORS_TOWER_PATH, mm_vision_select_layer=-2, mm_vision_select_feature="patch",
         pretrain_mm_mlp_adapter=None, mm_patch_merge_type="flat", mm_projector_type="mlp2x_gelu", lora_dim=LORA,
@@ -245,12 +247,7 @@ def build_llama(full_tower):
         num_key_value_heads=2, hidden_act="silu", max_position_embeddings=MAX_POS, initializer_range=0.02, rms_norm_eps=1e-5,
         use_cache=False, tie_word_embeddings=False, rope_theta=10000.0, rope_scaling=None, attention_bias=False,
         attention_dropout=0.0, pretraining_tp=1, bos_token_id=None, eos_token_id=265)
-    config._attn_implementation = "eager"
-    config.mm_vision_tower = AUTHORS_TOWER_PATH
-    config.mm_hidden_size = TOWER["hidden_size"]
-    config.mm_projector_type = "mlp2x_gelu"
-    siglip.SigLipVisionModel.from_pretrained = classmethod(lambda cls, name: full_tower)
-    model = initialize(wings_llama.WingsLlamaForCausalLM(config))
+    model = initialize(wings_llama.WingsLlamaForCausalLM, config, full_tower)
     inv_freq = torch.from_numpy(llama3_inv_freq(10000.0, H // HEADS, 8.0, 1.0, 16.0, 128)).float()
     for layer in model.model.layers:
         layer.self_attn.rotary_emb.inv_freq.copy_(inv_freq)
