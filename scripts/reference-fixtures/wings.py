@@ -12,7 +12,7 @@ Imports, from the clones (nothing of them is copied here or committed):
   - Bunny `bunny/model/language_model/qwen2/modeling_qwen2.py` (the 4.37-era HF Qwen2 file Wings
     imports as `transformers.Qwen2*`): `Qwen2DecoderLayer` with eager `Qwen2Attention`.
 
-Stand-ins for the `transformers` pieces they import (this file): `ACT2FN` (SiLU), empty classes for
+Stand-ins for the `transformers` pieces they import (this file and `common.py`): `ACT2FN` (SiLU), empty classes for
 types that are only named, and `AttentionMaskConverter.to_4d` (HF 4.37 semantics: causal and padding
 keys set to the dtype minimum). The masks are built in float32: the reference soft-maxes in float32,
 where a float64 dtype-minimum overflows to -inf and turns a fully masked row into NaN, while the
