@@ -142,6 +142,19 @@ def f32(x: torch.Tensor) -> torch.Tensor:
     return x.float().double()
 
 
+def visual_qformer(qformer_module: types.ModuleType, config: Config) -> nn.Module:
+    """`Blip2Base.init_Qformer`'s `BertLMHeadModel` with its text side removed as `Cheetah_Vicuna.__init__` removes it
+    (no LM head, no word / position embeddings, no text feed-forward in the layers)."""
+    Qformer = qformer_module.BertLMHeadModel(config=config)
+    Qformer.cls = None
+    Qformer.bert.embeddings.word_embeddings = None
+    Qformer.bert.embeddings.position_embeddings = None
+    for layer in Qformer.bert.encoder.layer:
+        layer.output = None
+        layer.intermediate = None
+    return Qformer
+
+
 def main() -> None:
     root = reference_root()
     install_transformers_stubs()
@@ -159,13 +172,7 @@ def main() -> None:
     update_layer = 1
 
     # The VPG as Blip2Base.init_Qformer + Cheetah_Vicuna.__init__ build it (text side removed).
-    Qformer = qformer_module.BertLMHeadModel(config=Config(**qformer_config))
-    Qformer.cls = None
-    Qformer.bert.embeddings.word_embeddings = None
-    Qformer.bert.embeddings.position_embeddings = None
-    for layer in Qformer.bert.encoder.layer:
-        layer.output = None
-        layer.intermediate = None
+    Qformer = visual_qformer(qformer_module, Config(**qformer_config))
     ln_vision = nn.LayerNorm(Dv, eps=1e-5)
     query_tokens = nn.Parameter(torch.zeros(1, Nq, Dq))
     llama_proj = nn.Linear(Dq, H)

@@ -58,7 +58,7 @@ from torch import nn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from common import ROOT, reference_root, seed, stub_module, write_safetensors  # noqa: E402
+from common import ROOT, reference_root, seed, stub_module, write_json, write_safetensors  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("cheetah_module_fixture", os.path.join(HERE, "cheetah.py"))
 fx = importlib.util.module_from_spec(_spec)
@@ -80,11 +80,16 @@ class Variant(types.SimpleNamespace):
 VARIANTS = {
     "vicuna": Variant(name="vicuna", model_file="cheetah_vicuna", cls="Cheetah_Vicuna", llama_file="modeling_llama",
                       conversation="conversation", pad=EOS,  # llama_tokenizer.pad_token = eos_token
-                      template="###Human: {} ###Assistant: ", end_sym="###", llm_extra={}),
+                      template="###Human: {} ###Assistant: ", end_sym="###", llm_extra={},
+                      # the YAMLs: cheetah_vicuna.yaml's, cheetah_eval_vicuna.yaml's (quoted as written there)
+                      vit_precision="fp16", llm_comment="Vicuna", eval_max_txt_len=160, eval_end_sym="'###'",
+                      eval_template="'###Human: {} ###Assistant: '"),
     "llama2": Variant(name="llama2", model_file="cheetah_llama2", cls="Cheetah_Llama2", llama_file="modeling_llama2",
                       conversation="conversation_llama2", pad=UNK,  # llama_tokenizer.pad_token = unk_token
                       template="[INST] <<SYS>>\n\n<</SYS>>\n\n{} [/INST]", end_sym="</s>",
-                      llm_extra=dict(num_key_value_heads=2, pretraining_tp=1, rope_scaling=None)),
+                      llm_extra=dict(num_key_value_heads=2, pretraining_tp=1, rope_scaling=None),
+                      vit_precision="bf16", llm_comment="llama2", eval_max_txt_len=360, eval_end_sym="</s>",
+                      eval_template="'[INST] <<SYS>>\\n\\n<</SYS>>\\n\\n{} [/INST]'"),
 }
 
 
@@ -233,14 +238,7 @@ def build(qformer_mod, eva_mod, v):
     nn.Module.__init__(model)
     model.visual_encoder = visual_encoder
     model.ln_vision = nn.LayerNorm(DV, eps=1e-5)  # blip2.LayerNorm: this module with an fp16 → fp32 cast
-    Qformer = qformer_mod.BertLMHeadModel(config=qconfig)
-    Qformer.cls = None
-    Qformer.bert.embeddings.word_embeddings = None
-    Qformer.bert.embeddings.position_embeddings = None
-    for layer in Qformer.bert.encoder.layer:
-        layer.output = None
-        layer.intermediate = None
-    model.Qformer = Qformer
+    model.Qformer = fx.visual_qformer(qformer_mod, qconfig)
     model.query_tokens = nn.Parameter(torch.zeros(1, NQ, DQ))
     model.load_state_dict(blip2_file["model"], strict=False)  # Blip2Base.load_from_pretrained
     model.llama_tokenizer = StandInTokenizer(v.pad)
@@ -398,21 +396,18 @@ def write_files(v, model, vit_file, blip2_file, llama_config, expected):
         name = f"pytorch_model-{i + 1:05d}-of-{len(shards):05d}.bin"
         torch.save(collections.OrderedDict((k, llm_state[k]) for k in shard), os.path.join(OUT, llm, name))
         weight_map.update({k: name for k in shard})
-    with open(os.path.join(OUT, llm, "pytorch_model.bin.index.json"), "w") as f:
-        json.dump({"metadata": {"total_size": sum(v.numel() * 4 for v in llm_state.values())}, "weight_map": weight_map}, f, indent=2)
-        f.write("\n")
+    write_json(os.path.join(OUT, llm, "pytorch_model.bin.index.json"),
+               {"metadata": {"total_size": sum(v.numel() * 4 for v in llm_state.values())}, "weight_map": weight_map}, sort_keys=False)
     hf_config = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "bos_token_id": BOS, "eos_token_id": EOS,
                  "torch_dtype": "float32", "tie_word_embeddings": False, "use_cache": True, **llama_config}
-    with open(os.path.join(OUT, llm, "config.json"), "w") as f:
-        json.dump(hf_config, f, indent=2, sort_keys=True)
-        f.write("\n")
+    write_json(os.path.join(OUT, llm, "config.json"), hf_config)
     ckpt = lavis_checkpoint(model)
     assert any(k.startswith("llama_model.model.Qformer.") for k in ckpt["model"]) and "llama_model.model.qformer_proj.weight" in ckpt["model"]
     torch.save(ckpt, os.path.join(OUT, f"cheetah_{v.name}.pth"))
     with open(os.path.join(OUT, f"cheetah_{v.name}.yaml"), "w") as f:
-        f.write(MODEL_YAML[v.name])
+        f.write(model_yaml(v))
     with open(os.path.join(OUT, f"cheetah_eval_{v.name}.yaml"), "w") as f:
-        f.write(EVAL_YAML[v.name])
+        f.write(eval_yaml(v))
     config = {"image_size": S, "patch_size": P, "vit_width": DV, "vit_depth": VIT_DEPTH, "vit_heads": VIT_HEADS,
               "num_query_token": NQ, "qformer_width": DQ, "llm_hidden": H, "llm_layers": LAYERS, "vocab": VOCAB}
     write_safetensors(os.path.join(OUT, "expected.safetensors"), expected, {
@@ -426,22 +421,25 @@ def write_files(v, model, vit_file, blip2_file, llama_config, expected):
             print(f"  {name}: {os.path.getsize(path)} bytes")
 
 
-MODEL_YAML = {"vicuna": """model:
-  arch: cheetah_vicuna
+def model_yaml(v) -> str:
+    """`cheetah/configs/models/cheetah_<name>.yaml` at the tiny size (the two flavours differ in arch, ViT precision and
+    the LLM directory)."""
+    return f"""model:
+  arch: cheetah_{v.name}
   # vit encoder
-  image_size: 8
+  image_size: {S}
   drop_path_rate: 0
   use_grad_checkpoint: False
-  vit_precision: "fp16"
+  vit_precision: "{v.vit_precision}"
   freeze_vit: True
   freeze_qformer: True
   freeze_llama_proj: True
 
   # Q-Former
-  num_query_token: 4
+  num_query_token: {NQ}
 
-  # Vicuna
-  llama_model: "vicuna"
+  # {v.llm_comment}
+  llama_model: "{v.name}"
 
   # generation configs
   prompt: ""
@@ -450,103 +448,48 @@ preprocess:
     vis_processor:
         train:
           name: "blip2_image_train"
-          image_size: 8
+          image_size: {S}
         eval:
           name: "blip2_image_eval"
-          image_size: 8
+          image_size: {S}
     text_processor:
         train:
           name: "blip_caption"
         eval:
           name: "blip_caption"
-""",
-    "llama2": """model:
-  arch: cheetah_llama2
-  # vit encoder
-  image_size: 8
-  drop_path_rate: 0
-  use_grad_checkpoint: False
-  vit_precision: "bf16"
-  freeze_vit: True
-  freeze_qformer: True
-  freeze_llama_proj: True
+"""
 
-  # Q-Former
-  num_query_token: 4
 
-  # llama2
-  llama_model: "llama2"
-
-  # generation configs
-  prompt: ""
-
-preprocess:
-    vis_processor:
-        train:
-          name: "blip2_image_train"
-          image_size: 8
-        eval:
-          name: "blip2_image_eval"
-          image_size: 8
-    text_processor:
-        train:
-          name: "blip_caption"
-        eval:
-          name: "blip_caption"
-"""}
-
-EVAL_YAML = {"vicuna": """model:
-  arch: cheetah_vicuna
-  model_type: pretrain_vicuna
+def eval_yaml(v) -> str:
+    """`eval_configs/cheetah_eval_<name>.yaml` with local relative paths (the flavours differ in the keys the Variant
+    holds: text length, end symbol, prompt template)."""
+    return f"""model:
+  arch: cheetah_{v.name}
+  model_type: pretrain_{v.name}
   freeze_vit: true
   freeze_qformer: true
   freeze_llama_proj: true
-  max_txt_len: 160
-  end_sym: '###'
-  prompt_template: '###Human: {} ###Assistant: '
+  max_txt_len: {v.eval_max_txt_len}
+  end_sym: {v.eval_end_sym}
+  prompt_template: {v.eval_template}
   q_former_model: 'blip2_pretrained_flant5xxl.pth'
-  ckpt: 'cheetah_vicuna.pth'
+  ckpt: 'cheetah_{v.name}.pth'
 
 preprocess:
   vis_processor:
     train:
       name: "blip_image_train"
-      image_size: 8
+      image_size: {S}
     eval:
       name: "blip_image_eval"
-      image_size: 8
+      image_size: {S}
   text_processor:
     train:
       name: "blip_caption"
     eval:
       name: "blip_caption"
-""",
-    "llama2": """model:
-  arch: cheetah_llama2
-  model_type: pretrain_llama2
-  freeze_vit: true
-  freeze_qformer: true
-  freeze_llama_proj: true
-  max_txt_len: 360
-  end_sym: </s>
-  prompt_template: '[INST] <<SYS>>\\n\\n<</SYS>>\\n\\n{} [/INST]'
-  q_former_model: 'blip2_pretrained_flant5xxl.pth'
-  ckpt: 'cheetah_llama2.pth'
+"""
 
-preprocess:
-  vis_processor:
-    train:
-      name: "blip_image_train"
-      image_size: 8
-    eval:
-      name: "blip_image_eval"
-      image_size: 8
-  text_processor:
-    train:
-      name: "blip_caption"
-    eval:
-      name: "blip_caption"
-"""}
 
 if __name__ == "__main__":
     main()

@@ -26,18 +26,17 @@ the attention softmax, RMSNorm's variance). Written under `packages/models/src/h
 `model.safetensors.index.json`) and `expected.safetensors` (inputs and logits, see `write_expected`).
 """
 import importlib
-import json
 import math
 import os
 import sys
-import types
 
 import numpy as np
 import torch
 import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import ROOT, seed, stub_module, write_safetensors  # noqa: E402
+from common import (ROOT, Empty, PretrainedConfig, seed, stub_module, stub_transformers_utils, write_json,  # noqa: E402
+                    write_safetensors, write_safetensors_shards)
 
 USAGE = "usage: hf_decoders.py <path to a clone of BAAI-DCAI/Bunny>"
 OUT = os.path.join(ROOT, "packages", "models", "src", "hf", "__fixtures__")
@@ -45,36 +44,19 @@ LM = None
 qwen2 = llama = None  # the vendored modeling modules, set by `load`
 
 
-# ---- stand-ins for the `transformers` imports (only what the two files touch at import or in the calls made) ----
-class _Empty:
-    def __init__(self, *args, **kwargs):
-        pass
-
-
-class PretrainedConfig:
-    def __init__(self, **kwargs):
-        for key, value in kwargs.items():
-            setattr(self, key, value)
-
-
-def _identity_decorator(*args, **kwargs):
-    return lambda f: f
-
-
+# ---- stand-ins for the `transformers` imports (only what the two files touch at import or in the calls made;
+# the config bag and the empty classes are `common.py`'s) ----
 def _install_stubs() -> None:
     stub_module("transformers.activations", ACT2FN={"silu": nn.SiLU()})
-    stub_module("transformers.cache_utils", Cache=_Empty, DynamicCache=_Empty, StaticCache=_Empty)
-    stub_module("transformers.modeling_attn_mask_utils", AttentionMaskConverter=_Empty,
+    stub_module("transformers.cache_utils", Cache=Empty, DynamicCache=Empty, StaticCache=Empty)
+    stub_module("transformers.modeling_attn_mask_utils", AttentionMaskConverter=Empty,
                 _prepare_4d_causal_attention_mask=None, _prepare_4d_causal_attention_mask_for_sdpa=None)
-    stub_module("transformers.modeling_outputs", BaseModelOutputWithPast=_Empty, CausalLMOutputWithPast=_Empty,
-                SequenceClassifierOutputWithPast=_Empty, QuestionAnsweringModelOutput=_Empty)
+    stub_module("transformers.modeling_outputs", BaseModelOutputWithPast=Empty, CausalLMOutputWithPast=Empty,
+                SequenceClassifierOutputWithPast=Empty, QuestionAnsweringModelOutput=Empty)
     stub_module("transformers.modeling_utils", PreTrainedModel=nn.Module)
     stub_module("transformers.pytorch_utils", ALL_LAYERNORM_LAYERS=[])
     stub_module("transformers.configuration_utils", PretrainedConfig=PretrainedConfig)
-    logging = types.SimpleNamespace(get_logger=lambda name: types.SimpleNamespace(warning_once=print, warning=print))
-    stub_module("transformers.utils", ModelOutput=object, logging=logging, add_start_docstrings=_identity_decorator,
-                add_start_docstrings_to_model_forward=_identity_decorator, replace_return_docstrings=_identity_decorator,
-                is_flash_attn_2_available=lambda: False, is_flash_attn_greater_or_equal_2_10=lambda: False)
+    stub_transformers_utils()
     # The vendored folders as packages (their files import each other relatively).
     stub_module("bunny_qwen2").__path__ = [os.path.join(LM, "qwen2")]
     stub_module("bunny_llama").__path__ = [os.path.join(LM, "llama")]
@@ -164,24 +146,11 @@ def checkpoint_tensors(model: Reference, with_inv_freq: bool):
 
 def write_checkpoint(name: str, config_json: dict, tensors: dict, shards: int = 1) -> None:
     directory = os.path.join(OUT, name)
-    os.makedirs(directory, exist_ok=True)
-    with open(os.path.join(directory, "config.json"), "w") as f:
-        json.dump(config_json, f, indent=2, sort_keys=True)
-        f.write("\n")
+    write_json(os.path.join(directory, "config.json"), config_json)
     if shards == 1:
         write_safetensors(os.path.join(directory, "model.safetensors"), tensors, {"format": "pt"})
-        return
-    names = sorted(tensors)
-    weight_map = {}
-    for s in range(shards):
-        file = f"model-{s + 1:05d}-of-{shards:05d}.safetensors"
-        part = {n: tensors[n] for n in names[s::shards]}
-        write_safetensors(os.path.join(directory, file), part, {"format": "pt"})
-        weight_map.update({n: file for n in part})
-    total = sum(t.numel() * 4 for t in tensors.values())
-    with open(os.path.join(directory, "model.safetensors.index.json"), "w") as f:
-        json.dump({"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}, f, indent=2)
-        f.write("\n")
+    else:
+        write_safetensors_shards(directory, tensors, shards)
 
 
 def write_expected(name: str, model: Reference, source: str, L: int = 7) -> None:

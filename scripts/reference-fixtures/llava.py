@@ -38,7 +38,6 @@ single prompt (`inputs.single_input_ids`, `inputs.single_pixel_values`) with `ex
 `expected.greedy_tokens` (5 greedy tokens: argmax of the last row, appended, the whole prompt re-run).
 """
 import importlib
-import json
 import os
 import sys
 import types
@@ -49,7 +48,7 @@ import torch.nn as nn
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hf_decoders  # noqa: E402
 import vision_towers  # noqa: E402
-from common import ROOT, seed, stub_module, write_safetensors  # noqa: E402
+from common import ROOT, seed, stub_module, write_json, write_safetensors, write_safetensors_shards  # noqa: E402
 
 USAGE = "usage: llava.py <path to a clone of BAAI-DCAI/Bunny> <path to a clone of AIDC-AI/Parrot>"
 OUT = os.path.join(ROOT, "packages", "models", "src", "__fixtures__", "reference")
@@ -140,27 +139,6 @@ def inputs_for(patterns):
     return ids, mask
 
 
-def write_config(directory: str, config_json: dict) -> None:
-    os.makedirs(directory, exist_ok=True)
-    with open(os.path.join(directory, "config.json"), "w") as f:
-        json.dump(config_json, f, indent=2, sort_keys=True)
-        f.write("\n")
-
-
-def write_shards(directory: str, tensors: dict, shards: int) -> None:
-    names = sorted(tensors)
-    weight_map = {}
-    for s in range(shards):
-        file = f"model-{s + 1:05d}-of-{shards:05d}.safetensors"
-        part = {n: tensors[n] for n in names[s::shards]}
-        write_safetensors(os.path.join(directory, file), part, {"format": "pt"})
-        weight_map.update({n: file for n in part})
-    total = sum(t.numel() * t.element_size() for t in tensors.values())
-    with open(os.path.join(directory, "model.safetensors.index.json"), "w") as f:
-        json.dump({"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}, f, indent=2)
-        f.write("\n")
-
-
 def run_expected(reference, patterns, pixel_size: int, single_pattern: str, tower_features):
     i32 = lambda t: t.to(torch.int32)  # noqa: E731
     ids, mask = inputs_for(patterns)
@@ -187,11 +165,8 @@ def decoder_tensors(decoder) -> dict:
 
 def llava_qwen2_clip(clip_encoder, projector_builder, Reference) -> None:
     seed(31)
-    vc = {"hidden_size": 24, "intermediate_size": 40, "num_hidden_layers": 3, "num_attention_heads": 4, "image_size": 12,
-          "patch_size": 4, "num_channels": 3, "layer_norm_eps": 1e-5, "hidden_act": "quick_gelu", "projection_dim": 16,
-          "model_type": "clip_vision_model"}
-    tower_json = {"model_type": "clip", "architectures": ["CLIPModel"], "projection_dim": 16, "torch_dtype": "float32",
-                  "text_config": {"hidden_size": 16, "model_type": "clip_text_model"}, "vision_config": vc}
+    vc = vision_towers.clip_vision_config(24, 40, 3, 4, 12, 4)
+    tower_json = vision_towers.clip_config_json(vc)
     tower_weights = vision_towers.clip_random_weights(vc)
     tower_name = "openai/tiny-clip-vit-12"
     CLIPVisionModelStandIn.registry[tower_name] = CLIPVisionModelStandIn(tower_weights, vc)
@@ -214,12 +189,12 @@ def llava_qwen2_clip(clip_encoder, projector_builder, Reference) -> None:
     reference = Reference(config, decoder, tower, projector)
     name = "llava-qwen2-clip"
     directory = os.path.join(OUT, name)
-    write_config(directory, cj)
+    write_json(os.path.join(directory, "config.json"), cj)
     weights = decoder_tensors(decoder)
     weights.update({"model.mm_projector." + n: v for n, v in projector.state_dict().items()})
     write_safetensors(os.path.join(directory, "model.safetensors"), {n: v.float() for n, v in weights.items()}, {"format": "pt"})
     tower_dir = os.path.join(OUT, tower_name.split("/")[-1])
-    write_config(tower_dir, tower_json)
+    write_json(os.path.join(tower_dir, "config.json"), tower_json)
     write_safetensors(os.path.join(tower_dir, "model.safetensors"), {n: v.float() for n, v in tower_weights.items()}, {"format": "pt"})
     expected = run_expected(reference, ["ttitit" + "t", "titt" + "ppp"], 12, "ttittt", tower)
     write_safetensors(os.path.join(directory, "expected.safetensors"), expected,
@@ -229,10 +204,10 @@ def llava_qwen2_clip(clip_encoder, projector_builder, Reference) -> None:
 def llava_llama_siglip_bf16(projector_builder, Reference) -> None:
     seed(32)
     siglip = vision_towers.siglip
-    vj = {"model_type": "siglip_vision_model", "architectures": ["SiglipVisionModel"], "hidden_size": 24, "intermediate_size": 40,
-          "num_hidden_layers": 3, "num_attention_heads": 4, "image_size": 14, "patch_size": 4, "num_channels": 3,
-          "layer_norm_eps": 1e-6, "hidden_act": "gelu_pytorch_tanh", "torch_dtype": "bfloat16"}
-    full = siglip.SigLipVisionModel(siglip.SigLipVisionConfig(**{k: v for k, v in vj.items() if k not in ("model_type", "architectures", "torch_dtype")}))
+    vj = vision_towers.siglip_config_json({"hidden_size": 24, "intermediate_size": 40, "num_hidden_layers": 3, "num_attention_heads": 4,
+                                           "image_size": 14, "patch_size": 4, "num_channels": 3, "layer_norm_eps": 1e-6,
+                                           "hidden_act": "gelu_pytorch_tanh"}, "bfloat16")
+    full = siglip.SigLipVisionModel(siglip.SigLipVisionConfig(**vision_towers.vision_config_kwargs(vj)))
     vision_towers.randomize(full)
     full.eval()
     tower_name = "google/tiny-siglip-14"
@@ -265,9 +240,9 @@ def llava_llama_siglip_bf16(projector_builder, Reference) -> None:
     reference = Reference(config, decoder, tower_forward, projector)
     name = "llava-llama-siglip-bf16"
     directory = os.path.join(OUT, name)
-    write_config(directory, cj)
-    write_shards(directory, {n: v.bfloat16() for n, v in weights.items()}, 2)
-    write_config(os.path.join(OUT, tower_name.split("/")[-1]), vj)
+    write_json(os.path.join(directory, "config.json"), cj)
+    write_safetensors_shards(directory, {n: v.bfloat16() for n, v in weights.items()}, 2)
+    write_json(os.path.join(OUT, tower_name.split("/")[-1], "config.json"), vj)
     expected = run_expected(reference, ["ttitit" + "t", "ppp" + "titt"], 14, "ttittt", tower_forward)
     write_safetensors(os.path.join(directory, "expected.safetensors"), expected,
                       {"source": "bunny_arch.py prepare_inputs_labels_for_multimodal + Parrot SigLipVisionTower + Bunny linear projector + vendored HF LLaMA, BF16 weights"})

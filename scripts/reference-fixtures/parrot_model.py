@@ -48,8 +48,11 @@ import torch.nn as nn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from common import ROOT, seed, stub_module, write_safetensors  # noqa: E402
-from vision_towers import clip_reference  # noqa: E402  (the float64 CLIPVisionModel; importing runs no fixture)
+from common import (ROOT, Empty, ModelOutput, PretrainedConfig, PreTrainedModel, Registry,  # noqa: E402
+                    float32_causal_mask, seed, stub_module, stub_siglip_processor_imports, stub_transformers_utils,
+                    write_json, write_safetensors, write_safetensors_shards)
+# the float64 CLIPVisionModel and the CLIP tower configs (importing runs no fixture)
+from vision_towers import clip_config_json, clip_reference, clip_vision_config, clip_weight_shapes  # noqa: E402
 
 USAGE = "usage: parrot_model.py <path to a clone of AIDC-AI/Parrot> <path to a clone of BAAI-DCAI/Bunny>"
 if len(sys.argv) != 3:
@@ -65,70 +68,13 @@ TOWER_NAME = "clip-vit-tiny-patch4-12"
 IMAGE_TOKEN_INDEX = -200
 
 
-
-
-# ---- stand-ins for the `transformers` imports ----
-class PretrainedConfig:
-    output_attentions = False
-    output_hidden_states = False
-    use_return_dict = True
-
-    def __init__(self, **kwargs):
-        for key, value in kwargs.items():
-            setattr(self, key, value)
-
-
-class PreTrainedModel(nn.Module):
-    def __init__(self, config, *args, **kwargs):
-        super().__init__()
-        self.config = config
-
-    def post_init(self):
-        pass
-
-    @property
-    def dtype(self):
-        return next(self.parameters()).dtype
-
-    @property
-    def device(self):
-        return next(self.parameters()).device
-
-
-class ModelOutput:
-    """Attribute bag indexable like HF's `ModelOutput` (the set fields, in order)."""
-
-    def __init__(self, **kwargs):
-        self._fields = kwargs
-        for key, value in kwargs.items():
-            setattr(self, key, value)
-
-    def __getitem__(self, i):
-        return [v for v in self._fields.values() if v is not None][i]
-
-
-class _Registry:
-    @staticmethod
-    def register(*args, **kwargs):
-        pass
-
-
-class _Empty:
-    def __init__(self, *args, **kwargs):
-        pass
-
-
+# ---- stand-ins for the `transformers` imports (configs, `PreTrainedModel`, output bags, the 4-D mask: `common.py`'s) ----
 def prepare_4d_causal_attention_mask(attention_mask, input_shape, inputs_embeds, past_key_values_length, sliding_window=None):
-    """HF 4.37 `_prepare_4d_causal_attention_mask`: `[B, 1, q, past + q]`, 0 where allowed and the dtype minimum where a
-    key is in the future or padding. Built in float32: a float64 minimum would become -inf in the reference's float32
-    softmax (HF's own run is float32 / bf16, where it is finite)."""
+    """HF 4.37 `_prepare_4d_causal_attention_mask`: `[B, 1, q, past + q]` (`common.float32_causal_mask`)."""
     B, q = input_shape
     k = past_key_values_length + q
     assert sliding_window is None or k <= sliding_window, "the fixture's sequences stay inside the sliding window"
-    blocked = torch.ones(q, k, dtype=torch.bool).triu(diagonal=past_key_values_length + 1)[None, None].expand(B, 1, q, k)
-    if attention_mask is not None:
-        blocked = blocked | (attention_mask[:, None, None, :] == 0)
-    return torch.zeros(B, 1, q, k, dtype=torch.float32).masked_fill(blocked, torch.finfo(torch.float32).min)
+    return float32_causal_mask(B, q, k, attention_mask)
 
 
 def set_parameter(root: nn.Module, dotted: str, value: torch.Tensor) -> None:
@@ -141,42 +87,21 @@ def set_parameter(root: nn.Module, dotted: str, value: torch.Tensor) -> None:
     module.register_parameter(leaf, nn.Parameter(value))
 
 
-class CLIPVisionModel(nn.Module):
+class CLIPVisionModel(PreTrainedModel):
     """HF `CLIPVisionModel` for the authors' `CLIPVisionTower`: HF's parameter names, `clip_reference`'s math."""
     built = None
 
     def __init__(self, vision_config: dict):
-        super().__init__()
+        super().__init__(types.SimpleNamespace(**vision_config))
         self.vc = vision_config
-        D, C, P, S, I = (vision_config[k] for k in ("hidden_size", "num_channels", "patch_size", "image_size", "intermediate_size"))
-        pre = "vision_model."
-        shapes = {pre + "embeddings.class_embedding": (D,), pre + "embeddings.patch_embedding.weight": (D, C, P, P),
-                  pre + "embeddings.position_embedding.weight": ((S // P) ** 2 + 1, D)}
-        for norm in ("pre_layrnorm", "post_layernorm"):
-            shapes[f"{pre}{norm}.weight"] = shapes[f"{pre}{norm}.bias"] = (D,)
-        for i in range(vision_config["num_hidden_layers"]):
-            k = f"{pre}encoder.layers.{i}."
-            for proj in ("k_proj", "v_proj", "q_proj", "out_proj"):
-                shapes[k + f"self_attn.{proj}.weight"], shapes[k + f"self_attn.{proj}.bias"] = (D, D), (D,)
-            for norm in ("layer_norm1", "layer_norm2"):
-                shapes[k + norm + ".weight"] = shapes[k + norm + ".bias"] = (D,)
-            shapes[k + "mlp.fc1.weight"], shapes[k + "mlp.fc1.bias"] = (I, D), (I,)
-            shapes[k + "mlp.fc2.weight"], shapes[k + "mlp.fc2.bias"] = (D, I), (D,)
-        for name, shape in shapes.items():
+        # registered in HF's order (the attention's k, v, q, out), which `randomize` draws in
+        for name, shape in clip_weight_shapes(vision_config, ("k_proj", "v_proj", "q_proj", "out_proj")).items():
             set_parameter(self, name, torch.zeros(shape))
 
     @classmethod
     def from_pretrained(cls, name, device_map=None):
         assert os.path.basename(name) == TOWER_NAME, name
         return cls.built
-
-    @property
-    def dtype(self):
-        return next(self.parameters()).dtype
-
-    @property
-    def device(self):
-        return next(self.parameters()).device
 
     def forward(self, pixel_values, output_hidden_states=False):
         states, pooled = clip_reference(dict(self.named_parameters()), self.vc, pixel_values.permute(0, 2, 3, 1))
@@ -191,30 +116,21 @@ class CLIPImageProcessor:
 
 
 def _install_stubs() -> None:
-    logging = types.SimpleNamespace(get_logger=lambda name: types.SimpleNamespace(warning_once=print, warning=print))
     stub_module("transformers.activations", ACT2FN={"silu": nn.SiLU(), "gelu_pytorch_tanh": nn.GELU(approximate="tanh")})
-    stub_module("transformers.cache_utils", Cache=_Empty, DynamicCache=_Empty)
+    stub_module("transformers.cache_utils", Cache=Empty, DynamicCache=Empty)
     stub_module("transformers.modeling_attn_mask_utils", _prepare_4d_causal_attention_mask=prepare_4d_causal_attention_mask,
                 _prepare_4d_causal_attention_mask_for_sdpa=None)
     stub_module("transformers.modeling_outputs", BaseModelOutputWithPast=ModelOutput, CausalLMOutputWithPast=ModelOutput,
                 SequenceClassifierOutputWithPast=ModelOutput, BaseModelOutput=ModelOutput, BaseModelOutputWithPooling=ModelOutput)
     stub_module("transformers.modeling_utils", PreTrainedModel=PreTrainedModel)
     stub_module("transformers.configuration_utils", PretrainedConfig=PretrainedConfig)
-    stub_module("transformers.utils", ModelOutput=object, logging=logging, add_start_docstrings=lambda *a, **k: (lambda f: f),
-                add_start_docstrings_to_model_forward=lambda *a, **k: (lambda f: f),
-                replace_return_docstrings=lambda *a, **k: (lambda f: f),
-                is_flash_attn_2_available=lambda: False, is_flash_attn_greater_or_equal_2_10=lambda: False)
-    # siglip_encoder.py (imported by the tower builder, never run here)
-    stub_module("transformers.image_processing_utils", BatchFeature=dict, get_size_dict=lambda size, **kwargs: size)
-    stub_module("transformers.image_transforms", convert_to_rgb=None, normalize=None, rescale=None, resize=None,
-                to_channel_dimension_format=None)
-    stub_module("transformers.image_utils", ChannelDimension=types.SimpleNamespace(FIRST="channels_first"),
-                PILImageResampling=types.SimpleNamespace(BICUBIC=3), to_numpy_array=None)
+    stub_transformers_utils()
+    stub_siglip_processor_imports()  # siglip_encoder.py (imported by the tower builder, never run here)
     # Bunny's vendored HF Qwen2 as a package (its files import each other relatively)
     stub_module("bunny_qwen2").__path__ = [BUNNY_QWEN2]
     qwen2 = importlib.import_module("bunny_qwen2.modeling_qwen2")
     stub_module("transformers", PretrainedConfig=PretrainedConfig, Qwen2Config=qwen2.Qwen2Config, Qwen2Model=qwen2.Qwen2Model,
-                Qwen2ForCausalLM=qwen2.Qwen2ForCausalLM, AutoConfig=_Registry, AutoModelForCausalLM=_Registry,
+                Qwen2ForCausalLM=qwen2.Qwen2ForCausalLM, AutoConfig=Registry, AutoModelForCausalLM=Registry,
                 AutoTokenizer=None, CLIPVisionModel=CLIPVisionModel, CLIPImageProcessor=CLIPImageProcessor,
                 CLIPVisionConfig=None, StoppingCriteria=object)
 
@@ -233,14 +149,7 @@ PAD, IM_START, IM_END = 263, 264, 265
 CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
 CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
 
-TOWER_CONFIG = {
-    "model_type": "clip", "architectures": ["CLIPModel"], "projection_dim": 16, "torch_dtype": "float32",
-    "text_config": {"hidden_size": 16, "model_type": "clip_text_model"},
-    "vision_config": {"hidden_size": DV, "intermediate_size": V_INTER, "num_hidden_layers": V_LAYERS,
-                      "num_attention_heads": V_HEADS, "image_size": S, "patch_size": P, "num_channels": C,
-                      "layer_norm_eps": 1e-5, "hidden_act": "quick_gelu", "projection_dim": 16,
-                      "model_type": "clip_vision_model"},
-}
+TOWER_CONFIG = clip_config_json(clip_vision_config(DV, V_INTER, V_LAYERS, V_HEADS, S, P))
 PREPROCESSOR_CONFIG = {
     "crop_size": {"height": S, "width": S}, "do_center_crop": True, "do_convert_rgb": True, "do_normalize": True,
     "do_rescale": True, "do_resize": True, "image_mean": CLIP_MEAN, "image_processor_type": "CLIPImageProcessor",
@@ -303,33 +212,17 @@ def write_checkpoint(name: str, config_json: dict, state: dict, shards: int, bf1
     """config.json, `shards` safetensors files (`model-0000i-of-0000n.safetensors`) + `model.safetensors.index.json`
     (as `save_pretrained` shards), and the tokenizer files."""
     directory = os.path.join(OUT, name)
-    os.makedirs(directory, exist_ok=True)
-    with open(os.path.join(directory, "config.json"), "w") as f:
-        json.dump(config_json, f, indent=2, sort_keys=True)
-        f.write("\n")
-    names = sorted(state)
-    weight_map = {}
-    for s in range(shards):
-        file = f"model-{s + 1:05d}-of-{shards:05d}.safetensors"
-        part = {n: state[n] for n in names[s::shards]}
-        cast = torch.bfloat16 if bf16 else torch.float32  # the values are representable: the cast is exact
-        write_safetensors(os.path.join(directory, file), {n: t.to(cast) for n, t in part.items()}, {"format": "pt"})
-        weight_map.update({n: file for n in part})
-    total = sum(t.numel() * (2 if bf16 else 4) for t in state.values())
-    with open(os.path.join(directory, "model.safetensors.index.json"), "w") as f:
-        json.dump({"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}, f, indent=2)
-        f.write("\n")
+    write_json(os.path.join(directory, "config.json"), config_json)
+    cast = torch.bfloat16 if bf16 else torch.float32  # the values are representable: the cast is exact
+    write_safetensors_shards(directory, {n: t.to(cast) for n, t in state.items()}, shards)
     for file in ("tokenizer.json", "tokenizer_config.json"):
         shutil.copyfile(os.path.join(TOKENIZER_DIR, file), os.path.join(directory, file))
 
 
 def write_tower_dir() -> None:
     directory = os.path.join(OUT, TOWER_NAME)
-    os.makedirs(directory, exist_ok=True)
     for file, content in (("config.json", TOWER_CONFIG), ("preprocessor_config.json", PREPROCESSOR_CONFIG)):
-        with open(os.path.join(directory, file), "w") as f:
-            json.dump(content, f, indent=2, sort_keys=True)
-            f.write("\n")
+        write_json(os.path.join(directory, file), content)
 
 
 # ---- the tokenizer, for the prompts (Qwen2's byte-level BPE of the qwen2-bpe fixture, ASCII text only) ----

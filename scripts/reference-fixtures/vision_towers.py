@@ -27,7 +27,6 @@ Written under `packages/models/src/vision/__fixtures__/<name>/`: `config.json`, 
 `expected.safetensors`.
 """
 import importlib
-import json
 import os
 import sys
 import types
@@ -37,53 +36,20 @@ import torch
 import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import ROOT, seed, stub_module, write_safetensors  # noqa: E402
+from common import (ROOT, ModelOutput, PretrainedConfig, PreTrainedModel, seed, stub_module,  # noqa: E402
+                    stub_siglip_processor_imports, write_json, write_safetensors)
 
 USAGE = "usage: vision_towers.py <path to a clone of AIDC-AI/Parrot> <path to a clone of DCDmllm/Cheetah>"
 OUT = os.path.join(ROOT, "packages", "models", "src", "vision", "__fixtures__")
 siglip = eva = None  # the authors' modules, set by `load`
 
 
-# ---- stand-ins for the imports of the authors' files (only what they touch at import or in the calls made) ----
-class PretrainedConfig:
-    output_attentions = False
-    output_hidden_states = False
-    use_return_dict = True
-
-    def __init__(self, **kwargs):
-        for key, value in kwargs.items():
-            setattr(self, key, value)
-
-
-class PreTrainedModel(nn.Module):
-    def __init__(self, config):
-        super().__init__()
-        self.config = config
-
-    def post_init(self):
-        pass
-
-
-class ModelOutput:
-    """Attribute bag indexable like HF's `ModelOutput` (the set fields, in order)."""
-
-    def __init__(self, **kwargs):
-        self._fields = kwargs
-        for key, value in kwargs.items():
-            setattr(self, key, value)
-
-    def __getitem__(self, i):
-        return [v for v in self._fields.values() if v is not None][i]
-
-
+# ---- stand-ins for the imports of the authors' files (only what they touch at import or in the calls made;
+# the configs, `PreTrainedModel` and the output bags are `common.py`'s) ----
 def _install_stubs() -> None:
     stub_module("PIL", Image=types.SimpleNamespace(Image=object))
     stub_module("transformers", PretrainedConfig=PretrainedConfig)
-    stub_module("transformers.image_processing_utils", BatchFeature=dict, get_size_dict=lambda size, **kwargs: size)
-    stub_module("transformers.image_transforms", convert_to_rgb=None, normalize=None, rescale=None, resize=None,
-                to_channel_dimension_format=None)
-    stub_module("transformers.image_utils", ChannelDimension=types.SimpleNamespace(FIRST="channels_first"),
-                PILImageResampling=types.SimpleNamespace(BICUBIC=3), to_numpy_array=None)
+    stub_siglip_processor_imports()
     stub_module("transformers.activations", ACT2FN={"gelu_pytorch_tanh": nn.GELU(approximate="tanh")})
     stub_module("transformers.modeling_outputs", BaseModelOutput=ModelOutput, BaseModelOutputWithPooling=ModelOutput)
     stub_module("transformers.modeling_utils", PreTrainedModel=PreTrainedModel)
@@ -131,10 +97,7 @@ def pixels(size: int = S) -> torch.Tensor:
 
 def write(name: str, config_json: dict, weights: dict, expected: dict, source: str) -> None:
     directory = os.path.join(OUT, name)
-    os.makedirs(directory, exist_ok=True)
-    with open(os.path.join(directory, "config.json"), "w") as f:
-        json.dump(config_json, f, indent=2, sort_keys=True)
-        f.write("\n")
+    write_json(os.path.join(directory, "config.json"), config_json)
     write_safetensors(os.path.join(directory, "model.safetensors"), {k: v.float() for k, v in weights.items()}, {"format": "pt"})
     write_safetensors(os.path.join(directory, "expected.safetensors"), expected, {"source": source})
 
@@ -174,9 +137,33 @@ def clip_reference(w: dict, cfg: dict, px_nhwc: torch.Tensor):
     return states, pooled
 
 
-def clip_random_weights(vc: dict) -> dict:
-    """Seeded random `vision_model.*` weights of a CLIP vision config (float32-representable float64; LayerNorm
-    weights around 1), in a fixed draw order."""
+def clip_vision_config(hidden_size: int, intermediate_size: int, num_hidden_layers: int, num_attention_heads: int,
+                       image_size: int, patch_size: int) -> dict:
+    """A CLIP `vision_config` (RGB, quick_gelu, LayerNorm eps 1e-5, as the released ViT-L/14 towers)."""
+    return {"hidden_size": hidden_size, "intermediate_size": intermediate_size, "num_hidden_layers": num_hidden_layers,
+            "num_attention_heads": num_attention_heads, "image_size": image_size, "patch_size": patch_size, "num_channels": 3,
+            "layer_norm_eps": 1e-5, "hidden_act": "quick_gelu", "projection_dim": 16, "model_type": "clip_vision_model"}
+
+
+def clip_config_json(vc: dict) -> dict:
+    """A tower directory's config.json as OpenAI's CLIP checkpoints have it: a full `CLIPConfig`, `vision_config` nested."""
+    return {"model_type": "clip", "architectures": ["CLIPModel"], "projection_dim": 16, "torch_dtype": "float32",
+            "text_config": {"hidden_size": 16, "model_type": "clip_text_model"}, "vision_config": vc}
+
+
+def siglip_config_json(vision: dict, torch_dtype: str = "float32") -> dict:
+    """A SigLIP tower directory's config.json: a bare vision config (`model_type` `siglip_vision_model`)."""
+    return {"model_type": "siglip_vision_model", "architectures": ["SiglipVisionModel"], "torch_dtype": torch_dtype, **vision}
+
+
+def vision_config_kwargs(config_json: dict) -> dict:
+    """The `SigLipVisionConfig(...)` arguments of a tower config.json (what `siglip_config_json` added removed)."""
+    return {k: v for k, v in config_json.items() if k not in ("model_type", "architectures", "torch_dtype")}
+
+
+def clip_weight_shapes(vc: dict, projections=("q_proj", "k_proj", "v_proj", "out_proj")) -> dict:
+    """Name → shape of HF `CLIPVisionModel`'s `vision_model.*` parameters for a CLIP vision config, the attention
+    projections of each layer in the order `projections` gives (the order parameters are drawn or registered in)."""
     pre = "vision_model."
     D, C, P, S, INTER = vc["hidden_size"], vc["num_channels"], vc["patch_size"], vc["image_size"], vc["intermediate_size"]
     shapes = {pre + "embeddings.patch_embedding.weight": (D, C, P, P), pre + "embeddings.class_embedding": (D,),
@@ -185,14 +172,20 @@ def clip_random_weights(vc: dict) -> dict:
         shapes[f"{pre}{norm}.weight"] = shapes[f"{pre}{norm}.bias"] = (D,)
     for i in range(vc["num_hidden_layers"]):
         k = f"{pre}encoder.layers.{i}."
-        for proj in ("q_proj", "k_proj", "v_proj", "out_proj"):
+        for proj in projections:
             shapes[k + f"self_attn.{proj}.weight"], shapes[k + f"self_attn.{proj}.bias"] = (D, D), (D,)
         for norm in ("layer_norm1", "layer_norm2"):
             shapes[k + norm + ".weight"] = shapes[k + norm + ".bias"] = (D,)
         shapes[k + "mlp.fc1.weight"], shapes[k + "mlp.fc1.bias"] = (INTER, D), (INTER,)
         shapes[k + "mlp.fc2.weight"], shapes[k + "mlp.fc2.bias"] = (D, INTER), (D,)
+    return shapes
+
+
+def clip_random_weights(vc: dict) -> dict:
+    """Seeded random `vision_model.*` weights of a CLIP vision config (float32-representable float64; LayerNorm
+    weights around 1), drawn in `clip_weight_shapes`' order."""
     w = {}
-    for name, shape in shapes.items():
+    for name, shape in clip_weight_shapes(vc).items():
         is_norm = ("norm" in name or "layrnorm" in name) and name.endswith("weight")
         w[name] = ((1 + 0.2 * torch.randn(shape)) if is_norm else 0.2 * torch.randn(shape)).float().double()
     return w
@@ -202,11 +195,8 @@ def clip_fixture() -> None:
     """A full `CLIPConfig`-style config.json (`vision_config` nested), quick_gelu; the LLaVA selections of
     Parrot (layer −2, `cls_patch`) and LLaVA's default (layer −2, `patch`) and the last layer."""
     seed(21)
-    vc = {"hidden_size": D, "intermediate_size": INTER, "num_hidden_layers": LAYERS, "num_attention_heads": HEADS,
-          "image_size": S, "patch_size": P, "num_channels": C, "layer_norm_eps": 1e-5, "hidden_act": "quick_gelu",
-          "projection_dim": 16, "model_type": "clip_vision_model"}
-    cj = {"model_type": "clip", "architectures": ["CLIPModel"], "projection_dim": 16, "torch_dtype": "float32",
-          "text_config": {"hidden_size": 16, "model_type": "clip_text_model"}, "vision_config": vc}
+    vc = clip_vision_config(D, INTER, LAYERS, HEADS, S, P)
+    cj = clip_config_json(vc)
     w = clip_random_weights(vc)
     px = pixels()
     states, pooled = clip_reference(w, vc, px)
@@ -221,10 +211,10 @@ def siglip_fixture() -> None:
     """A bare vision config.json (`model_type` `siglip_vision_model`), gelu_pytorch_tanh, no CLS; 14 px images with
     4 px patches: the "valid" conv leaves the last 2 rows and columns unused (as so400m's 384 px with patch 14)."""
     seed(22)
-    cj = {"model_type": "siglip_vision_model", "architectures": ["SiglipVisionModel"], "hidden_size": D,
-          "intermediate_size": INTER, "num_hidden_layers": LAYERS, "num_attention_heads": HEADS, "image_size": S_SIGLIP,
-          "patch_size": P, "num_channels": C, "layer_norm_eps": 1e-6, "hidden_act": "gelu_pytorch_tanh", "torch_dtype": "float32"}
-    config = siglip.SigLipVisionConfig(**{k: v for k, v in cj.items() if k not in ("model_type", "architectures", "torch_dtype")})
+    cj = siglip_config_json({"hidden_size": D, "intermediate_size": INTER, "num_hidden_layers": LAYERS, "num_attention_heads": HEADS,
+                             "image_size": S_SIGLIP, "patch_size": P, "num_channels": C, "layer_norm_eps": 1e-6,
+                             "hidden_act": "gelu_pytorch_tanh"})
+    config = siglip.SigLipVisionConfig(**vision_config_kwargs(cj))
     full = siglip.SigLipVisionModel(config)
     randomize(full)
     full.eval()

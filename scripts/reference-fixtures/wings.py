@@ -12,7 +12,7 @@ Imports, from the clones (nothing of them is copied here or committed):
   - Bunny `bunny/model/language_model/qwen2/modeling_qwen2.py` (the 4.37-era HF Qwen2 file Wings
     imports as `transformers.Qwen2*`): `Qwen2DecoderLayer` with eager `Qwen2Attention`.
 
-Stand-ins for the `transformers` pieces they import (this file): `ACT2FN` (SiLU), empty classes for
+Stand-ins for the `transformers` pieces they import (this file and `common.py`): `ACT2FN` (SiLU), empty classes for
 types that are only named, and `AttentionMaskConverter.to_4d` (HF 4.37 semantics: causal and padding
 keys set to the dtype minimum). The masks are built in float32: the reference soft-maxes in float32,
 where a float64 dtype-minimum overflows to -inf and turns a fully masked row into NaN, while the
@@ -31,7 +31,8 @@ import torch
 import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import fixture_path, seed, stub_module, write_safetensors  # noqa: E402
+from common import (AttentionMaskConverter, Empty, PretrainedConfig, Registry, fixture_path, seed,  # noqa: E402
+                    stub_module, stub_transformers_utils, write_safetensors)
 
 
 def usage() -> None:
@@ -46,71 +47,32 @@ if not os.path.isfile(os.path.join(WINGS, "wings", "model", "base_module.py")) o
     usage()
 
 
-# ---- stand-ins for the imports (only what the imported files touch at import or in the calls made) ----
-class _Empty:
-    def __init__(self, *args, **kwargs):
-        pass
-
-
+# ---- stand-ins for the imports (only what the imported files touch at import or in the calls made; the configs,
+# the empty classes and `AttentionMaskConverter`, which builds its masks in float32, are `common.py`'s) ----
 class _CausalLMBase:
     pass
-
-
-class _Registry:
-    @staticmethod
-    def register(*args, **kwargs):
-        pass
-
-
-class PretrainedConfig:
-    def __init__(self, **kwargs):
-        for key, value in kwargs.items():
-            setattr(self, key, value)
-
-
-class AttentionMaskConverter:
-    """HF 4.37 `to_4d`: [B, L] 0/1 padding mask -> [B, 1, L, L] additive mask, the minimum where the key
-    is after the query (causal) or padding; built in float32 (see the file comment)."""
-
-    def __init__(self, is_causal, sliding_window=None):
-        assert is_causal and sliding_window is None
-
-    def to_4d(self, attention_mask_2d, query_length, key_value_length, dtype):
-        bsz = attention_mask_2d.shape[0]
-        minimum = torch.finfo(torch.float32).min
-        causal = torch.triu(torch.ones(query_length, key_value_length, dtype=torch.bool), diagonal=1)
-        blocked = causal[None, None] | (attention_mask_2d[:, None, None, :] == 0)
-        out = torch.zeros(bsz, 1, query_length, key_value_length, dtype=torch.float32)
-        return out.masked_fill(blocked, minimum)
-
-
-def _identity_decorator(*args, **kwargs):
-    return lambda f: f
 
 
 def _install_stubs() -> None:
     stub_module("tqdm", tqdm=lambda x, *a, **k: x)
     stub_module("transformers.activations", ACT2FN={"silu": nn.SiLU()})
-    stub_module("transformers.cache_utils", Cache=_Empty, DynamicCache=_Empty)
+    stub_module("transformers.cache_utils", Cache=Empty, DynamicCache=Empty)
     stub_module("transformers.modeling_attn_mask_utils", AttentionMaskConverter=AttentionMaskConverter,
                 _prepare_4d_causal_attention_mask=None, _prepare_4d_causal_attention_mask_for_sdpa=None)
-    stub_module("transformers.modeling_outputs", BaseModelOutputWithPast=_Empty, CausalLMOutputWithPast=_Empty,
-                SequenceClassifierOutputWithPast=_Empty)
+    stub_module("transformers.modeling_outputs", BaseModelOutputWithPast=Empty, CausalLMOutputWithPast=Empty,
+                SequenceClassifierOutputWithPast=Empty)
     stub_module("transformers.modeling_utils", PreTrainedModel=nn.Module)
     stub_module("transformers.configuration_utils", PretrainedConfig=PretrainedConfig)
-    logging = types.SimpleNamespace(get_logger=lambda name: types.SimpleNamespace(warning_once=print, warning=print))
-    stub_module("transformers.utils", ModelOutput=object, logging=logging, add_start_docstrings=_identity_decorator,
-                add_start_docstrings_to_model_forward=_identity_decorator, replace_return_docstrings=_identity_decorator,
-                is_flash_attn_2_available=lambda: False, is_flash_attn_greater_or_equal_2_10=lambda: False)
+    stub_transformers_utils()
     # Bunny's Qwen2 files as a package (they import each other relatively).
     stub_module("bunny_qwen2").__path__ = [BUNNY_QWEN2]
     qwen2 = importlib.import_module("bunny_qwen2.modeling_qwen2")
     stub_module("transformers", Qwen2Config=qwen2.Qwen2Config, Qwen2Model=qwen2.Qwen2Model,
-                Qwen2ForCausalLM=_CausalLMBase, AutoConfig=_Registry, AutoModelForCausalLM=_Registry, Trainer=_Empty)
+                Qwen2ForCausalLM=_CausalLMBase, AutoConfig=Registry, AutoModelForCausalLM=Registry, Trainer=Empty)
     # The Wings package without its __init__ (which imports every model class and the vision towers).
     stub_module("wings").__path__ = [os.path.join(WINGS, "wings")]
     stub_module("wings.model").__path__ = [os.path.join(WINGS, "wings", "model")]
-    stub_module("wings.model.base_architecture", LlavaMetaModel=_Empty, WingsMetaForCausalLM=_Empty)
+    stub_module("wings.model.base_architecture", LlavaMetaModel=Empty, WingsMetaForCausalLM=Empty)
 
 
 _install_stubs()

@@ -46,7 +46,6 @@ each step: `prepare_inputs_for_generation` asserts there is no KV cache).
 """
 import importlib
 import importlib.util
-import json
 import logging
 import os
 import shutil
@@ -57,8 +56,11 @@ import torch
 import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import ROOT, seed, stub_module, write_safetensors  # noqa: E402
+import common  # noqa: E402
+from common import (ROOT, AttentionMaskConverter, Empty, ModelOutput, PreTrainedModel, Registry, seed, stub_module,  # noqa: E402
+                    stub_siglip_processor_imports, stub_transformers_utils, write_json, write_safetensors)
 from hf_decoders import llama3_inv_freq  # noqa: E402  (definitions only; its fixtures run under its __main__)
+from vision_towers import siglip_config_json  # noqa: E402  (likewise)
 
 USAGE = "usage: wings_model.py <path to a clone of AIDC-AI/Wings> <path to a clone of BAAI-DCAI/Bunny>"
 if len(sys.argv) != 3 or not all(os.path.isdir(p) for p in sys.argv[1:]):
@@ -84,79 +86,10 @@ AUTHORS_TOWER_PATH = "/mnt/workspace/models/" + TOWER_NAME
 PAD_ID, IMAGE = 263, -200  # <|endoftext|> (Wings' pad token), IMAGE_TOKEN_INDEX
 
 
-# ---- stand-ins for the `transformers` / PIL / tqdm pieces the imported files touch ----
-class _Empty:
-    def __init__(self, *args, **kwargs):
-        pass
-
-
-class _Registry:
-    @staticmethod
-    def register(*args, **kwargs):
-        pass
-
-
-class PretrainedConfig:
-    output_attentions = False
-    output_hidden_states = False
-    use_return_dict = True
+# ---- stand-ins for the `transformers` / PIL / tqdm pieces the imported files touch (the shared ones: `common.py`) ----
+class PretrainedConfig(common.PretrainedConfig):
     use_cache = False
     pad_token_id = None
-
-    def __init__(self, **kwargs):
-        for key, value in kwargs.items():
-            setattr(self, key, value)
-
-
-class PreTrainedModel(nn.Module):
-    """`config`, `post_init`, `device`, `dtype`: what the authors' and Bunny's model classes use."""
-
-    def __init__(self, config, *args, **kwargs):
-        super().__init__()
-        self.config = config
-
-    def post_init(self):
-        pass
-
-    @property
-    def device(self):
-        return next(self.parameters()).device
-
-    @property
-    def dtype(self):
-        return next(self.parameters()).dtype
-
-
-class ModelOutput:
-    """Attribute bag indexable like HF's `ModelOutput` (the set fields, in order)."""
-
-    def __init__(self, **kwargs):
-        self._fields = kwargs
-        for key, value in kwargs.items():
-            setattr(self, key, value)
-
-    def __getitem__(self, i):
-        return [v for v in self._fields.values() if v is not None][i]
-
-
-class AttentionMaskConverter:
-    """HF 4.37 `to_4d`: [B, L] 0/1 padding mask -> [B, 1, L, L] additive mask, the float32 minimum where the key
-    is after the query (causal) or padding (built in float32 as in `wings.py`: the reference soft-maxes in
-    float32, where a float64 minimum would overflow to -inf)."""
-
-    def __init__(self, is_causal, sliding_window=None):
-        assert is_causal and sliding_window is None
-
-    def to_4d(self, attention_mask_2d, query_length, key_value_length, dtype):
-        bsz = attention_mask_2d.shape[0]
-        causal = torch.triu(torch.ones(query_length, key_value_length, dtype=torch.bool), diagonal=1)
-        blocked = causal[None, None] | (attention_mask_2d[:, None, None, :] == 0)
-        out = torch.zeros(bsz, 1, query_length, key_value_length, dtype=torch.float32)
-        return out.masked_fill(blocked, torch.finfo(torch.float32).min)
-
-
-def _identity_decorator(*args, **kwargs):
-    return lambda f: f
 
 
 class _Float64Torch(types.ModuleType):
@@ -170,34 +103,27 @@ def _install_stubs() -> None:
     stub_module("tqdm", tqdm=lambda x, *a, **k: x)
     stub_module("PIL", Image=types.SimpleNamespace(Image=object))
     stub_module("transformers.activations", ACT2FN={"silu": nn.SiLU(), "gelu_pytorch_tanh": nn.GELU(approximate="tanh")})
-    stub_module("transformers.cache_utils", Cache=_Empty, DynamicCache=_Empty, StaticCache=_Empty)
+    stub_module("transformers.cache_utils", Cache=Empty, DynamicCache=Empty, StaticCache=Empty)
     stub_module("transformers.pytorch_utils", ALL_LAYERNORM_LAYERS=[])
     stub_module("transformers.utils.import_utils", is_torchdynamo_compiling=lambda: False)
     stub_module("transformers.modeling_attn_mask_utils", AttentionMaskConverter=AttentionMaskConverter,
                 _prepare_4d_causal_attention_mask=None, _prepare_4d_causal_attention_mask_for_sdpa=None)
     stub_module("transformers.modeling_outputs", BaseModelOutput=ModelOutput, BaseModelOutputWithPooling=ModelOutput,
-                BaseModelOutputWithPast=_Empty, CausalLMOutputWithPast=_Empty, SequenceClassifierOutputWithPast=_Empty,
-                QuestionAnsweringModelOutput=_Empty)
+                BaseModelOutputWithPast=Empty, CausalLMOutputWithPast=Empty, SequenceClassifierOutputWithPast=Empty,
+                QuestionAnsweringModelOutput=Empty)
     stub_module("transformers.modeling_utils", PreTrainedModel=PreTrainedModel)
     stub_module("transformers.configuration_utils", PretrainedConfig=PretrainedConfig)
-    stub_module("transformers.image_processing_utils", BatchFeature=dict, get_size_dict=lambda size, **kwargs: size)
-    stub_module("transformers.image_transforms", convert_to_rgb=None, normalize=None, rescale=None, resize=None,
-                to_channel_dimension_format=None)
-    stub_module("transformers.image_utils", ChannelDimension=types.SimpleNamespace(FIRST="channels_first"),
-                PILImageResampling=types.SimpleNamespace(BICUBIC=3), to_numpy_array=None)
-    logging = types.SimpleNamespace(get_logger=lambda name: types.SimpleNamespace(warning_once=print, warning=print))
-    stub_module("transformers.utils", ModelOutput=ModelOutput, logging=logging, add_start_docstrings=_identity_decorator,
-                add_start_docstrings_to_model_forward=_identity_decorator, replace_return_docstrings=_identity_decorator,
-                is_flash_attn_2_available=lambda: False, is_flash_attn_greater_or_equal_2_10=lambda: False)
+    stub_siglip_processor_imports()
+    stub_transformers_utils(ModelOutput)
     stub_module("bunny_qwen2").__path__ = [BUNNY_QWEN2]
     stub_module("bunny_llama").__path__ = [BUNNY_LLAMA]
     qwen2 = importlib.import_module("bunny_qwen2.modeling_qwen2")
     llama = importlib.import_module("bunny_llama.modeling_llama")
     stub_module("transformers", Qwen2Config=qwen2.Qwen2Config, Qwen2Model=qwen2.Qwen2Model,
                 Qwen2ForCausalLM=qwen2.Qwen2ForCausalLM, LlamaConfig=llama.LlamaConfig, LlamaModel=llama.LlamaModel,
-                LlamaForCausalLM=llama.LlamaForCausalLM, AutoConfig=_Registry, AutoModelForCausalLM=_Registry,
-                PretrainedConfig=PretrainedConfig, CLIPVisionModel=_Empty, CLIPImageProcessor=_Empty,
-                CLIPVisionConfig=_Empty, Trainer=_Empty)
+                LlamaForCausalLM=llama.LlamaForCausalLM, AutoConfig=Registry, AutoModelForCausalLM=Registry,
+                PretrainedConfig=PretrainedConfig, CLIPVisionModel=Empty, CLIPImageProcessor=Empty,
+                CLIPVisionConfig=Empty, Trainer=Empty)
     # The Wings package without its __init__ files (they import every model class).
     stub_module("wings").__path__ = [os.path.join(WINGS, "wings")]
     stub_module("wings.model").__path__ = [os.path.join(WINGS, "wings", "model")]
@@ -247,12 +173,6 @@ def tower_model():
     return full
 
 
-def write_json(path: str, value: dict) -> None:
-    with open(path, "w") as f:
-        json.dump(value, f, indent=2, sort_keys=True)
-        f.write("\n")
-
-
 def config_json(config, architecture="WingsQwen2ForCausalLM", model_type="wings_qwen2", **extra) -> dict:
     """The config as the authors' `save_pretrained` writes it: every public attribute their code set."""
     out = {k: v for k, v in vars(config).items() if not k.startswith("_")}
@@ -267,19 +187,21 @@ def build_qwen2(full_tower):
         num_key_value_heads=HEADS, hidden_act="silu", max_position_embeddings=MAX_POS, initializer_range=0.02,
         rms_norm_eps=1e-6, use_cache=False, tie_word_embeddings=False, rope_theta=THETA, use_sliding_window=False,
         sliding_window=None, max_window_layers=LAYERS, attention_dropout=0.0, bos_token_id=None, eos_token_id=265)
+    return initialize(wings_qwen2.WingsQwen2ForCausalLM, config, full_tower)
+
+
+def initialize(model_class, config, full_tower):
+    """The model `model_class(config)` with eager attention and the released run's tower (the checkpoint's config names
+    it: `LlavaMetaModel.__init__` builds tower and projector; the projector is built from the tower's real width,
+    so400m's 1152 in the release; `SigLipVisionModel.from_pretrained` returns `full_tower`), then `infer.py`'s steps
+    after `build`: the vision modules, the learners (`initialize_modules`), the tokenizer's padding side on the
+    config; then every weight random except the tower's."""
     config._attn_implementation = "eager"
-    # The released run: the checkpoint's config names the tower (LlavaMetaModel.__init__ builds tower and
-    # projector); the projector is built from the tower's real width (so400m's 1152 in the release).
     config.mm_vision_tower = AUTHORS_TOWER_PATH
     config.mm_hidden_size = TOWER["hidden_size"]
     config.mm_projector_type = "mlp2x_gelu"
     siglip.SigLipVisionModel.from_pretrained = classmethod(lambda cls, name: full_tower)
-    return initialize(wings_qwen2.WingsQwen2ForCausalLM(config))
-
-
-def initialize(model):
-    """`infer.py`'s steps after `build`: the vision modules, the learners (`initialize_modules`), the tokenizer's
-    padding side on the config; then every weight random except the tower's."""
+    model = model_class(config)
     model_args = types.SimpleNamespace(
         vision_tower=AUTHORS_TOWER_PATH, mm_vision_select_layer=-2, mm_vision_select_feature="patch",
         pretrain_mm_mlp_adapter=None, mm_patch_merge_type="flat", mm_projector_type="mlp2x_gelu", lora_dim=LORA,
@@ -325,12 +247,7 @@ def build_llama(full_tower):
         num_key_value_heads=2, hidden_act="silu", max_position_embeddings=MAX_POS, initializer_range=0.02, rms_norm_eps=1e-5,
         use_cache=False, tie_word_embeddings=False, rope_theta=10000.0, rope_scaling=None, attention_bias=False,
         attention_dropout=0.0, pretraining_tp=1, bos_token_id=None, eos_token_id=265)
-    config._attn_implementation = "eager"
-    config.mm_vision_tower = AUTHORS_TOWER_PATH
-    config.mm_hidden_size = TOWER["hidden_size"]
-    config.mm_projector_type = "mlp2x_gelu"
-    siglip.SigLipVisionModel.from_pretrained = classmethod(lambda cls, name: full_tower)
-    model = initialize(wings_llama.WingsLlamaForCausalLM(config))
+    model = initialize(wings_llama.WingsLlamaForCausalLM, config, full_tower)
     inv_freq = torch.from_numpy(llama3_inv_freq(10000.0, H // HEADS, 8.0, 1.0, 16.0, 128)).float()
     for layer in model.model.layers:
         layer.self_attn.rotary_emb.inv_freq.copy_(inv_freq)
@@ -356,8 +273,7 @@ def write_tower(full_tower) -> None:
     os.makedirs(directory, exist_ok=True)
     weights = {k: v.detach().float() for k, v in full_tower.state_dict().items()}
     write_safetensors(os.path.join(directory, "model.safetensors"), weights, {"format": "pt"})
-    write_json(os.path.join(directory, "config.json"), {"model_type": "siglip_vision_model", "architectures": ["SiglipVisionModel"],
-                                                        "torch_dtype": "float32", **TOWER})
+    write_json(os.path.join(directory, "config.json"), siglip_config_json(TOWER))
 
 
 def pad_right(rows):

@@ -26,7 +26,7 @@ import {
 import { name as packageName, version as packageVersion } from '../package.json';
 import { QFormerVPG } from './qformer-vpg.js';
 import { LinearVPGC } from './linear-vpgc.js';
-import { defaultUpdateLayer } from './vpgc.js';
+import { recordConfig, recordUpdateLayer, resolveUpdateLayer } from './attach-shared.js';
 import { VPGC_HOST_MODULE_NAME } from './attach.js';
 
 /** `module_type` of the linear VPG-C in adapter and host files. */
@@ -97,14 +97,8 @@ export function attachLinearVPGC(host: ModuleHost, config: AttachLinearVPGCConfi
   if (config.vpgc !== undefined && !(config.vpgc instanceof LinearVPGC)) {
     throw new Error(`${owner}: config.vpgc must be a LinearVPGC, got ${describeValue(config.vpgc)}`);
   }
-  const updateLayer = config.updateLayer ?? config.vpgc?.updateLayer ?? defaultUpdateLayer(numLayers);
-  if (!Number.isInteger(updateLayer) || updateLayer < 0 || updateLayer >= numLayers) {
-    throw new Error(`${owner}: updateLayer must be in [0, ${numLayers}), got ${describeValue(updateLayer)}`);
-  }
+  const updateLayer = resolveUpdateLayer(owner, config.updateLayer, config.vpgc?.updateLayer, numLayers);
   if (config.vpgc) {
-    if (config.vpgc.updateLayer !== updateLayer) {
-      throw new Error(`${owner}: config.updateLayer ${updateLayer} differs from config.vpgc.updateLayer ${config.vpgc.updateLayer}`);
-    }
     if (config.vpgc.llmHiddenSize !== shape.hidden_size) {
       throw new Error(`${owner}: config.vpgc.llmHiddenSize must equal the host's hidden_size ${shape.hidden_size}, got ${config.vpgc.llmHiddenSize}`);
     }
@@ -142,12 +136,7 @@ const RECORD_KEYS: ReadonlyArray<keyof LinearVPGCReferenceConfig> = ['update_lay
  */
 export function attachLinearVPGCFromRecord(host: ModuleHost, record: ModuleRecord): AttachedLinearVPGC {
   const owner = 'attachLinearVPGC (from a saved record)';
-  assertModuleHost(owner, host);
-  assertOptionsObject(owner, 'record', record);
-  const config = record.config as Partial<Record<keyof LinearVPGCReferenceConfig, unknown>>;
-  assertOptionsObject(owner, 'record.config', config);
-  const unknown = Object.keys(config).filter((k) => !(RECORD_KEYS as readonly string[]).includes(k));
-  if (unknown.length) throw new Error(`${owner}: unknown config field${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} (known: ${RECORD_KEYS.join(', ')})`);
+  const config = recordConfig(owner, host, record, RECORD_KEYS);
   const shape = host.baseModelShape();
   const expected: Record<string, number | undefined> = { llm_hidden_size: shape.hidden_size, vision_hidden_size: shape.vision_hidden_size };
   for (const [key, value] of Object.entries(expected)) {
@@ -155,9 +144,5 @@ export function attachLinearVPGCFromRecord(host: ModuleHost, record: ModuleRecor
       throw new Error(`${owner}: config.${key} must equal the host's ${key} ${describeValue(value)}, got ${describeValue(config[key as keyof LinearVPGCReferenceConfig])}`);
     }
   }
-  const layer = config.update_layer;
-  if (typeof layer !== 'number' || !Number.isInteger(layer) || layer < 0 || layer >= shape.num_hidden_layers) {
-    throw new Error(`${owner}: config.update_layer must be an integer in [0, ${shape.num_hidden_layers}), got ${describeValue(layer)}`);
-  }
-  return attachLinearVPGC(host, { updateLayer: layer });
+  return attachLinearVPGC(host, { updateLayer: recordUpdateLayer(owner, config.update_layer, shape.num_hidden_layers) });
 }

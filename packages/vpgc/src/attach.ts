@@ -26,7 +26,8 @@ import {
 } from '@mllm/core';
 import { name as packageName, version as packageVersion } from '../package.json';
 import { QFormerVPG } from './qformer-vpg.js';
-import { VPGC, defaultUpdateLayer } from './vpgc.js';
+import { VPGC } from './vpgc.js';
+import { recordConfig, recordUpdateLayer, resolveUpdateLayer } from './attach-shared.js';
 import type { VPGCDecoderHooks } from './hook-types.js';
 
 /** `module_type` of VPG-C in adapter and host files. */
@@ -145,13 +146,7 @@ export function attachVPGC(host: ModuleHost, config: AttachVPGCConfig = {}): Att
   }
   const vpg = candidate;
   if (config.vpgc && config.vpgc.vpg !== vpg) throw new Error('attachVPGC: config.vpgc re-queries another VPG than config.vpg / the host projector');
-  const updateLayer = config.updateLayer ?? config.vpgc?.updateLayer ?? defaultUpdateLayer(numLayers);
-  if (!Number.isInteger(updateLayer) || updateLayer < 0 || updateLayer >= numLayers) {
-    throw new Error(`attachVPGC: updateLayer must be in [0, ${numLayers}), got ${describeValue(updateLayer)}`);
-  }
-  if (config.vpgc && config.vpgc.updateLayer !== updateLayer) {
-    throw new Error(`attachVPGC: config.updateLayer ${updateLayer} differs from config.vpgc.updateLayer ${config.vpgc.updateLayer}`);
-  }
+  const updateLayer = resolveUpdateLayer('attachVPGC', config.updateLayer, config.vpgc?.updateLayer, numLayers);
   if (config.dropoutAtInference !== undefined) assertBoolean('attachVPGC', 'config.dropoutAtInference', config.dropoutAtInference);
   if (config.freezeBase !== undefined) assertBoolean('attachVPGC', 'config.freezeBase', config.freezeBase);
   const llmHiddenSize = config.vpgc?.llmHiddenSize ?? vpg.llmHiddenSize;
@@ -209,12 +204,7 @@ const RECORD_KEYS: ReadonlyArray<keyof VPGCReferenceConfig> = [
  */
 export function attachVPGCFromRecord(host: ModuleHost, record: ModuleRecord): AttachedVPGC {
   const owner = 'attachVPGC (from a saved record)';
-  assertModuleHost(owner, host);
-  assertOptionsObject(owner, 'record', record);
-  const config = record.config as Partial<Record<keyof VPGCReferenceConfig, unknown>>;
-  assertOptionsObject(owner, 'record.config', config);
-  const unknown = Object.keys(config).filter((k) => !(RECORD_KEYS as readonly string[]).includes(k));
-  if (unknown.length) throw new Error(`${owner}: unknown config field${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} (known: ${RECORD_KEYS.join(', ')})`);
+  const config = recordConfig(owner, host, record, RECORD_KEYS);
   const vpg = host.projector;
   if (!(vpg instanceof QFormerVPG)) {
     throw new Error(`${owner}: the host's projector must be a QFormerVPG (VPG-C re-queries it), got ${vpg === undefined ? 'undefined' : ((vpg as object).constructor?.name ?? typeof vpg)}`);
@@ -230,10 +220,7 @@ export function attachVPGCFromRecord(host: ModuleHost, record: ModuleRecord): At
       throw new Error(`${owner}: config.${key} must equal the host VPG's ${value}, got ${describeValue(config[key as keyof VPGCReferenceConfig])}`);
     }
   }
-  const layer = config.update_layer;
-  if (typeof layer !== 'number' || !Number.isInteger(layer) || (layer as number) < 0 || (layer as number) >= numLayers) {
-    throw new Error(`${owner}: config.update_layer must be an integer in [0, ${numLayers}), got ${describeValue(layer)}`);
-  }
+  const layer = recordUpdateLayer(owner, config.update_layer, numLayers);
   assertBoolean(owner, 'config.dropout_at_inference', config.dropout_at_inference);
-  return attachVPGC(host, { updateLayer: layer as number, dropoutAtInference: config.dropout_at_inference });
+  return attachVPGC(host, { updateLayer: layer, dropoutAtInference: config.dropout_at_inference });
 }

@@ -171,61 +171,51 @@ export function resizeRgbBytes(image: RgbBytes, width: number, height: number, r
   return source === image ? { height: image.height, width: image.width, data: image.data.slice() } : source;
 }
 
-/** Rows `[offset, offset + rows)` of `input` → `rows × outWidth`. */
+/** Rows `[offset, offset + rows)` of `input` → `rows × outWidth`: each output pixel from a run of input pixels in its row. */
 function resampleHorizontal(input: RgbBytes, offset: number, rows: number, outWidth: number, c: Coefficients): RgbBytes {
   const out = new Uint8Array(rows * outWidth * 3);
-  const src = input.data;
   for (let y = 0; y < rows; y++) {
     const rowBase = (y + offset) * input.width * 3;
     for (let x = 0; x < outWidth; x++) {
-      const xmin = c.bounds[x * 2];
-      const count = c.bounds[x * 2 + 1];
-      const kBase = x * c.taps;
-      let s0 = HALF;
-      let s1 = HALF;
-      let s2 = HALF;
-      for (let t = 0; t < count; t++) {
-        const w = c.weights[kBase + t];
-        const p = rowBase + (xmin + t) * 3;
-        s0 += src[p] * w;
-        s1 += src[p + 1] * w;
-        s2 += src[p + 2] * w;
-      }
-      const o = (y * outWidth + x) * 3;
-      out[o] = clip8(s0);
-      out[o + 1] = clip8(s1);
-      out[o + 2] = clip8(s2);
+      convolvePixel(input.data, rowBase + c.bounds[x * 2] * 3, 3, c, x, out, (y * outWidth + x) * 3);
     }
   }
   return { height: rows, width: outWidth, data: out };
 }
 
+/** `input` → `outHeight` rows: each output pixel from a run of input pixels in its column. */
 function resampleVertical(input: RgbBytes, outHeight: number, c: Coefficients): RgbBytes {
   const width = input.width;
   const out = new Uint8Array(outHeight * width * 3);
-  const src = input.data;
   for (let y = 0; y < outHeight; y++) {
-    const ymin = c.bounds[y * 2];
-    const count = c.bounds[y * 2 + 1];
-    const kBase = y * c.taps;
     for (let x = 0; x < width; x++) {
-      let s0 = HALF;
-      let s1 = HALF;
-      let s2 = HALF;
-      for (let t = 0; t < count; t++) {
-        const w = c.weights[kBase + t];
-        const p = ((ymin + t) * width + x) * 3;
-        s0 += src[p] * w;
-        s1 += src[p + 1] * w;
-        s2 += src[p + 2] * w;
-      }
-      const o = (y * width + x) * 3;
-      out[o] = clip8(s0);
-      out[o + 1] = clip8(s1);
-      out[o + 2] = clip8(s2);
+      convolvePixel(input.data, (c.bounds[y * 2] * width + x) * 3, width * 3, c, y, out, (y * width + x) * 3);
     }
   }
   return { height: outHeight, width, data: out };
+}
+
+/**
+ * Output pixel `i` of one pass (PIL's 8-bit inner loop): its `c.bounds[2i + 1]` taps `c.weights[i·taps + t]`
+ * times the input pixels at `first + t·stride` (levels of R, G, B), summed per channel in PIL's fixed point from
+ * `HALF` and clipped to 0..255, written at `out[o .. o + 2]`.
+ */
+function convolvePixel(src: Uint8Array, first: number, stride: number, c: Coefficients, i: number, out: Uint8Array, o: number): void {
+  const count = c.bounds[i * 2 + 1];
+  const kBase = i * c.taps;
+  let s0 = HALF;
+  let s1 = HALF;
+  let s2 = HALF;
+  for (let t = 0; t < count; t++) {
+    const w = c.weights[kBase + t];
+    const p = first + t * stride;
+    s0 += src[p] * w;
+    s1 += src[p + 1] * w;
+    s2 += src[p + 2] * w;
+  }
+  out[o] = clip8(s0);
+  out[o + 1] = clip8(s1);
+  out[o + 2] = clip8(s2);
 }
 
 /** Checks that `image` is a well-formed {@link RgbBytes}; throws naming `name` otherwise. */

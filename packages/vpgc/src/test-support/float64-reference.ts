@@ -211,21 +211,13 @@ export function vpgcHook64(params: ParamsF64, c: QFormerShape, input: HookInputs
   return out;
 }
 
-/** Inputs of the linear VPG-C hook in float64: per image its raw features `[Nv, Dv]`, spans of length Nv. */
-export interface LinearHookInputs64 {
-  /** `[B, L, H]` */
-  hidden: Float64Array;
-  B: number;
-  L: number;
-  H: number;
-  lastPromptIndex: number[];
-  /** Per image `[Nv, Dv]` (the features fed to the projector). */
-  images: Float64Array[];
-  Nv: number;
+/**
+ * Inputs of the linear VPG-C hook in float64: those of `vpgcHook64`, with `images` the features fed to the
+ * projector (`[Nv, Dv]` each) and each image's span `Nv` tokens long (one token per feature row).
+ */
+export interface LinearHookInputs64 extends HookInputs64 {
+  /** Width of the features fed to the projector. */
   Dv: number;
-  imageToSample: number[];
-  /** Per image its start position (length = Nv). */
-  imageStart: number[];
 }
 
 /**
