@@ -1,0 +1,203 @@
+/**
+ * One call and one command on every authors' layout: each reference fixture directory (plain LLaVA Qwen2+CLIP
+ * and LLaMA+SigLIP, Parrot F32 and BF16, Wings Qwen2 and LLaMA-3.1, Cheetah Vicuna and LLaMA-2) is copied to a
+ * temporary directory beside its tower, with the files a user's directory has and the fixture lacks (tokenizer,
+ * the tower's preprocessor config), then
+ *  (a) `fromPretrained(dir)` → the kind, and `chat(question, [image])` → the answer the model's own greedy
+ *      `generate` gives for the prompt in the authors' format (the per-loader tests check that prompt and the
+ *      logits against the authors' code; this checks the one-call path composes them), and
+ *  (b) `mllm run --model dir --image cat.png …` in process → exit 0, that answer on stdout, the loaded line and
+ *      the summary line on stderr.
+ * The tiny Cheetah has shapes its YAML cannot state (the reference hard-wires ViT-g and BERT-base), so its
+ * command run gets them through the CLI's injectable `load` (`fromPretrained` with {@link TINY_CHEETAH}).
+ */
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs-core';
+import { afterAll, describe, expect, it } from 'vitest';
+import { skipOnBackend } from '@mllm/core/testing';
+import { CHEETAH_IMAGE, cheetahPrompt, encodePng, type LlavaModel } from '@mllm/models';
+import { runCli, type CliIo } from './cli-main.js';
+import { fromPretrained, type FromPretrainedOptions } from './from-pretrained.js';
+import type { PretrainedKind, PretrainedMLLM, RgbImage } from './pretrained-model.js';
+import { LlavaPretrained, llavaPrompt } from './llava/index.js';
+import { PretrainedParrot } from './parrot/index.js';
+import { WingsModel, wingsPrompt } from './wings/index.js';
+import type { PretrainedCheetah } from './cheetah/index.js';
+import { CHUNK_TOKENIZER_CONFIG, chunkTokenizerJson, chunkVocab, TINY_CHEETAH } from './cheetah/test-support.js';
+
+const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
+const MODELS_REFERENCE = here('../../models/src/__fixtures__/reference');
+const LLAVA_EXTRAS = here('../test-fixtures/llava');
+const PARROT = here('./__fixtures__/reference/parrot');
+const WINGS = here('./__fixtures__/wings');
+const CHEETAH = here('./cheetah/__fixtures__');
+
+const root = mkdtempSync(join(tmpdir(), 'mllm-one-command-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+const QUESTION = 'What is in the picture?';
+/** A non-square image (the LLaVA-style loaders pad it to a square with the mean colour) every tiny model answers with tokens. */
+const IMAGE: RgbImage = { height: 5, width: 7, data: Float32Array.from({ length: 5 * 7 * 3 }, (_, i) => (i % 17) / 16) };
+const PNG = join(root, 'cat.png');
+writeFileSync(PNG, encodePng(IMAGE));
+const MAX_NEW_TOKENS = 4;
+
+const copy = (from: string, to: string) => cpSync(from, join(root, to), { recursive: true, filter: (src) => !src.endsWith('expected.safetensors') });
+const writeJson = (path: string, value: object) => writeFileSync(join(root, path), JSON.stringify(value));
+/** A LLaMA-style tokenizer (3-character chunks, ids < 40: every fixture's vocabulary holds them). */
+function writeChunkTokenizer(dir: string): void {
+  writeJson(join(dir, 'tokenizer.json'), chunkTokenizerJson(chunkVocab([QUESTION])));
+  writeJson(join(dir, 'tokenizer_config.json'), CHUNK_TOKENIZER_CONFIG);
+}
+
+interface Layout {
+  name: string;
+  kind: PretrainedKind;
+  /** Copies the fixture into `root` with the user's files; returns the checkpoint directory. */
+  prepare(): string;
+  options?: FromPretrainedOptions;
+}
+
+const LAYOUTS: Layout[] = [
+  {
+    name: 'plain LLaVA, Qwen2 + CLIP',
+    kind: 'llava',
+    prepare: () => {
+      copy(join(MODELS_REFERENCE, 'llava-qwen2-clip'), 'llava-qwen2-clip');
+      copy(join(MODELS_REFERENCE, 'tiny-clip-vit-12'), 'tiny-clip-vit-12'); // mm_vision_tower "openai/tiny-clip-vit-12"
+      copy(join(LLAVA_EXTRAS, 'llava-qwen2-clip'), 'llava-qwen2-clip');
+      copy(join(LLAVA_EXTRAS, 'tiny-clip-vit-12'), 'tiny-clip-vit-12');
+      return join(root, 'llava-qwen2-clip');
+    },
+  },
+  {
+    name: 'plain LLaVA, LLaMA + SigLIP (BF16 shards)',
+    kind: 'llava',
+    prepare: () => {
+      copy(join(MODELS_REFERENCE, 'llava-llama-siglip-bf16'), 'llava-llama-siglip-bf16');
+      copy(join(MODELS_REFERENCE, 'tiny-siglip-14'), 'tiny-siglip-14'); // mm_vision_tower "google/tiny-siglip-14"
+      writeChunkTokenizer('llava-llama-siglip-bf16');
+      // SigLIP's processor: resize to the tower's 14 px, mean / std 0.5
+      writeJson(join('tiny-siglip-14', 'preprocessor_config.json'), {
+        image_processor_type: 'SiglipImageProcessor', do_resize: true, size: { height: 14, width: 14 }, resample: 3,
+        do_rescale: true, rescale_factor: 1 / 255, do_normalize: true, image_mean: [0.5, 0.5, 0.5], image_std: [0.5, 0.5, 0.5],
+      });
+      return join(root, 'llava-llama-siglip-bf16');
+    },
+  },
+  ...(['Parrot-tiny', 'Parrot-tiny-bf16'] as const).map((dir): Layout => ({
+    name: `Parrot ${dir.endsWith('bf16') ? 'BF16' : 'F32'}`,
+    kind: 'parrot',
+    prepare: () => {
+      copy(join(PARROT, dir), dir);
+      copy(join(PARROT, 'clip-vit-tiny-patch4-12'), 'clip-vit-tiny-patch4-12');
+      return join(root, dir);
+    },
+  })),
+  {
+    name: 'Wings Qwen2',
+    kind: 'wings',
+    prepare: () => {
+      copy(join(WINGS, 'wings-qwen2'), 'wings-qwen2');
+      copy(join(WINGS, 'siglip-so400m-patch14-384'), 'siglip-so400m-patch14-384');
+      return join(root, 'wings-qwen2');
+    },
+  },
+  {
+    name: 'Wings LLaMA-3.1',
+    kind: 'wings',
+    prepare: () => {
+      copy(join(WINGS, 'wings-llama'), 'wings-llama');
+      copy(join(WINGS, 'siglip-so400m-patch14-384'), 'siglip-so400m-patch14-384');
+      writeChunkTokenizer('wings-llama'); // the authors ship none: a user copies the base LLM's
+      return join(root, 'wings-llama');
+    },
+  },
+  ...([['tiny-vicuna', 'vicuna'], ['tiny-llama2', 'llama2']] as const).map(([dir, llm]): Layout => ({
+    name: `Cheetah ${llm === 'vicuna' ? 'Vicuna' : 'LLaMA-2'}`,
+    kind: 'cheetah',
+    options: TINY_CHEETAH as FromPretrainedOptions,
+    prepare: () => {
+      copy(join(CHEETAH, dir), dir);
+      writeChunkTokenizer(join(dir, llm)); // the LLM directory's tokenizer (the fixture has weights only)
+      return join(root, dir);
+    },
+  })),
+];
+
+/** The answer tokens the model's own greedy `generate` gives for the authors' prompt (stop tokens removed). */
+async function referenceAnswer(model: PretrainedMLLM): Promise<number[]> {
+  if (model instanceof LlavaPretrained || model instanceof PretrainedParrot) {
+    const tokenizer = model.tokenizer!;
+    const { inputIds, stopIds } = llavaPrompt(tokenizer, model instanceof PretrainedParrot ? 'chatml' : model.conversation, QUESTION, 1);
+    const pixelValues = model.imageProcessor!.preprocess([IMAGE]);
+    const [tokens] = (model.model as LlavaModel).generate([inputIds], { pixelValues, maxNewTokens: MAX_NEW_TOKENS, eosTokenId: stopIds });
+    pixelValues.dispose();
+    return tokens!.filter((t) => !stopIds.includes(t));
+  }
+  if (model instanceof WingsModel) {
+    const { inputIds } = wingsPrompt(model.tokenizer!, model.config.modelType, QUESTION, true);
+    const pixelValues = model.imageProcessor.preprocess(IMAGE);
+    const [tokens] = model.model.generate([inputIds], { pixelValues, maxNewTokens: MAX_NEW_TOKENS, eosTokenId: model.eosTokenIds });
+    pixelValues.dispose();
+    return tokens!.filter((t) => !model.eosTokenIds.includes(t));
+  }
+  if (model.kind === 'cheetah') {
+    const cheetah = model as PretrainedCheetah;
+    const { segments } = cheetahPrompt(await cheetah.tokenizer(), `${CHEETAH_IMAGE} ${QUESTION}`, 1, cheetah.style);
+    const pixelValues = cheetah.imageProcessor.preprocess([IMAGE]);
+    // Vicuna's `###` stop ids (835, 2277 29937) lie outside the tiny vocabulary of 40: eos alone stops.
+    const [tokens] = cheetah.model.generate({ segments: [segments], pixelValues }, { maxNewTokens: MAX_NEW_TOKENS });
+    pixelValues.dispose();
+    return tokens!.filter((t) => t !== cheetah.model.eosTokenId);
+  }
+  throw new Error(`referenceAnswer: unexpected model ${model.kind}`);
+}
+
+class Collector {
+  text = '';
+  write(chunk: string) {
+    this.text += chunk;
+    return true;
+  }
+}
+
+describe.skipIf(skipOnBackend(['wasm', 'webgpu', 'tensorflow'], 'the per-loader tests run every layout on each backend; the one-call path is the same code'))(
+  'fromPretrained + mllm run on every authors\' layout',
+  () => {
+    for (const layout of LAYOUTS) {
+      it(`${layout.name}: one call → kind '${layout.kind}' and the greedy answer; one command → the same answer and a summary`, async () => {
+        const dir = layout.prepare();
+        const model = await fromPretrained(dir, layout.options);
+        let expected;
+        try {
+          expect([model.kind, model.directory]).toEqual([layout.kind, dir]);
+          const before = tf.memory().numTensors;
+          expected = await model.chat(QUESTION, [IMAGE], { maxNewTokens: MAX_NEW_TOKENS });
+          expect(tf.memory().numTensors).toBe(before);
+          expect(expected.tokens).toEqual(await referenceAnswer(model));
+          expect(expected.tokens.length).toBeLessThanOrEqual(MAX_NEW_TOKENS);
+          expect(expected.promptTokens).toBeGreaterThan(0);
+          expect(expected.tokens.length, 'the tiny model answers nothing for IMAGE: choose another pixel pattern').toBeGreaterThan(0);
+        } finally {
+          model.dispose();
+        }
+
+        const stdout = new Collector();
+        const stderr = new Collector();
+        const io: CliIo = { stdout, stderr, ...(layout.options ? { load: (d, options) => fromPretrained(d, { ...options, ...layout.options }) } : {}) };
+        const code = await runCli(['run', '--model', dir, '--image', PNG, '--max-new-tokens', String(MAX_NEW_TOKENS), '--backend', 'cpu', QUESTION], io);
+        expect(code, stderr.text).toBe(0);
+        expect(stdout.text).toBe(`${expected.text}\n`);
+        const lines = stderr.text.trimEnd().split('\n');
+        expect(lines[0]).toMatch(new RegExp(`^loaded .* \\(${layout.kind}\\) on cpu in \\d+\\.\\d\\d s$`));
+        expect(lines.at(-1)).toMatch(
+          new RegExp(`^prompt ${expected.promptTokens} tokens, prefill \\d+\\.\\d\\d s, ${expected.tokens.length} tokens generated, decode (\\d+\\.\\d\\d|–) tokens/s$`),
+        );
+      });
+    }
+  },
+);
