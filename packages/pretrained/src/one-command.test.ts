@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { skipOnBackend } from '@mllm/core/testing';
-import { CHEETAH_IMAGE, cheetahPrompt, encodePng, type LlavaModel } from '@mllm/models';
+import { CHEETAH_IMAGE, cheetahPrompt, encodePng, ModelInputError, type LlavaModel } from '@mllm/models';
 import { runCli, type CliIo } from './cli-main.js';
 import { fromPretrained, type FromPretrainedOptions } from './from-pretrained.js';
 import type { PretrainedKind, PretrainedMLLM, RgbImage } from './pretrained-model.js';
@@ -199,5 +199,34 @@ describe.skipIf(skipOnBackend(['wasm', 'webgpu', 'tensorflow'], 'the per-loader 
         );
       });
     }
+
+    it('an input the model cannot take is a ModelInputError; mllm run prints its message on one line and exits 2', async () => {
+      // LLaVA-Qwen2: a question past tokenizer_model_max_length (64 tokens after the 9 image rows are spliced)
+      const llava = LAYOUTS[0]!.prepare();
+      const long = Array.from({ length: 12 }, () => QUESTION).join(' ');
+      const model = await fromPretrained(llava);
+      try {
+        const before = tf.memory().numTensors;
+        await expect(model.chat(long, [IMAGE], { maxNewTokens: 1 })).rejects.toThrow(ModelInputError);
+        await expect(model.chat(long, [IMAGE], { maxNewTokens: 1 })).rejects.toThrow(/more than tokenizer_model_max_length 64 .*shorten the prompt/);
+        expect(tf.memory().numTensors).toBe(before);
+      } finally {
+        model.dispose();
+      }
+      // Wings: infer.py passes one image
+      const wings = LAYOUTS.find((layout) => layout.name === 'Wings Qwen2')!.prepare();
+      for (const [dir, argv, message] of [
+        [llava, [long], /^mllm run: LlavaModel\.\w+: the spliced sequence has \d+ tokens, more than tokenizer_model_max_length 64/],
+        [wings, ['--image', PNG, QUESTION], /^mllm run: WingsModel\.chat: images must hold at most one image .*got 2$/],
+      ] as const) {
+        const stdout = new Collector();
+        const stderr = new Collector();
+        expect(await runCli(['run', '--model', dir, '--image', PNG, '--max-new-tokens', '1', '--backend', 'cpu', ...argv], { stdout, stderr }), stderr.text).toBe(2);
+        const lines = stderr.text.trimEnd().split('\n');
+        expect(lines).toHaveLength(2); // the loaded line, the error
+        expect(lines[1]).toMatch(message);
+        expect(stdout.text).toBe('');
+      }
+    });
   },
 );

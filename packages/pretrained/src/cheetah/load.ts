@@ -15,7 +15,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { assertKnownKeys, assertOptionsObject, assertTensor, describeValue, nodeFilePromises } from '@mllm/core';
-import { CHEETAH_IMAGE, blip2ImageEvalProcessor, cheetahPrompt, loadTokenizer, type ImageProcessor, type EVAVisionConfigJson, type HFTokenizer } from '@mllm/models';
+import { CHEETAH_IMAGE, ModelInputError, blip2ImageEvalProcessor, cheetahPrompt, loadTokenizer, type ImageProcessor, type EVAVisionConfigJson, type HFTokenizer } from '@mllm/models';
 import type { QFormerConfig } from '@mllm/vpgc';
 import type { ChatOptions, ChatResult, PretrainedMLLM, RgbImage } from '../pretrained-model.js';
 import { CHEETAH_MODEL_CONFIGS, readCheetahConfig, type CheetahArch, type CheetahConfig, type CheetahStyle } from './config.js';
@@ -184,7 +184,7 @@ class LoadedCheetah implements PretrainedCheetah {
   tokenizer(): Promise<HFTokenizer> {
     this.tokenizerPromise ??= loadTokenizer(this.files.llama).catch((error: unknown) => {
       this.tokenizerPromise = null;
-      throw new Error(`loadCheetah: chat needs the LLM directory's tokenizer.json (${this.files.llama}); a LLaMA directory with only ` +
+      throw new ModelInputError(`loadCheetah: chat needs the LLM directory's tokenizer.json (${this.files.llama}); a LLaMA directory with only ` +
         `tokenizer.model can be converted with transformers: LlamaTokenizerFast.from_pretrained(dir).save_pretrained(dir). ` +
         `${(error as Error).message}`, { cause: error });
     });

@@ -24,6 +24,7 @@ import { describeValue, disposeStateDict, loadShardedCheckpoint, loadStateDict, 
 import {
   LLAVA_VISION_TOWER_PREFIX,
   LlavaModel,
+  ModelInputError,
   clipImageProcessor,
   isIgnoredLlavaTensor,
   loadTokenizer,
@@ -82,11 +83,11 @@ export class WingsModel implements PretrainedMLLM {
     const owner = 'WingsModel.chat';
     if (typeof question !== 'string') throw new Error(`${owner}: question must be a string, got ${describeValue(question)}`);
     if (!Array.isArray(images)) throw new Error(`${owner}: images must be an array of RGB images, got ${describeValue(images)}`);
-    if (images.length > 1) throw new Error(`${owner}: images must hold at most one image (Wings' infer.py passes the first image only), got ${images.length}`);
+    if (images.length > 1) throw new ModelInputError(`${owner}: images must hold at most one image (Wings' infer.py passes the first image only), got ${images.length}`);
     if (options === null || typeof options !== 'object') throw new Error(`${owner}: options must be an object, got ${describeValue(options)}`);
     const tokenizer = this.tokenizer;
     if (!tokenizer) {
-      throw new Error(`${owner}: ${JSON.stringify(this.directory)} has no tokenizer.json; load with { tokenizerDir } (the base LLM's directory, e.g. Qwen1.5-7B-Chat)`);
+      throw new ModelInputError(`${owner}: ${JSON.stringify(this.directory)} has no tokenizer.json; load with { tokenizerDir } (the base LLM's directory, e.g. Qwen1.5-7B-Chat)`);
     }
     const maxNewTokens = options.maxNewTokens ?? 128;
     const { inputIds } = wingsPrompt(tokenizer, this.config.modelType, question, images.length === 1);
