@@ -128,22 +128,24 @@ const LAYOUTS: Layout[] = [
   })),
 ];
 
-/** The answer tokens the model's own greedy `generate` gives for the authors' prompt (stop tokens removed). */
-async function referenceAnswer(model: PretrainedMLLM): Promise<number[]> {
+/**
+ * The answer tokens the model's own greedy `generate` gives for the authors' prompt (stop tokens removed), and
+ * the length of the sequence the model's forward builds from that prompt (placeholders expanded).
+ */
+async function referenceAnswer(model: PretrainedMLLM): Promise<{ tokens: number[]; promptTokens: number }> {
+  const llavaAnswer = (llava: LlavaModel, inputIds: number[], pixelValues: tf.Tensor4D, stopIds: number[]) => {
+    const [tokens] = llava.generate([inputIds], { pixelValues, maxNewTokens: MAX_NEW_TOKENS, eosTokenId: stopIds });
+    const { logits, attentionMask } = llava.forward({ inputIds: [inputIds], pixelValues });
+    tf.dispose([logits, pixelValues]);
+    return { tokens: tokens!.filter((t) => !stopIds.includes(t)), promptTokens: attentionMask[0]!.length };
+  };
   if (model instanceof LlavaPretrained || model instanceof PretrainedParrot) {
-    const tokenizer = model.tokenizer!;
-    const { inputIds, stopIds } = llavaPrompt(tokenizer, model instanceof PretrainedParrot ? 'chatml' : model.conversation, QUESTION, 1);
-    const pixelValues = model.imageProcessor!.preprocess([IMAGE]);
-    const [tokens] = (model.model as LlavaModel).generate([inputIds], { pixelValues, maxNewTokens: MAX_NEW_TOKENS, eosTokenId: stopIds });
-    pixelValues.dispose();
-    return tokens!.filter((t) => !stopIds.includes(t));
+    const { inputIds, stopIds } = llavaPrompt(model.tokenizer!, model instanceof PretrainedParrot ? 'chatml' : model.conversation, QUESTION, 1);
+    return llavaAnswer(model.model, inputIds, model.imageProcessor!.preprocess([IMAGE]), stopIds);
   }
   if (model instanceof WingsModel) {
     const { inputIds } = wingsPrompt(model.tokenizer!, model.config.modelType, QUESTION, true);
-    const pixelValues = model.imageProcessor.preprocess(IMAGE);
-    const [tokens] = model.model.generate([inputIds], { pixelValues, maxNewTokens: MAX_NEW_TOKENS, eosTokenId: model.eosTokenIds });
-    pixelValues.dispose();
-    return tokens!.filter((t) => !model.eosTokenIds.includes(t));
+    return llavaAnswer(model.model, inputIds, model.imageProcessor.preprocess(IMAGE), model.eosTokenIds);
   }
   if (model.kind === 'cheetah') {
     const cheetah = model as PretrainedCheetah;
@@ -151,8 +153,9 @@ async function referenceAnswer(model: PretrainedMLLM): Promise<number[]> {
     const pixelValues = cheetah.imageProcessor.preprocess([IMAGE]);
     // Vicuna's `###` stop ids (835, 2277 29937) lie outside the tiny vocabulary of 40: eos alone stops.
     const [tokens] = cheetah.model.generate({ segments: [segments], pixelValues }, { maxNewTokens: MAX_NEW_TOKENS });
-    pixelValues.dispose();
-    return tokens!.filter((t) => t !== cheetah.model.eosTokenId);
+    const prepared = cheetah.model.prepare({ segments: [segments], pixelValues });
+    tf.dispose([prepared.inputsEmbeds, prepared.imageFeatures, pixelValues]);
+    return { tokens: tokens!.filter((t) => t !== cheetah.model.eosTokenId), promptTokens: prepared.attentionMask[0]!.length };
   }
   throw new Error(`referenceAnswer: unexpected model ${model.kind}`);
 }
@@ -176,11 +179,20 @@ describe.skipIf(skipOnBackend(['wasm', 'webgpu', 'tensorflow'], 'the per-loader 
         try {
           expect([model.kind, model.directory]).toEqual([layout.kind, dir]);
           const before = tf.memory().numTensors;
-          expected = await model.chat(QUESTION, [IMAGE], { maxNewTokens: MAX_NEW_TOKENS });
+          const progress: number[] = [];
+          expected = await model.chat(QUESTION, [IMAGE], { maxNewTokens: MAX_NEW_TOKENS, onToken: (p) => progress.push(p.tokens) });
           expect(tf.memory().numTensors).toBe(before);
-          expect(expected.tokens).toEqual(await referenceAnswer(model));
+          const reference = await referenceAnswer(model);
+          expect(expected.tokens).toEqual(reference.tokens);
           expect(expected.tokens.length).toBeLessThanOrEqual(MAX_NEW_TOKENS);
-          expect(expected.promptTokens).toBeGreaterThan(0);
+          // ChatResult means the same for every kind (pretrained-model.ts): promptTokens is the spliced
+          // sequence, onToken counts answer tokens 1…n, and one token leaves no decode time.
+          expect(expected.promptTokens).toBe(reference.promptTokens);
+          expect(progress).toEqual(expected.tokens.map((_, i) => i + 1));
+          expect(expected.prefillMs).toBeGreaterThan(0);
+          expect(expected.decodeMs).toBeGreaterThanOrEqual(0);
+          const one = await model.chat(QUESTION, [IMAGE], { maxNewTokens: 1 });
+          expect([one.tokens, one.decodeMs]).toEqual([expected.tokens.slice(0, 1), 0]);
           expect(expected.tokens.length, 'the tiny model answers nothing for IMAGE: choose another pixel pattern').toBeGreaterThan(0);
         } finally {
           model.dispose();
