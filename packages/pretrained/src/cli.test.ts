@@ -1,7 +1,8 @@
 /**
  * The `mllm` command in process: help, argument errors (one line, exit 2), load failures (exit 1),
  * the progress line on a terminal and in a log, the answer and the summary. The model is a stand-in
- * whose `chat` reports tokens on a fake clock; the real checkpoint run is in cli-run.test.ts.
+ * whose `chat` reports tokens on a fake clock; real checkpoints run in one-command.test.ts (every layout) and
+ * llava/load-llava.test.ts.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

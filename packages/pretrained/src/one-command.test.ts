@@ -8,13 +8,16 @@
  *      logits against the authors' code; this checks the one-call path composes them), and
  *  (b) `mllm run --model dir --image cat.png …` in process → exit 0, that answer on stdout, the loaded line and
  *      the summary line on stderr.
+ * One child process runs the built `mllm` (dist/cli.js) on the Parrot directory.
  * The tiny Cheetah has shapes its YAML cannot state (the reference hard-wires ViT-g and BERT-base), so its
  * command run gets them through the CLI's injectable `load` (`fromPretrained` with {@link TINY_CHEETAH}).
  */
+import { execFile } from 'node:child_process';
 import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { skipOnBackend } from '@mllm/core/testing';
@@ -34,6 +37,7 @@ const LLAVA_EXTRAS = here('../test-fixtures/llava');
 const PARROT = here('./__fixtures__/reference/parrot');
 const WINGS = here('./__fixtures__/wings');
 const CHEETAH = here('./cheetah/__fixtures__');
+const CLI = here('../dist/cli.js');
 
 const root = mkdtempSync(join(tmpdir(), 'mllm-one-command-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -239,6 +243,18 @@ describe.skipIf(skipOnBackend(['wasm', 'webgpu', 'tensorflow'], 'the per-loader 
         expect(lines[1]).toMatch(message);
         expect(stdout.text).toBe('');
       }
+    });
+
+    // The built binary (dist/cli.js: `pnpm build` first) on a paper layout; plain LLaVA's is in llava/load-llava.test.ts.
+    it('node dist/cli.js run on a Parrot directory prints the chat answer and the summary', async () => {
+      const dir = LAYOUTS.find((layout) => layout.name === 'Parrot F32')!.prepare();
+      const model = await fromPretrained(dir);
+      const expected = await model.chat(QUESTION, [IMAGE], { maxNewTokens: MAX_NEW_TOKENS }).finally(() => model.dispose());
+      const { stdout, stderr } = await promisify(execFile)(process.execPath, [CLI, 'run', '--model', dir, '--image', PNG, '--max-new-tokens', String(MAX_NEW_TOKENS), '--backend', 'cpu', QUESTION]);
+      expect(stdout).toBe(`${expected.text}\n`);
+      const lines = stderr.trimEnd().split('\n');
+      expect(lines[0]).toMatch(/^loaded .*Parrot-tiny \(parrot\) on cpu in \d+\.\d\d s$/);
+      expect(lines.at(-1)).toMatch(new RegExp(`^prompt ${expected.promptTokens} tokens, prefill \\d+\\.\\d\\d s, ${expected.tokens.length} tokens generated, decode`));
     });
   },
 );
