@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { skipOnBackend } from '@mllm/core/testing';
+import { ModelInputError } from '@mllm/models';
 import { fromPretrained } from '@mllm/pretrained';
 import { runCli } from './cli-main.js';
 import { loadEvalModel } from './eval-model.js';
@@ -127,6 +128,25 @@ describe('checkpoint directories in the authors\' layouts', () => {
     ]);
     expect(out.join('')).toContain('overall accuracy 50.00% (1/2 questions, 2 rows, 0 skipped)');
     expect(JSON.parse(readFileSync(join(directory, 'run', 'report.json'), 'utf8')).model).toBe('llava-tiny');
+    expect(fake.disposed()).toBe(1);
+  });
+
+  it('a question the model cannot take (ModelInputError): mllm-eval prints its message without a stack and exits 1', async () => {
+    const tsv = join(directory, 'mmmb_en_long.tsv');
+    writeFileSync(tsv, writeTsv([{ index: 0, question: 'Too long?', options: { A: 'yes', B: 'no' }, answer: 'A', category: 'c', image: { height: 1, width: 1, data: Float32Array.from([1, 0, 0]) } }]));
+    const message = 'LlavaModel.forward: the spliced sequence has 80 tokens, more than tokenizer_model_max_length 64';
+    const fake = fakePretrained(() => {
+      throw new ModelInputError(message);
+    });
+    const err: string[] = [];
+    const code = await runCli(['--model', llava, '--out', join(directory, 'long-run'), '--no-progress', tsv], {
+      stdout: { write: () => true },
+      stderr: { write: (text: string) => err.push(text) },
+      hostLoader: async () => undefined,
+      pretrainedLoader: fake.loader,
+    });
+    expect(code).toBe(1);
+    expect(err.join('')).toBe(`\nmllm-eval: ${message}\n`);
     expect(fake.disposed()).toBe(1);
   });
 
