@@ -103,9 +103,16 @@ async function countRows(path: string): Promise<number> {
   return Math.max(0, count);
 }
 
-/** Errors caused by the input files, printed as their message alone (no stack trace). */
+/**
+ * Errors caused by the input files, or a question the model cannot take (`@mllm/models`' `ModelInputError`, e.g.
+ * a prompt longer than the checkpoint's limit; matched by name so this file does not import the models
+ * package), printed as their message alone (no stack trace).
+ */
 function isInputError(error: unknown): error is Error {
-  return error instanceof BadRowError || error instanceof BenchmarkFormatError || error instanceof TsvSyntaxError;
+  return (
+    error instanceof BadRowError || error instanceof BenchmarkFormatError || error instanceof TsvSyntaxError ||
+    (error instanceof Error && error.name === 'ModelInputError')
+  );
 }
 
 /** predictions.jsonl: one JSON line per row, without the copied cells (the TSVs carry those). */

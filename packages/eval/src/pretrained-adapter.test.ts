@@ -1,13 +1,18 @@
 /**
  * Checkpoint directories in the authors' layouts reach `@mllm/pretrained`'s `fromPretrained`; saved
  * host directories still reach `loadHostModel`. The pretrained model is a stand-in recording what it
- * was asked (the real loaders are tested in @mllm/pretrained).
+ * was asked (the real loaders are tested in @mllm/pretrained), except in the last test, which runs
+ * `mllm-eval` on @mllm/pretrained's tiny Parrot reference checkpoint.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
+import { skipOnBackend } from '@mllm/core/testing';
+import { ModelInputError } from '@mllm/models';
+import { fromPretrained } from '@mllm/pretrained';
 import { runCli } from './cli-main.js';
 import { loadEvalModel } from './eval-model.js';
 import { adaptPretrainedModel, importPretrainedLoader, type PretrainedLoaderImporter, type PretrainedModelLike } from './pretrained-adapter.js';
@@ -125,4 +130,62 @@ describe('checkpoint directories in the authors\' layouts', () => {
     expect(JSON.parse(readFileSync(join(directory, 'run', 'report.json'), 'utf8')).model).toBe('llava-tiny');
     expect(fake.disposed()).toBe(1);
   });
+
+  it('a question the model cannot take (ModelInputError): mllm-eval prints its message without a stack and exits 1', async () => {
+    const tsv = join(directory, 'mmmb_en_long.tsv');
+    writeFileSync(tsv, writeTsv([{ index: 0, question: 'Too long?', options: { A: 'yes', B: 'no' }, answer: 'A', category: 'c', image: { height: 1, width: 1, data: Float32Array.from([1, 0, 0]) } }]));
+    const message = 'LlavaModel.forward: the spliced sequence has 80 tokens, more than tokenizer_model_max_length 64';
+    const fake = fakePretrained(() => {
+      throw new ModelInputError(message);
+    });
+    const err: string[] = [];
+    const code = await runCli(['--model', llava, '--out', join(directory, 'long-run'), '--no-progress', tsv], {
+      stdout: { write: () => true },
+      stderr: { write: (text: string) => err.push(text) },
+      hostLoader: async () => undefined,
+      pretrainedLoader: fake.loader,
+    });
+    expect(code).toBe(1);
+    expect(err.join('')).toBe(`\nmllm-eval: ${message}\n`);
+    expect(fake.disposed()).toBe(1);
+  });
+
+  // One backend is enough: the CLI starts cpu itself; @mllm/pretrained's tests run Parrot on each backend.
+  it.skipIf(skipOnBackend(['wasm', 'webgpu', 'tensorflow'], 'the command runs on cpu; the cpu project covers it'))(
+    'mllm-eval --model <a real Parrot checkpoint> on a 2-row benchmark: runs, writes its report, each generation is the model\'s chat answer',
+    async () => {
+      const parrot = fileURLToPath(new URL('../../pretrained/src/__fixtures__/reference/parrot/', import.meta.url));
+      const dir = join(directory, 'Parrot-tiny');
+      cpSync(join(parrot, 'Parrot-tiny'), dir, { recursive: true, filter: (src) => !src.endsWith('expected.safetensors') });
+      cpSync(join(parrot, 'clip-vit-tiny-patch4-12'), join(directory, 'clip-vit-tiny-patch4-12'), { recursive: true }); // the sibling tower
+      // 8-bit levels: the PNG in the TSV decodes to exactly these pixels
+      const image = { height: 5, width: 7, data: Float32Array.from({ length: 5 * 7 * 3 }, (_, i) => ((i * 37) % 256) / 255) };
+      const tsv = join(directory, 'mmmb_en_parrot.tsv');
+      writeFileSync(tsv, writeTsv([
+        { index: 0, question: 'What colour?', options: { A: 'red', B: 'blue' }, answer: 'A', category: 'colour', image },
+        { index: 1, question: 'What shape?', options: { A: 'round', B: 'square' }, answer: 'B', category: 'shape', image: { reference: 0 } },
+      ]));
+      const out = join(directory, 'parrot-run');
+      const stdout: string[] = [];
+      const stderr: string[] = [];
+      const code = await runCli(['--model', dir, '--max-new-tokens', '3', '--backend', 'cpu', '--out', out, '--no-progress', tsv], {
+        stdout: { write: (text: string) => stdout.push(text) },
+        stderr: { write: (text: string) => stderr.push(text) },
+      });
+      expect(code, stderr.join('')).toBe(0);
+      expect(stdout.join('')).toMatch(/overall accuracy \d+\.\d\d% \(\d\/2 questions, 2 rows, 0 skipped\)/);
+      const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
+      expect(report.model).toBe('Parrot-tiny');
+      const rows = readFileSync(join(out, 'predictions.jsonl'), 'utf8').trimEnd().split('\n').map((line) => JSON.parse(line) as { prompt: string; generation: string });
+      expect(rows.every((row) => row.generation.length > 0)).toBe(true);
+      expect(rows.map((row) => row.prompt.split('\n')[0])).toEqual(['What colour?', 'What shape?']);
+      // each generation is what the loaded Parrot answers to the row's prompt and image
+      const model = await fromPretrained(dir);
+      try {
+        for (const row of rows) expect((await model.chat(row.prompt, [image], { maxNewTokens: 3 })).text).toBe(row.generation);
+      } finally {
+        model.dispose();
+      }
+    },
+  );
 });

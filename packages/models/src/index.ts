@@ -27,3 +27,4 @@ export * from './vision/index.js';
 export * from './image/index.js';
 export * from './image/load.js';
 export * from './llava/index.js';
+export * from './input-error.js';

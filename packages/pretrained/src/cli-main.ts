@@ -6,14 +6,17 @@
  * The answer goes to stdout; the loading line, the progress line (redrawn in place on a terminal,
  * else one line every {@link PROGRESS_EVERY} tokens) and the summary go to stderr, so
  * `mllm run … > answer.txt` keeps only the answer. Exit codes: 0 done, 2 a usage error (bad
- * arguments, an image that cannot be read or decoded, a model directory that does not exist),
- * 1 the backend did not start or the model failed to load or run.
+ * arguments, an image that cannot be read or decoded, a model directory that does not exist) or an
+ * input the model cannot take (a `ModelInputError` while answering: a prompt longer than the model's
+ * limit, more images than the authors' format holds, a directory without the tokenizer `chat` needs),
+ * 1 the backend did not start or the model failed to load or run. Errors the user can fix print one
+ * line; any other error while answering is a bug and keeps its stack.
  */
 import { readFile } from 'node:fs/promises';
 import { existsSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { BACKEND_REQUESTS, initBackend, type BackendRequest } from '@mllm/core';
-import { decodeImage } from '@mllm/models';
+import { decodeImage, ModelInputError } from '@mllm/models';
 // The package entry: importing it registers every layout's loader with fromPretrained.
 import { fromPretrained, type ChatResult, type FromPretrainedOptions, type PretrainedMLLM, type RgbImage } from './index.js';
 
@@ -248,6 +251,11 @@ async function run(argv: readonly string[], io: CliIo): Promise<number> {
     io.stderr.write(`${summaryLine(result)}\n`);
     return 0;
   } catch (error) {
+    // The question, images or directory the user gave: one line, like a usage error.
+    if (error instanceof ModelInputError) {
+      fail(error.message);
+      return 2;
+    }
     // Not the user's input: keep the stack for the bug report.
     fail(`${(error as Error).stack ?? String(error)}`);
     return 1;

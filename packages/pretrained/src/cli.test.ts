@@ -1,14 +1,15 @@
 /**
  * The `mllm` command in process: help, argument errors (one line, exit 2), load failures (exit 1),
  * the progress line on a terminal and in a log, the answer and the summary. The model is a stand-in
- * whose `chat` reports tokens on a fake clock; the real checkpoint run is in cli-run.test.ts.
+ * whose `chat` reports tokens on a fake clock; real checkpoints run in one-command.test.ts (every layout) and
+ * llava/load-llava.test.ts.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { skipOnBackend } from '@mllm/core/testing';
-import { encodePng } from '@mllm/models';
+import { encodePng, ModelInputError } from '@mllm/models';
 import { PROGRESS_EVERY, RUN_USAGE, USAGE, runCli, summaryLine, type CliIo } from './cli-main.js';
 import type { ChatOptions, PretrainedMLLM, RgbImage } from './pretrained-model.js';
 
@@ -178,6 +179,15 @@ describe.skipIf(skipOnBackend(['wasm', 'webgpu', 'tensorflow'], 'the CLI logic m
     fake = fakeIo({ chatError: new Error('kernel failed') });
     expect(await runCli(['run', '--model', directory, 'q'], fake.io)).toBe(1);
     expect(fake.stderr.text).toMatch(/mllm run: Error: kernel failed\n {4}at /);
+    expect(fake.calls[0].disposed).toBe(1);
+  });
+
+  it('an input the model cannot take (ModelInputError while answering): its message on one line, no stack, exit 2, the model disposed', async () => {
+    const message = 'LlavaModel.forward: the spliced sequence has 70 tokens, more than tokenizer_model_max_length 64';
+    const fake = fakeIo({ chatError: new ModelInputError(message) });
+    expect(await runCli(['run', '--model', directory, 'q'], fake.io)).toBe(2);
+    expect(fake.stderr.text).toBe(`loaded ${directory} (llava) on cpu in 0.50 s\nmllm run: ${message}\n`);
+    expect(fake.stdout.text).toBe('');
     expect(fake.calls[0].disposed).toBe(1);
   });
 

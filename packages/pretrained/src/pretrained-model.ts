@@ -21,7 +21,10 @@ export interface RgbImage {
 export interface ChatOptions {
   /** Most tokens to generate (default 128). */
   maxNewTokens?: number;
-  /** Called after each generated token with the text so far (for a progress line or streaming). */
+  /**
+   * Called after each answer token (stop and eos tokens excluded) with the count and the text so far (for a
+   * progress line or streaming): `tokens` runs 1, 2, … up to the result's `tokens.length`.
+   */
   onToken?: (progress: { tokens: number; text: string }) => void;
 }
 
@@ -30,9 +33,12 @@ export interface ChatResult {
   text: string;
   /** The generated token ids (eos excluded). */
   tokens: number[];
-  /** Prompt length in tokens after the image placeholders were expanded. */
+  /** Prompt length in tokens after the image placeholders were expanded (the sequence the prefill runs). */
   promptTokens: number;
-  /** Wall time of the prefill (images encoded and prompt run), milliseconds. */
+  /**
+   * Wall time of the prefill, milliseconds: from the call until the first token is out (the images preprocessed
+   * and encoded, the prompt run).
+   */
   prefillMs: number;
   /**
    * Wall time of the decode steps after the prefill, milliseconds: from the first token to the last of

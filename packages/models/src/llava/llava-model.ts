@@ -43,6 +43,7 @@ import { planSequence, spliceEmbeddings, type SequencePlan } from '../model/sequ
 import { contextFromPlan } from '../model/context.js';
 import { llavaVisionTowerType, resolveLlavaConfig, type LlavaConfigJson, type LlavaVisionTowerType, type ResolvedLlavaConfig } from './config.js';
 import { buildLlavaProjector } from './projector.js';
+import { ModelInputError } from '../input-error.js';
 
 /** Where the tower's HF parameters live in a LLaVA checkpoint (`<prefix>.vision_model.…`). */
 export const LLAVA_VISION_TOWER_PREFIX = 'model.vision_tower.vision_tower';
@@ -392,7 +393,8 @@ export class LlavaModel extends Module implements ModuleHost {
       }
       plan = planSequence({ ids: rows, labels: labelRows, imageTokenId: IMAGE_TOKEN_INDEX, padId: 0, tokensPerImage: visual ? visual.shape[1] : 0 });
       if (typeof maxLength === 'number' && plan.length > maxLength) {
-        throw new Error(`${owner}: the spliced sequence has ${plan.length} tokens, more than tokenizer_model_max_length ${maxLength} (the reference would cut it)`);
+        // The caller's prompt, not a bug: a ModelInputError (the mllm command prints it on one line).
+        throw new ModelInputError(`${owner}: the spliced sequence has ${plan.length} tokens, more than tokenizer_model_max_length ${maxLength} (the reference would cut it); shorten the prompt or pass fewer images`);
       }
       if (this.llavaConfig.paddingSide === 'left') plan = padPlanLeft(plan);
       // position_ids: 0..L_b−1 over each sample's real rows (the roll keeps them contiguous), 0 on padding.

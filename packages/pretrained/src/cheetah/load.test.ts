@@ -13,15 +13,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import { readSafetensorsFile, StateDictError, writeSafetensorsFile } from '@mllm/core';
 import { expectClose } from '@mllm/core/testing';
 import { CHEETAH_IMAGE, cheetahPrompt, HFTokenizer } from '@mllm/models';
-import { cheetahEvalConfig, loadCheetah, type LoadCheetahOptions } from './index.js';
+import { cheetahEvalConfig, loadCheetah } from './index.js';
+import { CHUNK_TOKENIZER_CONFIG, chunkTokenizerJson, chunkVocab, TINY_CHEETAH } from './test-support.js';
 import { fromPretrained, probeCheckpoint } from '../from-pretrained.js';
 
 const DIR = fileURLToPath(new URL('./__fixtures__/tiny-vicuna', import.meta.url));
-/** The tiny shapes (the reference hard-wires ViT-g and BERT-base; these override them). */
-const TINY: LoadCheetahOptions = {
-  visionConfig: { patch_size: 4, embed_dim: 16, depth: 2, num_heads: 2, mlp_ratio: 4.3637, qkv_bias: true, layer_norm_eps: 1e-6 },
-  qformerConfig: { hiddenSize: 16, numHiddenLayers: 2, numAttentionHeads: 2, intermediateSize: 32, layerNormEps: 1e-12 },
-};
+const TINY = TINY_CHEETAH;
 
 async function expected(): Promise<Map<string, tf.Tensor>> {
   return (await readSafetensorsFile(join(DIR, 'expected.safetensors'))).tensors;
@@ -217,25 +214,13 @@ describe('loadCheetah: the authors\' Cheetah (Vicuna) from its released files', 
     const tmp = mkdtempSync(join(tmpdir(), 'cheetah-'));
     try {
       cpSync(join(DIR, 'vicuna'), join(tmp, 'vicuna'), { recursive: true });
-      // A WordLevel tokenizer.json that tokenizes as the fixture's stand-in does: 3-character chunks, each
-      // 3 + (Σ code points mod 37); BOS <s> = 1 from the post-processor, EOS </s> = 2, UNK 0.
+      // A WordLevel tokenizer.json that tokenizes as the fixture's stand-in does (./test-support.ts).
       const context = 'Look at <Img><HereForImage></Img> then <Img><HereForImage></Img> Which shows more, and why?';
-      const chunkId = (c: string) => 3 + ([...c].reduce((sum, ch) => sum + ch.codePointAt(0)!, 0) % 37);
-      const tokenizerJson = (vocab: Record<string, number>) => ({
-        version: '1.0', truncation: null, padding: null, normalizer: null, decoder: null,
-        added_tokens: ['<unk>', '<s>', '</s>'].map((content, id) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
-        pre_tokenizer: { type: 'Split', pattern: { Regex: '[\\s\\S]{1,3}' }, behavior: 'Isolated', invert: false },
-        post_processor: {
-          type: 'TemplateProcessing', single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
-          pair: [{ Sequence: { id: 'A', type_id: 0 } }], special_tokens: { '<s>': { id: '<s>', ids: [1], tokens: ['<s>'] } },
-        },
-        model: { type: 'WordLevel', vocab: { '<unk>': 0, '<s>': 1, '</s>': 2, ...vocab }, unk_token: '<unk>' },
-      });
-      const config = { bos_token: '<s>', eos_token: '</s>', unk_token: '<unk>' };
+      const tokenizerJson = chunkTokenizerJson;
+      const config = CHUNK_TOKENIZER_CONFIG;
       // the prompt text first (any vocabulary), then a vocabulary holding its chunks
       const { prompt } = cheetahPrompt(HFTokenizer.fromObjects(tokenizerJson({}), config), context, 2, 'vicuna');
-      const vocab: Record<string, number> = {};
-      for (const segment of prompt.split('<HereForImage>')) for (let i = 0; i < segment.length; i += 3) vocab[segment.slice(i, i + 3)] = chunkId(segment.slice(i, i + 3));
+      const vocab = chunkVocab(prompt.split('<HereForImage>'));
       writeFileSync(join(tmp, 'vicuna', 'tokenizer.json'), JSON.stringify(tokenizerJson(vocab)));
       writeFileSync(join(tmp, 'vicuna', 'tokenizer_config.json'), JSON.stringify(config));
 

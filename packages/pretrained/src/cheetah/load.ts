@@ -15,7 +15,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { assertKnownKeys, assertOptionsObject, assertTensor, describeValue, nodeFilePromises } from '@mllm/core';
-import { CHEETAH_IMAGE, blip2ImageEvalProcessor, cheetahPrompt, loadTokenizer, type ImageProcessor, type EVAVisionConfigJson, type HFTokenizer } from '@mllm/models';
+import { CHEETAH_IMAGE, ModelInputError, blip2ImageEvalProcessor, cheetahPrompt, loadTokenizer, type ImageProcessor, type EVAVisionConfigJson, type HFTokenizer } from '@mllm/models';
 import type { QFormerConfig } from '@mllm/vpgc';
 import type { ChatOptions, ChatResult, PretrainedMLLM, RgbImage } from '../pretrained-model.js';
 import { CHEETAH_MODEL_CONFIGS, readCheetahConfig, type CheetahArch, type CheetahConfig, type CheetahStyle } from './config.js';
@@ -184,32 +184,45 @@ class LoadedCheetah implements PretrainedCheetah {
   tokenizer(): Promise<HFTokenizer> {
     this.tokenizerPromise ??= loadTokenizer(this.files.llama).catch((error: unknown) => {
       this.tokenizerPromise = null;
-      throw new Error(`loadCheetah: chat needs the LLM directory's tokenizer.json (${this.files.llama}); a LLaMA directory with only ` +
+      throw new ModelInputError(`loadCheetah: chat needs the LLM directory's tokenizer.json (${this.files.llama}); a LLaMA directory with only ` +
         `tokenizer.model can be converted with transformers: LlamaTokenizerFast.from_pretrained(dir).save_pretrained(dir). ` +
         `${(error as Error).message}`, { cause: error });
     });
     return this.tokenizerPromise;
   }
 
-  async answer(context: string, pixelValues: tf.Tensor4D | null, options: ChatOptions = {}): Promise<ChatResult> {
+  answer(context: string, pixelValues: tf.Tensor4D | null, options: ChatOptions = {}): Promise<ChatResult> {
+    return this.run(context, pixelValues, options, performance.now());
+  }
+
+  /** `answer` with its prefill clock started at `started` (chat starts it before preprocessing, as the other kinds do). */
+  private async run(context: string, pixelValues: tf.Tensor4D | null, options: ChatOptions, started: number): Promise<ChatResult> {
     if (pixelValues !== null) assertTensor('PretrainedCheetah.answer', 'pixelValues', pixelValues, { rank: 4, dtypes: ['float32'] });
     const tokenizer = await this.tokenizer();
     const n = pixelValues ? pixelValues.shape[0] : 0;
     const { segments } = cheetahPrompt(tokenizer, context, n, this.style);
     const pixels = pixelValues ?? (tf.zeros([0, 3, this.model.imageSize, this.model.imageSize]) as tf.Tensor4D);
-    const started = performance.now();
-    let prefillMs = 0;
+    // ChatResult's clocks (as LlavaPretrained.chat): prefill until the first token; decode from the first to the
+    // last token that is not eos (a final eos-only step not counted). Progress counts those tokens.
+    let firstTokenAt: number | undefined;
+    let lastTokenAt: number | undefined;
     let decoded = '';
     const maxNewTokens = options.maxNewTokens ?? 128;
+    const eos = this.model.eosTokenId;
     try {
       const [tokens] = this.model.generate({ segments: [segments], pixelValues: pixels }, {
         maxNewTokens,
         stopSequences: this.style === 'vicuna' ? VICUNA_STOPS : [],
         onStep: (rows) => {
-          if (rows[0]!.length === 1) prefillMs = performance.now() - started;
-          if (options.onToken) options.onToken({ tokens: rows[0]!.length, text: tokenizer.decode(rows[0]!, { skipSpecialTokens: true }) });
+          const time = performance.now();
+          firstTokenAt ??= time;
+          const row = rows[0]!;
+          if (row.at(-1) === eos) return;
+          lastTokenAt = time;
+          options.onToken?.({ tokens: row.length, text: tokenizer.decode(row, { skipSpecialTokens: true }) });
         },
       });
+      const end = performance.now();
       let out = [...tokens!];
       // Chat.answer: drop a leading <unk> (0) and <s> (1), decode, cut at the stop sign
       if (out[0] === 0) out = out.slice(1);
@@ -218,13 +231,12 @@ class LoadedCheetah implements PretrainedCheetah {
       const text = this.style === 'vicuna'
         ? (decoded.split('###')[0]!.split('Assistant:').pop() ?? '').trim()
         : decoded.split('</s>')[0]!;
-      const eos = this.model.eosTokenId;
       return {
         text,
         tokens: tokens!.filter((t) => t !== eos),
         promptTokens: segments.reduce((sum, s) => sum + s.length, 0) + n * this.model.numQueryTokens,
-        prefillMs,
-        decodeMs: performance.now() - started - prefillMs,
+        prefillMs: (firstTokenAt ?? end) - started,
+        decodeMs: (lastTokenAt ?? end) - (firstTokenAt ?? end),
       };
     } finally {
       if (!pixelValues) pixels.dispose();
@@ -240,9 +252,10 @@ class LoadedCheetah implements PretrainedCheetah {
     if (typeof question !== 'string') throw new Error(`PretrainedCheetah.chat: question must be a string, got ${describeValue(question)}`);
     if (!Array.isArray(images)) throw new Error(`PretrainedCheetah.chat: images must be an array of RGB images, got ${describeValue(images)}`);
     const context = question.includes(CHEETAH_IMAGE) ? question : [...images.map(() => CHEETAH_IMAGE), question].join(' ');
+    const started = performance.now();
     const pixels = images.length > 0 ? this.imageProcessor.preprocess(images) : null; // [n, 3, S, S]
     try {
-      return await this.answer(context, pixels, options);
+      return await this.run(context, pixels, options, started);
     } finally {
       pixels?.dispose();
     }

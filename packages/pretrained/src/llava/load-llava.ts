@@ -88,10 +88,11 @@ export class LlavaPretrained implements PretrainedMLLM {
         maxNewTokens,
         eosTokenId: stopIds,
         onToken: ([token]) => {
-          firstTokenAt ??= performance.now();
+          const time = performance.now(); // one reading: one token gives decodeMs 0
+          firstTokenAt ??= time;
           if (token == null || stopIds.includes(token)) return;
           tokens.push(token);
-          lastTokenAt = performance.now();
+          lastTokenAt = time;
           options.onToken?.({ tokens: tokens.length, text: this.tokenizer.decode(tokens, { skipSpecialTokens: true }) });
         },
       });

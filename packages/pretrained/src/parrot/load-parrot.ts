@@ -39,6 +39,7 @@ import { assertKnownKeys, assertOptionsObject, describeValue, nodeFilePromises }
 import {
   loadImageProcessor, loadTokenizer, loadLlavaWeights, LlavaModel, PREPROCESSOR_CONFIG_FILE, readLlavaConfigs, type HFTokenizer,
   type ImageProcessor,
+  ModelInputError,
 } from '@mllm/models';
 import { attachParrot, parseReferenceConfig, type AttachedParrot } from '@mllm/parrot';
 import type { ChatOptions, ChatResult, PretrainedMLLM, RgbImage } from '../pretrained-model.js';
@@ -107,13 +108,13 @@ export class PretrainedParrot implements PretrainedMLLM {
     const owner = 'PretrainedParrot.chat';
     const tokenizer = this.requireTokenizer(owner);
     if (!this.imageProcessor) {
-      throw new Error(`${owner}: ${JSON.stringify(this.visionTowerDir)} has no preprocessor_config.json; copy the tower's processor config there`);
+      throw new ModelInputError(`${owner}: ${JSON.stringify(this.visionTowerDir)} has no preprocessor_config.json; copy the tower's processor config there`);
     }
     return new LlavaPretrained(this.directory, this.model, tokenizer, this.imageProcessor, 'chatml').chat(question, images, options);
   }
 
   private requireTokenizer(owner: string): HFTokenizer {
-    if (!this.tokenizer) throw new Error(`${owner}: ${JSON.stringify(this.directory)} has no tokenizer.json; copy the checkpoint's tokenizer files there`);
+    if (!this.tokenizer) throw new ModelInputError(`${owner}: ${JSON.stringify(this.directory)} has no tokenizer.json; copy the checkpoint's tokenizer files there`);
     return this.tokenizer;
   }
 

@@ -24,6 +24,7 @@ import { describeValue, disposeStateDict, loadShardedCheckpoint, loadStateDict, 
 import {
   LLAVA_VISION_TOWER_PREFIX,
   LlavaModel,
+  ModelInputError,
   clipImageProcessor,
   isIgnoredLlavaTensor,
   loadTokenizer,
@@ -82,39 +83,44 @@ export class WingsModel implements PretrainedMLLM {
     const owner = 'WingsModel.chat';
     if (typeof question !== 'string') throw new Error(`${owner}: question must be a string, got ${describeValue(question)}`);
     if (!Array.isArray(images)) throw new Error(`${owner}: images must be an array of RGB images, got ${describeValue(images)}`);
-    if (images.length > 1) throw new Error(`${owner}: images must hold at most one image (Wings' infer.py passes the first image only), got ${images.length}`);
+    if (images.length > 1) throw new ModelInputError(`${owner}: images must hold at most one image (Wings' infer.py passes the first image only), got ${images.length}`);
     if (options === null || typeof options !== 'object') throw new Error(`${owner}: options must be an object, got ${describeValue(options)}`);
     const tokenizer = this.tokenizer;
     if (!tokenizer) {
-      throw new Error(`${owner}: ${JSON.stringify(this.directory)} has no tokenizer.json; load with { tokenizerDir } (the base LLM's directory, e.g. Qwen1.5-7B-Chat)`);
+      throw new ModelInputError(`${owner}: ${JSON.stringify(this.directory)} has no tokenizer.json; load with { tokenizerDir } (the base LLM's directory, e.g. Qwen1.5-7B-Chat)`);
     }
     const maxNewTokens = options.maxNewTokens ?? 128;
     const { inputIds } = wingsPrompt(tokenizer, this.config.modelType, question, images.length === 1);
-    const pixelValues = images.length === 1 ? this.imageProcessor.preprocess(images[0]!) : null; // [1, 3, S, S]
+    const eos = this.eosTokenIds;
+    // ChatResult's clocks (as LlavaPretrained.chat): prefill from here to the first token (preprocessing, image
+    // encoding, the prompt); decode from the first to the last answer token (a final eos-only step not counted).
     const started = performance.now();
-    let prefillMs = 0;
-    const generated: number[] = [];
+    let firstTokenAt: number | undefined;
+    let lastTokenAt: number | undefined;
+    const answer: number[] = [];
+    const pixelValues = images.length === 1 ? this.imageProcessor.preprocess(images[0]!) : null; // [1, 3, S, S]
     try {
-      const [tokens] = this.model.generate([inputIds], {
+      this.model.generate([inputIds], {
         pixelValues,
         maxNewTokens,
-        eosTokenId: this.eosTokenIds,
-        onToken: (next, step) => {
-          if (step === 0) prefillMs = performance.now() - started;
-          if (options.onToken && next[0] != null) {
-            generated.push(next[0]);
-            options.onToken({ tokens: generated.length, text: tokenizer.decode(generated, { skipSpecialTokens: true }) });
-          }
+        eosTokenId: eos,
+        onToken: ([token]) => {
+          const time = performance.now();
+          firstTokenAt ??= time;
+          if (token == null || eos.includes(token)) return; // progress counts answer tokens only
+          answer.push(token);
+          lastTokenAt = time;
+          options.onToken?.({ tokens: answer.length, text: tokenizer.decode(answer, { skipSpecialTokens: true }) });
         },
       });
-      const answer = tokens!.filter((t) => !this.eosTokenIds.includes(t));
+      const end = performance.now();
       const imageTokens = pixelValues ? this.config.imageTokenLength : 0;
       return {
         text: tokenizer.decode(answer, { skipSpecialTokens: true }).trim(),
         tokens: answer,
         promptTokens: inputIds.length - (pixelValues ? 1 : 0) + imageTokens,
-        prefillMs,
-        decodeMs: performance.now() - started - prefillMs,
+        prefillMs: (firstTokenAt ?? end) - started,
+        decodeMs: (lastTokenAt ?? end) - (firstTokenAt ?? end),
       };
     } finally {
       pixelValues?.dispose();
