@@ -14,7 +14,7 @@ const steps = flags.smoke ? 2 : flags.steps;
 const started = performance.now();
 const result = await runExample({
   backend: flags.backend,
-  budget: flags.smoke ? 'smoke' : budgetName,
+  budget: flags.smoke ? 'smoke' : flags.steps ? `${budgetName}-steps${flags.steps}` : budgetName, // --steps overrides the budget's steps
   seeds: flags.seeds.length ? (flags.smoke ? flags.seeds.slice(0, 1) : flags.seeds) : flags.smoke ? [1] : [...budget.seeds],
   outDir: flags.out,
   config: steps ? { stage0Steps: 5 * steps, stage1Steps: Math.round((5 * steps) / 3), stage2Steps: steps } : { ...budget.config },
