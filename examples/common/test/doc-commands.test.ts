@@ -79,7 +79,8 @@ describe.skipIf(skipOnBackend(['wasm', 'webgpu', 'tensorflow'], 'text checks of 
     const commands = docs.flatMap((d) => pnpmCommands(read(d)).map((c) => ({ doc: d, command: c })));
 
     it('finds the documented example command lines', () => {
-      expect(commands.map((c) => c.command)).toContain('pnpm example:parrot -- --backend cpu --steps 20 --seeds 1');
+      expect(commands.map((c) => c.command)).toContain('pnpm example:parrot -- --backend wasm --steps 20 --seeds 1');
+      expect(commands.map((c) => c.command)).toContain('pnpm example:parrot -- --budget full');
     });
 
     it('every `pnpm <script>` names a root script or a pnpm command', () => {

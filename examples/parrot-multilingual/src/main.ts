@@ -1,6 +1,6 @@
 /**
  * `pnpm --filter @mllm-example/parrot-multilingual start [--budget default|full] [--backend B] [--steps N] [--seeds 1,2,3] [--out DIR] [--smoke]`
- * (`--steps` sets the steps of stage 2 and, ×5 / ×5/3, of stages 0 / 1; `--workers K`, `--per-language Q` also accepted).
+ * (`--steps` sets the steps of every stage, for a quick look; `--workers K`, `--per-language Q` also accepted).
  */
 import { announceBackend, parseExampleFlags } from '@mllm-example/common';
 import { BUDGETS, runExample, type BudgetName } from './run-example.js';
@@ -17,7 +17,7 @@ const result = await runExample({
   budget: flags.smoke ? 'smoke' : flags.steps ? `${budgetName}-steps${flags.steps}` : budgetName, // --steps overrides the budget's steps
   seeds: flags.seeds.length ? (flags.smoke ? flags.seeds.slice(0, 1) : flags.seeds) : flags.smoke ? [1] : [...budget.seeds],
   outDir: flags.out,
-  config: steps ? { stage0Steps: 5 * steps, stage1Steps: Math.round((5 * steps) / 3), stage2Steps: steps } : { ...budget.config },
+  config: steps ? { stage0Steps: steps, stage1Steps: steps, stage2Steps: steps } : { ...budget.config },
   perLanguage: flags.extra['per-language'] ? Number(flags.extra['per-language']) : flags.smoke ? 2 : budget.perLanguage,
   workers: flags.extra.workers !== undefined ? Number(flags.extra.workers) : undefined,
 });

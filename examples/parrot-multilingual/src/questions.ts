@@ -68,11 +68,6 @@ export function colourWords(language: Language): string[] {
   return COLOURS.map((c) => TEMPLATES[language].colour[c]);
 }
 
-/** The language whose colour vocabulary holds `word` (exactly), or undefined. */
-export function languageOfWord(word: string): Language | undefined {
-  return LANGUAGES.find((l) => colourWords(l).includes(word));
-}
-
 /** Draw a language for a training mix, e.g. `{ en: 0.9, zh: 0.02, ... }`. */
 export function pickLanguage(rng: () => number, mix: Record<Language, number>): Language {
   const total = LANGUAGES.reduce((s, l) => s + mix[l], 0);

@@ -22,7 +22,7 @@ import { loadStateDict, setSeed, stateDict, type StateDict } from '@mllm/core';
 import { HostMLLM, type Tokenizer } from '@mllm/models';
 import { attachParrot, type ParrotMoE } from '@mllm/parrot';
 import { trainStage, type StepReport } from '@mllm-example/common';
-import { ENGLISH_ONLY, LANGUAGES, colourWords, languageOfWord, mixForShare, type Language } from './questions.js';
+import { ENGLISH_ONLY, LANGUAGES, colourWords, mixForShare, type Language } from './questions.js';
 import { CHAT_OPTIONS, answerOf, imageBatch, questionOf, textBatch, type ColourQuestion } from './dataset.js';
 
 export interface ExampleConfig {
@@ -203,9 +203,8 @@ export function scoreQuestions(
       pixels?.dispose();
     }
     batch.forEach((q, i) => {
-      const answered = languageOfWord(texts[i]);
       scores.exact.push(texts[i] === answerOf(language, q.colour) ? 1 : 0);
-      scores.rightLanguage.push(answered === language || colourWords(language).includes(texts[i]) ? 1 : 0);
+      scores.rightLanguage.push(colourWords(language).includes(texts[i]) ? 1 : 0);
       scores.english.push(colourWords('en').includes(texts[i]) ? 1 : 0);
     });
     const kept = (scores.samples[language] ??= []);
