@@ -9,6 +9,7 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
+import * as tf from '@tensorflow/tfjs-core';
 import { ProgressBar, toJsonLine } from '@mllm/train';
 import {
   createRunDirectory,
@@ -143,7 +144,7 @@ export async function runExample(options: RunOptions): Promise<RunResult> {
   outcomes.sort((a, b) => a.seed - b.seed || a.share - b.share || a.recipe.localeCompare(b.recipe));
 
   const analysis = analyse(outcomes, pretrain, config, options.seeds, perLanguage);
-  const files = await writeResults(runDir, analysis, metrics, { config, budget, seeds: options.seeds, backend: options.backend, perLanguage, pretrainSeed, outcomes, pretrain });
+  const files = await writeResults(runDir, analysis, metrics, { config, budget, seeds: options.seeds, backend: `${options.backend} (this thread: ${tf.getBackend()})`, perLanguage, pretrainSeed, outcomes, pretrain });
   return { runDir, outcomes, pretrain, comparisons: analysis.comparisons, table: analysis.table, files };
 }
 

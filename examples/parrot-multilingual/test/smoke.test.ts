@@ -52,6 +52,7 @@ describe('parrot-multilingual example', () => {
     expect(saved.comparisons.map((c: { method: string; control: string; share: number }) => `${c.method}-${c.control}@${c.share}`)).toEqual(
       ['parrot-baseline@0.1', 'parrot-baseline@0.1', 'parrot-parrot-uniform@0.1', 'parrot-mlp@0.1', 'parrot-baseline@0.02'],
     );
+    expect(saved.backend).toMatch(new RegExp(`^${testBackend()} \\(this thread: \\w+\\)$`));
     for (const c of saved.comparisons) expect(['reproduced', 'not reproduced', 'inconclusive at this budget']).toContain(c.verdict);
     expect(result.table).toMatch(/\| parrot-uniform +\|/);
     expect(result.table).toMatch(/Dose–response/);
