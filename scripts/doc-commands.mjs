@@ -94,7 +94,7 @@ export function collectCommands(root = ROOT) {
 const PACKAGES = () => readdirSync(join(ROOT, 'packages')).filter((p) => existsSync(join(ROOT, 'packages', p, 'package.json')));
 const VITEST_LINE = /^(?:[A-Z_]+=\S+ )*(?:pnpm|npx) vitest run /;
 const EXAMPLE_DEFAULT =
-  "the default run trains every seed in full (the Parrot example: 300 + 3 × 2 × 80 steps, ~70 s on a quiet 2-core machine; the others likewise), over this step's CI budget; the README's short `pnpm example:parrot -- … --steps 20 --seeds 1` runs the same script here, and each example's pipeline runs in smoke mode in `pnpm test`";
+  "the default run trains every stage for every seed, share and recipe (the Parrot example: ~4 min on a 2-core machine; the others likewise), over this step's CI budget; the README's short `pnpm example:parrot -- --backend wasm --steps 20 --seeds 1` runs the same script here, and each example's pipeline runs in smoke mode in `pnpm test`";
 
 /**
  * The reviewed classification, first match wins. `match` is tested against the whole line.
@@ -180,6 +180,8 @@ export const RULES = [
   { match: /^git (?:commit|push) /, action: 'skip', reason: 'releasing: commits and pushes tags' },
   { match: /^pnpm changeset(?: status)?$/, action: 'skip', reason: '`pnpm changeset` asks questions interactively; `changeset status` compares a branch with main, meaningless in a clone of main' },
   { match: /^(?:MLLM_DEMO_CHECKPOINT=\S+ )?pnpm --filter @mllm-example\/browser-demo dev$/, action: 'skip', reason: 'starts the Vite dev server, which runs until stopped; the demo tests build and load the page in chromium' },
+  { match: /^pnpm example:parrot -- --budget full$/, action: 'skip', reason: 'the full budget takes up to an hour (28 min measured); its flags are parse-checked and the smoke test runs the same stages' },
+  { match: /^pnpm example:parrot -- --backend wasm --out \S+$/, action: 'skip', reason: `a second default run into a fresh cache (the determinism check the page reports); ${EXAMPLE_DEFAULT}` },
   { match: /^(?:bash scripts\/setup\.sh && )?pnpm example:(?:parrot|wings|vpgc)$/, action: 'skip', reason: EXAMPLE_DEFAULT },
   {
     match: /^pnpm --filter @mllm-example\/(?:wings-text-retention|vpgc-demonstrative) start /,

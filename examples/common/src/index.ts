@@ -5,3 +5,5 @@ export * from './worker-pool.js';
 export * from './train-stage.js';
 export * from './run-options.js';
 export * from './announce-backend.js';
+export * from './stats.js';
+export * from './run-dir.js';

@@ -99,3 +99,34 @@ export function heatmapSpec(args: {
     },
   } as VegaLiteSpec;
 }
+
+/**
+ * A dose–response curve: `value` over `x` (e.g. the share of non-English data) for each `series`,
+ * with its confidence band (`low`–`high`, e.g. a 95 % bootstrap CI) as a shaded area and the points
+ * marked. `xScale: 'log'` spaces doses such as 1, 2, 5, 10 % evenly; `zeroLine` draws y = 0 (for
+ * curves of a difference).
+ */
+export function doseResponseSpec(args: {
+  title: string;
+  rows: Array<{ x: number; value: number; low: number; high: number; series: string }>;
+  xTitle: string;
+  yTitle: string;
+  xScale?: 'linear' | 'log';
+  zeroLine?: boolean;
+}): VegaLiteSpec {
+  const x = { field: 'x', type: 'quantitative', title: args.xTitle, scale: { type: args.xScale ?? 'linear' }, axis: { values: [...new Set(args.rows.map((r) => r.x))] } };
+  const color = { field: 'series', type: 'nominal', title: null, sort: null };
+  const layers: any[] = [
+    { mark: { type: 'area', opacity: 0.2 }, encoding: { x, y: { field: 'low', type: 'quantitative', title: args.yTitle }, y2: { field: 'high' }, color } },
+    { mark: { type: 'line', point: true }, encoding: { x, y: { field: 'value', type: 'quantitative', title: args.yTitle }, color } },
+  ];
+  if (args.zeroLine) layers.push({ data: { values: [{ zero: 0 }] }, mark: { type: 'rule', strokeDash: [4, 4], color: 'grey' }, encoding: { y: { field: 'zero', type: 'quantitative' } } });
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: args.title,
+    width: 420,
+    height: 260,
+    data: { values: args.rows },
+    layer: layers,
+  } as VegaLiteSpec;
+}

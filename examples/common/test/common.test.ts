@@ -27,3 +27,18 @@ describe('example helpers', () => {
     expect(s.std).toBeCloseTo(1, 12);
   });
 });
+
+describe('dose-response plot', () => {
+  it('renders the CI band as an area and the curve with its points', async () => {
+    const { doseResponseSpec } = await import('../src/index.js');
+    const rows = [0.01, 0.02, 0.05, 0.1].flatMap((x, i) => [
+      { x, value: 0.1 * i, low: 0.1 * i - 0.05, high: 0.1 * i + 0.05, series: 'parrot − baseline' },
+    ]);
+    const spec = doseResponseSpec({ title: 'gain', rows, xTitle: 'non-English share', yTitle: 'Δ', xScale: 'log', zeroLine: true });
+    const svg = await renderSvg(spec);
+    expect(svg.startsWith('<svg')).toBe(true);
+    expect(svg).toMatch(/aria-roledescription="area mark"/);
+    expect(svg).toMatch(/aria-roledescription="line mark"/);
+    expect((svg.match(/aria-roledescription="point"/g) ?? []).length).toBe(4);
+  });
+});

@@ -86,6 +86,7 @@ describe.skipIf(skipOnBackend(['wasm', 'webgpu', 'tensorflow'], 'text checks of 
 
     it('finds the documented example command lines', () => {
       expect(commands.map((c) => c.command)).toContain('pnpm example:parrot -- --backend wasm --steps 20 --seeds 1');
+      expect(commands.map((c) => c.command)).toContain('pnpm example:parrot -- --budget full');
     });
 
     it('every `pnpm <script>` names a root script or a pnpm command', () => {

@@ -1,9 +1,9 @@
 /**
- * Multiple-choice questions about procedural scenes, with templates written per language
- * (en, zh, pt, ar, tr, ru). Each question has four options A–D, one correct.
+ * Questions about procedural scenes with templates written per language (en, zh, pt, ar, tr, ru).
+ * The example asks the colour question and expects the colour word in the prompt's language.
  */
 export { pick } from './scenes.js';
-import { COLOURS, POSITIONS, SHAPES, drawScene, pick, shuffle, type Colour, type Position, type Scene, type Shape } from './scenes.js';
+import { COLOURS, type Colour, type Position, type Shape } from './scenes.js';
 
 export const LANGUAGES = ['en', 'zh', 'pt', 'ar', 'tr', 'ru'] as const;
 export type Language = (typeof LANGUAGES)[number];
@@ -63,78 +63,9 @@ export const TEMPLATES: Record<Language, LanguageTemplates> = {
   },
 };
 
-export const LETTERS = ['A', 'B', 'C', 'D'] as const;
-
-/** How a question's four options are ordered. */
-export type OptionOrder = 'fixed' | 'per-language' | 'shuffled';
-
-/**
- * With `per-language`, each language's template lists the options in its own fixed order (the
- * English order for `en`), so the answer letter depends on the image AND on the prompt's language:
- * a model that learned the English mapping answers other languages wrongly until it learns theirs.
- */
-export const LANGUAGE_OPTION_ORDER: Record<Language, [number, number, number, number]> = {
-  en: [0, 1, 2, 3],
-  zh: [1, 2, 3, 0],
-  pt: [2, 3, 0, 1],
-  ar: [3, 0, 1, 2],
-  tr: [1, 0, 3, 2],
-  ru: [2, 3, 1, 0],
-};
-
-export interface McqSample {
-  language: Language;
-  kind: QuestionKind;
-  question: string;
-  /** Option texts for A–D in this language. */
-  options: [string, string, string, string];
-  /** Correct letter. */
-  answer: (typeof LETTERS)[number];
-  scene: Scene;
-}
-
-/** One random question in `language` about a fresh scene of `size`×`size` pixels. */
-export function makeSample(
-  rng: () => number,
-  language: Language,
-  size: number,
-  kind?: QuestionKind,
-  options: { optionOrder?: OptionOrder } = {},
-): McqSample {
-  const t = TEMPLATES[language];
-  const questionKind = kind ?? pick(rng, QUESTION_KINDS);
-  const shape = pick(rng, SHAPES);
-  const colour = pick(rng, COLOURS);
-  const position = pick(rng, POSITIONS);
-  const count = questionKind === 'position' ? 1 : questionKind === 'count' ? 1 + Math.floor(rng() * 4) : 1 + Math.floor(rng() * 2);
-  const scene = drawScene(rng, size, { shape, colour, count, position });
-  let correct: string;
-  let all: string[];
-  switch (questionKind) {
-    case 'colour':
-      correct = t.colour[colour];
-      all = COLOURS.map((c) => t.colour[c]);
-      break;
-    case 'shape':
-      correct = t.shape[shape];
-      all = SHAPES.map((s) => t.shape[s]);
-      break;
-    case 'count':
-      correct = t.count[count - 1];
-      all = [...t.count];
-      break;
-    case 'position':
-      correct = t.position[position];
-      all = POSITIONS.map((p) => t.position[p]);
-      break;
-  }
-  // MMMB keeps one option order per question; see OptionOrder for the three choices here.
-  const order = options.optionOrder ?? 'fixed';
-  const ordered = (
-    order === 'shuffled' ? shuffle(rng, all) : order === 'per-language' ? LANGUAGE_OPTION_ORDER[language].map((k) => all[k]) : all
-  ) as McqSample['options'];
-  const answer = LETTERS[ordered.indexOf(correct)];
-  return { language, kind: questionKind, question: t.question[questionKind], options: ordered, answer, scene };
+/** The colour words of `language` (in COLOURS order). */
+export function colourWords(language: Language): string[] {
+  return COLOURS.map((c) => TEMPLATES[language].colour[c]);
 }
 
 /** Draw a language for a training mix, e.g. `{ en: 0.9, zh: 0.02, ... }`. */
@@ -150,7 +81,7 @@ export function pickLanguage(rng: () => number, mix: Record<Language, number>): 
 
 /** Every text the templates can produce (to build a character vocabulary). */
 export function templateTexts(): string[] {
-  const out: string[] = [...LETTERS, '. ', '\n'];
+  const out: string[] = ['\n'];
   for (const l of LANGUAGES) {
     const t = TEMPLATES[l];
     out.push(...Object.values(t.question), ...Object.values(t.colour), ...Object.values(t.shape), ...t.count, ...Object.values(t.position));
@@ -158,5 +89,14 @@ export function templateTexts(): string[] {
   return out;
 }
 
-/** The English-heavy mix Parrot was made for: 90 % English, the rest split evenly. */
-export const ENGLISH_HEAVY_MIX: Record<Language, number> = { en: 0.9, zh: 0.02, pt: 0.02, ar: 0.02, tr: 0.02, ru: 0.02 };
+/**
+ * The stage-2 mix for a non-English share `p`: English 1 − p, each of the five other languages p / 5
+ * (Parrot's setting: English-dominated instruction data).
+ */
+export function mixForShare(p: number): Record<Language, number> {
+  if (!(p >= 0 && p <= 1)) throw new Error(`mixForShare: p must be in [0, 1], got ${p}`);
+  const other = p / (LANGUAGES.length - 1);
+  return Object.fromEntries(LANGUAGES.map((l) => [l, l === 'en' ? 1 - p : other])) as Record<Language, number>;
+}
+
+export const ENGLISH_ONLY: Record<Language, number> = mixForShare(0);

@@ -1,113 +1,138 @@
 /**
  * The units of work of the example (run in worker threads, one tfjs backend each, or inline):
- * `stage1` for a seed writes its weights to disk; `stage2` for a (seed, recipe) loads them,
- * trains, scores the held-out MMMB file with @mllm/eval and returns the report.
+ * `pretrain` (stages 0 and 1, shared) writes its weights to disk and scores the premise checks;
+ * `stage2` for a (recipe, share, seed) loads them, trains, and scores the held-out questions.
  */
+import { writeFile } from 'node:fs/promises';
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend, readSafetensorsFile, stateDict, disposeStateDict, writeSafetensorsFile, type BackendRequest } from '@mllm/core';
+import { createRng, disposeStateDict, initBackend, loadStateDict, readSafetensorsFile, stateDict, writeSafetensorsFile, type BackendRequest } from '@mllm/core';
 import { saveHostModel } from '@mllm/models';
-import { ANSWER_INSTRUCTIONS, evaluate, type Report } from '@mllm/eval';
-import { exampleTokenizer } from './dataset.js';
-import { evalModelOf, runStage1, runStage2, type ExampleConfig, type RecipeName, type StepReport } from './recipe.js';
-import { LANGUAGES, type Language } from './questions.js';
+import { exampleTokenizer, heldOutQuestions, type ColourQuestion } from './dataset.js';
+import { buildHost, runPretraining, runStage2, scoreQuestions, type ExampleConfig, type QuestionScores, type RecipeName, type StepReport } from './recipe.js';
+import type { Language } from './questions.js';
 
 export type Task =
-  | { kind: 'stage1'; seed: number }
-  | { kind: 'stage2'; seed: number; recipe: RecipeName; saveCheckpoint: boolean };
+  | { kind: 'pretrain'; seed: number }
+  | { kind: 'stage2'; seed: number; recipe: RecipeName; share: number; checkpointDir: string | null };
 
 export interface TaskContext {
   backend: BackendRequest;
   config: ExampleConfig;
-  outDir: string;
-  heldOutPath: string;
-  onStep: (task: Task, report: StepReport) => void;
+  /** Where the shared pretrained weights live (reused across runs with the same settings). */
+  cacheDir: string;
+  /** Held-out questions per language. */
+  perLanguage: number;
+  onStep: (task: Task, stage: string, report: StepReport) => void;
+}
+
+export interface PretrainOutcome {
+  kind: 'pretrain';
+  /** After stage 0: the English colour word in the image's place, question in each language. */
+  textPremise: QuestionScores;
+  /** After stage 1 (English-only alignment), before stage 2: the image questions. */
+  afterAlignment: QuestionScores;
 }
 
 export interface Stage2Outcome {
+  kind: 'stage2';
   seed: number;
   recipe: RecipeName;
-  report: Report;
-  /** Mean routing weight per expert for each language (Parrot only). */
+  share: number;
+  scores: QuestionScores;
+  /** Mean routing weight per expert for each language (MoE recipes). */
   routingByLanguage: Partial<Record<Language, number[]>>;
 }
 
+export type Outcome = PretrainOutcome | Stage2Outcome;
+
 export function taskLabel(task: Task): string {
-  return task.kind === 'stage1' ? `stage 1 (seed ${task.seed})` : `seed ${task.seed} ${task.recipe}`;
+  return task.kind === 'pretrain' ? `pretrain (seed ${task.seed})` : `seed ${task.seed} ${task.recipe} ${(100 * task.share).toFixed(0)}%`;
 }
 
-/** Where the stage-1 ("pretrained") weights are kept; reused by later runs with the same settings. */
-export const stage1Path = (outDir: string) => `${outDir}/stage1.safetensors`;
+/** Seed of the held-out questions (fixed: every recipe, share and seed is scored on the same questions). */
+export const HELD_OUT_SEED = 12345;
+
+export function heldOutOf(ctx: Pick<TaskContext, 'perLanguage' | 'config'>): ColourQuestion[] {
+  return heldOutQuestions(createRng(HELD_OUT_SEED), ctx.perLanguage, ctx.config.imageSize);
+}
+
+/** Where the pretrained (stages 0 + 1) weights are kept; reused by later runs with the same settings. */
+export const pretrainedPath = (cacheDir: string) => `${cacheDir}/pretrained.safetensors`;
 
 let backendReady: Promise<unknown> | null = null;
 
 /** Run one task on this thread's tfjs (initialising the backend once). */
-export async function runTask(task: Task, ctx: TaskContext): Promise<Stage2Outcome | null> {
+export async function runTask(task: Task, ctx: TaskContext): Promise<Outcome | null> {
   backendReady ??= initBackend(ctx.backend, { fastCpuKernels: true }); // this process is the example's own
   await backendReady;
   const tokenizer = exampleTokenizer();
-  const onStep = (r: StepReport) => ctx.onStep(task, r);
-  if (task.kind === 'stage1') {
-    const weights = await runStage1(task.seed, tokenizer, ctx.config, onStep);
+  const heldOut = heldOutOf(ctx);
+  if (task.kind === 'pretrain') {
+    const weights = await runPretraining(task.seed, tokenizer, ctx.config, (stage, r) => ctx.onStep(task, stage, r));
+    const model = buildHost(tokenizer, ctx.config);
     try {
-      await writeSafetensorsFile(stage1Path(ctx.outDir), weights, { stage1: stage1Key(task.seed, ctx.config) });
+      await writeSafetensorsFile(pretrainedPath(ctx.cacheDir), weights, { pretrained: pretrainKey(task.seed, ctx.config) });
+      loadStateDict(model, weights);
+      return { kind: 'pretrain', textPremise: scoreQuestions(model, heldOut, { text: true }), afterAlignment: scoreQuestions(model, heldOut) };
     } finally {
+      model.dispose();
       disposeStateDict(weights);
     }
-    return null;
   }
-  const { tensors: stage1 } = await readSafetensorsFile(stage1Path(ctx.outDir));
-  const result = await runStage2(task.recipe, task.seed, stage1, tokenizer, ctx.config, onStep).finally(() => tf.dispose([...stage1.values()]));
+  const { tensors: pretrained } = await readSafetensorsFile(pretrainedPath(ctx.cacheDir));
+  const result = await runStage2(task.recipe, task.share, task.seed, pretrained, tokenizer, ctx.config, (r) => ctx.onStep(task, 'stage 2', r)).finally(() =>
+    tf.dispose([...pretrained.values()]),
+  );
   try {
-    const base = evalModelOf(result.model);
-    const model = {
-      ...base,
-      generate(prompt: string, images: readonly tf.Tensor3D[]) {
-        result.setCurrentLanguage(languageOfPrompt(prompt));
-        try {
-          return base.generate(prompt, images);
-        } finally {
-          result.setCurrentLanguage(undefined);
-        }
-      },
-    };
-    const evaluation = await evaluate({ model, datasets: [{ source: ctx.heldOutPath, name: 'mmmb-mini' }], circular: false });
+    const scores = scoreQuestions(result.model, heldOut, { beforeBatch: result.setCurrentLanguage });
     const routingByLanguage: Stage2Outcome['routingByLanguage'] = {};
     for (const [language, rows] of result.routing) {
       if (!rows.length) continue;
       routingByLanguage[language] = rows[0].map((_, e) => rows.reduce((s, r) => s + r[e], 0) / rows.length);
     }
-    if (task.saveCheckpoint) await saveCheckpoint(ctx.outDir, result);
-    return { seed: task.seed, recipe: task.recipe, report: evaluation.report, routingByLanguage };
+    if (task.checkpointDir) await saveCheckpoint(task.checkpointDir, result);
+    return { kind: 'stage2', seed: task.seed, recipe: task.recipe, share: task.share, scores, routingByLanguage };
   } finally {
     result.model.dispose();
     result.moe?.dispose();
   }
 }
 
-/** What identifies a stage-1 result: its seed and every setting that shapes it. */
-export function stage1Key(seed: number, config: ExampleConfig): string {
-  const { stage2Steps: _s, stage2Lr: _l, moeLr: _m, numExperts: _e, ...shaping } = config;
-  return JSON.stringify({ seed, ...shaping });
+/** What identifies the pretrained weights: their seed and every setting that shapes them. */
+export function pretrainKey(seed: number, config: ExampleConfig): string {
+  const { imageSize, batchSize, stage0Steps, stage1Steps, stage0Lr, stage1Lr } = config;
+  return JSON.stringify({ seed, imageSize, batchSize, stage0Steps, stage1Steps, stage0Lr, stage1Lr });
 }
 
-/** True when `outDir` already holds stage-1 weights made with these settings. */
-export async function hasStage1(outDir: string, seed: number, config: ExampleConfig): Promise<boolean> {
+/** True when `cacheDir` already holds pretrained weights made with these settings. */
+export async function hasPretrained(cacheDir: string, seed: number, config: ExampleConfig): Promise<boolean> {
   try {
-    const { metadata, tensors } = await readSafetensorsFile(stage1Path(outDir), { filter: () => false });
+    const { metadata, tensors } = await readSafetensorsFile(pretrainedPath(cacheDir), { filter: () => false });
     tf.dispose([...tensors.values()]);
-    return metadata?.stage1 === stage1Key(seed, config);
+    return metadata?.pretrained === pretrainKey(seed, config);
   } catch {
     return false;
   }
 }
 
-/** The language whose localized answer instruction ends the prompt. */
-export function languageOfPrompt(prompt: string): Language | undefined {
-  return LANGUAGES.find((l) => prompt.trimEnd().endsWith(ANSWER_INSTRUCTIONS[l]));
+/** Scores of the premise checks only (for a run that reuses cached pretrained weights). */
+export async function scorePretrained(ctx: Omit<TaskContext, 'onStep'>): Promise<PretrainOutcome> {
+  backendReady ??= initBackend(ctx.backend, { fastCpuKernels: true });
+  await backendReady;
+  const tokenizer = exampleTokenizer();
+  const heldOut = heldOutOf(ctx);
+  const { tensors } = await readSafetensorsFile(pretrainedPath(ctx.cacheDir));
+  const model = buildHost(tokenizer, ctx.config);
+  try {
+    loadStateDict(model, tensors);
+    return { kind: 'pretrain', textPremise: scoreQuestions(model, heldOut, { text: true }), afterAlignment: scoreQuestions(model, heldOut) };
+  } finally {
+    model.dispose();
+    tf.dispose([...tensors.values()]);
+  }
 }
 
-async function saveCheckpoint(outDir: string, result: Awaited<ReturnType<typeof runStage2>>): Promise<void> {
-  const dir = `${outDir}/checkpoint`;
+async function saveCheckpoint(dir: string, result: Awaited<ReturnType<typeof runStage2>>): Promise<void> {
   await saveHostModel(result.model, dir);
   if (result.moe) {
     const moeWeights = stateDict(result.moe, 'model.moe_model.');
@@ -116,7 +141,6 @@ async function saveCheckpoint(outDir: string, result: Awaited<ReturnType<typeof 
     } finally {
       disposeStateDict(moeWeights);
     }
-    const { writeFile } = await import('node:fs/promises');
     await writeFile(`${dir}/moe-config.json`, `${JSON.stringify(result.moe.getConfig(), null, 2)}\n`);
   }
 }
