@@ -5,7 +5,7 @@ the same BF16 safetensors, same prompt and pixels, float32, 2 threads; prefill a
 
 - Decoder: HF's `Qwen2DecoderLayer` (eager attention) and `Qwen2RMSNorm` from `modeling_qwen2.py` as Bunny vendors it
   (HF 4.37), imported from the clone at run time with the `transformers` stand-ins of
-  scripts/reference-fixtures/hf_decoders.py (its definitions are read from that file, not copied). The model loop is
+  scripts/reference-fixtures/hf_decoders.py (`load`; imported, not copied). The model loop is
   what `Qwen2Model.forward` / `Qwen2ForCausalLM.forward` run: embeddings (with the image features spliced in, as
   LLaVA's `prepare_inputs_labels_for_multimodal`), a 4-D causal mask for the prefill, positions 0.., the layers with
   a cache object offering the three `DynamicCache` methods the 4.37 attention calls, the final norm and the tied
@@ -17,7 +17,6 @@ the same BF16 safetensors, same prompt and pixels, float32, 2 threads; prefill a
   by a 16-bit shift, copied into the modules one tensor at a time.
 Prints one JSON line (times in ms; `tokens`: the greedy tokens, the first from the prefill).
 """
-import ast
 import json
 import math
 import os
@@ -32,20 +31,6 @@ import torch.nn as nn
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURES = os.path.normpath(os.path.join(HERE, "..", "..", "scripts", "reference-fixtures"))
 sys.path.insert(0, FIXTURES)
-from common import stub_module  # noqa: E402
-
-
-def definitions(path: str, names, namespace: dict) -> dict:
-    """Executes only the top-level `def` / `class` statements called `names` of the script at `path` (those scripts
-    write fixtures when run, so they are not imported) in `namespace`."""
-    with open(path, encoding="utf-8") as f:
-        tree = ast.parse(f.read(), path)
-    wanted = [node for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name in names]
-    missing = set(names) - {node.name for node in wanted}
-    if missing:
-        raise SystemExit(f"{path} no longer defines {sorted(missing)}")
-    exec(compile(ast.Module(body=wanted, type_ignores=[]), path, "exec"), namespace)  # noqa: S102
-    return namespace
 
 
 def read_safetensors(path: str):
@@ -123,14 +108,12 @@ def main() -> None:
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", 2)))
     torch.set_grad_enabled(False)
 
-    stand_ins = definitions(os.path.join(FIXTURES, "hf_decoders.py"), ["_Empty", "PretrainedConfig", "_identity_decorator", "_install_stubs"],
-                            {"__name__": "hf_decoders_definitions", "nn": nn, "os": os, "types": __import__("types"), "stub_module": stub_module,
-                             "LM": os.path.join(bunny, "bunny", "model", "language_model")})
-    stand_ins["_install_stubs"]()
-    import importlib
-    qwen2 = importlib.import_module("bunny_qwen2.modeling_qwen2")
-    clip = definitions(os.path.join(FIXTURES, "vision_towers.py"), ["quick_gelu", "clip_reference"],
-                       {"__name__": "vision_towers_definitions", "torch": torch, "nn": nn, "partial": __import__("functools").partial})
+    # The fixture scripts guard their main: importing them only defines things. `hf_decoders.load` installs the
+    # `transformers` stand-ins and imports Bunny's vendored HF Qwen2; `clip_reference` is the CLIP re-statement.
+    import hf_decoders
+    from vision_towers import clip_reference
+    hf_decoders.load(bunny)
+    qwen2 = hf_decoders.qwen2
 
     started = time.perf_counter()
     llava_dir = os.path.join(directory, "llava")
@@ -184,7 +167,7 @@ def main() -> None:
 
     def prefill():
         t0 = time.perf_counter()
-        states, _ = clip["clip_reference"](tower, vc, pixels)
+        states, _ = clip_reference(tower, vc, pixels)
         features = states[select][:, 1:]  # [1, 196, Dv]: `patch` drops CLS
         visual = nn.functional.linear(nn.functional.gelu(nn.functional.linear(features, projector["0.weight"], projector["0.bias"])),
                                       projector["2.weight"], projector["2.bias"])  # [1, 196, H]
