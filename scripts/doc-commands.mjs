@@ -125,7 +125,8 @@ export const RULES = [
     snippetFrom: { file: 'app.mjs', doc: 'docs/backends.md', block: /describeBackendChoice\(choice\)/ },
   },
   { match: /^node scripts\/doc-commands\.mjs --(?:list|check)$/, action: 'run', budget: 60 },
-  { match: /^pnpm lint$/, action: 'run', budget: 120 },
+  // `lint` depends on `build` in turbo.json, for every workspace package: the browser demo's build writes these.
+  { match: /^pnpm lint$/, action: 'run', budget: 180, writes: ['examples/browser-demo/out', 'examples/browser-demo/dist', 'examples/browser-demo/.turbo'] },
   // A usage line with optional parts in brackets runs without them (the defaults).
   { match: /^pnpm --filter @mllm-example\/browser-demo checkpoint(?: \[[^\]]*\])*$/, action: 'run', template: true, budget: 120, writes: ['examples/browser-demo/out'] },
   { match: /^pnpm --filter @mllm-example\/browser-demo build$/, action: 'run', budget: 180, writes: ['examples/browser-demo/out', 'examples/browser-demo/dist'] },
