@@ -24,6 +24,11 @@ export interface MultiHeadAttentionArgs extends ModuleArgs {
   outputBias?: boolean;
   /** Rotary θ; null/undefined = no rotary embedding. */
   ropeTheta?: number | null;
+  /**
+   * Name the output projection `out_proj` (HF CLIP / SigLIP encoder layers) instead of `o_proj` (LLaMA / Qwen2).
+   * Default false. (A boolean, not the name: tfjs-layers' config serialization camel-cases string values.)
+   */
+  outProj?: boolean;
 }
 
 export interface AttentionInputs {
@@ -64,6 +69,7 @@ export class MultiHeadAttention extends Module {
   readonly qkvBias: boolean;
   readonly outputBias: boolean;
   readonly ropeTheta: number | null;
+  readonly outputName: 'o_proj' | 'out_proj';
   readonly qProj: Linear;
   readonly kProj: Linear;
   readonly vProj: Linear;
@@ -83,11 +89,12 @@ export class MultiHeadAttention extends Module {
     this.qkvBias = args.qkvBias ?? false;
     this.outputBias = args.outputBias ?? false;
     this.ropeTheta = args.ropeTheta ?? null;
+    this.outputName = args.outProj ? 'out_proj' : 'o_proj';
     const H = this.hiddenSize;
     this.qProj = this.addModule('q_proj', new Linear({ inFeatures: H, outFeatures: H, bias: this.qkvBias }));
     this.kProj = this.addModule('k_proj', new Linear({ inFeatures: this.keyValueSize, outFeatures: H, bias: this.qkvBias }));
     this.vProj = this.addModule('v_proj', new Linear({ inFeatures: this.keyValueSize, outFeatures: H, bias: this.qkvBias }));
-    this.oProj = this.addModule('o_proj', new Linear({ inFeatures: H, outFeatures: H, bias: this.outputBias }));
+    this.oProj = this.addModule(this.outputName, new Linear({ inFeatures: H, outFeatures: H, bias: this.outputBias }));
     this.built = true;
   }
 
@@ -153,6 +160,7 @@ export class MultiHeadAttention extends Module {
       qkvBias: this.qkvBias,
       outputBias: this.outputBias,
       ropeTheta: this.ropeTheta,
+      outProj: this.outputName === 'out_proj',
     };
   }
 }

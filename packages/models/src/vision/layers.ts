@@ -4,37 +4,12 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { Module, type ModuleArgs, LayerNorm, Linear, gelu, mergeHeads, scaledDotProductAttention, splitHeads, zerosInit, normalInit } from '@mllm/core';
+import { Module, type ModuleArgs, zerosInit, normalInit } from '@mllm/core';
+import { VisionEncoderBlock } from '../model/vision-encoder-block.js';
 import { patchify } from '../model/patch-vision-encoder.js';
 import type { VisionActivation } from './config.js';
 
-/** CLIP's `quick_gelu`: `x·σ(1.702·x)`. */
-export function quickGelu(x: tf.Tensor): tf.Tensor {
-  return tf.tidy(() => tf.mul(x, tf.sigmoid(tf.mul(x, 1.702))));
-}
-
-/** Tanh-approximated GELU (`gelu_pytorch_tanh`, `gelu_new`): `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`. */
-export function geluTanh(x: tf.Tensor): tf.Tensor {
-  return tf.tidy(() => {
-    const inner = tf.mul(tf.add(x, tf.mul(tf.pow(x, 3), 0.044715)), Math.sqrt(2 / Math.PI));
-    return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.tanh(inner)));
-  });
-}
-
-/** The function of a `hidden_act` name. */
-export function visionActivation(name: VisionActivation): (x: tf.Tensor) => tf.Tensor {
-  switch (name) {
-    case 'quick_gelu':
-      return quickGelu;
-    case 'gelu':
-      return gelu;
-    case 'gelu_pytorch_tanh':
-    case 'gelu_new':
-      return geluTanh;
-    default:
-      throw new Error(`visionActivation: name must be one of 'quick_gelu', 'gelu', 'gelu_pytorch_tanh', 'gelu_new', got ${String(name)}`);
-  }
-}
+export { quickGelu, geluTanh, visionActivation } from './activation.js';
 
 /** Checks `pixels` is `[N, S, S, C]` (channels last) for a tower of image size S with C channels. */
 export function assertPixels(owner: string, pixels: tf.Tensor, imageSize: number, numChannels: number): asserts pixels is tf.Tensor4D {
@@ -130,66 +105,17 @@ export interface ViTEncoderLayerArgs extends ModuleArgs {
 
 /**
  * HF `CLIPEncoderLayer` / `SiglipEncoderLayer` (children `layer_norm1`, `self_attn.{q,k,v,out}_proj`,
- * `layer_norm2`, `mlp.fc1`, `mlp.fc2`, all biased), bidirectional attention:
+ * `layer_norm2`, `mlp.fc1`, `mlp.fc2`, all biased), bidirectional attention: the host's pre-norm
+ * `VisionEncoderBlock` with the config's `hidden_act` and HF's `out_proj` name:
  *
  *   h = x + out_proj(attn(LN1(x)));  y = h + fc2(act(fc1(LN2(h))))        all [N, L, D]
  *   attn: softmax(q·kᵀ/√d)·v per head (HF scales q by d^−½ before the product: the same value)
  */
-export class ViTEncoderLayer extends Module {
-  static readonly className = 'ViTEncoderLayer';
-  readonly args: ViTEncoderLayerArgs;
-  readonly layerNorm1: LayerNorm;
-  readonly qProj: Linear;
-  readonly kProj: Linear;
-  readonly vProj: Linear;
-  readonly outProj: Linear;
-  readonly layerNorm2: LayerNorm;
-  readonly fc1: Linear;
-  readonly fc2: Linear;
-  private readonly act: (x: tf.Tensor) => tf.Tensor;
+export class ViTEncoderLayer extends VisionEncoderBlock {
+  static override readonly className: string = 'ViTEncoderLayer';
 
   constructor(args: ViTEncoderLayerArgs) {
-    super(args);
-    this.args = { ...args };
-    const { hiddenSize: D, intermediateSize, layerNormEps: eps } = args;
-    this.act = visionActivation(args.hiddenAct);
-    this.layerNorm1 = this.addModule('layer_norm1', new LayerNorm({ dim: D, eps }));
-    this.qProj = this.addModule('self_attn.q_proj', new Linear({ inFeatures: D, outFeatures: D }));
-    this.kProj = this.addModule('self_attn.k_proj', new Linear({ inFeatures: D, outFeatures: D }));
-    this.vProj = this.addModule('self_attn.v_proj', new Linear({ inFeatures: D, outFeatures: D }));
-    this.outProj = this.addModule('self_attn.out_proj', new Linear({ inFeatures: D, outFeatures: D }));
-    this.layerNorm2 = this.addModule('layer_norm2', new LayerNorm({ dim: D, eps }));
-    this.fc1 = this.addModule('mlp.fc1', new Linear({ inFeatures: D, outFeatures: intermediateSize }));
-    this.fc2 = this.addModule('mlp.fc2', new Linear({ inFeatures: intermediateSize, outFeatures: D }));
-    this.built = true;
-  }
-
-  /** `x [N, L, D] → [N, L, D]`. */
-  forward(x: tf.Tensor3D): tf.Tensor3D {
-    this.assertUsable();
-    const h = this.args.numHeads;
-    return tf.tidy(() => {
-      const y = this.layerNorm1.forward(x); // [N, L, D]
-      const q = splitHeads(this.qProj.forward(y), h); // [N, h, L, d]
-      const k = splitHeads(this.kProj.forward(y), h);
-      const v = splitHeads(this.vProj.forward(y), h);
-      const attention = scaledDotProductAttention(q, k, v, null).output; // [N, h, L, d]
-      const mid = tf.add(x, this.outProj.forward(mergeHeads(attention))); // [N, L, D]
-      return tf.add(mid, this.fc2.forward(this.act(this.fc1.forward(this.layerNorm2.forward(mid))))) as tf.Tensor3D;
-    });
-  }
-
-  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
-    return this.forward((Array.isArray(inputs) ? inputs[0] : inputs) as tf.Tensor3D);
-  }
-
-  override computeOutputShape(inputShape: tfl.Shape): tfl.Shape {
-    return inputShape;
-  }
-
-  override getConfig(): tf.serialization.ConfigDict {
-    const { name: _name, trainable: _trainable, ...rest } = this.args;
-    return { ...super.getConfig(), ...rest };
+    super({ ...args, outProj: true });
   }
 }
 tf.serialization.registerClass(ViTEncoderLayer, 'mllm');
