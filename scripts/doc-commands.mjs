@@ -144,7 +144,7 @@ export const RULES = [
   { match: /^cd \.\.\/\.\. && pnpm vitest run --project cpu examples\/browser-demo$/, action: 'ci', step: 'pnpm test', reason: 'the browser-demo tests on cpu are a subset of `pnpm test`; the parse check checks that `cd ../..` from examples/browser-demo reaches the root' },
   { match: /^bash scripts\/setup\.sh && pnpm example:parrot$/, action: 'skip', reason: `setup runs in .ci/run; ${EXAMPLE_DEFAULT}` },
   // --- already run as written by a test ---
-  { match: /^(?:npx )?mllm (?:run|--help)\b/, action: 'test', by: 'packages/pretrained/src/docs-commands.test.ts', reason: 'runs every `mllm` line of the @mllm/pretrained README and docs/pretrained.md (`npx mllm` as `mllm`) in a directory holding the checkpoint and images it names' },
+  { match: /^(?:npx )?mllm (?:run|--help)\b/, action: 'test', by: 'packages/pretrained/src/docs-commands.test.ts', reason: 'runs every `mllm` line of the @mllm/pretrained README and docs/pretrained.md (`npx mllm` as `mllm`) in a directory holding the checkpoint, vision tower, tokenizer directory and images it names' },
   { match: /^huggingface-cli download /, action: 'skip', reason: "downloads the authors' released weights from the Hugging Face Hub (gigabytes, network); the loaders' fixture tests read the same layouts" },
   { match: /^git clone https:\/\/github\.com\//, action: 'skip', reason: "clones a reference repository from GitHub (network); the clone only supplies the authors' files the loaders read" },
   { match: /^mllm-eval --help$/, action: 'test', by: 'scripts/consumer-test.mjs', reason: 'the consumer test runs the installed bin with --help' },

@@ -23,6 +23,8 @@ describe('shared argument checks', () => {
   it('assertKnownKeys names every unknown key and the nearest known one', () => {
     expect(() => assertKnownKeys('M', { numExpert: 1, zzz: 2 }, ['numExperts', 'hiddenSize'])).toThrow('M: unknown options "numExpert" (did you mean "numExperts"?), "zzz"; known: numExperts, hiddenSize');
     expect(() => assertKnownKeys('M', { name: 'x', trainable: false, hiddenSize: 1 }, ['hiddenSize'])).not.toThrow();
+    // options that never reach a tfjs Layer: its keys are unknown like any other
+    expect(() => assertKnownKeys('M', { name: 'x', dtype: 'float32', hiddenSize: 1 }, ['hiddenSize'], { layerKeys: false })).toThrow('M: unknown options "name", "dtype"; known: hiddenSize');
   });
 
   it('zeroMasked selects: NaN/Inf at dropped positions become exactly 0 (multiplying would keep NaN)', async () => {

@@ -57,10 +57,13 @@ function editDistance(a: string, b: string): number {
 
 /**
  * Unknown keys of an options object are an error naming each (and the nearest known key, for a
- * typo such as `numExpert`). `known` lists the module's own keys; the Layer keys are always allowed.
+ * typo such as `numExpert`). `known` lists the module's own keys; the Layer keys (`name`, `trainable`,
+ * `dtype`, …) are allowed too, for options a tfjs Layer constructor receives. `layerKeys: false` is for
+ * options that never reach one (attach configs, loader options), where such a key would be ignored
+ * silently: there it is unknown like any other.
  */
-export function assertKnownKeys(owner: string, options: object, known: readonly string[]): void {
-  const allowed = new Set([...known, ...LAYER_KEYS]);
+export function assertKnownKeys(owner: string, options: object, known: readonly string[], { layerKeys = true }: { layerKeys?: boolean } = {}): void {
+  const allowed = new Set(layerKeys ? [...known, ...LAYER_KEYS] : known);
   const unknown = Object.keys(options).filter((k) => !allowed.has(k));
   if (!unknown.length) return;
   const hints = unknown.map((key) => {

@@ -104,15 +104,11 @@ async function countRows(path: string): Promise<number> {
 }
 
 /**
- * Errors caused by the input files, or a question the model cannot take (`@mllm/models`' `ModelInputError`, e.g.
- * a prompt longer than the checkpoint's limit; matched by name so this file does not import the models
- * package), printed as their message alone (no stack trace).
+ * Errors caused by the input files, printed as their message alone (no stack trace). A question the model cannot
+ * take (`ModelInputError`) does not stop the run: `evaluate` records it on its row, scored wrong.
  */
 function isInputError(error: unknown): error is Error {
-  return (
-    error instanceof BadRowError || error instanceof BenchmarkFormatError || error instanceof TsvSyntaxError ||
-    (error instanceof Error && error.name === 'ModelInputError')
-  );
+  return error instanceof BadRowError || error instanceof BenchmarkFormatError || error instanceof TsvSyntaxError;
 }
 
 /** predictions.jsonl: one JSON line per row, without the copied cells (the TSVs carry those). */
@@ -299,9 +295,19 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     const { report } = result;
     const written = await writePredictions(settings.out, result.rows, headers);
     await writeFile(join(settings.out, 'report.json'), reportToJson(report));
+    // Rows the model could not take went on as wrong answers; say so once, with the first message.
+    const errors = report.errorRows > 0 ? `, ${report.errorRows} the model could not take` : '';
+    if (report.errorRows > 0) {
+      const [first] = report.errors;
+      fail(
+        `mllm-eval: ${report.errorRows} row${report.errorRows === 1 ? '' : 's'} the model could not take ` +
+          `(${settings.predictOnly ? 'no prediction' : 'scored wrong'}; listed in ${settings.predictOnly ? 'report.json' : 'report.md and report.json'}), ` +
+          `the first: ${first.dataset} row ${first.index}: ${first.message}\n`,
+      );
+    }
     if (settings.predictOnly) {
       print(
-        `predictions for ${report.rowsEvaluated} rows (${report.skippedRows} skipped), not scored (--predict-only)\n` +
+        `predictions for ${report.rowsEvaluated} rows (${report.skippedRows} skipped${errors}), not scored (--predict-only)\n` +
           `written to ${settings.out}: ${written.join(', ')}, report.json\n`,
       );
       return 0;
@@ -312,7 +318,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     const overall = report.overall;
     print(
       `overall accuracy ${Number.isNaN(overall.accuracy) ? '–' : overall.accuracy.toFixed(2)}% ` +
-        `(${overall.correct}/${overall.total} questions, ${report.rowsEvaluated} rows, ${report.skippedRows} skipped)\n` +
+        `(${overall.correct}/${overall.total} questions, ${report.rowsEvaluated} rows, ${report.skippedRows} skipped${errors})\n` +
         `reports written to ${settings.out}\n`,
     );
     return 0;

@@ -2,7 +2,9 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import fsPromises from 'node:fs/promises';
+import { syncBuiltinESMExports } from 'node:module';
+import { afterAll, beforeAll, describe, expect, it, vi, type MockInstance } from 'vitest';
 import { importRecordedModulePackages, loadEvalModel } from './eval-model.js';
 
 const directory = mkdtempSync(join(tmpdir(), 'mllm-eval-model-'));
@@ -63,9 +65,50 @@ describe('importRecordedModulePackages', () => {
     expect(events).toEqual(['import @mllm/parrot', `load ${dir}`]);
     expect(model.name).toBe('order');
 
+
     events.length = 0;
     const missing = savedHost('order-missing', { format: 'mllm-host-v1', mllm_modules: [record('toy', '@mllm/toy-module-not-installed')] });
     await expect(loadEvalModel(missing, hostLoader)).rejects.toThrow(/npm install @mllm\/toy-module-not-installed/);
     expect(events).toEqual([]);
+  });
+});
+
+describe('loadEvalModel reads a model directory\'s config.json once', () => {
+  // A spy on the file reader (the real one underneath): syncBuiltinESMExports makes the modules' named
+  // `readFile` imports of node:fs/promises see it, whichever test file loaded eval-model.ts first.
+  let spy: MockInstance<typeof fsPromises.readFile>;
+  beforeAll(() => {
+    spy = vi.spyOn(fsPromises, 'readFile');
+    syncBuiltinESMExports();
+  });
+  afterAll(() => {
+    spy.mockRestore();
+    syncBuiltinESMExports();
+  });
+  /** How many times `readFile` read `<dir>/config.json` since the spy was last cleared. */
+  const configReads = (dir: string) => spy.mock.calls.filter(([path]) => path === join(dir, 'config.json')).length;
+
+  it('a saved host (layout check, then the recorded module packages) and an authors\' checkpoint (layout check, then fromPretrained)', async () => {
+    const host = savedHost('read-once-host', { format: 'mllm-host-v1', mllm_modules: [record('parrot', '@mllm/parrot')] });
+    const imported: string[] = [];
+    spy.mockClear();
+    await loadEvalModel(host, async () => () => ({ generate: () => ({ texts: ['A'] }) }), {}, async (name) => void imported.push(name));
+    expect(imported).toEqual(['@mllm/parrot']); // the packages came from that one read
+    expect(configReads(host)).toBe(1);
+
+    const authors = savedHost('read-once-llava', { model_type: 'llava_qwen2', mm_vision_tower: '/authors/clip' });
+    const loads: string[] = [];
+    spy.mockClear();
+    const loader = async () => async (dir: string) => (loads.push(dir), { kind: 'llava', chat: async () => ({ text: 'A' }), dispose: () => {} });
+    await loadEvalModel(authors, async () => undefined, {}, undefined, { loader });
+    expect([loads, configReads(authors)]).toEqual([[authors], 1]);
+
+    // A directory whose config.json is not JSON: read once, nothing imported, the host loader reports it.
+    const broken = savedHost('read-once-broken', '{ not json');
+    spy.mockClear();
+    await expect(loadEvalModel(broken, async () => () => {
+      throw new Error('loadHostModel: config.json is not valid JSON');
+    }, {}, async (name) => void imported.push(name))).rejects.toThrow(/not valid JSON/);
+    expect([configReads(broken), imported]).toEqual([1, ['@mllm/parrot']]);
   });
 });

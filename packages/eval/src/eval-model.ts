@@ -132,17 +132,21 @@ interface RecordedModule {
  * Other package names are never imported (a file cannot make the CLI import anything else). A directory
  * without a readable config.json imports nothing (`loadHostModel` reports it). Returns the packages
  * imported, in record order; a package that is not installed is an error naming the `npm install` to run.
+ *
+ * `config`: the directory's parsed config.json when the caller has read it already (`loadEvalModel` reads it
+ * once; `null` when it is absent or unreadable), so it is not read again; omitted, it is read from `dir`.
  */
-export async function importRecordedModulePackages(dir: string, importer: ModulePackageImporter = importModulePackage): Promise<string[]> {
-  let config: { mllm_modules?: unknown; projector?: unknown };
-  try {
-    config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as typeof config;
-  } catch {
-    return [];
-  }
+export async function importRecordedModulePackages(
+  dir: string,
+  importer: ModulePackageImporter = importModulePackage,
+  config?: unknown,
+): Promise<string[]> {
+  const read = config === undefined ? await readDirectoryConfig(dir) : { config };
+  if (!('config' in read) || typeof read.config !== 'object' || read.config === null) return [];
+  const { mllm_modules: modules, projector } = read.config as { mllm_modules?: unknown; projector?: unknown };
   const records: RecordedModule[] = [];
-  if (config && typeof config.projector === 'object' && config.projector !== null) records.push(config.projector as RecordedModule);
-  if (config && Array.isArray(config.mllm_modules)) records.push(...(config.mllm_modules as RecordedModule[]).filter((r) => typeof r === 'object' && r !== null));
+  if (typeof projector === 'object' && projector !== null) records.push(projector as RecordedModule);
+  if (Array.isArray(modules)) records.push(...(modules as RecordedModule[]).filter((r) => typeof r === 'object' && r !== null));
   const packages = new Map<string, string>(); // package -> the first module type recorded from it
   for (const record of records) {
     const name = record.module_package;
@@ -169,20 +173,26 @@ export async function importRecordedModulePackages(dir: string, importer: Module
 /** `format` of a saved host directory's config.json (`@mllm/models`' `HOST_MODEL_FORMAT`; models is an optional peer). */
 const SAVED_HOST_FORMAT = 'mllm-host-v1';
 
-/**
- * Whether `dir` is a checkpoint directory in an authors' layout, which `@mllm/pretrained` loads: its
- * config.json is not a saved host model's, or it has none but has a YAML config (LAVIS / Cheetah).
- * Anything else (an unreadable config.json, an empty directory) goes to `loadHostModel`, which reports it.
- */
-async function isAuthorsCheckpoint(dir: string): Promise<boolean> {
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) return false;
-  let config: unknown;
+/** A directory's config.json as read once: its parsed content, or that it is absent / unreadable (not JSON, …). */
+type DirectoryConfig = { readonly config: unknown } | { readonly absent: boolean };
+
+async function readDirectoryConfig(dir: string): Promise<DirectoryConfig> {
   try {
-    config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8'));
+    return { config: JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as unknown };
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') return false;
-    return readdirSync(dir).some((file) => /\.ya?ml$/.test(file));
+    return { absent: (error as NodeJS.ErrnoException).code === 'ENOENT' };
   }
+}
+
+/**
+ * Whether `dir` (whose config.json `read` holds) is a checkpoint directory in an authors' layout, which
+ * `@mllm/pretrained` loads: its config.json is not a saved host model's, or it has none but has a YAML config
+ * (LAVIS / Cheetah). Anything else (an unreadable config.json, an empty directory) goes to `loadHostModel`,
+ * which reports it.
+ */
+function isAuthorsCheckpoint(dir: string, read: DirectoryConfig): boolean {
+  if (!('config' in read)) return read.absent && readdirSync(dir).some((file) => /\.ya?ml$/.test(file));
+  const { config } = read;
   return !(typeof config === 'object' && config !== null && (config as { format?: unknown }).format === SAVED_HOST_FORMAT);
 }
 
@@ -229,7 +239,10 @@ export async function loadEvalModel(
     return loadModelModule(spec);
   }
   const name = hostOptions.name ?? basename(resolvePath(spec));
-  if (await isAuthorsCheckpoint(spec)) {
+  // config.json is read once here and handed on (layout check, recorded module packages).
+  const isDirectory = existsSync(spec) && statSync(spec).isDirectory();
+  const read = isDirectory ? await readDirectoryConfig(spec) : undefined;
+  if (read !== undefined && isAuthorsCheckpoint(spec, read)) {
     const fromPretrained = await (pretrained.loader ?? importPretrainedLoader)();
     if (fromPretrained === undefined) {
       throw new Error(
@@ -252,7 +265,7 @@ export async function loadEvalModel(
   if (!existsSync(spec)) {
     throw new Error(`cannot load model ${JSON.stringify(spec)}: no such checkpoint directory or module file`);
   }
-  await importRecordedModulePackages(spec, packageImporter);
+  await importRecordedModulePackages(spec, packageImporter, read !== undefined && 'config' in read ? read.config : null);
   const host = (await loadHostModel(spec)) as HostModelLike;
   if (!host || typeof host.generate !== 'function') {
     throw new TypeError(`@mllm/models loadHostModel(${JSON.stringify(spec)}) returned no model with generate()`);

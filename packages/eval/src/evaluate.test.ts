@@ -5,6 +5,7 @@ import type { OptionChoice } from './benchmark-reader.js';
 import type { EvalModel } from './eval-model.js';
 import { argmaxScore, evaluate, scoreQuestions, type RowResult } from './evaluate.js';
 import type { PixelImage } from '@mllm/models/image';
+import { ModelInputError } from '@mllm/models';
 import { ANSWER_INSTRUCTIONS } from './languages.js';
 import { writeTsv, type BenchmarkRowInput } from './tsv-writer.js';
 
@@ -131,6 +132,60 @@ describe('evaluate: MMMB single pass', () => {
     await expect(evaluate({ model: shortScores, datasets: [{ source }] })).rejects.toThrow(/one log-likelihood per option \(3\), got 2 values/);
     const nonString = { generate: () => 42 as unknown as string };
     await expect(evaluate({ model: nonString, datasets: [{ source }] })).rejects.toThrow(/must return a string, got number/);
+  });
+
+  it('a row the model cannot take (ModelInputError) is recorded with its message and scored wrong, and the run goes on; a bug still stops it', async () => {
+    const tooLong = 'LlavaModel.forward: the spliced sequence has 80 tokens, more than tokenizer_model_max_length 64; shorten the prompt';
+    const tooMany = 'WingsModel.chat: images must hold at most one image (the authors\' infer.py passes one), got 2';
+    const scripted = scriptedModel(mmmbReplies, { q3: [-3, -0.5, -2] });
+    // q1's generation and q3's option scoring (after an unresolved answer) fail as the input the model cannot take
+    const model: EvalModel = {
+      name: 'limited',
+      generate: (prompt, images) => {
+        if (prompt.startsWith('q1\n')) throw new ModelInputError(tooLong);
+        return scripted.generate(prompt, images);
+      },
+      scoreOptions: async (prompt, images, options) => {
+        if (prompt.startsWith('q3\n')) throw new ModelInputError(tooMany);
+        return scripted.scoreOptions!(prompt, images, options);
+      },
+    };
+    const before = tf.memory().numTensors;
+    const source = writeTsv(mmmbRows);
+    const result = await evaluate({ model, datasets: [{ source, name: 'mmmb_mix' }] });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(result.rows.map((row) => [row.index, row.prediction, row.method, row.correct, row.error])).toEqual([
+      [0, 'A', 'letter', true, undefined],
+      [1, undefined, 'error', false, tooLong],
+      [2, 'B', 'text', true, undefined],
+      [3, undefined, 'error', false, tooMany],
+    ]);
+    expect([result.rows[1].generation, result.rows[1].processed, 'error' in result.rows[0]]).toEqual(['', '', false]);
+    // every row was asked (the run went on past q1), and each error row counts as a wrong answer
+    expect(scripted.calls.map((call) => call.prompt.split('\n')[0])).toEqual(['q0', 'q2', 'q3']);
+    const { report } = result;
+    expect(report.overall).toEqual({ correct: 2, total: 4, accuracy: 50 });
+    expect(report.predictionMethods).toEqual({ letter: 1, text: 1, error: 2 });
+    // lines: the header is line 1, row k ends on line k + 2
+    expect([report.errorRows, report.errors]).toEqual([2, [
+      { dataset: 'mmmb_mix', index: 1, line: 3, message: tooLong },
+      { dataset: 'mmmb_mix', index: 3, line: 5, message: tooMany },
+    ]]);
+    // circular: a rotation the model cannot take makes its question wrong
+    const rotated = await evaluate({
+      model: { generate: (prompt) => { if (prompt.startsWith('q0\n')) throw new ModelInputError(tooLong); return 'A'; } },
+      datasets: [{ source: writeTsv([mmmbRows[0], { ...mmmbRows[1], index: 1_000_000, image: IMAGE }]), circular: true }],
+    });
+    expect(rotated.questions.map((q) => [q.baseIndex, q.rotations, q.correct])).toEqual([[0, 2, false]]);
+    // anything else is a bug and stops the run, whatever came before
+    const buggy: EvalModel = {
+      generate: (prompt, images) => {
+        if (prompt.startsWith('q2\n')) throw new TypeError('cannot read properties of undefined');
+        return model.generate(prompt, images);
+      },
+    };
+    await expect(evaluate({ model: buggy, datasets: [{ source }] })).rejects.toThrow(/cannot read properties of undefined/);
+    expect(tf.memory().numTensors).toBe(before);
   });
 
   it('disposes the image tensors when the model throws', async () => {

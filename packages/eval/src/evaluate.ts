@@ -63,8 +63,20 @@ export interface EvaluateOptions {
   readonly predictOnly?: boolean;
 }
 
-/** How a row's prediction was obtained. */
-export type PredictionMethod = ExtractionMethod | 'loglikelihood' | 'unresolved';
+/**
+ * How a row's prediction was obtained; `'error'`: the model could not take the row (a `ModelInputError`, see
+ * {@link isModelInputError}), so it has no prediction and counts as wrong.
+ */
+export type PredictionMethod = ExtractionMethod | 'loglikelihood' | 'unresolved' | 'error';
+
+/**
+ * Whether `error` is `@mllm/models`' `ModelInputError`: the model cannot take this row as given (e.g. a prompt
+ * longer than the checkpoint's limit, more images than the authors' format holds), as opposed to a bug. Matched
+ * by name, so the harness does not need `@mllm/models` (an optional peer) to recognise it.
+ */
+export function isModelInputError(error: unknown): error is Error {
+  return error instanceof Error && error.name === 'ModelInputError';
+}
 
 /** The outcome for one row (one rotation). */
 export interface RowResult {
@@ -89,8 +101,13 @@ export interface RowResult {
   readonly method: PredictionMethod;
   /** Log-likelihoods per option when the fallback ran. */
   readonly optionScores?: readonly number[];
-  /** Prediction equals the answer; false for rows without an answer. */
+  /** Prediction equals the answer; false for rows without an answer and for rows with an `error`. */
   readonly correct: boolean;
+  /**
+   * The message of the `ModelInputError` the model threw for this row (then `method` is `'error'`, `generation`
+   * and `processed` are empty, there is no prediction, and the row counts as wrong); absent otherwise.
+   */
+  readonly error?: string;
   /** The row's cells by column key (`BenchmarkRow.fields`, image excluded), for predictions files. */
   readonly fields: Readonly<Record<string, string>>;
 }
@@ -147,7 +164,11 @@ export function argmaxScore(scores: readonly number[], options: readonly OptionC
   return best;
 }
 
-/** Scores one row with the model. Image tensors are created and disposed here. */
+/**
+ * Scores one row with the model. Image tensors are created and disposed here. A row the model cannot take (it
+ * throws a `ModelInputError`, see {@link isModelInputError}) gives a result with `method: 'error'` and the
+ * error's message, scored wrong, so a run goes on past it; any other error propagates.
+ */
 export async function evaluateRow(
   model: EvalModel,
   row: BenchmarkRow,
@@ -157,19 +178,30 @@ export async function evaluateRow(
   const prompt = buildPrompt(row, { instructionRule: options.instructionRule, datasetName: dataset });
   const images = row.images.map(pixelImageToTensor);
   try {
-    const generation = await model.generate(prompt, images);
-    if (typeof generation !== 'string') {
-      throw new TypeError(`model.generate must return a string, got ${typeof generation} (row ${row.index} of ${dataset})`);
-    }
-    const processed = postprocessAnswer(generation, prompt, options.postprocess ?? 'all');
-    const extraction = extractAnswer(processed, row.options);
-    let prediction: string | undefined = extraction?.letter;
-    let method: PredictionMethod = extraction?.method ?? 'unresolved';
+    let generation = '';
+    let processed = '';
+    let prediction: string | undefined;
+    let method: PredictionMethod;
     let optionScores: readonly number[] | undefined;
-    if (extraction === undefined && model.scoreOptions) {
-      optionScores = [...(await model.scoreOptions(prompt, images, row.options))];
-      prediction = row.options[argmaxScore(optionScores, row.options, `row ${row.index} of ${dataset}`)].letter;
-      method = 'loglikelihood';
+    let error: string | undefined;
+    try {
+      generation = await model.generate(prompt, images);
+      if (typeof generation !== 'string') {
+        throw new TypeError(`model.generate must return a string, got ${typeof generation} (row ${row.index} of ${dataset})`);
+      }
+      processed = postprocessAnswer(generation, prompt, options.postprocess ?? 'all');
+      const extraction = extractAnswer(processed, row.options);
+      prediction = extraction?.letter;
+      method = extraction?.method ?? 'unresolved';
+      if (extraction === undefined && model.scoreOptions) {
+        optionScores = [...(await model.scoreOptions(prompt, images, row.options))];
+        prediction = row.options[argmaxScore(optionScores, row.options, `row ${row.index} of ${dataset}`)].letter;
+        method = 'loglikelihood';
+      }
+    } catch (thrown) {
+      // The row is what the model cannot take (its message says why): recorded and scored wrong. Bugs stop the run.
+      if (!isModelInputError(thrown)) throw thrown;
+      [generation, processed, prediction, method, optionScores, error] = ['', '', undefined, 'error', undefined, thrown.message];
     }
     return {
       dataset,
@@ -189,6 +221,7 @@ export async function evaluateRow(
       method,
       ...(optionScores ? { optionScores } : {}),
       correct: row.answer !== '' && prediction === row.answer,
+      ...(error === undefined ? {} : { error }),
       fields: row.fields,
     };
   } finally {

@@ -131,23 +131,53 @@ describe('checkpoint directories in the authors\' layouts', () => {
     expect(fake.disposed()).toBe(1);
   });
 
-  it('a question the model cannot take (ModelInputError): mllm-eval prints its message without a stack and exits 1', async () => {
+  it('a question the model cannot take (ModelInputError) among others: mllm-eval goes on, scores it wrong, lists it with its message; a bug still stops the run', async () => {
     const tsv = join(directory, 'mmmb_en_long.tsv');
-    writeFileSync(tsv, writeTsv([{ index: 0, question: 'Too long?', options: { A: 'yes', B: 'no' }, answer: 'A', category: 'c', image: { height: 1, width: 1, data: Float32Array.from([1, 0, 0]) } }]));
+    const red = { height: 1, width: 1, data: Float32Array.from([1, 0, 0]) };
+    writeFileSync(tsv, writeTsv([
+      { index: 0, question: 'What colour?', options: { A: 'red', B: 'blue' }, answer: 'A', category: 'c', image: red },
+      { index: 1, question: 'Too long?', options: { A: 'yes', B: 'no' }, answer: 'A', category: 'c', image: { reference: 0 } },
+      { index: 2, question: 'And this?', options: { A: 'red', B: 'blue' }, answer: 'A', category: 'c', image: { reference: 0 } },
+    ]));
     const message = 'LlavaModel.forward: the spliced sequence has 80 tokens, more than tokenizer_model_max_length 64';
-    const fake = fakePretrained(() => {
-      throw new ModelInputError(message);
+    const fake = fakePretrained((question) => {
+      if (question.startsWith('Too long?')) throw new ModelInputError(message);
+      return 'A';
     });
+    const out: string[] = [];
     const err: string[] = [];
-    const code = await runCli(['--model', llava, '--out', join(directory, 'long-run'), '--no-progress', tsv], {
-      stdout: { write: () => true },
+    const run = join(directory, 'long-run');
+    const code = await runCli(['--model', llava, '--out', run, '--no-progress', tsv], {
+      stdout: { write: (text: string) => out.push(text) },
       stderr: { write: (text: string) => err.push(text) },
       hostLoader: async () => undefined,
       pretrainedLoader: fake.loader,
     });
-    expect(code).toBe(1);
-    expect(err.join('')).toBe(`\nmllm-eval: ${message}\n`);
+    expect(code, err.join('')).toBe(0);
+    expect(fake.asked.map((a) => a.question.split('\n')[0])).toEqual(['What colour?', 'Too long?', 'And this?']);
+    expect(err.join('')).toBe(`mllm-eval: 1 row the model could not take (scored wrong; listed in report.md and report.json), the first: mmmb_en_long row 1: ${message}\n`);
+    expect(out.join('')).toContain('overall accuracy 66.67% (2/3 questions, 3 rows, 0 skipped, 1 the model could not take)');
+    const report = JSON.parse(readFileSync(join(run, 'report.json'), 'utf8'));
+    expect([report.errorRows, report.errors]).toEqual([1, [{ dataset: 'mmmb_en_long', index: 1, line: 3, message }]]);
+    expect(readFileSync(join(run, 'report.md'), 'utf8')).toContain(`| mmmb_en_long | 3 | 1 | ${message} |`);
+    const predictions = readFileSync(join(run, 'predictions.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line));
+    expect(predictions.map((row) => [row.index, row.method, row.correct, row.error])).toEqual([[0, 'letter', true, undefined], [1, 'error', false, message], [2, 'letter', true, undefined]]);
     expect(fake.disposed()).toBe(1);
+
+    // Not the input: a bug in the model stops the run with its stack (exit 1), the rows before it kept.
+    const buggy = fakePretrained((question) => {
+      if (question.startsWith('Too long?')) throw new TypeError('model bug');
+      return 'A';
+    });
+    const bugErr: string[] = [];
+    expect(await runCli(['--model', llava, '--out', join(directory, 'bug-run'), '--no-progress', tsv], {
+      stdout: { write: () => true },
+      stderr: { write: (text: string) => bugErr.push(text) },
+      hostLoader: async () => undefined,
+      pretrainedLoader: buggy.loader,
+    })).toBe(1);
+    expect(bugErr.join('')).toMatch(/^\nmllm-eval: TypeError: model bug\n {4}at [\s\S]*the 1 rows generated before it are in /);
+    expect(buggy.asked).toHaveLength(2);
   });
 
   // One backend is enough: the CLI starts cpu itself; @mllm/pretrained's tests run Parrot on each backend.

@@ -60,7 +60,25 @@ describe('summarize', () => {
     expect(lines).toContain('l2-category,Reasoning,1,2,50');
     expect(lines).toContain('category,logic_reasoning,1,2,50');
     expect(lines).toContain('benchmark-language,MMMB/en,2,3,66.6667');
-    expect(lines[lines.length - 1]).toBe('skipped,rows,1,,');
+    expect(lines.slice(-2)).toEqual(['errors,rows,0,,', 'skipped,rows,1,,']);
+  });
+
+  it('lists the rows the model could not take (ModelInputError) in every format, counted among the wrong answers', () => {
+    const message = 'LlavaModel.forward: the spliced sequence has 80 tokens, more than tokenizer_model_max_length 64 | shorten it';
+    const withError = [
+      ...rows.slice(0, 3),
+      { dataset: 'mmbench_dev_ar', index: 7, line: 9, method: 'error', error: message, correct: false },
+    ] as RowResult[];
+    const failed = summarize({ questions, rows: withError, datasets, skipped: [], model: 'tiny' });
+    expect([failed.errorRows, failed.errors]).toEqual([1, [{ dataset: 'mmbench_dev_ar', index: 7, line: 9, message }]]);
+    expect(failed.predictionMethods).toEqual({ letter: 2, text: 1, error: 1 });
+    const markdown = reportToMarkdown(failed);
+    expect(markdown).toContain('(3 / 4 questions; 4 rows evaluated, 0 bad rows skipped, 1 rows the model could not take, scored wrong).');
+    expect(markdown).toContain(`## Rows the model could not take (scored wrong)\n\n| Dataset | Line | Index | Error |\n|---|---:|---|---|\n| mmbench_dev_ar | 9 | 7 | ${message.replace('|', '\\|')} |\n`);
+    expect(reportToCsv(failed).trim().split('\n').slice(-2)).toEqual(['errors,rows,1,,', 'skipped,rows,0,,']);
+    expect(JSON.parse(reportToJson(failed)).errors).toEqual([{ dataset: 'mmbench_dev_ar', index: 7, line: 9, message }]);
+    // without errors the markdown has no such section
+    expect(reportToMarkdown(report)).not.toContain('could not take');
   });
 
   it('renders JSON that parses back, with NaN as null', () => {

@@ -29,6 +29,22 @@ export interface Report {
   readonly predictionMethods: Readonly<Partial<Record<PredictionMethod, number>>>;
   readonly skippedRows: number;
   readonly skipped: readonly BadRowIssue[];
+  /**
+   * Rows the model could not take (it threw a `ModelInputError`, e.g. a prompt longer than the checkpoint's
+   * limit): evaluated and scored wrong, listed here with the error's message.
+   */
+  readonly errorRows: number;
+  readonly errors: readonly RowErrorEntry[];
+}
+
+/** A row the model could not take ({@link Report.errors}). */
+export interface RowErrorEntry {
+  readonly dataset: string;
+  readonly index: number;
+  /** 1-based line in the source where the row ends. */
+  readonly line: number;
+  /** The `ModelInputError`'s message. */
+  readonly message: string;
 }
 
 /** MMBench ability names → the abbreviations of the MMBench paper and VLMEvalKit reports. */
@@ -91,6 +107,7 @@ export function summarize(input: {
   }
   const predictionMethods: Partial<Record<PredictionMethod, number>> = {};
   for (const row of rows) predictionMethods[row.method] = (predictionMethods[row.method] ?? 0) + 1;
+  const errors = rows.flatMap((row) => (row.error === undefined ? [] : [{ dataset: row.dataset, index: row.index, line: row.line, message: row.error }]));
   return {
     model: input.model,
     overall: accuracyOf(correct, questions.length),
@@ -109,6 +126,8 @@ export function summarize(input: {
     predictionMethods,
     skippedRows: skipped.length,
     skipped,
+    errorRows: errors.length,
+    errors,
   };
 }
 
@@ -155,7 +174,8 @@ export function reportToMarkdown(report: Report): string {
     `# Evaluation report${report.model ? `: ${markdownCell(report.model)}` : ''}`,
     '',
     `Overall accuracy: **${percent(report.overall)}%** (${report.overall.correct} / ${report.overall.total} questions; ` +
-      `${report.rowsEvaluated} rows evaluated, ${report.skippedRows} bad rows skipped).`,
+      `${report.rowsEvaluated} rows evaluated, ${report.skippedRows} bad rows skipped` +
+      `${report.errorRows > 0 ? `, ${report.errorRows} rows the model could not take, scored wrong` : ''}).`,
     '',
     '## By dataset',
     '',
@@ -188,6 +208,14 @@ export function reportToMarkdown(report: Report): string {
     if (report.skipped.length > 100) lines.push('', `… and ${report.skipped.length - 100} more (see report.json).`);
     lines.push('');
   }
+  if (report.errors.length > 0) {
+    lines.push('## Rows the model could not take (scored wrong)', '', '| Dataset | Line | Index | Error |', '|---|---:|---|---|');
+    for (const entry of report.errors.slice(0, 100)) {
+      lines.push(`| ${markdownCell(entry.dataset)} | ${entry.line} | ${entry.index} | ${markdownCell(entry.message)} |`);
+    }
+    if (report.errors.length > 100) lines.push('', `… and ${report.errors.length - 100} more (see report.json).`);
+    lines.push('');
+  }
   return lines.join('\n');
 }
 
@@ -198,8 +226,9 @@ const csvCell = (value: string | number) => {
 
 /**
  * The report as CSV in long form: `group,key,correct,total,accuracy` where group is `overall`,
- * `dataset`, `language`, `l2-category`, `category`, `benchmark-language` (key `MMMB/en`, …), and a
- * final `skipped,rows,<count>,,` line. Accuracy in percent.
+ * `dataset`, `language`, `l2-category`, `category`, `benchmark-language` (key `MMMB/en`, …), then an
+ * `errors,rows,<count>,,` line (rows the model could not take) and a final `skipped,rows,<count>,,` line.
+ * Accuracy in percent.
  */
 export function reportToCsv(report: Report): string {
   const lines = ['group,key,correct,total,accuracy'];
@@ -213,6 +242,7 @@ export function reportToCsv(report: Report): string {
   for (const [benchmark, groups] of Object.entries(report.byBenchmarkLanguage)) {
     for (const [language, a] of Object.entries(groups)) add('benchmark-language', `${benchmark}/${language}`, a);
   }
+  lines.push(['errors', 'rows', report.errorRows, '', ''].map(csvCell).join(','));
   lines.push(['skipped', 'rows', report.skippedRows, '', ''].map(csvCell).join(','));
   return lines.join('\n') + '\n';
 }

@@ -142,6 +142,13 @@ describe('attachParrot', () => {
     expect(() => attachParrot(model, { moe, multiImage: 'all' as never })).toThrow(`config.multiImage must be 'clean' or 'reference', got the string "all"`);
     expect(() => attachParrot(model, { moe, freezeBase: 'yes' as never })).toThrow('config.freezeBase must be true or false');
     expect(() => attachParrot(model, { moe, numExpert: 3 } as never)).toThrow(/unknown option "numExpert" \(did you mean "numExperts"\?\)/);
+    // tfjs Layer keys are not Parrot's (the MoE would never see them): unknown, with the accepted keys listed
+    const accepted = 'known: moe, intermediateSize, numExperts, moeWeight, useMoe, useResidual, topK, auxLossCoefficient, expertStrategy, multiImage, onForward, freezeBase';
+    for (const key of ['name', 'trainable', 'dtype', 'inputShape', 'weights', 'customObjects']) {
+      expect(() => attachParrot(model, { moe, [key]: 1 } as never)).toThrow(`attachParrot: unknown option "${key}"; ${accepted}`);
+      expect(() => attachParrot(model, { intermediateSize: 4, numExperts: 2, [key]: 1 } as never)).toThrow(`attachParrot: unknown option "${key}"; ${accepted}`);
+    }
+    expect(() => attachParrot(model, { moe, name: 'parrot', colour: 'green' } as never)).toThrow(`attachParrot: unknown options "name", "colour"; ${accepted}`);
     expect(hostKeys(model)).toEqual(keys);
     moe.dispose();
     other.dispose();

@@ -162,7 +162,8 @@ export function attachParrot(host: ModuleHost, config: AttachParrotConfig = {}):
   const owner = 'attachParrot';
   assertModuleHost(owner, host);
   assertOptionsObject(owner, 'config', config as unknown);
-  assertKnownKeys(owner, config, CONFIG_KEYS);
+  // The config never reaches a tfjs Layer, so its keys (`name`, `trainable`, `dtype`, …) would be ignored: unknown here.
+  assertKnownKeys(owner, config, CONFIG_KEYS, { layerKeys: false });
   const shape = host.baseModelShape();
   if (shape.vision_select_feature !== 'cls_patch') {
     throw new Error(

@@ -1,7 +1,8 @@
 /**
  * `mllm`: run a checkpoint directory from the command line.
  *
- *   mllm run --model <dir> [--image a.png ...] [--max-new-tokens N] [--backend auto|cpu|wasm|webgpu|tensorflow] "question"
+ *   mllm run --model <dir> [--image a.png ...] [--max-new-tokens N] [--backend auto|cpu|wasm|webgpu|tensorflow]
+ *            [--vision-tower <dir>] [--tokenizer-dir <dir>] "question"
  *
  * The answer goes to stdout; the loading line, the progress line (redrawn in place on a terminal,
  * else one line every {@link PROGRESS_EVERY} tokens) and the summary go to stderr, so
@@ -14,6 +15,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BACKEND_REQUESTS, initBackend, type BackendRequest } from '@mllm/core';
 import { decodeImage, ModelInputError } from '@mllm/models';
@@ -49,6 +51,9 @@ Options:
   --vision-tower <dir>   the vision tower's directory, when config.json's mm_vision_tower names a
                          path from the authors' machine (default: a sibling directory named like
                          that path's last component)
+  --tokenizer-dir <dir>  the directory with tokenizer.json (+ tokenizer_config.json), when the
+                         checkpoint keeps none (default: the checkpoint directory; for Cheetah,
+                         the LLM directory its YAML names)
   --no-progress          no progress line
   -h, --help             this help
 `;
@@ -164,6 +169,7 @@ async function run(argv: readonly string[], io: CliIo): Promise<number> {
           'max-new-tokens': { type: 'string' },
           backend: { type: 'string' },
           'vision-tower': { type: 'string' },
+          'tokenizer-dir': { type: 'string' },
           'no-progress': { type: 'boolean' },
           help: { type: 'boolean', short: 'h' },
         },
@@ -196,6 +202,11 @@ async function run(argv: readonly string[], io: CliIo): Promise<number> {
     if (!statSync(values.model).isDirectory()) throw new UsageError(`--model ${values.model}: not a directory (pass the checkpoint directory)`);
     const tower = values['vision-tower'];
     if (tower !== undefined && !(existsSync(tower) && statSync(tower).isDirectory())) throw new UsageError(`--vision-tower ${tower}: no such directory`);
+    const tokenizerDir = values['tokenizer-dir'];
+    if (tokenizerDir !== undefined) {
+      if (!(existsSync(tokenizerDir) && statSync(tokenizerDir).isDirectory())) throw new UsageError(`--tokenizer-dir ${tokenizerDir}: no such directory`);
+      if (!existsSync(join(tokenizerDir, 'tokenizer.json'))) throw new UsageError(`--tokenizer-dir ${tokenizerDir}: no tokenizer.json there`);
+    }
     const images = await readImages(values.image ?? []);
     request = {
       model: values.model,
@@ -203,7 +214,7 @@ async function run(argv: readonly string[], io: CliIo): Promise<number> {
       images,
       maxNewTokens,
       backend: values.backend as BackendRequest | undefined,
-      options: tower === undefined ? {} : { visionTowerDir: tower },
+      options: { ...(tower === undefined ? {} : { visionTowerDir: tower }), ...(tokenizerDir === undefined ? {} : { tokenizerDir }) },
       progress: !values['no-progress'],
     };
   } catch (error) {

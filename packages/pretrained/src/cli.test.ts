@@ -4,7 +4,7 @@
  * whose `chat` reports tokens on a fake clock; real checkpoints run in one-command.test.ts (every layout) and
  * llava/load-llava.test.ts.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -21,6 +21,10 @@ const redBlue = join(directory, 'red-blue.png');
 writeFileSync(redBlue, encodePng({ height: 1, width: 2, data: Float32Array.from([1, 0, 0, 0, 0, 1]) }));
 const whiteBlack = join(directory, 'white-black.png');
 writeFileSync(whiteBlack, encodePng({ height: 2, width: 1, data: Float32Array.from([1, 1, 1, 0, 0, 0]) }));
+// A tokenizer directory for --tokenizer-dir (the CLI only checks that tokenizer.json is there; the stand-in loads nothing).
+const tokenizerDir = join(directory, 'tokenizer');
+mkdirSync(tokenizerDir);
+writeFileSync(join(tokenizerDir, 'tokenizer.json'), '{}');
 
 class Collector {
   text = '';
@@ -100,10 +104,13 @@ describe.skipIf(skipOnBackend(['wasm', 'webgpu', 'tensorflow'], 'the CLI logic m
 
   it('runs: loads with the options, passes the question, images and budget, prints the answer to stdout and the summary to stderr', async () => {
     const { io, stdout, stderr, calls, backends } = fakeIo();
-    const code = await runCli(['run', '--model', directory, '--max-new-tokens', '20', '--backend', 'wasm', '--vision-tower', directory, 'What is it?'], io);
+    const code = await runCli(
+      ['run', '--model', directory, '--max-new-tokens', '20', '--backend', 'wasm', '--vision-tower', directory, '--tokenizer-dir', tokenizerDir, 'What is it?'],
+      io,
+    );
     expect(code).toBe(0);
     expect(backends).toEqual(['wasm']);
-    expect(calls).toEqual([{ dir: directory, options: { visionTowerDir: directory }, question: 'What is it?', images: [], maxNewTokens: 20, disposed: 1 }]);
+    expect(calls).toEqual([{ dir: directory, options: { visionTowerDir: directory, tokenizerDir }, question: 'What is it?', images: [], maxNewTokens: 20, disposed: 1 }]);
     expect(stdout.text).toBe('A red square.\n');
     const lines = stderr.text.split('\n');
     expect(lines[0]).toBe(`loaded ${directory} (llava) on wasm in 0.50 s`);
@@ -152,6 +159,8 @@ describe.skipIf(skipOnBackend(['wasm', 'webgpu', 'tensorflow'], 'the CLI logic m
       [['run', '--model', join(directory, 'nope'), 'q'], /^mllm run: --model .*nope: no such directory/],
       [['run', '--model', notAnImage, 'q'], /^mllm run: --model .*notes\.png: not a directory \(pass the checkpoint directory\)/],
       [['run', '--model', directory, '--vision-tower', join(directory, 'tower'), 'q'], /^mllm run: --vision-tower .*tower: no such directory/],
+      [['run', '--model', directory, '--tokenizer-dir', join(directory, 'tok'), 'q'], /^mllm run: --tokenizer-dir .*tok: no such directory \(see mllm run --help\)\n$/],
+      [['run', '--model', directory, '--tokenizer-dir', directory, 'q'], /^mllm run: --tokenizer-dir .*: no tokenizer\.json there \(see mllm run --help\)\n$/],
       [['run', '--model', directory, '--image', join(directory, 'cat.png'), 'q'], /^mllm run: --image .*cat\.png: no such file \(see mllm run --help\)\n$/],
       [['run', '--model', directory, '--image', directory, 'q'], /^mllm run: --image .*: is a directory/],
       [['run', '--model', directory, '--image', notAnImage, 'q'], /^mllm run: --image .*notes\.png: unsupported image format 'unknown' \(expected PNG or JPEG/],

@@ -2,7 +2,8 @@
  * Every `mllm …` command line shown in the package README and docs/pretrained.md runs as written
  * (`npx mllm` as `mllm`): in a fresh directory holding what it names — a checkpoint directory (the
  * tiny plain-LLaVA reference checkpoint of @mllm/models with the tokenizer and preprocessor files of
- * test-fixtures/llava), its vision tower beside it, PNG images.
+ * test-fixtures/llava; the tokenizer files in the `--tokenizer-dir` directory instead when the line names one),
+ * its vision tower beside it, PNG images.
  */
 import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -32,8 +33,13 @@ function commandLines(markdown: string): string[][] {
   return lines;
 }
 
-/** Writes the checkpoint (with its tower beside it), tower and image files `argv` names into `directory`. */
+/**
+ * Writes the checkpoint (with its tower beside it), tower, tokenizer and image files `argv` names into
+ * `directory`. With `--tokenizer-dir` the tokenizer files go there only, not into the checkpoint, so the line
+ * answers only if the flag is honoured.
+ */
 function prepare(directory: string, argv: readonly string[]): void {
+  const tokenizerElsewhere = argv.includes('--tokenizer-dir');
   const tower = (dir: string) => {
     cpSync(join(REFERENCE, 'tiny-clip-vit-12'), dir, { recursive: true });
     cpSync(join(EXTRAS, 'tiny-clip-vit-12'), dir, { recursive: true });
@@ -42,8 +48,10 @@ function prepare(directory: string, argv: readonly string[]): void {
     const path = join(directory, value);
     if (argv[i - 1] === '--model') {
       cpSync(join(REFERENCE, 'llava-qwen2-clip'), path, { recursive: true, filter: (src) => !src.endsWith('expected.safetensors') });
-      cpSync(join(EXTRAS, 'llava-qwen2-clip'), path, { recursive: true });
+      if (!tokenizerElsewhere) cpSync(join(EXTRAS, 'llava-qwen2-clip'), path, { recursive: true });
       tower(join(dirname(path), 'tiny-clip-vit-12')); // mm_vision_tower "openai/tiny-clip-vit-12"
+    } else if (argv[i - 1] === '--tokenizer-dir') {
+      cpSync(join(EXTRAS, 'llava-qwen2-clip'), path, { recursive: true }); // tokenizer.json, tokenizer_config.json
     } else if (argv[i - 1] === '--vision-tower') {
       tower(path);
     } else if (argv[i - 1] === '--image') {
@@ -58,10 +66,10 @@ describe.skipIf(skipOnBackend(['webgpu', 'tensorflow'], 'the commands load a che
   const cwd = process.cwd();
   afterEach(() => process.chdir(cwd));
 
-  it('finds the command lines (README and docs/pretrained.md, with --image twice, --backend and --vision-tower)', () => {
+  it('finds the command lines (README and docs/pretrained.md, with --image twice, --backend, --vision-tower and --tokenizer-dir)', () => {
     expect(commands.length).toBeGreaterThanOrEqual(4);
     const flags = commands.flatMap(([, argv]) => argv.filter((word) => word.startsWith('--')));
-    expect(flags).toEqual(expect.arrayContaining(['--model', '--image', '--max-new-tokens', '--backend', '--vision-tower', '--no-progress']));
+    expect(flags).toEqual(expect.arrayContaining(['--model', '--image', '--max-new-tokens', '--backend', '--vision-tower', '--tokenizer-dir', '--no-progress']));
   });
 
   for (const [document, argv] of commands) {

@@ -49,6 +49,13 @@ export interface FromPretrainedOptions {
    * machine (the default is a sibling directory named like that path's last component).
    */
   visionTowerDir?: string;
+  /**
+   * The directory holding `tokenizer.json` (+ `tokenizer_config.json`) when the checkpoint keeps none (e.g. a
+   * Wings-LLaMA checkpoint: the base LLM's directory). Every loader takes it; the default is the checkpoint
+   * directory (for Cheetah, the LLM directory its YAML names). A directory given here without `tokenizer.json` is
+   * a load error.
+   */
+  tokenizerDir?: string;
   /** Options only one paper's loader understands are passed through unchanged. */
   [option: string]: unknown;
 }

@@ -21,9 +21,10 @@ export function cheetahEvalConfig(probe: CheckpointProbe): string | null {
 
 /**
  * `fromPretrained` options a Cheetah directory passes on to `loadCheetah` (the weight paths come from the YAML;
- * the shape overrides are for checkpoints not at the reference's ViT-g / BERT-base sizes).
+ * the shape overrides are for checkpoints not at the reference's ViT-g / BERT-base sizes; `tokenizerDir` replaces
+ * the LLM directory as the tokenizer's).
  */
-const CHEETAH_PASSED_OPTIONS = ['updateLayer', 'dropoutAtInference', 'visionConfig', 'qformerConfig', 'numQueryTokens'] as const;
+const CHEETAH_PASSED_OPTIONS = ['updateLayer', 'dropoutAtInference', 'visionConfig', 'qformerConfig', 'numQueryTokens', 'tokenizerDir'] as const;
 
 registerPretrainedKind('cheetah', {
   detect: detectCheetah,

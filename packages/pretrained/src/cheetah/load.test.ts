@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { fileURLToPath } from 'node:url';
-import { copyFileSync, cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -265,6 +265,44 @@ describe('loadCheetah: the authors\' Cheetah (Vicuna) from its released files', 
     } finally {
       rmSync(tmp, { recursive: true, force: true });
       tf.dispose([...e.values()]);
+    }
+  });
+
+  it('tokenizerDir: a tokenizer outside the LLM directory answers as the same tokenizer inside it; one without tokenizer.json is a load error', async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'cheetah-tokenizer-'));
+    const question = 'What is in the picture?';
+    const image = { height: 10, width: 12, data: Float32Array.from({ length: 360 }, (_, i) => ((i * 7) % 256) / 255) };
+    const writeTokenizer = (dir: string) => {
+      const { prompt } = cheetahPrompt(HFTokenizer.fromObjects(chunkTokenizerJson({}), CHUNK_TOKENIZER_CONFIG), `${CHEETAH_IMAGE} ${question}`, 1, 'vicuna');
+      writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(chunkTokenizerJson(chunkVocab(prompt.split('<HereForImage>')))));
+      writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify(CHUNK_TOKENIZER_CONFIG));
+    };
+    try {
+      cpSync(join(DIR, 'vicuna'), join(tmp, 'vicuna'), { recursive: true });
+      writeTokenizer(join(tmp, 'vicuna'));
+      mkdirSync(join(tmp, 'tokenizer'));
+      writeTokenizer(join(tmp, 'tokenizer'));
+      const inside = await loadCheetah({ config: join(DIR, 'cheetah_eval_vicuna.yaml'), llamaModel: join(tmp, 'vicuna'), ...TINY });
+      const expectedAnswer = await inside.chat(question, [image], { maxNewTokens: 3 }).finally(() => inside.dispose());
+      // fromPretrained passes tokenizerDir on; the fixture's own LLM directory has weights only
+      const outside = await fromPretrained(DIR, { ...TINY, tokenizerDir: join(tmp, 'tokenizer') } as never);
+      try {
+        expect((outside as unknown as { tokenizerDir: string }).tokenizerDir).toBe(join(tmp, 'tokenizer'));
+        const answer = await outside.chat(question, [image], { maxNewTokens: 3 });
+        expect([answer.tokens, answer.promptTokens]).toEqual([expectedAnswer.tokens, expectedAnswer.promptTokens]);
+      } finally {
+        outside.dispose();
+      }
+      const bare = await fromPretrained(DIR, TINY as never);
+      try {
+        await expect(bare.chat(question, [image])).rejects.toThrow(/chat needs a tokenizer\.json in .*tiny-vicuna\/vicuna \(the LLM directory, or load with \{ tokenizerDir \}\)/);
+      } finally {
+        bare.dispose();
+      }
+      await expect(loadCheetah({ config: join(DIR, 'cheetah_eval_vicuna.yaml'), ...TINY, tokenizerDir: DIR })).rejects.toThrow(/options\.tokenizerDir ".*tiny-vicuna" has no tokenizer\.json/);
+      await expect(loadCheetah({ config: join(DIR, 'cheetah_eval_vicuna.yaml'), ...TINY, tokenizerDir: '' })).rejects.toThrow(/loadCheetah: options\.tokenizerDir must be a directory path, got the string ""/);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
     }
   });
 

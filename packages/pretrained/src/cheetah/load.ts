@@ -21,6 +21,7 @@ import type { ChatOptions, ChatResult, PretrainedMLLM, RgbImage } from '../pretr
 import { CHEETAH_MODEL_CONFIGS, readCheetahConfig, type CheetahArch, type CheetahConfig, type CheetahStyle } from './config.js';
 import { CheetahModel, CHEETAH_UPDATE_LAYER } from './model.js';
 import { loadCheetahWeights, type CheetahWeightFiles } from './weights.js';
+import { checkTokenizerDirOption, hasTokenizerJson } from '../tokenizer-dir.js';
 
 /** Where LAVIS caches ViT-g and BLIP-2 (`download_cached_file`'s file names): the defaults beside the config. */
 export const CHEETAH_EVA_FILE = 'eva_vit_g.pth';
@@ -60,6 +61,11 @@ export interface LoadCheetahOptions {
   qformerConfig?: Partial<QFormerConfig>;
   /** `num_query_token` without a config (default 32). */
   numQueryTokens?: number;
+  /**
+   * Where `tokenizer.json` / `tokenizer_config.json` for `chat` are (default: the LLM directory), for a tokenizer
+   * kept elsewhere (e.g. converted from the LLM's `tokenizer.model` into a separate directory).
+   */
+  tokenizerDir?: string;
 }
 
 /** What `loadCheetah` returns: a `PretrainedMLLM` plus the Cheetah-specific entry points. */
@@ -76,7 +82,7 @@ export interface PretrainedCheetah extends PretrainedMLLM {
   readonly notes: readonly string[];
   /** The BLIP-2 eval transform `chat` applies to its images (`pixel_values [n, 3, S, S]`). */
   readonly imageProcessor: ImageProcessor;
-  /** The LLM directory's tokenizer (`tokenizer.json`), loaded on first use. */
+  /** The tokenizer (`tokenizer.json` of `options.tokenizerDir`, else of the LLM directory), loaded on first use. */
   tokenizer(): Promise<HFTokenizer>;
   /**
    * `Chat.answer(raw_img_list, context)` on preprocessed images: `context` holds `<Img><HereForImage></Img>` where
@@ -86,7 +92,7 @@ export interface PretrainedCheetah extends PretrainedMLLM {
 }
 
 const OPTION_KEYS = ['config', 'modelConfig', 'root', 'arch', 'evaWeights', 'qformerWeights', 'llamaModel', 'ckpt', 'updateLayer',
-  'dropoutAtInference', 'visionConfig', 'qformerConfig', 'numQueryTokens'] as const;
+  'dropoutAtInference', 'visionConfig', 'qformerConfig', 'numQueryTokens', 'tokenizerDir'] as const;
 
 /**
  * Load Cheetah from local files: the LAVIS YAML config (`options.config`) and/or explicit paths of the four weight
@@ -103,6 +109,11 @@ export async function loadCheetah(options: LoadCheetahOptions): Promise<Pretrain
   }
   if (options.ckpt !== undefined && options.ckpt !== null && (typeof options.ckpt !== 'string' || options.ckpt.length === 0)) {
     throw new Error(`${owner}: options.ckpt must be a path or null, got ${describeValue(options.ckpt)}`);
+  }
+  // The tokenizer is read when `chat` first needs it; a directory given for it must hold one already.
+  const tokenizerDir = checkTokenizerDirOption(owner, options.tokenizerDir);
+  if (tokenizerDir !== undefined && !(await hasTokenizerJson(owner, tokenizerDir))) {
+    throw new Error(`${owner}: options.tokenizerDir ${JSON.stringify(tokenizerDir)} has no tokenizer.json`);
   }
   const config = options.config === undefined ? null : await readCheetahConfig(options.config, { modelConfig: options.modelConfig });
   const arch = options.arch ?? config?.arch ?? 'cheetah_vicuna';
@@ -143,7 +154,7 @@ export async function loadCheetah(options: LoadCheetahOptions): Promise<Pretrain
     model.dispose();
     throw error;
   }
-  return new LoadedCheetah(root, model, config, CHEETAH_MODEL_CONFIGS[arch].style, files, notes);
+  return new LoadedCheetah(root, model, config, CHEETAH_MODEL_CONFIGS[arch].style, files, notes, tokenizerDir === undefined ? files.llama : path.resolve(tokenizerDir));
 }
 
 /** `<dir>/config.json` of the LLM (HF LLaMA, snake_case). */
@@ -179,12 +190,14 @@ class LoadedCheetah implements PretrainedCheetah {
     readonly style: CheetahStyle,
     readonly files: CheetahWeightFiles,
     readonly notes: readonly string[],
+    /** Where `tokenizer()` reads `tokenizer.json`: `options.tokenizerDir`, else the LLM directory. */
+    readonly tokenizerDir: string,
   ) {}
 
   tokenizer(): Promise<HFTokenizer> {
-    this.tokenizerPromise ??= loadTokenizer(this.files.llama).catch((error: unknown) => {
+    this.tokenizerPromise ??= loadTokenizer(this.tokenizerDir).catch((error: unknown) => {
       this.tokenizerPromise = null;
-      throw new ModelInputError(`loadCheetah: chat needs the LLM directory's tokenizer.json (${this.files.llama}); a LLaMA directory with only ` +
+      throw new ModelInputError(`loadCheetah: chat needs a tokenizer.json in ${this.tokenizerDir} (the LLM directory, or load with { tokenizerDir }); a LLaMA directory with only ` +
         `tokenizer.model can be converted with transformers: LlamaTokenizerFast.from_pretrained(dir).save_pretrained(dir). ` +
         `${(error as Error).message}`, { cause: error });
     });

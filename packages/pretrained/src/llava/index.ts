@@ -8,5 +8,10 @@ export * from './load-llava.js';
 
 registerPretrainedKind('llava', {
   detect: detectLlava,
-  load: (dir, options) => loadLlava(dir, { visionTowerDir: options.visionTowerDir, conversation: options.conversation as LlavaConversationStyle | undefined }),
+  load: (dir, options) =>
+    loadLlava(dir, {
+      visionTowerDir: options.visionTowerDir,
+      conversation: options.conversation as LlavaConversationStyle | undefined,
+      tokenizerDir: options.tokenizerDir,
+    }),
 });

@@ -102,10 +102,29 @@ describe('plain LLaVA checkpoint', () => {
     await expect(fromPretrained(lonely)).rejects.toThrow(/vision tower "openai\/tiny-clip-vit-12" \(mm_vision_tower\) was not found .*pass options\.visionTowerDir/);
     const noTokenizer = join(root, 'no-tokenizer', 'llava-qwen2-clip');
     cpSync(checkpoint, noTokenizer, { recursive: true, filter: (src) => !src.includes('tokenizer') });
-    await expect(fromPretrained(noTokenizer, { visionTowerDir: tower })).rejects.toThrow(/cannot read .*tokenizer\.json/);
+    await expect(fromPretrained(noTokenizer, { visionTowerDir: tower })).rejects.toThrow(/no-tokenizer\/llava-qwen2-clip" has no tokenizer\.json; .*load with \{ tokenizerDir \}/);
+    await expect(loadLlava(noTokenizer, { visionTowerDir: tower, tokenizerDir: noTokenizer })).rejects.toThrow(/options\.tokenizerDir ".*no-tokenizer\/llava-qwen2-clip" has no tokenizer\.json/);
+    await expect(loadLlava(checkpoint, { tokenizerDir: 7 as never })).rejects.toThrow(/loadLlava: options\.tokenizerDir must be a directory path, got 7/);
     const bareTower = join(root, 'bare-tower');
     cpSync(tower, bareTower, { recursive: true, filter: (src) => !src.endsWith('preprocessor_config.json') });
     await expect(fromPretrained(checkpoint, { visionTowerDir: bareTower })).rejects.toThrow(/no preprocessor_config\.json in the vision tower directory .*bare-tower/);
+  });
+
+  it('a tokenizer kept outside the checkpoint (tokenizerDir): the same prompt format and answer as with it inside', async () => {
+    const bare = join(root, 'tokenizer-elsewhere', 'llava-qwen2-clip');
+    cpSync(checkpoint, bare, { recursive: true, filter: (src) => !src.includes('tokenizer') });
+    const tokenizerDir = join(root, 'tokenizer-elsewhere', 'qwen2-tokenizer');
+    cpSync(join(EXTRAS, 'llava-qwen2-clip'), tokenizerDir, { recursive: true });
+    const expected = await model.chat(QUESTION, [IMAGE], { maxNewTokens: 6 });
+    const elsewhere = await fromPretrained(bare, { visionTowerDir: tower, tokenizerDir });
+    try {
+      // the chat template came from tokenizerDir's tokenizer_config.json
+      expect([elsewhere.kind, (elsewhere as LlavaPretrained).conversation]).toEqual(['llava', 'chat_template']);
+      const result = await elsewhere.chat(QUESTION, [IMAGE], { maxNewTokens: 6 });
+      expect([result.tokens, result.text, result.promptTokens]).toEqual([expected.tokens, expected.text, expected.promptTokens]);
+    } finally {
+      elsewhere.dispose();
+    }
   });
 
   // The binary is the built one; one backend is enough (it starts its own, cpu here).

@@ -8,13 +8,14 @@
  * Directory layout (everything local; no network):
  *
  *   <dir>/config.json, model*.safetensors   the LLaVA checkpoint (see `loadLlavaModel`)
- *   <dir>/tokenizer.json (+ tokenizer_config.json)
+ *   <dir>/tokenizer.json (+ tokenizer_config.json), or in `options.tokenizerDir`
  *   <tower dir>/config.json, preprocessor_config.json (+ weights when the checkpoint lacks them):
  *       `options.visionTowerDir`, else the sibling of <dir> named like `mm_vision_tower`'s last component
  */
 import { nodeFilePromises } from '@mllm/core';
-import { loadImageProcessor, loadLlavaModel, loadTokenizer, readLlavaConfigs, type HFTokenizer, type ImageProcessor, type LlavaModel } from '@mllm/models';
+import { loadImageProcessor, loadLlavaModel, readLlavaConfigs, type HFTokenizer, type ImageProcessor, type LlavaModel } from '@mllm/models';
 import type { ChatOptions, ChatResult, PretrainedMLLM, RgbImage } from '../pretrained-model.js';
+import { readCheckpointTokenizer } from '../tokenizer-dir.js';
 import { LLAVA_CONVERSATION_STYLES, llavaPrompt, pickLlavaConversation, type LlavaConversationStyle } from './conversation.js';
 
 /** Options of {@link loadLlava}. */
@@ -23,6 +24,8 @@ export interface LoadLlavaOptions {
   visionTowerDir?: string;
   /** The prompt format (default: {@link pickLlavaConversation}'s choice for the checkpoint). */
   conversation?: LlavaConversationStyle;
+  /** Where `tokenizer.json` / `tokenizer_config.json` are (default `dir`), for a tokenizer kept outside the checkpoint. */
+  tokenizerDir?: string;
 }
 
 const OWNER = 'loadLlava';
@@ -133,7 +136,13 @@ export async function loadLlava(dir: string, options: LoadLlavaOptions = {}): Pr
     throw new Error(`${OWNER}: options.conversation must be one of ${LLAVA_CONVERSATION_STYLES.join(', ')}, got ${JSON.stringify(options.conversation)}`);
   }
   const { config, visionTowerDir } = await readLlavaConfigs(dir, { visionTowerDir: options.visionTowerDir }, OWNER);
-  const tokenizer = await loadTokenizer(dir);
+  const tokenizer = await readCheckpointTokenizer(OWNER, dir, options.tokenizerDir);
+  if (!tokenizer) {
+    throw new Error(
+      `${OWNER}: ${JSON.stringify(dir)} has no tokenizer.json; copy the checkpoint's tokenizer files (tokenizer.json, ` +
+        `tokenizer_config.json) there or load with { tokenizerDir } naming the directory that holds them`,
+    );
+  }
   const processor = await loadProcessor([visionTowerDir, dir], config.image_aspect_ratio === 'pad');
   const conversation = options.conversation ?? pickLlavaConversation(config, tokenizer);
   const model = await loadLlavaModel(dir, { visionTowerDir });

@@ -5,7 +5,7 @@ import { loadParrot, type LoadParrotOptions } from './load-parrot.js';
 export * from './load-parrot.js';
 
 /** `fromPretrained` options a Parrot directory passes on to `loadParrot` (any other is not Parrot's and is left out). */
-const PARROT_PASSED_OPTIONS = ['visionTowerDir', 'missingMoeWeight', 'multiImage'] as const;
+const PARROT_PASSED_OPTIONS = ['visionTowerDir', 'missingMoeWeight', 'multiImage', 'tokenizerDir'] as const;
 
 registerPretrainedKind('parrot', {
   detect: detectParrot,

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { readSafetensorsFile, writeSafetensorsFile, StateDictError } from '@mllm/core';
+import { loadTokenizer } from '@mllm/models';
 import { expectClose, expectNoLeaks } from '@mllm/core/testing';
 import { fromPretrained } from '../from-pretrained.js';
 import { llavaPrompt } from '../llava/index.js';
@@ -252,8 +253,16 @@ describe('loadParrot against the authors\' ParrotQwen2ForCausalLM (tiny referenc
       rmSync(join(root, 'clip-vit-tiny-patch4-12', 'preprocessor_config.json'));
       const bare = await loadParrot(dir);
       expect([bare.tokenizer, bare.imageProcessor]).toEqual([null, null]);
-      await expect(bare.chat('Hi', [])).rejects.toThrow(/has no tokenizer.json; copy the checkpoint's tokenizer files there/);
+      await expect(bare.chat('Hi', [])).rejects.toThrow(/has no tokenizer.json; copy the checkpoint's tokenizer files there or load with \{ tokenizerDir \}/);
       bare.dispose();
+      // a tokenizer kept elsewhere: tokenizerDir (through fromPretrained too); one without tokenizer.json is a load error
+      await expect(loadParrot(dir, { tokenizerDir: dir })).rejects.toThrow(/loadParrot: options\.tokenizerDir ".*" has no tokenizer\.json/);
+      await expect(loadParrot(dir, { tokenizerDir: 0 as never })).rejects.toThrow(/loadParrot: options\.tokenizerDir must be a directory path, got 0/);
+      const elsewhere = await fromPretrained(dir, { tokenizerDir: F32_DIR });
+      const own = await loadTokenizer(F32_DIR);
+      expect((elsewhere as PretrainedParrot).tokenizer!.encode('Hi, what is it?')).toEqual(own.encode('Hi, what is it?'));
+      expect((elsewhere as PretrainedParrot).tokenizer!.vocabSize).toBe(own.vocabSize);
+      elsewhere.dispose();
       cpSync(join(F32_DIR, 'tokenizer.json'), join(dir, 'tokenizer.json'));
       const noProcessor = await loadParrot(dir);
       const image = { height: 12, width: 12, data: new Float32Array(432).fill(0.5) };

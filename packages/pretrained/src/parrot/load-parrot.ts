@@ -6,7 +6,7 @@
  *
  *   <dir>/config.json                 `model_type` parrot_qwen2: the Qwen2 keys, `mm_*` and `moe_*` keys
  *   <dir>/model-0000i-of-0000n.safetensors + model.safetensors.index.json   (F32, F16 or BF16)
- *   <dir>/tokenizer.json, tokenizer_config.json                            (for `chat`)
+ *   <dir>/tokenizer.json, tokenizer_config.json                            (for `chat`; or `options.tokenizerDir`)
  *   <tower dir>/config.json, preprocessor_config.json                      (`mm_vision_tower`'s directory)
  *
  * What the authors' code implies, set by the loader (each also read from the config where it has a key):
@@ -37,13 +37,14 @@
  */
 import { assertKnownKeys, assertOptionsObject, describeValue, nodeFilePromises } from '@mllm/core';
 import {
-  loadImageProcessor, loadTokenizer, loadLlavaWeights, LlavaModel, PREPROCESSOR_CONFIG_FILE, readLlavaConfigs, type HFTokenizer,
+  loadImageProcessor, loadLlavaWeights, LlavaModel, PREPROCESSOR_CONFIG_FILE, readLlavaConfigs, type HFTokenizer,
   type ImageProcessor,
   ModelInputError,
 } from '@mllm/models';
 import { attachParrot, parseReferenceConfig, type AttachedParrot } from '@mllm/parrot';
 import type { ChatOptions, ChatResult, PretrainedMLLM, RgbImage } from '../pretrained-model.js';
 import { LlavaPretrained } from '../llava/load-llava.js';
+import { readCheckpointTokenizer } from '../tokenizer-dir.js';
 
 const OWNER = 'loadParrot';
 
@@ -61,9 +62,11 @@ export interface LoadParrotOptions {
    * the authors' code does; `clean` runs each image through the MoE with its sample's text.
    */
   multiImage?: 'reference' | 'clean';
+  /** Where `tokenizer.json` / `tokenizer_config.json` are (default `dir`), for a tokenizer kept outside the checkpoint. */
+  tokenizerDir?: string;
 }
 
-const OPTION_KEYS = ['visionTowerDir', 'missingMoeWeight', 'multiImage'];
+const OPTION_KEYS = ['visionTowerDir', 'missingMoeWeight', 'multiImage', 'tokenizerDir'];
 
 /** A loaded Parrot checkpoint (see the file comment for what the loader sets). */
 export class PretrainedParrot implements PretrainedMLLM {
@@ -75,7 +78,10 @@ export class PretrainedParrot implements PretrainedMLLM {
   readonly model: LlavaModel;
   /** The attached MoE (`parrot.module` is the `ParrotMoE`; `parrot.config` its settings). */
   readonly parrot: AttachedParrot;
-  /** The checkpoint's tokenizer, or null when the directory has no `tokenizer.json` (then `chat` is unavailable). */
+  /**
+   * The checkpoint's tokenizer (from `options.tokenizerDir` when given), or null when the directory has no
+   * `tokenizer.json` (then `chat` is unavailable).
+   */
   readonly tokenizer: HFTokenizer | null;
   /**
    * The tower directory's CLIP processor (`preprocessor_config.json`, as `CLIPVisionTower.load_model` reads it),
@@ -114,7 +120,9 @@ export class PretrainedParrot implements PretrainedMLLM {
   }
 
   private requireTokenizer(owner: string): HFTokenizer {
-    if (!this.tokenizer) throw new ModelInputError(`${owner}: ${JSON.stringify(this.directory)} has no tokenizer.json; copy the checkpoint's tokenizer files there`);
+    if (!this.tokenizer) {
+      throw new ModelInputError(`${owner}: ${JSON.stringify(this.directory)} has no tokenizer.json; copy the checkpoint's tokenizer files there or load with { tokenizerDir }`);
+    }
     return this.tokenizer;
   }
 
@@ -157,7 +165,7 @@ export async function loadParrot(dir: string, options: LoadParrotOptions = {}): 
   if (parsed.args.hiddenSize !== config.hidden_size) {
     throw new Error(`${OWNER}: moe_hidden_size must equal hidden_size ${describeValue(config.hidden_size)} (the MoE works on projected tokens), got ${parsed.args.hiddenSize}`);
   }
-  const tokenizer = await readTokenizer(dir);
+  const tokenizer = await readCheckpointTokenizer(OWNER, dir, options.tokenizerDir);
   const imageProcessor = await readImageProcessor(visionTowerDir, config.image_aspect_ratio === 'pad');
   const model = new LlavaModel({ config, visionConfig });
   let parrot: AttachedParrot;
@@ -180,11 +188,6 @@ export async function loadParrot(dir: string, options: LoadParrotOptions = {}): 
 async function exists(dir: string, file: string): Promise<boolean> {
   const { fs, path } = await nodeFilePromises(OWNER);
   return fs.stat(path.join(dir, file)).then(() => true, () => false);
-}
-
-/** The checkpoint's tokenizer, or null when it has no `tokenizer.json` (a bad file is still an error). */
-async function readTokenizer(dir: string): Promise<HFTokenizer | null> {
-  return (await exists(dir, 'tokenizer.json')) ? loadTokenizer(dir) : null;
 }
 
 /** The tower's image processor, or null when it has no `preprocessor_config.json` (a bad file is still an error). */

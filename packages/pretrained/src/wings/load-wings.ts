@@ -20,14 +20,13 @@
  * sibling directory named like `mm_vision_tower`'s last component); its weights from the checkpoint's
  * `model.vision_tower.vision_tower.*`, else from that directory.
  */
-import { describeValue, disposeStateDict, loadShardedCheckpoint, loadStateDict, nodeFilePromises, type StateDict } from '@mllm/core';
+import { describeValue, disposeStateDict, loadShardedCheckpoint, loadStateDict, type StateDict } from '@mllm/core';
 import {
   LLAVA_VISION_TOWER_PREFIX,
   LlavaModel,
   ModelInputError,
   clipImageProcessor,
   isIgnoredLlavaTensor,
-  loadTokenizer,
   readLlavaConfigs,
   siglipImageProcessor,
   type HFTokenizer,
@@ -37,6 +36,7 @@ import { attachWings, wingsCheckpointShape, type AttachedWings, type WingsConfig
 import type { ChatOptions, ChatResult, PretrainedMLLM, RgbImage } from '../pretrained-model.js';
 import { readWingsWeights, resolveWingsCheckpointConfig, type WingsCheckpointConfig } from './checkpoint.js';
 import { wingsPrompt } from './prompt.js';
+import { readCheckpointTokenizer } from '../tokenizer-dir.js';
 
 const OWNER = 'loadWings';
 
@@ -187,16 +187,7 @@ export async function loadWings(dir: string, options: LoadWingsOptions = {}): Pr
   if (unknown.length) throw new Error(`${OWNER}: unknown option(s) ${unknown.join(', ')}; expected ${OPTION_KEYS.join(', ')}`);
   const { config, visionConfig, visionTowerDir } = await readLlavaConfigs(dir, { visionTowerDir: options.visionTowerDir }, OWNER);
   const wingsConfig = resolveWingsCheckpointConfig(config);
-  if (options.tokenizerDir !== undefined && (typeof options.tokenizerDir !== 'string' || options.tokenizerDir.length === 0)) {
-    throw new Error(`${OWNER}: options.tokenizerDir must be a directory path, got ${describeValue(options.tokenizerDir)}`);
-  }
-  const tokenizerDir = options.tokenizerDir ?? dir;
-  const { fs, path } = await nodeFilePromises(OWNER);
-  const hasTokenizer = await fs.stat(path.join(tokenizerDir, 'tokenizer.json')).then(() => true, () => false);
-  if (!hasTokenizer && options.tokenizerDir !== undefined) {
-    throw new Error(`${OWNER}: options.tokenizerDir ${JSON.stringify(tokenizerDir)} has no tokenizer.json`);
-  }
-  const tokenizer = hasTokenizer ? await loadTokenizer(tokenizerDir) : null;
+  const tokenizer = await readCheckpointTokenizer(OWNER, dir, options.tokenizerDir);
   // `mm_hidden_size` is not the tower's width in Wings' configs (see checkpoint.ts): the tower directory's
   // hidden_size is, and the strict load checks the projector's weight against it.
   const { mm_hidden_size: _ignored, ...llavaJson } = config;
