@@ -97,6 +97,15 @@ describe('plain LLaVA checkpoint', () => {
     await expect(llava.chat(QUESTION, [{ height: 2, width: 2, data: new Float32Array(3) }])).rejects.toThrow(/images\[0\]\.data must hold height · width · 3 = 12 values, got 3/);
     await expect(llava.chat(QUESTION, [IMAGE], { maxNewTokens: 0 })).rejects.toThrow(/options\.maxNewTokens must be a positive integer, got 0/);
     await expect(loadLlava(checkpoint, { conversation: 'vicuna' as never })).rejects.toThrow(/options\.conversation must be one of chat_template, bunny, chatml, llava_v1, got "vicuna"/);
+    // unknown keys (a typo, a tfjs Layer key) name the key, the nearest known one and the accepted ones, before anything is read
+    const known = 'known: visionTowerDir, conversation, tokenizerDir';
+    await expect(loadLlava(checkpoint, { visionTowerDri: tower } as never)).rejects.toThrow(`loadLlava: unknown option "visionTowerDri" (did you mean "visionTowerDir"?); ${known}`);
+    for (const key of ['name', 'trainable', 'dtype', 'inputShape', 'weights', 'customObjects']) {
+      await expect(loadLlava(checkpoint, { [key]: 1 } as never)).rejects.toThrow(`loadLlava: unknown option "${key}"; ${known}`);
+    }
+    await expect(loadLlava(join(root, 'nowhere'), { strict: false } as never)).rejects.toThrow(`loadLlava: unknown option "strict"; ${known}`);
+    await expect(loadLlava(checkpoint, null as never)).rejects.toThrow('loadLlava: options must be an object, got null');
+    await expect(loadLlava(checkpoint, [] as never)).rejects.toThrow('loadLlava: options must be an object, got a plain array (length 0)');
     const lonely = join(root, 'elsewhere', 'llava-qwen2-clip');
     cpSync(checkpoint, lonely, { recursive: true });
     await expect(fromPretrained(lonely)).rejects.toThrow(/vision tower "openai\/tiny-clip-vit-12" \(mm_vision_tower\) was not found .*pass options\.visionTowerDir/);

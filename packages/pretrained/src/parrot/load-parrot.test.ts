@@ -247,7 +247,11 @@ describe('loadParrot against the authors\' ParrotQwen2ForCausalLM (tiny referenc
     try {
       await expect(loadParrot(dir, { multiImage: 'first' as never })).rejects.toThrow(/options.multiImage must be 'reference' or 'clean', got/);
       await expect(loadParrot(dir, { visionTowerDir: join(root, 'nowhere') })).rejects.toThrow(/could not read/);
-      await expect(loadParrot(dir, { visionTowerDir: TOWER_DIR, strict: false } as never)).rejects.toThrow(/strict/);
+      const known = 'known: visionTowerDir, missingMoeWeight, multiImage, tokenizerDir';
+      await expect(loadParrot(dir, { visionTowerDir: TOWER_DIR, strict: false } as never)).rejects.toThrow(`loadParrot: unknown option "strict"; ${known}`);
+      for (const key of ['name', 'trainable', 'dtype', 'inputShape', 'weights', 'customObjects']) {
+        await expect(loadParrot(dir, { [key]: 1 } as never)).rejects.toThrow(`loadParrot: unknown option "${key}"; ${known}`);
+      }
       // no tokenizer / no processor config: the model loads, chat says what is missing
       rmSync(join(dir, 'tokenizer.json'));
       rmSync(join(root, 'clip-vit-tiny-patch4-12', 'preprocessor_config.json'));

@@ -149,7 +149,7 @@ export class PretrainedParrot implements PretrainedMLLM {
  */
 export async function loadParrot(dir: string, options: LoadParrotOptions = {}): Promise<PretrainedParrot> {
   assertOptionsObject(OWNER, 'options', options as unknown);
-  assertKnownKeys(OWNER, options, OPTION_KEYS);
+  assertKnownKeys(OWNER, options, OPTION_KEYS, { layerKeys: false }); // loader options never reach a tfjs Layer
   const multiImage = options.multiImage ?? 'reference';
   if (multiImage !== 'reference' && multiImage !== 'clean') {
     throw new Error(`${OWNER}: options.multiImage must be 'reference' or 'clean', got ${describeValue(options.multiImage)}`);

@@ -317,7 +317,13 @@ describe('loadWings: bad checkpoints are clear errors, and nothing is assigned o
   });
 
   it('unknown options and a wrong model_type', async () => {
-    await expect(loadWings(CHECKPOINT, { strict: false } as never)).rejects.toThrow(/unknown option\(s\) strict/);
+    const known = 'known: visionTowerDir, referenceCompat, systemPromptLength, tokenizerDir';
+    await expect(loadWings(CHECKPOINT, { strict: false } as never)).rejects.toThrow(`loadWings: unknown option "strict"; ${known}`);
+    await expect(loadWings(CHECKPOINT, { systemPromptLen: 14 } as never)).rejects.toThrow(`loadWings: unknown option "systemPromptLen" (did you mean "systemPromptLength"?); ${known}`);
+    for (const key of ['name', 'trainable', 'dtype', 'inputShape', 'weights', 'customObjects']) {
+      await expect(loadWings(CHECKPOINT, { [key]: 1 } as never)).rejects.toThrow(`loadWings: unknown option "${key}"; ${known}`);
+    }
+    await expect(loadWings(CHECKPOINT, null as never)).rejects.toThrow('loadWings: options must be an object, got null');
     await expect(loadWings(CHECKPOINT, { tokenizerDir: 3 as never })).rejects.toThrow(/options\.tokenizerDir must be a directory path, got 3/);
     const target = join(dir, 'type');
     cpSync(FIXTURES, target, { recursive: true });
