@@ -18,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { skipOnBackend } from '@mllm/core/testing';
 import { encodePng, IMAGE_TOKEN_INDEX, loadImageProcessor, type LlavaModel } from '@mllm/models';
 import { fromPretrained, loadLlava, LlavaPretrained, type PretrainedMLLM, type RgbImage } from '../index.js';
+import { countConfigReads } from '../config-reads.testutil.js';
 
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 const REFERENCE = here('../../../models/src/__fixtures__/reference');
@@ -55,6 +56,20 @@ describe('plain LLaVA checkpoint', () => {
   it('fromPretrained detects it and loads a LlavaPretrained with the chat template format', () => {
     expect(model).toBeInstanceOf(LlavaPretrained);
     expect([model.kind, model.directory, (model as LlavaPretrained).conversation]).toEqual(['llava', checkpoint, 'chat_template']);
+  });
+
+  it("reads config.json once per load: fromPretrained's detection hands it to loadLlava, which reads it itself when called directly", async () => {
+    const tower = join(root, 'tiny-clip-vit-12');
+    const viaDetection = await countConfigReads(checkpoint, () => fromPretrained(checkpoint));
+    const direct = await countConfigReads(checkpoint, () => loadLlava(checkpoint));
+    const towerReads = await countConfigReads(tower, () => loadLlava(checkpoint).then((again) => again.dispose()));
+    expect([viaDetection.reads, direct.reads, towerReads.reads]).toEqual([1, 1, 1]);
+    // the same model either way
+    const [a, b] = [viaDetection.result as LlavaPretrained, direct.result];
+    expect(a.model.namedParameters().length).toBeGreaterThan(0);
+    expect([...a.model.namedParameters()].map(([name, p]) => [name, Array.from(p.variable.read().dataSync())])).toEqual([...b.model.namedParameters()].map(([name, p]) => [name, Array.from(p.variable.read().dataSync())]));
+    a.dispose();
+    b.dispose();
   });
 
   it('chat = the chat template prompt + the CLIP processor (pad to square) + greedy generate stopping at <|im_end|>; no leaks', async () => {

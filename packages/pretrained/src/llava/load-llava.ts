@@ -13,8 +13,9 @@
  *       `options.visionTowerDir`, else the sibling of <dir> named like `mm_vision_tower`'s last component
  */
 import { assertKnownKeys, assertOptionsObject, nodeFilePromises } from '@mllm/core';
-import { loadImageProcessor, loadLlavaModel, readLlavaConfigs, type HFTokenizer, type ImageProcessor, type LlavaModel } from '@mllm/models';
+import { loadImageProcessor, loadLlavaWeights, LlavaModel, readLlavaConfigs, type HFTokenizer, type ImageProcessor } from '@mllm/models';
 import type { ChatOptions, ChatResult, PretrainedMLLM, RgbImage } from '../pretrained-model.js';
+import { probedConfig } from '../probed-config.js';
 import { readCheckpointTokenizer } from '../tokenizer-dir.js';
 import { LLAVA_CONVERSATION_STYLES, llavaPrompt, pickLlavaConversation, type LlavaConversationStyle } from './conversation.js';
 
@@ -138,7 +139,7 @@ export async function loadLlava(dir: string, options: LoadLlavaOptions = {}): Pr
   if (options.conversation !== undefined && !LLAVA_CONVERSATION_STYLES.includes(options.conversation)) {
     throw new Error(`${OWNER}: options.conversation must be one of ${LLAVA_CONVERSATION_STYLES.join(', ')}, got ${JSON.stringify(options.conversation)}`);
   }
-  const { config, visionTowerDir } = await readLlavaConfigs(dir, { visionTowerDir: options.visionTowerDir }, OWNER);
+  const { config, visionConfig, visionTowerDir } = await readLlavaConfigs(dir, { visionTowerDir: options.visionTowerDir, config: probedConfig(options) }, OWNER);
   const tokenizer = await readCheckpointTokenizer(OWNER, dir, options.tokenizerDir);
   if (!tokenizer) {
     throw new Error(
@@ -148,6 +149,7 @@ export async function loadLlava(dir: string, options: LoadLlavaOptions = {}): Pr
   }
   const processor = await loadProcessor([visionTowerDir, dir], config.image_aspect_ratio === 'pad');
   const conversation = options.conversation ?? pickLlavaConversation(config, tokenizer);
-  const model = await loadLlavaModel(dir, { visionTowerDir });
+  // What loadLlavaModel does, from the configs read above (not read again).
+  const model = await loadLlavaWeights(new LlavaModel({ config, visionConfig }), dir, visionTowerDir); // strict; disposes the model on any error
   return new LlavaPretrained(dir, model, tokenizer, processor, conversation);
 }

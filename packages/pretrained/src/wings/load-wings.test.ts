@@ -14,6 +14,7 @@ import { backendTolerance, expectClose, expectNoLeaks, maxRelativeError, toFloat
 import { loadWings, WingsModel } from './load-wings.js';
 import { fromPretrained } from '../index.js';
 import { wingsPrompt } from './prompt.js';
+import { countConfigReads } from '../config-reads.testutil.js';
 
 const FIXTURES = fileURLToPath(new URL('../__fixtures__/wings/', import.meta.url));
 const CHECKPOINT = join(FIXTURES, 'wings-qwen2');
@@ -115,8 +116,10 @@ describe('loadWings: the tiny Wings-Qwen2 checkpoint (authors\' layout) against 
     }
   });
 
-  it('fromPretrained detects the directory as Wings and loads it with loadWings', async () => {
-    const model = await fromPretrained(CHECKPOINT);
+  it('fromPretrained detects the directory as Wings and loads it with loadWings (config.json read once, by the detection)', async () => {
+    const { result: model, reads } = await countConfigReads(CHECKPOINT, () => fromPretrained(CHECKPOINT));
+    expect(reads).toBe(1);
+    expect((await countConfigReads(CHECKPOINT, () => loadWings(CHECKPOINT).then((direct) => direct.dispose()))).reads).toBe(1); // called directly it reads it
     try {
       expect(model.kind).toBe('wings');
       expect(model).toBeInstanceOf(WingsModel);

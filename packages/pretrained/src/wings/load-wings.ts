@@ -37,6 +37,7 @@ import type { ChatOptions, ChatResult, PretrainedMLLM, RgbImage } from '../pretr
 import { readWingsWeights, resolveWingsCheckpointConfig, type WingsCheckpointConfig } from './checkpoint.js';
 import { wingsPrompt } from './prompt.js';
 import { readCheckpointTokenizer } from '../tokenizer-dir.js';
+import { probedConfig } from '../probed-config.js';
 
 const OWNER = 'loadWings';
 
@@ -184,7 +185,7 @@ async function checkpointTensors(dir: string, visionTowerDir: string, model: Lla
 export async function loadWings(dir: string, options: LoadWingsOptions = {}): Promise<WingsModel> {
   assertOptionsObject(OWNER, 'options', options as unknown); // a cast: keep options' own type
   assertKnownKeys(OWNER, options, OPTION_KEYS, { layerKeys: false }); // loader options never reach a tfjs Layer
-  const { config, visionConfig, visionTowerDir } = await readLlavaConfigs(dir, { visionTowerDir: options.visionTowerDir }, OWNER);
+  const { config, visionConfig, visionTowerDir } = await readLlavaConfigs(dir, { visionTowerDir: options.visionTowerDir, config: probedConfig(options) }, OWNER);
   const wingsConfig = resolveWingsCheckpointConfig(config);
   const tokenizer = await readCheckpointTokenizer(OWNER, dir, options.tokenizerDir);
   // `mm_hidden_size` is not the tower's width in Wings' configs (see checkpoint.ts): the tower directory's
