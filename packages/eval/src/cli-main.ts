@@ -4,7 +4,7 @@
  *   mllm-eval --model <checkpoint-dir | model.mjs> --data <tsv...> --out <dir> [options]
  */
 import { mkdir, writeFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { PostprocessMode } from './answer-extraction.js';
@@ -51,6 +51,8 @@ Options:
                         letter (default) | text | letter-text
   --vision-tower <dir>  the vision tower's directory, for an authors' checkpoint whose config.json
                         names a tower path from the authors' machine (mm_vision_tower)
+  --tokenizer-dir <dir> the directory with tokenizer.json (+ tokenizer_config.json), for an authors'
+                        checkpoint that keeps its tokenizer elsewhere (e.g. Wings-LLaMA: the base LLM's)
   --backend <name>      cpu | wasm | webgpu (default: what the model registered, else cpu)
   --no-progress         no progress output
   -h, --help            this help
@@ -157,6 +159,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         'max-new-tokens': { type: 'string' },
         'score-target': { type: 'string' },
         'vision-tower': { type: 'string' },
+        'tokenizer-dir': { type: 'string' },
         'predict-only': { type: 'boolean' },
         'no-progress': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
@@ -203,6 +206,11 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         throw new UsageError(`--language: expected one of en, zh (cn), pt, ar, tr, ru, got ${JSON.stringify(values.language)}`);
       }
     }
+    const tokenizerDir = values['tokenizer-dir'];
+    if (tokenizerDir !== undefined) {
+      if (!(existsSync(tokenizerDir) && statSync(tokenizerDir).isDirectory())) throw new UsageError(`--tokenizer-dir ${tokenizerDir}: no such directory`);
+      if (!existsSync(join(tokenizerDir, 'tokenizer.json'))) throw new UsageError(`--tokenizer-dir ${tokenizerDir}: no tokenizer.json there`);
+    }
     datasets = dataArguments.map((argument) => {
       const { path, language: fileLanguage } = parseDataArgument(argument);
       return {
@@ -226,6 +234,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       backend: values.backend,
       hostOptions: { maxNewTokens, scoreTarget },
       visionTowerDir: values['vision-tower'],
+      tokenizerDir,
     };
   } catch (error) {
     if (error instanceof UsageError) {
@@ -254,9 +263,9 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       await ensureBackend(settings.backend);
       markCpuHintShown();
     }
-    const { modelSpec, hostOptions, visionTowerDir } = settings;
+    const { modelSpec, hostOptions, visionTowerDir, tokenizerDir } = settings;
     model = await withoutTfjsHints(() =>
-      loadEvalModel(modelSpec, io.hostLoader, hostOptions, undefined, { loader: io.pretrainedLoader, visionTowerDir }),
+      loadEvalModel(modelSpec, io.hostLoader, hostOptions, undefined, { loader: io.pretrainedLoader, visionTowerDir, tokenizerDir }),
     );
     await ensureBackend(settings.backend);
     markCpuHintShown();

@@ -3,7 +3,8 @@
 // checkpoint, a JS model module, benchmark TSVs — a name with `test` is a test split without answers;
 // a `--model` named `llava-…` is a checkpoint in the authors' layout: @mllm/models' tiny plain-LLaVA
 // reference checkpoint with @mllm/pretrained's tokenizer and preprocessor fixtures, loaded through
-// fromPretrained).
+// fromPretrained; with `--tokenizer-dir` the tokenizer files go into that directory only, not into the
+// checkpoint, so the line fails unless the tokenizer is read from there).
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -17,14 +18,17 @@ import { writeTsv, type BenchmarkRowInput } from './tsv-writer.js';
 const DOCUMENTS = ['../README.md', '../../../docs/eval.md', '../../../docs/pretrained.md'].map((relative) => fileURLToPath(new URL(relative, import.meta.url)));
 const fixture = (relative: string) => fileURLToPath(new URL(`../../${relative}`, import.meta.url));
 
+/** tokenizer.json and tokenizer_config.json of the tiny plain-LLaVA checkpoint. */
+const LLAVA_TOKENIZER = fixture('pretrained/test-fixtures/llava/llava-qwen2-clip');
+
 /**
- * The tiny plain-LLaVA checkpoint at `path`, its tower beside it (mm_vision_tower "openai/tiny-clip-vit-12").
+ * The tiny plain-LLaVA checkpoint at `path` (its tokenizer files in it when `withTokenizer`), its tower beside it (mm_vision_tower "openai/tiny-clip-vit-12").
  * Its 64-token context is too short for a benchmark prompt (question, options, instruction): the copy's
  * config allows 512 (random weights either way).
  */
-function llavaCheckpoint(path: string): void {
+function llavaCheckpoint(path: string, withTokenizer: boolean): void {
   cpSync(fixture('models/src/__fixtures__/reference/llava-qwen2-clip'), path, { recursive: true, filter: (src) => !src.endsWith('expected.safetensors') });
-  cpSync(fixture('pretrained/test-fixtures/llava/llava-qwen2-clip'), path, { recursive: true });
+  if (withTokenizer) cpSync(LLAVA_TOKENIZER, path, { recursive: true });
   const config = JSON.parse(readFileSync(join(path, 'config.json'), 'utf8'));
   writeFileSync(join(path, 'config.json'), JSON.stringify({ ...config, tokenizer_model_max_length: 512, max_position_embeddings: 512 }));
   const tower = join(dirname(path), 'tiny-clip-vit-12');
@@ -58,11 +62,14 @@ function benchmark(withAnswers: boolean): string {
 }
 
 async function prepare(directory: string, argv: readonly string[]): Promise<void> {
+  const tokenizerElsewhere = argv.includes('--tokenizer-dir');
   for (let i = 0; i < argv.length; i++) {
     const value = argv[i];
     const previous = argv[i - 1];
     if (previous === '--model' && /(^|\/)llava-[^/]*$/.test(value)) {
-      llavaCheckpoint(join(directory, value));
+      llavaCheckpoint(join(directory, value), !tokenizerElsewhere);
+    } else if (previous === '--tokenizer-dir') {
+      cpSync(LLAVA_TOKENIZER, join(directory, value), { recursive: true });
     } else if (previous === '--model' && value.endsWith('.mjs')) {
       writeFileSync(join(directory, value), "export default { name: 'doc-model', generate: () => 'A' };\n");
     } else if (previous === '--model') {
@@ -88,9 +95,10 @@ describe('documented mllm-eval command lines', () => {
   const cwd = process.cwd();
   afterEach(() => process.chdir(cwd));
 
-  it('finds the command lines (README and docs/eval.md, with the --predict-only example)', () => {
+  it('finds the command lines (README and docs/eval.md, with the --predict-only and --tokenizer-dir examples)', () => {
     expect(commands.length).toBeGreaterThanOrEqual(5);
     expect(commands.some(([, line]) => line.includes('--predict-only'))).toBe(true);
+    expect(commands.some(([, line]) => line.includes('--tokenizer-dir'))).toBe(true);
   });
 
   for (const [document, line] of commands) {

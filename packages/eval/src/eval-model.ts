@@ -202,6 +202,35 @@ export interface PretrainedLoadOptions {
   readonly loader?: PretrainedLoaderImporter;
   /** The vision tower's directory (`fromPretrained`'s `visionTowerDir`). */
   readonly visionTowerDir?: string;
+  /**
+   * The directory holding `tokenizer.json` (+ `tokenizer_config.json`), for a checkpoint that keeps its tokenizer
+   * elsewhere (`fromPretrained`'s `tokenizerDir`).
+   */
+  readonly tokenizerDir?: string;
+}
+
+/** `fromPretrained`'s options from {@link PretrainedLoadOptions}: only those given (none is `{}`). */
+function fromPretrainedOptions(pretrained: PretrainedLoadOptions): { visionTowerDir?: string; tokenizerDir?: string } {
+  return {
+    ...(pretrained.visionTowerDir === undefined ? {} : { visionTowerDir: pretrained.visionTowerDir }),
+    ...(pretrained.tokenizerDir === undefined ? {} : { tokenizerDir: pretrained.tokenizerDir }),
+  };
+}
+
+/**
+ * `visionTowerDir` and `tokenizerDir` are for checkpoint directories in the authors' layouts: a spec that is
+ * something else (`what`) would ignore them, so giving one is an error naming it (and the CLI flag).
+ */
+function refuseAuthorsOnlyOptions(spec: string, what: string, pretrained: PretrainedLoadOptions): void {
+  const given = [
+    pretrained.visionTowerDir !== undefined ? 'visionTowerDir (--vision-tower)' : '',
+    pretrained.tokenizerDir !== undefined ? 'tokenizerDir (--tokenizer-dir)' : '',
+  ].filter(Boolean);
+  if (given.length === 0) return;
+  throw new Error(
+    `cannot load model ${JSON.stringify(spec)}: ${given.join(' and ')} ${given.length > 1 ? 'apply' : 'applies'} only to checkpoint directories ` +
+      `in the authors' layouts (loaded by @mllm/pretrained), and ${JSON.stringify(spec)} is ${what}`,
+  );
 }
 
 /**
@@ -211,12 +240,13 @@ export interface PretrainedLoadOptions {
  * 3. a checkpoint directory in the authors' layout (plain LLaVA-style HF, Parrot, Wings, Cheetah: its
  *    config.json is not a saved host model's, or it has none): `fromPretrained(spec)` from
  *    `@mllm/pretrained` when it is installed, wrapped with {@link adaptPretrainedModel}
- *    (`hostOptions.maxNewTokens`, `pretrained.visionTowerDir`);
+ *    (`hostOptions.maxNewTokens`, `pretrained.visionTowerDir`, `pretrained.tokenizerDir`);
  * 4. `loadHostModel(spec)` from `@mllm/models` (a saved host directory), when it is installed, wrapped
  *    with {@link adaptHostModel} (`hostOptions`: image size, max new tokens, …); the module packages the
  *    directory records (Parrot, Wings, VPG-C) are imported first ({@link importRecordedModulePackages},
  *    `packageImporter`);
- * otherwise a clear error.
+ * otherwise a clear error. `pretrained.visionTowerDir` / `pretrained.tokenizerDir` apply to case 3 only: given
+ * for a spec resolved otherwise, they are an error (they would be ignored).
  */
 export async function loadEvalModel(
   spec: string,
@@ -232,10 +262,17 @@ export async function loadEvalModel(
     const model = await loader(spec);
     if (model !== undefined) {
       assertEvalModel(model, `model loader result for ${spec}`);
+      try {
+        refuseAuthorsOnlyOptions(spec, 'taken by a registered model loader, which gets the spec alone', pretrained);
+      } catch (error) {
+        await model.dispose?.();
+        throw error;
+      }
       return model;
     }
   }
   if (MODULE_EXTENSIONS.has(extname(spec)) && existsSync(spec) && statSync(spec).isFile()) {
+    refuseAuthorsOnlyOptions(spec, 'a JS model module, which builds its own model', pretrained);
     return loadModelModule(spec);
   }
   const name = hostOptions.name ?? basename(resolvePath(spec));
@@ -251,7 +288,7 @@ export async function loadEvalModel(
           `install it beside @mllm/eval (npm install @mllm/pretrained) and run again.`,
       );
     }
-    const model = await fromPretrained(spec, pretrained.visionTowerDir === undefined ? {} : { visionTowerDir: pretrained.visionTowerDir });
+    const model = await fromPretrained(spec, fromPretrainedOptions(pretrained));
     return adaptPretrainedModel(model, { maxNewTokens: hostOptions.maxNewTokens, name });
   }
   const loadHostModel = await hostLoader();
@@ -265,6 +302,7 @@ export async function loadEvalModel(
   if (!existsSync(spec)) {
     throw new Error(`cannot load model ${JSON.stringify(spec)}: no such checkpoint directory or module file`);
   }
+  refuseAuthorsOnlyOptions(spec, `not one: it loads as a saved @mllm host directory, whose config.json holds the tokenizer and the vision tower's configuration`, pretrained);
   await importRecordedModulePackages(spec, packageImporter, read !== undefined && 'config' in read ? read.config : null);
   const host = (await loadHostModel(spec)) as HostModelLike;
   if (!host || typeof host.generate !== 'function') {

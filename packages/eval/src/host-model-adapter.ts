@@ -6,7 +6,11 @@
  * - images are padded to a square with the processor's mean colour, `floor(mean · 255) / 255`
  *   (LLaVA/Parrot `image_aspect_ratio = 'pad'`), then resized to the vision tower's input side.
  *   The reference resizes with PIL bicubic (CLIPImageProcessor); this uses bilinear interpolation
- *   with half-pixel centres, so pixels differ slightly from the reference preprocessing;
+ *   with half-pixel centres, so pixels differ slightly from the reference preprocessing. (`@mllm/models/image`'s
+ *   Pillow-exact `ImageProcessor` is built from a `preprocessor_config.json` — resize, crop, resample, mean and
+ *   std — and normalises; a saved host has no such config: its vision config gives only the input side and the
+ *   normalisation, which the host applies itself. Checkpoints in the authors' layouts are evaluated through
+ *   `@mllm/pretrained`, whose loaders use that processor.)
  * - greedy generation, the first text of the output;
  * - option log-likelihoods via the host's `scoreOptions` (the option letter by default, as the
  *   instruction asks for the letter).

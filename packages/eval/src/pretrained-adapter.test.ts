@@ -14,7 +14,7 @@ import { skipOnBackend } from '@mllm/core/testing';
 import { ModelInputError } from '@mllm/models';
 import { fromPretrained } from '@mllm/pretrained';
 import { runCli } from './cli-main.js';
-import { loadEvalModel } from './eval-model.js';
+import { loadEvalModel, registerModelLoader } from './eval-model.js';
 import { adaptPretrainedModel, importPretrainedLoader, type PretrainedLoaderImporter, type PretrainedModelLike } from './pretrained-adapter.js';
 import { writeTsv } from './tsv-writer.js';
 
@@ -93,6 +93,46 @@ describe('checkpoint directories in the authors\' layouts', () => {
     expect(fake.loads).toHaveLength(2);
   });
 
+  it('loadEvalModel: tokenizerDir reaches fromPretrained (with visionTowerDir or alone); for any other spec both are errors, nothing loaded', async () => {
+    const fake = fakePretrained(() => 'A');
+    const hostSpecs: string[] = [];
+    const hostLoader = async () => (spec: string) => (hostSpecs.push(spec), { generate: () => ({ texts: ['C'] }) });
+    const noImports = async () => undefined;
+    await loadEvalModel(llava, hostLoader, {}, noImports, { loader: fake.loader, tokenizerDir: '/tokenizers/qwen2' });
+    await loadEvalModel(llava, hostLoader, {}, noImports, { loader: fake.loader, visionTowerDir: '/towers/clip', tokenizerDir: '/tokenizers/qwen2' });
+    expect(fake.loads).toEqual([
+      [llava, { tokenizerDir: '/tokenizers/qwen2' }],
+      [llava, { visionTowerDir: '/towers/clip', tokenizerDir: '/tokenizers/qwen2' }],
+    ]);
+    const rule = "only to checkpoint directories in the authors' layouts (loaded by @mllm/pretrained)";
+    const savedHostIs = "is not one: it loads as a saved @mllm host directory, whose config.json holds the tokenizer and the vision tower's configuration";
+    await expect(loadEvalModel(savedHost, hostLoader, {}, noImports, { loader: fake.loader, tokenizerDir: '/tokenizers/qwen2' })).rejects.toThrow(
+      `cannot load model ${JSON.stringify(savedHost)}: tokenizerDir (--tokenizer-dir) applies ${rule}, and ${JSON.stringify(savedHost)} ${savedHostIs}`,
+    );
+    await expect(loadEvalModel(bare, hostLoader, {}, noImports, { loader: fake.loader, visionTowerDir: '/towers/clip', tokenizerDir: '/t' })).rejects.toThrow(
+      `cannot load model ${JSON.stringify(bare)}: visionTowerDir (--vision-tower) and tokenizerDir (--tokenizer-dir) apply ${rule}, and ${JSON.stringify(bare)} ${savedHostIs}`,
+    );
+    const module = join(directory, 'model.mjs');
+    writeFileSync(module, "export default { generate: async () => 'A' };\n");
+    await expect(loadEvalModel(module, hostLoader, {}, noImports, { loader: fake.loader, tokenizerDir: '/t' })).rejects.toThrow(
+      `tokenizerDir (--tokenizer-dir) applies ${rule}, and ${JSON.stringify(module)} is a JS model module, which builds its own model`,
+    );
+    let disposed = 0;
+    const unregister = registerModelLoader((spec) => (spec === 'custom:model' ? { generate: async () => 'A', dispose: () => void disposed++ } : undefined));
+    try {
+      await expect(loadEvalModel('custom:model', hostLoader, {}, noImports, { loader: fake.loader, visionTowerDir: '/towers/clip' })).rejects.toThrow(
+        `visionTowerDir (--vision-tower) applies ${rule}, and "custom:model" is taken by a registered model loader, which gets the spec alone`,
+      );
+      expect(disposed).toBe(1); // the model the loader built is let go
+    } finally {
+      unregister();
+    }
+    expect([hostSpecs, fake.loads.length]).toEqual([[], 2]);
+    // without the options each of these loads as before
+    await loadEvalModel(savedHost, hostLoader, {}, noImports, { loader: fake.loader });
+    expect(hostSpecs).toEqual([savedHost]);
+  });
+
   it('without @mllm/pretrained installed: an error naming the package to install', async () => {
     await expect(loadEvalModel(llava, async () => undefined, {}, async () => undefined, { loader: async () => undefined })).rejects.toThrow(
       `cannot load model ${JSON.stringify(llava)}: it is not a saved @mllm host directory (no config.json with format 'mllm-host-v1'), ` +
@@ -129,6 +169,47 @@ describe('checkpoint directories in the authors\' layouts', () => {
     expect(out.join('')).toContain('overall accuracy 50.00% (1/2 questions, 2 rows, 0 skipped)');
     expect(JSON.parse(readFileSync(join(directory, 'run', 'report.json'), 'utf8')).model).toBe('llava-tiny');
     expect(fake.disposed()).toBe(1);
+  });
+
+  it('mllm-eval --tokenizer-dir <dir>: passed to fromPretrained; a directory that is missing or has no tokenizer.json is a usage error (exit 2)', async () => {
+    const tsv = join(directory, 'mmmb_en_tokenizer.tsv');
+    writeFileSync(tsv, writeTsv([{ index: 0, question: 'What colour?', options: { A: 'red', B: 'blue' }, answer: 'A', category: 'c', image: { height: 1, width: 1, data: Float32Array.from([1, 0, 0]) } }]));
+    const tokenizers = checkpoint('qwen2-tokenizer', { 'tokenizer.json': '{}' }); // only looked at, the stand-in loads nothing
+    const run = async (...args: string[]) => {
+      const fake = fakePretrained(() => 'A');
+      const out: string[] = [];
+      const err: string[] = [];
+      const code = await runCli(['--model', llava, ...args, '--out', join(directory, 'run-tokenizer'), '--no-progress', tsv], {
+        stdout: { write: (text: string) => out.push(text) },
+        stderr: { write: (text: string) => err.push(text) },
+        hostLoader: async () => undefined,
+        pretrainedLoader: fake.loader,
+      });
+      return { code, out: out.join(''), err: err.join(''), loads: fake.loads };
+    };
+    const ok = await run('--tokenizer-dir', tokenizers);
+    expect([ok.code, ok.err, ok.loads]).toEqual([0, '', [[llava, { tokenizerDir: tokenizers }]]]);
+    expect(ok.out).toContain('overall accuracy 100.00% (1/1 questions, 1 rows, 0 skipped)');
+    const both = await run('--vision-tower', directory, '--tokenizer-dir', tokenizers);
+    expect([both.code, both.loads]).toEqual([0, [[llava, { visionTowerDir: directory, tokenizerDir: tokenizers }]]]);
+    const missing = await run('--tokenizer-dir', join(directory, 'nowhere'));
+    expect([missing.code, missing.loads]).toEqual([2, []]);
+    expect(missing.err).toMatch(new RegExp(`^mllm-eval: --tokenizer-dir ${join(directory, 'nowhere')}: no such directory\n\nUsage: mllm-eval`));
+    const empty = await run('--tokenizer-dir', bare);
+    expect([empty.code, empty.loads]).toEqual([2, []]);
+    expect(empty.err).toMatch(new RegExp(`^mllm-eval: --tokenizer-dir ${bare}: no tokenizer\\.json there\n`));
+    // a saved host directory keeps its tokenizer in its config.json: the option is an error, exit 1, nothing loaded
+    const hostErr: string[] = [];
+    const hostCode = await runCli(['--model', savedHost, '--tokenizer-dir', tokenizers, '--out', join(directory, 'run-host'), '--no-progress', tsv], {
+      stdout: { write: () => {} },
+      stderr: { write: (text: string) => hostErr.push(text) },
+      hostLoader: async () => () => {
+        throw new Error('the host loader must not be reached');
+      },
+    });
+    expect([hostCode, hostErr.join('')]).toEqual([1, `mllm-eval: cannot load model ${JSON.stringify(savedHost)}: tokenizerDir (--tokenizer-dir) applies only to checkpoint ` +
+      `directories in the authors' layouts (loaded by @mllm/pretrained), and ${JSON.stringify(savedHost)} is not one: it loads as a saved @mllm host ` +
+      `directory, whose config.json holds the tokenizer and the vision tower's configuration\n`]);
   });
 
   it('a question the model cannot take (ModelInputError) among others: mllm-eval goes on, scores it wrong, lists it with its message; a bug still stops the run', async () => {
@@ -182,7 +263,7 @@ describe('checkpoint directories in the authors\' layouts', () => {
 
   // One backend is enough: the CLI starts cpu itself; @mllm/pretrained's tests run Parrot on each backend.
   it.skipIf(skipOnBackend(['wasm', 'webgpu', 'tensorflow'], 'the command runs on cpu; the cpu project covers it'))(
-    'mllm-eval --model <a real Parrot checkpoint> on a 2-row benchmark: runs, writes its report, each generation is the model\'s chat answer',
+    'mllm-eval --model <a real Parrot checkpoint> on a 2-row benchmark: runs, writes its report, each generation is the model\'s chat answer; --tokenizer-dir for one without its tokenizer',
     async () => {
       const parrot = fileURLToPath(new URL('../../pretrained/src/__fixtures__/reference/parrot/', import.meta.url));
       const dir = join(directory, 'Parrot-tiny');
@@ -216,6 +297,26 @@ describe('checkpoint directories in the authors\' layouts', () => {
       } finally {
         model.dispose();
       }
+      // The same checkpoint without its tokenizer files: each row is a question the model cannot take (it says where
+      // the tokenizer should be); with --tokenizer-dir naming the directory that has them, the same generations.
+      const lone = join(directory, 'Parrot-tiny-no-tokenizer'); // beside the same sibling tower
+      cpSync(dir, lone, { recursive: true, filter: (src) => !src.includes('tokenizer') });
+      const runLone = async (name: string, ...args: string[]) => {
+        const err: string[] = [];
+        const code = await runCli(['--model', lone, ...args, '--max-new-tokens', '3', '--backend', 'cpu', '--out', join(directory, name), '--no-progress', tsv], {
+          stdout: { write: () => {} },
+          stderr: { write: (text: string) => err.push(text) },
+        });
+        expect(code, err.join('')).toBe(0);
+        const report = JSON.parse(readFileSync(join(directory, name, 'report.json'), 'utf8')) as { errorRows: number };
+        const generated = readFileSync(join(directory, name, 'predictions.jsonl'), 'utf8').trimEnd().split('\n').map((line) => (JSON.parse(line) as { generation: string }).generation);
+        return { err: err.join(''), errorRows: report.errorRows, generated };
+      };
+      const without = await runLone('parrot-run-no-tokenizer');
+      expect(without.errorRows).toBe(2);
+      expect(without.err).toContain(`has no tokenizer.json; copy the checkpoint's tokenizer files there or load with { tokenizerDir }`);
+      const withDir = await runLone('parrot-run-tokenizer-dir', '--tokenizer-dir', dir);
+      expect([withDir.err, withDir.errorRows, withDir.generated]).toEqual(['', 0, rows.map((row) => row.generation)]);
     },
   );
 });

@@ -19,7 +19,7 @@ export interface PretrainedModelLike {
 }
 
 /** `@mllm/pretrained`'s `fromPretrained`, or undefined when the package is not installed. */
-export type PretrainedLoaderImporter = () => Promise<((dir: string, options?: { visionTowerDir?: string }) => Promise<PretrainedModelLike>) | undefined>;
+export type PretrainedLoaderImporter = () => Promise<((dir: string, options?: { visionTowerDir?: string; tokenizerDir?: string }) => Promise<PretrainedModelLike>) | undefined>;
 
 /** Imports `@mllm/pretrained` (an optional peer) and returns its `fromPretrained`. */
 export const importPretrainedLoader: PretrainedLoaderImporter = async () => {

@@ -9,6 +9,9 @@
  *
  *   registerPretrainedKind('parrot', { detect: detectParrot, load: (dir, options) => loadParrot(dir, options) });
  *
+ * The built-in loaders get the `config.json` the probe parsed with their options (./probed-config.ts, internal),
+ * so a load reads it once.
+ *
  * Detection runs in a fixed order, most specific first — Cheetah (a LAVIS YAML config), Parrot,
  * Wings, then plain LLaVA (whose `mm_*` keys Parrot's and Wings' configs also carry) — so the order
  * of registration does not matter.

@@ -262,6 +262,10 @@ describe('attachLinearVPGC on a LLaVA-style host (mlp2x_gelu projector)', () => 
     expect(() => attachVPGC(model)).toThrow(/use attachLinearVPGC/);
     expect(() => attachLinearVPGC(model, { updateLayer: 4 })).toThrow(/updateLayer must be in \[0, 4\), got 4/);
     expect(() => attachLinearVPGC(model, { updatelayer: 1 } as never)).toThrow(/unknown option "updatelayer" \(did you mean "updateLayer"\?\)/);
+    // tfjs Layer keys are not attachLinearVPGC's (nothing would read them): unknown, with the accepted keys listed
+    for (const key of ['name', 'trainable', 'dtype', 'inputShape', 'weights', 'customObjects']) {
+      expect(() => attachLinearVPGC(model, { updateLayer: 1, [key]: 1 } as never)).toThrow(`attachLinearVPGC: unknown option "${key}"; known: updateLayer, vpgc, freezeBase`);
+    }
     const other = new LinearVPGC({ llmHiddenSize: 16, visionHiddenSize: 10, updateLayer: 2 });
     expect(() => attachLinearVPGC(model, { vpgc: other })).toThrow(/config.vpgc.visionHiddenSize must equal the host's vision_hidden_size 12, got 10/);
     other.dispose();

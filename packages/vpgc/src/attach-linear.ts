@@ -84,7 +84,8 @@ export function attachLinearVPGC(host: ModuleHost, config: AttachLinearVPGCConfi
   const owner = 'attachLinearVPGC';
   assertModuleHost(owner, host);
   assertOptionsObject(owner, 'config', config as unknown); // a cast: keep config's own type
-  assertKnownKeys(owner, config, CONFIG_KEYS);
+  // The config never reaches a tfjs Layer: a Layer key (`name`, `trainable`, …) would be ignored, so it is unknown.
+  assertKnownKeys(owner, config, CONFIG_KEYS, { layerKeys: false });
   if (host.projector instanceof QFormerVPG) {
     throw new Error(`${owner}: the host's projector is a QFormerVPG; the linear VPG-C is for per-token projectors (LLaVA's linear / mlp2x_gelu). Use attachVPGC, which re-queries the Q-Former`);
   }

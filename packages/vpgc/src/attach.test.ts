@@ -183,6 +183,11 @@ describe('attachVPGC (core attach contract)', () => {
       expect(() => attachVPGC(model, { updateLayer: 4 })).toThrow(/attachVPGC: updateLayer must be in \[0, 4\), got 4/);
       expect(() => attachVPGC(model, { numLayers: 8 })).toThrow(/config\.numLayers must equal the host's num_hidden_layers 4 \(or be left out\), got 8/);
       expect(() => attachVPGC(model, { updatelayer: 1 } as never)).toThrow(/unknown option "updatelayer" \(did you mean "updateLayer"\?\)/);
+      // tfjs Layer keys are not attachVPGC's (nothing would read them): unknown, with the accepted keys listed
+      for (const key of ['name', 'trainable', 'dtype', 'inputShape', 'weights', 'customObjects']) {
+        expect(() => attachVPGC(model, { updateLayer: 1, [key]: 1 } as never))
+          .toThrow(`attachVPGC: unknown option "${key}"; known: vpg, updateLayer, numLayers, dropoutAtInference, vpgc, freezeBase`);
+      }
       expect(() => attachVPGC(model, { vpgc: {} } as never)).toThrow(/config\.vpgc must be a VPGC, got/);
       expect(() => attachVPGC(model, null as never)).toThrow(/attachVPGC: config must be an object, got null/);
       expect(() => attachVPGC({ addHooks() {} } as never)).toThrow(/host must be a model implementing ModuleHost .*got an object without setTrainable, baseModelShape/);

@@ -129,7 +129,8 @@ export function vpgcReferenceConfig(config: VPGCResolvedConfig): VPGCReferenceCo
 export function attachVPGC(host: ModuleHost, config: AttachVPGCConfig = {}): AttachedVPGC {
   assertModuleHost('attachVPGC', host);
   assertOptionsObject('attachVPGC', 'config', config as unknown); // a cast: keep config's own type
-  assertKnownKeys('attachVPGC', config, CONFIG_KEYS);
+  // The config never reaches a tfjs Layer: a Layer key (`name`, `trainable`, …) would be ignored, so it is unknown.
+  assertKnownKeys('attachVPGC', config, CONFIG_KEYS, { layerKeys: false });
   const shape = host.baseModelShape();
   const numLayers = shape.num_hidden_layers;
   if (config.numLayers !== undefined && config.numLayers !== numLayers) {

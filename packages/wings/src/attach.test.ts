@@ -317,6 +317,30 @@ describe('attachWings', () => {
     for (const h of [host, other, wide]) h.dispose();
   });
 
+  it('a config built from options rejects tfjs Layer keys (name, trainable, dtype, …) as unknown, attaching nothing', () => {
+    const host = tinyHost();
+    const keys = [...stateDict(host).keys()];
+    const accepted = 'known: stage, rank, layers, routerMaxLength, hiddenSize, numHeads, numLayers, ropeTheta, initStd, visualCausal, referenceCompat, systemPromptLength, freezeBase';
+    expectNoLeaks(() => {
+      for (const key of ['name', 'trainable', 'dtype', 'inputShape', 'weights', 'customObjects']) {
+        expect(() => attachWings(host, { stage: 1, rank: R, [key]: 1 } as never)).toThrow(`WingsConfig: unknown option "${key}"; ${accepted}`);
+        expect(() => injectWings(host, { stage: 2, rank: R, [key]: 1 } as never)).toThrow(`WingsConfig: unknown option "${key}"; ${accepted}`);
+        expect(() => attachWings(host, { stage: 2, rank: R, referenceCompat: { doubleAdd: true, [key]: true } } as never))
+          .toThrow(`WingsConfig.referenceCompat: unknown option "${key}"; known: doubleAdd, textOnlyNoRouter, misalignedTextMask`);
+      }
+      expect(() => attachWings(host, { stage: 1, rank: R, name: 'wings', colour: 'green' } as never)).toThrow(`WingsConfig: unknown options "name", "colour"; ${accepted}`);
+    });
+    expect(host.hooks).toHaveLength(0);
+    expect([...stateDict(host).keys()]).toEqual(keys);
+    expect(host.namedParameters().every(([, p]) => p.variable.trainable)).toBe(true); // nothing frozen either
+    // the same config without the Layer key attaches
+    const wings = attachWings(host, { stage: 1, rank: R });
+    expect(wings.config.rank).toBe(R);
+    wings.remove();
+    wings.module.dispose();
+    host.dispose();
+  });
+
   it('old Wings adapter directories (peft_type WINGS) load with loadLegacyWingsAdapter and convert to core’s format', async () => {
     const oldDir = await tempDir();
     const newDir = await tempDir();

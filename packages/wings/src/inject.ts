@@ -113,11 +113,12 @@ const WINGS_CONFIG_KEYS = [
 /** Resolve defaults from the host and validate (errors name the field and value). */
 export function resolveWingsConfig(config: WingsConfig, host?: WingsHostDimensions): ResolvedWingsConfig {
   assertOptionsObject('WingsConfig', 'config', config);
-  assertKnownKeys('WingsConfig', config, WINGS_CONFIG_KEYS);
+  // Nothing in a WingsConfig reaches a tfjs Layer: a Layer key (`name`, `trainable`, `dtype`, …) would be ignored, so it is unknown.
+  assertKnownKeys('WingsConfig', config, WINGS_CONFIG_KEYS, { layerKeys: false });
   const compatIn: unknown = config.referenceCompat;
   if (compatIn !== undefined && typeof compatIn !== 'string') {
     assertOptionsObject('WingsConfig', 'referenceCompat', compatIn);
-    assertKnownKeys('WingsConfig.referenceCompat', compatIn, ['doubleAdd', 'textOnlyNoRouter', 'misalignedTextMask']);
+    assertKnownKeys('WingsConfig.referenceCompat', compatIn, ['doubleAdd', 'textOnlyNoRouter', 'misalignedTextMask'], { layerKeys: false });
     for (const [key, value] of Object.entries(compatIn)) assertBoolean('WingsConfig', `referenceCompat.${key}`, value);
   }
   for (const key of ['visualCausal', 'freezeBase'] as const) {

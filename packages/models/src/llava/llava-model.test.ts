@@ -193,4 +193,15 @@ describe('LlavaModel against the authors\' LLaVA code (float64 fixtures)', () =>
     expect(() => resolveLlavaConfig({ ...config, mm_patch_merge_type: 'spatial_unpad' })).toThrow(/mm_patch_merge_type must be 'flat'/);
     expect(() => resolveLlavaConfig({ ...config, tokenizer_padding_side: 'middle' })).toThrow(/tokenizer_padding_side must be 'left' or 'right'/);
   });
+
+  it('readLlavaConfigs with the config.json already parsed (options.config) does not read it again', async () => {
+    const read = await readLlavaConfigs(reference('llava-qwen2-clip'));
+    // a directory without config.json: only the given config can be used (and the tower's, read from its directory)
+    const elsewhere = await readLlavaConfigs(reference('no-such-checkpoint'), { config: read.config, visionTowerDir: read.visionTowerDir });
+    expect(elsewhere).toEqual(read);
+    expect(elsewhere.config).not.toBe(read.config); // a copy: the caller's object is not handed on
+    await expect(readLlavaConfigs(reference('no-such-checkpoint'), { visionTowerDir: read.visionTowerDir })).rejects.toThrow(/could not read .*no-such-checkpoint\/config\.json/);
+    await expect(readLlavaConfigs(reference('llava-qwen2-clip'), { config: [] as never })).rejects.toThrow('loadLlavaModel: options.config must be the parsed config.json object, got an array');
+    await expect(readLlavaConfigs(reference('llava-qwen2-clip'), { config: 'config.json' as never })).rejects.toThrow('loadLlavaModel: options.config must be the parsed config.json object, got "config.json"');
+  });
 });

@@ -36,12 +36,26 @@ export interface LlavaCheckpointConfigs {
 
 const OWNER = 'loadLlavaModel';
 
+/** Options of {@link readLlavaConfigs}. */
+export interface ReadLlavaConfigsOptions extends Pick<LoadLlavaModelOptions, 'visionTowerDir'> {
+  /**
+   * `<dir>/config.json` already parsed by the caller (e.g. `@mllm/pretrained`'s `fromPretrained`, which reads it to
+   * detect the layout): used as it is (a shallow copy) instead of reading the file again.
+   */
+  config?: Readonly<Record<string, unknown>>;
+}
+
 /**
- * Reads `<dir>/config.json` and the vision tower directory's `config.json` (see the file comment for where the
- * tower directory is looked for). A missing tower directory is an error saying what to pass.
+ * Reads `<dir>/config.json` (unless `options.config` holds it) and the vision tower directory's `config.json` (see
+ * the file comment for where the tower directory is looked for). A missing tower directory is an error saying what
+ * to pass.
  */
-export async function readLlavaConfigs(dir: string, options: Pick<LoadLlavaModelOptions, 'visionTowerDir'> = {}, owner = OWNER): Promise<LlavaCheckpointConfigs> {
-  const config = (await readCheckpointConfig(owner, dir))!;
+export async function readLlavaConfigs(dir: string, options: ReadLlavaConfigsOptions = {}, owner = OWNER): Promise<LlavaCheckpointConfigs> {
+  const given = options.config;
+  if (given !== undefined && (typeof given !== 'object' || given === null || Array.isArray(given))) {
+    throw new Error(`${owner}: options.config must be the parsed config.json object, got ${Array.isArray(given) ? 'an array' : JSON.stringify(given)}`);
+  }
+  const config = given !== undefined ? { ...given } : (await readCheckpointConfig(owner, dir))!;
   const resolved = resolveLlavaConfig(config);
   const { fs, path } = await nodeFilePromises(owner);
   let towerDir = options.visionTowerDir;

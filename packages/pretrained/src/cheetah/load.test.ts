@@ -388,6 +388,12 @@ describe('loadCheetah: the authors\' Cheetah (Vicuna) from its released files', 
     expect(tf.memory().numTensors).toBe(before);
     // the reference's update layer needs 17+ layers; a bad value names the argument
     await expect(loadCheetah({ config: join(DIR, 'cheetah_eval_vicuna.yaml'), ...TINY, updateLayer: 17 })).rejects.toThrow(/updateLayer must be a layer of the 17-layer LLM, in \[0, 17\), got 17/);
+    // unknown keys (a typo, a tfjs Layer key) are errors naming the key and the accepted ones, before anything is read
+    const known = 'known: config, modelConfig, root, arch, evaWeights, qformerWeights, llamaModel, ckpt, updateLayer, dropoutAtInference, visionConfig, qformerConfig, numQueryTokens, tokenizerDir';
+    await expect(loadCheetah({ config: join(DIR, 'cheetah_eval_vicuna.yaml'), ...TINY, updateLayr: 2 } as never)).rejects.toThrow(`loadCheetah: unknown option "updateLayr" (did you mean "updateLayer"?); ${known}`);
+    for (const key of ['name', 'trainable', 'dtype', 'inputShape', 'weights', 'customObjects']) {
+      await expect(loadCheetah({ config: join(DIR, 'cheetah_eval_vicuna.yaml'), ...TINY, [key]: 1 } as never)).rejects.toThrow(`loadCheetah: unknown option "${key}"; ${known}`);
+    }
     expect(tf.memory().numTensors).toBe(before);
   });
 });

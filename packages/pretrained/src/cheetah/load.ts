@@ -101,7 +101,7 @@ const OPTION_KEYS = ['config', 'modelConfig', 'root', 'arch', 'evaWeights', 'qfo
 export async function loadCheetah(options: LoadCheetahOptions): Promise<PretrainedCheetah> {
   const owner = 'loadCheetah';
   assertOptionsObject(owner, 'options', options as unknown);
-  assertKnownKeys(owner, options, OPTION_KEYS);
+  assertKnownKeys(owner, options, OPTION_KEYS, { layerKeys: false }); // loader options never reach a tfjs Layer
   const { path } = await nodeFilePromises(owner);
   for (const key of ['config', 'modelConfig', 'root', 'evaWeights', 'qformerWeights', 'llamaModel'] as const) {
     const value = options[key];

@@ -18,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { skipOnBackend } from '@mllm/core/testing';
 import { encodePng, IMAGE_TOKEN_INDEX, loadImageProcessor, type LlavaModel } from '@mllm/models';
 import { fromPretrained, loadLlava, LlavaPretrained, type PretrainedMLLM, type RgbImage } from '../index.js';
+import { countConfigReads } from '../config-reads.testutil.js';
 
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 const REFERENCE = here('../../../models/src/__fixtures__/reference');
@@ -55,6 +56,20 @@ describe('plain LLaVA checkpoint', () => {
   it('fromPretrained detects it and loads a LlavaPretrained with the chat template format', () => {
     expect(model).toBeInstanceOf(LlavaPretrained);
     expect([model.kind, model.directory, (model as LlavaPretrained).conversation]).toEqual(['llava', checkpoint, 'chat_template']);
+  });
+
+  it("reads config.json once per load: fromPretrained's detection hands it to loadLlava, which reads it itself when called directly", async () => {
+    const tower = join(root, 'tiny-clip-vit-12');
+    const viaDetection = await countConfigReads(checkpoint, () => fromPretrained(checkpoint));
+    const direct = await countConfigReads(checkpoint, () => loadLlava(checkpoint));
+    const towerReads = await countConfigReads(tower, () => loadLlava(checkpoint).then((again) => again.dispose()));
+    expect([viaDetection.reads, direct.reads, towerReads.reads]).toEqual([1, 1, 1]);
+    // the same model either way
+    const [a, b] = [viaDetection.result as LlavaPretrained, direct.result];
+    expect(a.model.namedParameters().length).toBeGreaterThan(0);
+    expect([...a.model.namedParameters()].map(([name, p]) => [name, Array.from(p.variable.read().dataSync())])).toEqual([...b.model.namedParameters()].map(([name, p]) => [name, Array.from(p.variable.read().dataSync())]));
+    a.dispose();
+    b.dispose();
   });
 
   it('chat = the chat template prompt + the CLIP processor (pad to square) + greedy generate stopping at <|im_end|>; no leaks', async () => {
@@ -97,6 +112,15 @@ describe('plain LLaVA checkpoint', () => {
     await expect(llava.chat(QUESTION, [{ height: 2, width: 2, data: new Float32Array(3) }])).rejects.toThrow(/images\[0\]\.data must hold height · width · 3 = 12 values, got 3/);
     await expect(llava.chat(QUESTION, [IMAGE], { maxNewTokens: 0 })).rejects.toThrow(/options\.maxNewTokens must be a positive integer, got 0/);
     await expect(loadLlava(checkpoint, { conversation: 'vicuna' as never })).rejects.toThrow(/options\.conversation must be one of chat_template, bunny, chatml, llava_v1, got "vicuna"/);
+    // unknown keys (a typo, a tfjs Layer key) name the key, the nearest known one and the accepted ones, before anything is read
+    const known = 'known: visionTowerDir, conversation, tokenizerDir';
+    await expect(loadLlava(checkpoint, { visionTowerDri: tower } as never)).rejects.toThrow(`loadLlava: unknown option "visionTowerDri" (did you mean "visionTowerDir"?); ${known}`);
+    for (const key of ['name', 'trainable', 'dtype', 'inputShape', 'weights', 'customObjects']) {
+      await expect(loadLlava(checkpoint, { [key]: 1 } as never)).rejects.toThrow(`loadLlava: unknown option "${key}"; ${known}`);
+    }
+    await expect(loadLlava(join(root, 'nowhere'), { strict: false } as never)).rejects.toThrow(`loadLlava: unknown option "strict"; ${known}`);
+    await expect(loadLlava(checkpoint, null as never)).rejects.toThrow('loadLlava: options must be an object, got null');
+    await expect(loadLlava(checkpoint, [] as never)).rejects.toThrow('loadLlava: options must be an object, got a plain array (length 0)');
     const lonely = join(root, 'elsewhere', 'llava-qwen2-clip');
     cpSync(checkpoint, lonely, { recursive: true });
     await expect(fromPretrained(lonely)).rejects.toThrow(/vision tower "openai\/tiny-clip-vit-12" \(mm_vision_tower\) was not found .*pass options\.visionTowerDir/);

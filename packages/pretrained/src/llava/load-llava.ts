@@ -12,9 +12,10 @@
  *   <tower dir>/config.json, preprocessor_config.json (+ weights when the checkpoint lacks them):
  *       `options.visionTowerDir`, else the sibling of <dir> named like `mm_vision_tower`'s last component
  */
-import { nodeFilePromises } from '@mllm/core';
-import { loadImageProcessor, loadLlavaModel, readLlavaConfigs, type HFTokenizer, type ImageProcessor, type LlavaModel } from '@mllm/models';
+import { assertKnownKeys, assertOptionsObject, nodeFilePromises } from '@mllm/core';
+import { loadImageProcessor, loadLlavaWeights, LlavaModel, readLlavaConfigs, type HFTokenizer, type ImageProcessor } from '@mllm/models';
 import type { ChatOptions, ChatResult, PretrainedMLLM, RgbImage } from '../pretrained-model.js';
+import { probedConfig } from '../probed-config.js';
 import { readCheckpointTokenizer } from '../tokenizer-dir.js';
 import { LLAVA_CONVERSATION_STYLES, llavaPrompt, pickLlavaConversation, type LlavaConversationStyle } from './conversation.js';
 
@@ -29,6 +30,8 @@ export interface LoadLlavaOptions {
 }
 
 const OWNER = 'loadLlava';
+/** The keys of {@link LoadLlavaOptions}: any other is an error (a typo would otherwise be ignored). */
+const OPTION_KEYS = ['visionTowerDir', 'conversation', 'tokenizerDir'];
 
 /** Reads `preprocessor_config.json` from the tower directory (where LLaVA's `CLIPVisionTower` reads it), else from the checkpoint. */
 async function loadProcessor(dirs: readonly string[], padToSquare: boolean): Promise<ImageProcessor> {
@@ -127,15 +130,16 @@ export class LlavaPretrained implements PretrainedMLLM {
 
 /**
  * Loads a plain LLaVA-style checkpoint directory (see the module comment) as a {@link PretrainedMLLM}
- * of kind `'llava'`. Errors: a missing tower directory, tokenizer or `preprocessor_config.json`, an
- * unknown projector or tower type, any weight mismatch (nothing is returned and nothing leaks).
+ * of kind `'llava'`. Errors: an unknown option key, a missing tower directory, tokenizer or
+ * `preprocessor_config.json`, an unknown projector or tower type, any weight mismatch (nothing is returned and nothing leaks).
  */
 export async function loadLlava(dir: string, options: LoadLlavaOptions = {}): Promise<LlavaPretrained> {
-  if (options === null || typeof options !== 'object') throw new Error(`${OWNER}: options must be an object, got ${String(options)}`);
+  assertOptionsObject(OWNER, 'options', options as unknown); // a cast: keep options' own type
+  assertKnownKeys(OWNER, options, OPTION_KEYS, { layerKeys: false }); // loader options never reach a tfjs Layer
   if (options.conversation !== undefined && !LLAVA_CONVERSATION_STYLES.includes(options.conversation)) {
     throw new Error(`${OWNER}: options.conversation must be one of ${LLAVA_CONVERSATION_STYLES.join(', ')}, got ${JSON.stringify(options.conversation)}`);
   }
-  const { config, visionTowerDir } = await readLlavaConfigs(dir, { visionTowerDir: options.visionTowerDir }, OWNER);
+  const { config, visionConfig, visionTowerDir } = await readLlavaConfigs(dir, { visionTowerDir: options.visionTowerDir, config: probedConfig(options) }, OWNER);
   const tokenizer = await readCheckpointTokenizer(OWNER, dir, options.tokenizerDir);
   if (!tokenizer) {
     throw new Error(
@@ -145,6 +149,7 @@ export async function loadLlava(dir: string, options: LoadLlavaOptions = {}): Pr
   }
   const processor = await loadProcessor([visionTowerDir, dir], config.image_aspect_ratio === 'pad');
   const conversation = options.conversation ?? pickLlavaConversation(config, tokenizer);
-  const model = await loadLlavaModel(dir, { visionTowerDir });
+  // What loadLlavaModel does, from the configs read above (not read again).
+  const model = await loadLlavaWeights(new LlavaModel({ config, visionConfig }), dir, visionTowerDir); // strict; disposes the model on any error
   return new LlavaPretrained(dir, model, tokenizer, processor, conversation);
 }

@@ -1,5 +1,6 @@
 /** Parrot as a whole model from its released checkpoint: `loadParrot`, registered with `fromPretrained` as kind 'parrot'. */
 import { detectParrot, registerPretrainedKind } from '../from-pretrained.js';
+import { withProbedConfig } from '../probed-config.js';
 import { loadParrot, type LoadParrotOptions } from './load-parrot.js';
 
 export * from './load-parrot.js';
@@ -9,9 +10,9 @@ const PARROT_PASSED_OPTIONS = ['visionTowerDir', 'missingMoeWeight', 'multiImage
 
 registerPretrainedKind('parrot', {
   detect: detectParrot,
-  load: (dir, options) => {
+  load: (dir, options, probe) => {
     const passed: LoadParrotOptions = {};
     for (const key of PARROT_PASSED_OPTIONS) if (options[key] !== undefined) (passed as Record<string, unknown>)[key] = options[key];
-    return loadParrot(dir, passed);
+    return loadParrot(dir, withProbedConfig(passed, probe)); // config.json as detection read it, not read again
   },
 });

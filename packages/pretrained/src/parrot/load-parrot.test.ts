@@ -17,6 +17,7 @@ import { expectClose, expectNoLeaks } from '@mllm/core/testing';
 import { fromPretrained } from '../from-pretrained.js';
 import { llavaPrompt } from '../llava/index.js';
 import { loadParrot, PretrainedParrot } from './index.js';
+import { countConfigReads } from '../config-reads.testutil.js';
 
 const FIXTURES = fileURLToPath(new URL('../__fixtures__/reference/parrot/', import.meta.url));
 const F32_DIR = join(FIXTURES, 'Parrot-tiny');
@@ -119,10 +120,12 @@ describe('loadParrot against the authors\' ParrotQwen2ForCausalLM (tiny referenc
     parrot.dispose();
   });
 
-  it('fromPretrained detects the directory as Parrot and loads it through loadParrot (its options passed on)', async () => {
+  it('fromPretrained detects the directory as Parrot and loads it through loadParrot (its options passed on, config.json read once)', async () => {
     const { root, dir } = copyCheckpoint();
     try {
-      const parrot = await fromPretrained(dir, { visionTowerDir: TOWER_DIR, multiImage: 'clean' });
+      const { result: parrot, reads } = await countConfigReads(dir, () => fromPretrained(dir, { visionTowerDir: TOWER_DIR, multiImage: 'clean' }));
+      expect(reads).toBe(1); // by the detection; loadParrot gets it from there
+      expect((await countConfigReads(dir, () => loadParrot(dir, { visionTowerDir: TOWER_DIR }).then((direct) => direct.dispose()))).reads).toBe(1);
       expect(parrot).toBeInstanceOf(PretrainedParrot);
       expect(parrot.kind).toBe('parrot');
       expect((parrot as PretrainedParrot).visionTowerDir).toBe(TOWER_DIR);
@@ -247,7 +250,11 @@ describe('loadParrot against the authors\' ParrotQwen2ForCausalLM (tiny referenc
     try {
       await expect(loadParrot(dir, { multiImage: 'first' as never })).rejects.toThrow(/options.multiImage must be 'reference' or 'clean', got/);
       await expect(loadParrot(dir, { visionTowerDir: join(root, 'nowhere') })).rejects.toThrow(/could not read/);
-      await expect(loadParrot(dir, { visionTowerDir: TOWER_DIR, strict: false } as never)).rejects.toThrow(/strict/);
+      const known = 'known: visionTowerDir, missingMoeWeight, multiImage, tokenizerDir';
+      await expect(loadParrot(dir, { visionTowerDir: TOWER_DIR, strict: false } as never)).rejects.toThrow(`loadParrot: unknown option "strict"; ${known}`);
+      for (const key of ['name', 'trainable', 'dtype', 'inputShape', 'weights', 'customObjects']) {
+        await expect(loadParrot(dir, { [key]: 1 } as never)).rejects.toThrow(`loadParrot: unknown option "${key}"; ${known}`);
+      }
       // no tokenizer / no processor config: the model loads, chat says what is missing
       rmSync(join(dir, 'tokenizer.json'));
       rmSync(join(root, 'clip-vit-tiny-patch4-12', 'preprocessor_config.json'));

@@ -45,6 +45,7 @@ import { attachParrot, parseReferenceConfig, type AttachedParrot } from '@mllm/p
 import type { ChatOptions, ChatResult, PretrainedMLLM, RgbImage } from '../pretrained-model.js';
 import { LlavaPretrained } from '../llava/load-llava.js';
 import { readCheckpointTokenizer } from '../tokenizer-dir.js';
+import { probedConfig } from '../probed-config.js';
 
 const OWNER = 'loadParrot';
 
@@ -149,12 +150,12 @@ export class PretrainedParrot implements PretrainedMLLM {
  */
 export async function loadParrot(dir: string, options: LoadParrotOptions = {}): Promise<PretrainedParrot> {
   assertOptionsObject(OWNER, 'options', options as unknown);
-  assertKnownKeys(OWNER, options, OPTION_KEYS);
+  assertKnownKeys(OWNER, options, OPTION_KEYS, { layerKeys: false }); // loader options never reach a tfjs Layer
   const multiImage = options.multiImage ?? 'reference';
   if (multiImage !== 'reference' && multiImage !== 'clean') {
     throw new Error(`${OWNER}: options.multiImage must be 'reference' or 'clean', got ${describeValue(options.multiImage)}`);
   }
-  const { config, visionConfig, visionTowerDir } = await readLlavaConfigs(dir, { visionTowerDir: options.visionTowerDir }, OWNER);
+  const { config, visionConfig, visionTowerDir } = await readLlavaConfigs(dir, { visionTowerDir: options.visionTowerDir, config: probedConfig(options) }, OWNER);
   if (config.moe_hidden_size === undefined || config.num_experts === undefined) {
     throw new Error(
       `${OWNER}: ${JSON.stringify(dir)}'s config.json has no moe_hidden_size / num_experts, so it is not a Parrot checkpoint ` +

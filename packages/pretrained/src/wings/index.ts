@@ -1,5 +1,6 @@
 /** Wings as a whole model from its released checkpoint: `loadWings`, registered with `fromPretrained` as kind 'wings'. */
 import { detectWings, registerPretrainedKind } from '../from-pretrained.js';
+import { withProbedConfig } from '../probed-config.js';
 import { loadWings, type LoadWingsOptions } from './load-wings.js';
 
 export * from './checkpoint.js';
@@ -11,9 +12,9 @@ const WINGS_PASSED_OPTIONS = ['visionTowerDir', 'referenceCompat', 'systemPrompt
 
 registerPretrainedKind('wings', {
   detect: detectWings,
-  load: (dir, options) => {
+  load: (dir, options, probe) => {
     const passed: LoadWingsOptions = {};
     for (const key of WINGS_PASSED_OPTIONS) if (options[key] !== undefined) (passed as Record<string, unknown>)[key] = options[key];
-    return loadWings(dir, passed);
+    return loadWings(dir, withProbedConfig(passed, probe)); // config.json as detection read it, not read again
   },
 });

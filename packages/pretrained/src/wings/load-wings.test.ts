@@ -14,6 +14,7 @@ import { backendTolerance, expectClose, expectNoLeaks, maxRelativeError, toFloat
 import { loadWings, WingsModel } from './load-wings.js';
 import { fromPretrained } from '../index.js';
 import { wingsPrompt } from './prompt.js';
+import { countConfigReads } from '../config-reads.testutil.js';
 
 const FIXTURES = fileURLToPath(new URL('../__fixtures__/wings/', import.meta.url));
 const CHECKPOINT = join(FIXTURES, 'wings-qwen2');
@@ -115,8 +116,10 @@ describe('loadWings: the tiny Wings-Qwen2 checkpoint (authors\' layout) against 
     }
   });
 
-  it('fromPretrained detects the directory as Wings and loads it with loadWings', async () => {
-    const model = await fromPretrained(CHECKPOINT);
+  it('fromPretrained detects the directory as Wings and loads it with loadWings (config.json read once, by the detection)', async () => {
+    const { result: model, reads } = await countConfigReads(CHECKPOINT, () => fromPretrained(CHECKPOINT));
+    expect(reads).toBe(1);
+    expect((await countConfigReads(CHECKPOINT, () => loadWings(CHECKPOINT).then((direct) => direct.dispose()))).reads).toBe(1); // called directly it reads it
     try {
       expect(model.kind).toBe('wings');
       expect(model).toBeInstanceOf(WingsModel);
@@ -317,7 +320,13 @@ describe('loadWings: bad checkpoints are clear errors, and nothing is assigned o
   });
 
   it('unknown options and a wrong model_type', async () => {
-    await expect(loadWings(CHECKPOINT, { strict: false } as never)).rejects.toThrow(/unknown option\(s\) strict/);
+    const known = 'known: visionTowerDir, referenceCompat, systemPromptLength, tokenizerDir';
+    await expect(loadWings(CHECKPOINT, { strict: false } as never)).rejects.toThrow(`loadWings: unknown option "strict"; ${known}`);
+    await expect(loadWings(CHECKPOINT, { systemPromptLen: 14 } as never)).rejects.toThrow(`loadWings: unknown option "systemPromptLen" (did you mean "systemPromptLength"?); ${known}`);
+    for (const key of ['name', 'trainable', 'dtype', 'inputShape', 'weights', 'customObjects']) {
+      await expect(loadWings(CHECKPOINT, { [key]: 1 } as never)).rejects.toThrow(`loadWings: unknown option "${key}"; ${known}`);
+    }
+    await expect(loadWings(CHECKPOINT, null as never)).rejects.toThrow('loadWings: options must be an object, got null');
     await expect(loadWings(CHECKPOINT, { tokenizerDir: 3 as never })).rejects.toThrow(/options\.tokenizerDir must be a directory path, got 3/);
     const target = join(dir, 'type');
     cpSync(FIXTURES, target, { recursive: true });

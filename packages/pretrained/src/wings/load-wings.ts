@@ -20,7 +20,7 @@
  * sibling directory named like `mm_vision_tower`'s last component); its weights from the checkpoint's
  * `model.vision_tower.vision_tower.*`, else from that directory.
  */
-import { describeValue, disposeStateDict, loadShardedCheckpoint, loadStateDict, type StateDict } from '@mllm/core';
+import { assertKnownKeys, assertOptionsObject, describeValue, disposeStateDict, loadShardedCheckpoint, loadStateDict, type StateDict } from '@mllm/core';
 import {
   LLAVA_VISION_TOWER_PREFIX,
   LlavaModel,
@@ -37,6 +37,7 @@ import type { ChatOptions, ChatResult, PretrainedMLLM, RgbImage } from '../pretr
 import { readWingsWeights, resolveWingsCheckpointConfig, type WingsCheckpointConfig } from './checkpoint.js';
 import { wingsPrompt } from './prompt.js';
 import { readCheckpointTokenizer } from '../tokenizer-dir.js';
+import { probedConfig } from '../probed-config.js';
 
 const OWNER = 'loadWings';
 
@@ -182,10 +183,9 @@ async function checkpointTensors(dir: string, visionTowerDir: string, model: Lla
  * patch count is not `image_token_length` are errors naming what is wrong; nothing is returned, nothing leaks.
  */
 export async function loadWings(dir: string, options: LoadWingsOptions = {}): Promise<WingsModel> {
-  if (options === null || typeof options !== 'object' || Array.isArray(options)) throw new Error(`${OWNER}: options must be an object, got ${describeValue(options)}`);
-  const unknown = Object.keys(options).filter((k) => !OPTION_KEYS.includes(k));
-  if (unknown.length) throw new Error(`${OWNER}: unknown option(s) ${unknown.join(', ')}; expected ${OPTION_KEYS.join(', ')}`);
-  const { config, visionConfig, visionTowerDir } = await readLlavaConfigs(dir, { visionTowerDir: options.visionTowerDir }, OWNER);
+  assertOptionsObject(OWNER, 'options', options as unknown); // a cast: keep options' own type
+  assertKnownKeys(OWNER, options, OPTION_KEYS, { layerKeys: false }); // loader options never reach a tfjs Layer
+  const { config, visionConfig, visionTowerDir } = await readLlavaConfigs(dir, { visionTowerDir: options.visionTowerDir, config: probedConfig(options) }, OWNER);
   const wingsConfig = resolveWingsCheckpointConfig(config);
   const tokenizer = await readCheckpointTokenizer(OWNER, dir, options.tokenizerDir);
   // `mm_hidden_size` is not the tower's width in Wings' configs (see checkpoint.ts): the tower directory's
