@@ -133,6 +133,7 @@ export const RULES = [
   // --- already run by CI ---
   { match: /^(?:bash scripts\/setup\.sh && )?pnpm test$/, action: 'ci', step: 'pnpm test', reason: '.ci/run runs `bash scripts/setup.sh && pnpm test` first' },
   { match: /^pnpm (?:release:dry|test:consumer)(?: && pnpm test:consumer)?$/, action: 'ci', step: 'pnpm release:dry', reason: '.ci/run runs `pnpm release:dry` then `pnpm test:consumer`' },
+  { match: /^pnpm typecheck$/, action: 'ci', step: 'pnpm typecheck', reason: '.ci/run runs `pnpm typecheck` after `pnpm test` (tsc over every package, example and test file)' },
   { match: /^pnpm pack$/, action: 'ci', step: 'pnpm release:dry', reason: 'named in prose: `pnpm release:dry` packs every package with `pnpm pack`' },
   {
     match: VITEST_LINE,
@@ -157,12 +158,6 @@ export const RULES = [
     reason: "the consumer test installs each package README's install line, as written, in an empty project (the @mllm names swapped for the tarballs)",
   },
   // --- cannot run in CI ---
-  {
-    match: /^pnpm typecheck$/,
-    action: 'skip',
-    reason:
-      "tsc over 13 packages and examples costs ~120 CPU-seconds cold (CI's turbo cache is empty), ~1.2× everything this script runs together, over this step's CI budget; `pnpm test`'s build already type-checks each package's sources (tsup's declaration build)",
-  },
   { match: /^npm install @tensorflow\/tfjs-node-gpu$/, action: 'skip', reason: 'downloads a CUDA build of libtensorflow from outside the npm registry at install time (docs/backends.md)' },
   {
     match: /^npm install (?:(?:@tensorflow\/tfjs-backend-(?:wasm|webgpu)|webgpu)(?:@[\d.]+)? ?)+$/,
