@@ -158,6 +158,7 @@ export const RULES = [
     reason: "the consumer test installs each package README's install line, as written, in an empty project (the @mllm names swapped for the tarballs)",
   },
   // --- cannot run in CI ---
+  { match: /^(?:CI=true )?bash \.ci\/run$/, action: 'skip', reason: 'the CI entry point itself: this script is its last step, so running it here would recurse' },
   { match: /^npm install @tensorflow\/tfjs-node-gpu$/, action: 'skip', reason: 'downloads a CUDA build of libtensorflow from outside the npm registry at install time (docs/backends.md)' },
   {
     match: /^npm install (?:(?:@tensorflow\/tfjs-backend-(?:wasm|webgpu)|webgpu)(?:@[\d.]+)? ?)+$/,
