@@ -13,6 +13,7 @@ import { disposeStateDict, setSeed, stateDict, type StateDict } from '@mllm/core
 import { exampleTokenizer } from '../src/data.js';
 import { DEFAULT_CONFIG, buildHost, runFinetune, stage2Runs, type ExampleConfig, type RunSpec } from '../src/recipe.js';
 
+const backend = process.env.MLLM_TEST_BACKEND ?? 'cpu';
 const tokenizer = exampleTokenizer();
 // Two stage-1 steps make the visual learner's output non-zero (both learners are zero at init, so
 // the router has no gradient until one of them is not).
@@ -65,7 +66,7 @@ describe('wings-text-retention recipes', () => {
     expect(() => stage2Runs({ ...base, llmLrRatios: [0, 2], primaryRatio: 2 })).toThrow(/llmLrRatios must lie in \[0, 1\], got 2/);
   });
 
-  it('each recipe moves exactly its groups, at its learning-rate ratio to the projector', async () => {
+  it.skipIf(backend === 'webgpu')('each recipe moves exactly its groups, at its learning-rate ratio to the projector (skipped on webgpu: passes there but takes 91 s under SwiftShader)', async () => {
     setSeed(11);
     const host = buildHost(tokenizer, base);
     const pretrained = stateDict(host);

@@ -42,6 +42,7 @@ describe('wings-text-retention example (smoke)', () => {
       }
       expect(result.table).toContain('| model');
       expect(result.table).toContain('Wings + LLM tuned');
+      expect(result.table).toContain('With 2 seed(s) the bootstrap draws only 3 different seed set(s)');
       expect(result.comparisons.map((c) => `${c.role}:${c.metric}:${c.method}-${c.control}`)).toEqual([
         'primary:text:wings@0.2-llava@0.2',
         'secondary:image:wings@0.2-llava@0.2',
