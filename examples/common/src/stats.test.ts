@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bootstrapDraws, formatInterval, pairedBootstrap, quantileSorted, verdictOf } from './stats.js';
+import { bootstrapDraws, FEW_SEEDS, fewSeedsWarning, formatInterval, pairedBootstrap, quantileSorted, verdictOf } from './stats.js';
 
 /**
  * Exact bootstrap distribution of the paired difference by enumeration (independent of the sampler):
@@ -137,5 +137,22 @@ describe('verdicts from the paired difference', () => {
   it('formats intervals in percent', () => {
     expect(formatInterval({ estimate: 0.5234, low: 0.481, high: 0.56 })).toBe('52.3 [48.1, 56.0]');
     expect(formatInterval({ estimate: 0.02, low: -0.01, high: 0.05 }, { signed: true })).toBe('+2.0 [-1.0, +5.0]');
+  });
+});
+
+describe('fewSeedsWarning', () => {
+  it('counts the distinct seed multisets a bootstrap over N seeds can draw (C(2N − 1, N), by enumeration) and is silent from FEW_SEEDS on', () => {
+    const multisets = (n: number): number => {
+      const seen = new Set<string>();
+      const walk = (picked: number[]) => {
+        if (picked.length === n) return void seen.add([...picked].sort().join(','));
+        for (let s = 0; s < n; s++) walk([...picked, s]);
+      };
+      walk([]);
+      return seen.size;
+    };
+    for (const n of [1, 2, 3, 4]) expect(fewSeedsWarning(n, 6)).toContain(`With ${n} seed(s) the bootstrap draws only ${multisets(n)} different seed set(s)`);
+    expect(fewSeedsWarning(2, 6)).toContain('`--budget full` runs 6 seeds');
+    expect(fewSeedsWarning(FEW_SEEDS, 6)).toBe('');
   });
 });

@@ -167,6 +167,22 @@ export function verdictOf(difference: Interval, direction: 'higher' | 'lower', s
   return 'inconclusive at this budget';
 }
 
+/** Below this many seeds a claims table warns that its intervals understate the seed-to-seed variance. */
+export const FEW_SEEDS = 5;
+
+/**
+ * The warning for runs with few seeds (empty from `FEW_SEEDS` on): resampling N seeds with replacement
+ * gives only C(2N − 1, N) different seed sets (3 for 2 seeds), so the interval leaves out most of the
+ * variance between seeds. `fullSeeds` is the seed count of the budget the docs report.
+ */
+export function fewSeedsWarning(seeds: number, fullSeeds: number): string {
+  if (seeds >= FEW_SEEDS) return '';
+  let sets = 1;
+  for (let k = 1; k <= seeds; k++) sets = (sets * (seeds - 1 + k)) / k; // C(2N − 1, N) = Π (N − 1 + k) / k
+  return `\n\nWith ${seeds} seed(s) the bootstrap draws only ${Math.round(sets)} different seed set(s) and understates the variance between seeds: ` +
+    `read these verdicts as a smoke check (\`--budget full\` runs ${fullSeeds} seeds).`;
+}
+
 /** `52.3 [48.1, 56.0]`: an interval in percent (values in [0, 1]), signed with `signed`. */
 export function formatInterval(interval: Interval, options: { signed?: boolean; digits?: number } = {}): string {
   const d = options.digits ?? 1;

@@ -18,6 +18,7 @@ import {
   groupedBarSpec,
   heatmapSpec,
   markdownTable,
+  fewSeedsWarning,
   pairedBootstrap,
   renderSvg,
   runOnWorkerPool,
@@ -202,7 +203,7 @@ function analyse(outcomes: Stage2Outcome[], pretrain: PretrainOutcome, config: E
     `${nonEnglish.length} non-English and ${perLanguage} English questions per seed)\n\n` +
     markdownTable(['recipe', 'non-English exact match', 'non-English answered in its language', 'non-English answered in English', 'English exact match'], mainRows);
   const verdicts = 'Claims (Δ = method − control, non-English questions, points with 95 % CI; verdict: CI above 0 → reproduced; ' +
-    `below 0 or below +${(100 * SMALLEST_EFFECT).toFixed(0)} → not reproduced; else inconclusive at this budget)\n\n` +
+    `below 0 or below +${(100 * SMALLEST_EFFECT).toFixed(0)} → not reproduced; else inconclusive at this budget)${fewSeedsWarning(n, BUDGETS.full.seeds.length)}\n\n` +
     markdownTable(['claim', 'metric', 'share', 'method', 'control', 'Δ', 'verdict'], comparisons.map((c) => [c.claim, c.metric, pct(c.share), c.method, c.control, formatInterval(c.difference, { signed: true }), c.verdict]));
   const doseRows = config.shares.map((s) => {
     const c = comparisons.find((x) => x.share === s && x.method === 'parrot' && x.control === 'baseline' && x.metric === 'exact')!;

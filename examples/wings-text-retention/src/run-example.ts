@@ -19,6 +19,7 @@ import {
   groupedBarSpec,
   heatmapSpec,
   markdownTable,
+  fewSeedsWarning,
   pairedBootstrap,
   renderSvg,
   runOnWorkerPool,
@@ -228,7 +229,7 @@ export function analyse(outcomes: Outcome[], config: ExampleConfig, seeds: numbe
     markdownTable(['model', 'text-only (find the letter)', 'image QA (colour)'], mainRows);
   const verdictRule = `verdict: "higher" claims: CI above 0 → reproduced; below 0 or below +${(100 * SMALLEST_EFFECT).toFixed(0)} → not reproduced; ` +
     `"not worse": CI above −${(100 * NON_INFERIORITY_MARGIN).toFixed(0)} → reproduced, below → not reproduced; premise ("lower"): CI below 0 → reproduced (the premise holds); else inconclusive at this budget`;
-  const claimsTable = `Claims (Δ = method − control in points, paired, with 95 % CI; ${verdictRule})${fewSeedsWarning(n)}\n\n` +
+  const claimsTable = `Claims (Δ = method − control in points, paired, with 95 % CI; ${verdictRule})${fewSeedsWarning(n, BUDGETS.full.seeds.length)}\n\n` +
     markdownTable(['role', 'claim', 'metric', 'method', 'control', 'Δ', 'verdict'],
       comparisons.map((c) => [c.role, c.claim, c.metric, c.method, c.control, formatInterval(c.difference, { signed: true }), c.verdict]));
 
@@ -275,21 +276,6 @@ export function analyse(outcomes: Outcome[], config: ExampleConfig, seeds: numbe
   const table = [main, claimsTable, doseTable].join('\n\n');
   const markdown = [main, claimsTable, doseTable, routerTable, perSeed].filter(Boolean).join('\n\n');
   return { comparisons, table, markdown, dose: { text: doseOf('text'), image: doseOf('image') }, bars };
-}
-
-/** Below this many seeds the claims table warns that its intervals understate the seed-to-seed variance. */
-export const FEW_SEEDS = 5;
-
-/**
- * The warning for runs with few seeds: resampling N seeds with replacement gives only C(2N − 1, N)
- * different seed sets (3 for 2 seeds), so the interval leaves out most of the variance between seeds.
- */
-export function fewSeedsWarning(seeds: number): string {
-  if (seeds >= FEW_SEEDS) return '';
-  let sets = 1;
-  for (let k = 1; k <= seeds; k++) sets = (sets * (seeds - 1 + k)) / k; // C(2N − 1, N) = Π (N − 1 + k) / k
-  return `\n\nWith ${seeds} seed(s) the bootstrap draws only ${Math.round(sets)} different seed set(s) and understates the variance between seeds: ` +
-    `read these verdicts as a smoke check (\`--budget full\` runs ${BUDGETS.full.seeds.length} seeds).`;
 }
 
 function blendSpec(blend: RouterBlend, title: string) {
