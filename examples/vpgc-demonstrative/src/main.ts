@@ -1,12 +1,19 @@
 /**
  * `pnpm --filter @mllm-example/vpgc-demonstrative start [--budget default|full] [--backend B] [--steps N] [--seeds 1,2] [--out DIR] [--smoke]`
- * (`--steps` sets the steps of every stage, for a quick look; `--questions Q` the held-out questions per set; `--workers K` worker threads, 0 = inline).
+ * (`--steps` sets the steps of every stage, for a quick look; `--questions Q` the held-out questions per set; `--workers K` worker threads, 0 = inline;
+ * `--reanalyse RUN_DIR` recomputes a finished run's results.md and dose-response.svg from its results.json).
  */
 import { announceBackend, parseExampleFlags } from '@mllm-example/common';
-import { BUDGETS, runExample, type BudgetName } from './run-example.js';
+import { BUDGETS, reanalyseRun, runExample, type BudgetName } from './run-example.js';
 import type { ExampleConfig } from './recipe.js';
 
-const flags = parseExampleFlags(process.argv.slice(2), { out: 'runs/vpgc-demonstrative', seeds: [], extraFlags: ['budget', 'questions', 'workers'] });
+const flags = parseExampleFlags(process.argv.slice(2), { out: 'runs/vpgc-demonstrative', seeds: [], extraFlags: ['budget', 'questions', 'workers', 'reanalyse'] });
+if (flags.extra.reanalyse !== undefined) {
+  // Recompute a finished run's tables from its results.json (nothing is trained).
+  const analysis = await reanalyseRun(flags.extra.reanalyse);
+  console.log(`${analysis.table}\n\nRewrote ${flags.extra.reanalyse}/results.md and dose-response.svg`);
+  process.exit(0);
+}
 const budgetName = (flags.extra.budget ?? 'default') as BudgetName;
 if (!(budgetName in BUDGETS)) throw new Error(`--budget must be one of ${Object.keys(BUDGETS).join(', ')}, got '${budgetName}'`);
 const budget = BUDGETS[budgetName];

@@ -8,7 +8,7 @@
  * dose-response.svg, loss.svg}`; the host + VPG-C checkpoint of the first seed at the primary N goes to
  * `<out>/checkpoint` (the latest).
  */
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { ProgressBar } from '@mllm/train';
 import {
@@ -143,7 +143,7 @@ export async function runExample(options: RunOptions): Promise<RunResult> {
   return { runDir, outcomes, comparisons: analysis.comparisons, table: analysis.table, files, seconds, backend };
 }
 
-interface Analysis {
+export interface Analysis {
   comparisons: Comparison[];
   table: string;
   markdown: string;
@@ -160,12 +160,21 @@ export function analyse(outcomes: Outcome[], config: ExampleConfig, seeds: numbe
       return sum ? o.result.correctSum : o.result.correct;
     });
   const cell = (values: SeedQuestionScores): Interval => pairedBootstrap(values, values.map((r) => r.map(() => 0)), BOOTSTRAP).a;
+  /**
+   * One variant's cell. The frozen model is the same for every seed (no stage 2), so its seed rows are
+   * identical copies: its own interval uses one row (over its questions), not S copies counted as
+   * independent. Comparisons keep every seed row (paired with the trained variant's seed).
+   */
+  const frozenOnce = (rows: number[][], variant: Variant) => (variant === 'frozen' ? rows.slice(0, 1) : rows);
+  const cellOf = (evalSet: EvalSet, variant: Variant, queries: number, sum = false): Interval => cell(frozenOnce(scores(evalSet, variant, queries, sum), variant));
   const compareScores = (claim: string, evalSet: EvalSet, queries: number, method: Variant, control: Variant, a: SeedQuestionScores, b: SeedQuestionScores): Comparison => {
     const r = pairedBootstrap(a, b, BOOTSTRAP);
     return { claim, evalSet, queries, method, control, method_ci: r.a, control_ci: r.b, difference: r.difference, verdict: verdictOf(r.difference, 'higher', SMALLEST_EFFECT) };
   };
-  const compare = (claim: string, evalSet: EvalSet, queries: number, method: Variant, control: Variant): Comparison =>
-    compareScores(claim, evalSet, queries, method, control, scores(evalSet, method, queries), scores(evalSet, control, queries));
+  const compare = (claim: string, evalSet: EvalSet, queries: number, method: Variant, control: Variant): Comparison => {
+    const c = compareScores(claim, evalSet, queries, method, control, scores(evalSet, method, queries), scores(evalSet, control, queries));
+    return control === 'frozen' ? { ...c, control_ci: cellOf(evalSet, control, queries) } : c;
+  };
   const P = config.primaryQueries;
   const nMax = Math.max(...config.queryCounts);
   const gain = (queries: number) => {
@@ -190,19 +199,19 @@ export function analyse(outcomes: Outcome[], config: ExampleConfig, seeds: numbe
 
   const doseRows = config.queryCounts.map((q) => [
     q,
-    ...REGION_VARIANTS.map((v) => formatInterval(cell(scores('region', v, q)))),
+    ...REGION_VARIANTS.map((v) => formatInterval(cellOf('region', v, q))),
     formatInterval(pairedBootstrap(scores('region', 'vpgc', q), scores('region', 'frozen', q), BOOTSTRAP).difference, { signed: true }),
   ]);
   const doseTable = `Experiment A: held-out region-question accuracy (%) against the number of VPG queries N, 95 % CI (paired bootstrap over ${n} seed(s) and ${regionQ} questions per seed; chance 16.7 %)\n\n` +
     markdownTable(['N (queries)', ...REGION_VARIANTS, 'Δ vpgc − frozen'], doseRows);
   const claimsTable = `Claims (Δ = method − control, points with 95 % CI; verdict: CI above 0 → reproduced; below 0 or below +${(100 * SMALLEST_EFFECT).toFixed(0)} → not reproduced; else inconclusive at this budget)\n\n` +
     markdownTable(['claim', 'set', 'N', 'method', 'control', 'Δ', 'verdict'], comparisons.map((c) => [c.claim, c.evalSet, c.queries, c.method, c.control, formatInterval(c.difference, { signed: true }), c.verdict]));
-  const zeroShotRows = ZERO_SHOT_VARIANTS.map((v) => [v, trainableOf(v, P), ...(['what-changed', 'which-differs'] as const).flatMap((set) => [formatInterval(cell(scores(set, v, P))), formatInterval(cell(scores(set, v, P, true)))])]);
+  const zeroShotRows = ZERO_SHOT_VARIANTS.map((v) => [v, trainableOf(v, P), ...(['what-changed', 'which-differs'] as const).flatMap((set) => [formatInterval(cellOf(set, v, P)), formatInterval(cellOf(set, v, P, true))])]);
   const zeroShotTable = `Experiment B (zero-shot, N = ${P}): accuracy (%) with 95 % CI, ${config.zeroShotQuestions} questions per set and seed (chance 25.0 / 33.3 %)\n\n` +
     markdownTable(['variant', 'trainable parameters', 'what changed (held-out task), mean log-lik', 'sum log-lik', 'which differs (trained task), mean log-lik', 'sum log-lik'], zeroShotRows);
-  const premise = pairedBootstrap(scores('region', 'frozen', nMax), scores('region', 'frozen', P), BOOTSTRAP);
+  const premise = pairedBootstrap(scores('region', 'frozen', nMax).slice(0, 1), scores('region', 'frozen', P).slice(0, 1), BOOTSTRAP); // the frozen model: one row
   const premiseRows = config.queryCounts.map((q) => {
-    const r = pairedBootstrap(scores('region-sparse', 'frozen', q), scores('region', 'frozen', q), BOOTSTRAP);
+    const r = pairedBootstrap(scores('region-sparse', 'frozen', q).slice(0, 1), scores('region', 'frozen', q).slice(0, 1), BOOTSTRAP);
     return [q, formatInterval(r.a), formatInterval(r.b), formatInterval(r.difference, { signed: true })];
   });
   const premiseText = `Premise checks (reported, not claims; the frozen stage-1 MLLM, ${regionQ} questions per set, CI over the questions): ` +
@@ -211,15 +220,16 @@ export function analyse(outcomes: Outcome[], config: ExampleConfig, seeds: numbe
     markdownTable(['N (queries)', 'sparse scenes', 'busy scenes', 'sparse − busy'], premiseRows);
   const budgetRows = REGION_VARIANTS.map((v) => [v, config.queryCounts.map((q) => trainableOf(v, q)).join(' / ')]);
   const budgetTable = markdownTable([`variant: trainable parameters in stage 2 (N = ${config.queryCounts.join(' / ')})`, 'count'], budgetRows);
-  const sumRows = config.queryCounts.map((q) => [q, ...REGION_VARIANTS.map((v) => formatInterval(cell(scores('region', v, q, true))))]);
+  const sumRows = config.queryCounts.map((q) => [q, ...REGION_VARIANTS.map((v) => formatInterval(cellOf('region', v, q, true)))]);
   const sumTable = markdownTable(['N (queries), summed log-lik ranking', ...REGION_VARIANTS], sumRows);
 
   const dose = config.queryCounts.flatMap((q) => {
     const d = pairedBootstrap(scores('region', 'vpgc', q), scores('region', 'frozen', q), BOOTSTRAP);
-    const noguide = cell(scores('region', 'vpgc-noguide', q));
-    const tuned = cell(scores('region', 'tuned-vpg', q));
+    const frozen = cellOf('region', 'frozen', q);
+    const noguide = cellOf('region', 'vpgc-noguide', q);
+    const tuned = cellOf('region', 'tuned-vpg', q);
     return [
-      { x: q, value: d.b.estimate, low: d.b.low, high: d.b.high, series: 'frozen MLLM' },
+      { x: q, value: frozen.estimate, low: frozen.low, high: frozen.high, series: 'frozen MLLM' },
       { x: q, value: d.a.estimate, low: d.a.low, high: d.a.high, series: 'frozen MLLM + VPG-C' },
       { x: q, value: noguide.estimate, low: noguide.low, high: noguide.high, series: 'VPG-C without guidance (ablation)' },
       { x: q, value: tuned.estimate, low: tuned.low, high: tuned.high, series: 'VPG fixed-query path tuned (same parameter count)' },
@@ -235,12 +245,9 @@ export function analyse(outcomes: Outcome[], config: ExampleConfig, seeds: numbe
   return { comparisons, table, markdown, dose };
 }
 
-async function writeResults(
-  runDir: string,
-  analysis: Analysis,
-  metrics: string[],
-  record: { config: ExampleConfig; budget: string; seeds: number[]; pretrainSeed: number; backend: string; seconds: RunResult['seconds']; workers: number; outcomes: Outcome[] },
-): Promise<string[]> {
+type RunRecord = { config: ExampleConfig; budget: string; seeds: number[]; pretrainSeed: number; backend: string; seconds: RunResult['seconds']; workers: number; outcomes: Outcome[] };
+
+async function writeResults(runDir: string, analysis: Analysis, metrics: string[], record: RunRecord): Promise<string[]> {
   const files: string[] = [];
   const write = async (name: string, text: string) => {
     await writeFile(`${runDir}/${name}`, text);
@@ -248,10 +255,6 @@ async function writeResults(
   };
   await write('metrics.jsonl', metrics.join(''));
   await write('results.json', `${JSON.stringify({ ...record, smallestEffect: SMALLEST_EFFECT, bootstrap: BOOTSTRAP, comparisons: analysis.comparisons }, null, 2)}\n`);
-  await write('dose-response.svg', await renderSvg(doseResponseSpec({
-    title: 'Region-question accuracy vs number of VPG queries (95 % CI)', rows: analysis.dose,
-    xTitle: 'learned queries of the VPG (image tokens per image)', yTitle: 'accuracy / Δ', xScale: 'log', zeroLine: true,
-  })));
   const lossRows: Array<{ x: number; value: number; series: string }> = [];
   const c = record.config;
   for (const line of metrics) {
@@ -263,15 +266,38 @@ async function writeResults(
     title: `Training loss, seed ${record.seeds[0]}, N = ${c.primaryQueries} (stage 2 variants from step ${c.stage1Steps + 1})`,
     rows: lossRows, xTitle: 'step', yTitle: 'loss',
   })));
+  files.push(...(await writeReport(runDir, analysis, record)));
+  return files;
+}
+
+/** results.md and dose-response.svg, from the analysis (written by a run, rewritten by `reanalyseRun`). */
+async function writeReport(runDir: string, analysis: Analysis, record: RunRecord, note = ''): Promise<string[]> {
+  const c = record.config;
+  await writeFile(`${runDir}/dose-response.svg`, await renderSvg(doseResponseSpec({
+    title: 'Region-question accuracy vs number of VPG queries (95 % CI)', rows: analysis.dose,
+    xTitle: 'learned queries of the VPG (image tokens per image)', yTitle: 'accuracy / Δ', xScale: 'log', zeroLine: true,
+  })));
   const s = record.seconds;
-  await write(
-    'results.md',
+  await writeFile(
+    `${runDir}/results.md`,
     `# vpgc-demonstrative results (${record.budget} budget)\n\nBackend: ${record.backend}; seeds ${record.seeds.join(', ')}; N = ${c.queryCounts.join(', ')} queries (primary ${c.primaryQueries}); ` +
       `batch ${c.batchSize}; stage 1 ${c.stage1Steps} steps; stage 2 ${c.stage2Steps} steps per region variant, ${c.sdtSteps} per synthetic-pair variant; ` +
       `${c.regionQuestions} held-out region questions, ${c.zeroShotQuestions} what-changed and which-differs questions per seed.\n` +
       `Wall time: ${s.total.toFixed(0)} s on ${record.workers === 0 ? 'this thread' : `${record.workers} worker thread(s)`}; summed over tasks: ` +
-      `stage 1 ${s.stage1.toFixed(0)} s, stage 2 ${s.stage2.toFixed(0)} s, scoring ${s.scoring.toFixed(0)} s.\n\n${analysis.markdown}\n\n` +
-      'Plots: dose-response.svg, loss.svg. Checkpoint (first seed, primary N): ../../checkpoint/ (host + VPG, `loadHostModel` with a `QFormerVPG` built from vpg-config.json) and checkpoint/vpgc-adapter/ (`loadAdapterFiles` onto the restored host).\n',
+      `stage 1 ${s.stage1.toFixed(0)} s, stage 2 ${s.stage2.toFixed(0)} s, scoring ${s.scoring.toFixed(0)} s.\n${note}\n${analysis.markdown}\n\n` +
+      'Plots: dose-response.svg, loss.svg. Checkpoint (first seed, primary N): <out>/checkpoint/ (host + VPG, `loadHostModel` with a `QFormerVPG` built from vpg-config.json) and checkpoint/vpgc-adapter/ (`loadAdapterFiles` onto the restored host).\n',
   );
-  return files;
+  return [`${runDir}/dose-response.svg`, `${runDir}/results.md`];
+}
+
+/**
+ * Recompute a run's tables from its results.json (never rewritten: it keeps the comparisons as the run
+ * wrote them) and rewrite its results.md and dose-response.svg — for an analysis fix after a run, so
+ * that nothing is re-trained. Returns the analysis.
+ */
+export async function reanalyseRun(runDir: string): Promise<Analysis> {
+  const record = JSON.parse(await readFile(`${runDir}/results.json`, 'utf8')) as RunRecord;
+  const analysis = analyse(record.outcomes, record.config, record.seeds);
+  await writeReport(runDir, analysis, record, `Tables recomputed from results.json by \`--reanalyse\` (${new Date().toISOString().slice(0, 10)}); the comparisons in results.json are the run's own.\n`);
+  return analysis;
 }

@@ -15,7 +15,7 @@ import { loadHostModel } from '@mllm/models';
 import { parseJsonLines } from '@mllm/train';
 import { skipOnBackend, testBackend } from '@mllm/core/testing';
 import { QFormerVPG, VPGC } from '@mllm/vpgc';
-import { runExample } from '../src/run-example.js';
+import { reanalyseRun, runExample } from '../src/run-example.js';
 import { REGION_VARIANTS, ZERO_SHOT_VARIANTS, attachVariant, buildHost, trainableCount, TUNED_VPG_PARAMETERS } from '../src/recipe.js';
 import { COLOUR_OPTIONS, exampleTokenizer, regionQuestions } from '../src/data.js';
 import { applyTrainingStage } from '@mllm/train';
@@ -88,6 +88,15 @@ describe('vpgc-demonstrative example (smoke)', () => {
         const markdown = await readFile(join(result.runDir, 'results.md'), 'utf8');
         expect(markdown).toContain(result.table);
         expect(markdown).toMatch(/\| 1 +\| [\d.]+ \[[\d.]+, [\d.]+\] +\|/);
+        // --reanalyse: the tables recomputed from results.json (untouched) are the run's own
+        const savedJson = await readFile(join(result.runDir, 'results.json'), 'utf8');
+        const again = await reanalyseRun(result.runDir);
+        expect(again.table).toBe(result.table);
+        expect(again.comparisons).toEqual(result.comparisons);
+        expect(await readFile(join(result.runDir, 'results.json'), 'utf8')).toBe(savedJson);
+        const rewritten = await readFile(join(result.runDir, 'results.md'), 'utf8');
+        expect(rewritten).toContain('Tables recomputed from results.json');
+        expect(rewritten).toContain(result.table);
         for (const svg of ['dose-response.svg', 'loss.svg']) {
           expect(await readFile(join(result.runDir, svg), 'utf8')).toMatch(/^<svg[\s\S]*<\/svg>\s*$/);
         }
