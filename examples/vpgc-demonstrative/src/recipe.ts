@@ -52,7 +52,8 @@ export const DEFAULT_CONFIG: ExampleConfig = {
   stage1Steps: 250,
   stage2Steps: 60,
   sdtSteps: 60,
-  stage1Lr: 3e-3,
+  // Iteration 2: 1e-3 (iteration 1: 3e-3, where stage 1 never learned the image pathway; docs/examples/vpgc-demonstrative.md).
+  stage1Lr: 1e-3,
   stage2Lr: 5e-3,
   queryCounts: [1, 2, 4, 8],
   primaryQueries: 2,
