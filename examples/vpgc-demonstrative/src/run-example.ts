@@ -1,167 +1,303 @@
 /**
- * Orchestrates the VPG-C example: one task per seed (stage 1 host + VPG, stage 2 VPG-C alone,
- * held-out multiple-choice scoring with VPG-C attached and removed), on worker threads or inline;
- * one progress bar over all training steps and scored questions; writes metrics.jsonl,
- * results.json, results.md, SVG plots and (first seed) the checkpoint.
+ * Orchestrates the VPG-C experiment: one task per number of queries N — stage 1 (shared by the
+ * seeds), then per seed every stage-2 variant from the same frozen stage-1 model, scored on the same
+ * held-out questions — on
+ * worker threads or inline; one progress bar whose lines say which run and stage they belong to; then
+ * the statistics (paired bootstrap over seeds and questions, verdicts) and the outputs, in a directory
+ * of its own per invocation: `<out>/runs/<time>-<budget>/{results.md, results.json, metrics.jsonl,
+ * dose-response.svg, loss.svg}`; the host + VPG-C checkpoint of the first seed at the primary N goes to
+ * `<out>/checkpoint` (the latest).
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { ProgressBar } from '@mllm/train';
-import { formatPercent, groupedBarSpec, lineSpec, markdownTable, meanStd, renderSvg, runOnWorkerPool, type ExampleRunOptions } from '@mllm-example/common';
-import { DEFAULT_CONFIG, type ExampleConfig } from './recipe.js';
-import { EVAL_SETS, runSeed, type Condition, type EvalSet, type Outcome, type SeedProgress, type SeedResult, type SeedTask } from './seed-task.js';
+import {
+  createRunDirectory,
+  doseResponseSpec,
+  formatInterval,
+  lineSpec,
+  markdownTable,
+  pairedBootstrap,
+  renderSvg,
+  runOnWorkerPool,
+  verdictOf,
+  type ExampleRunOptions,
+  type Interval,
+  type SeedQuestionScores,
+  type Verdict,
+} from '@mllm-example/common';
+import { DEFAULT_CONFIG, REGION_VARIANTS, ZERO_SHOT_VARIANTS, accuracyOf, type ExampleConfig } from './recipe.js';
+import { EVAL_SETS, runSeed, taskLabel, type EvalSet, type Outcome, type SeedProgress, type SeedResult, type SeedTask, type Variant } from './seed-task.js';
 
-export { EVAL_SETS, type Condition, type EvalSet, type Outcome };
+export { EVAL_SETS, type EvalSet, type Outcome, type Variant };
 
-export type RunOptions = ExampleRunOptions<ExampleConfig>;
+/**
+ * The two budgets; both print the same tables (the docs report `full`). Pre-registered with the
+ * design (docs/examples/vpgc-demonstrative.md, "Pre-registration"), before any full run.
+ */
+export const BUDGETS = {
+  /** ≤ 5 min on 2 quiet cores (`pnpm example:vpgc`). */
+  default: { config: { stage1Steps: 250, stage2Steps: 60, sdtSteps: 60, regionQuestions: 60, zeroShotQuestions: 60 }, seeds: [1, 2] },
+  /** ≤ 35 min on one core (`--workers 1`); the docs report it. */
+  full: { config: { stage1Steps: 600, stage2Steps: 150, sdtSteps: 150, regionQuestions: 240, zeroShotQuestions: 200 }, seeds: [1, 2, 3] },
+} as const satisfies Record<string, { config: Partial<ExampleConfig>; seeds: number[] }>;
+export type BudgetName = keyof typeof BUDGETS;
+
+/**
+ * Pre-registered: the primary metric is the accuracy on held-out region questions (multiple choice,
+ * options ranked by mean per-token log-likelihood), vpgc − frozen at the primary number of queries; a
+ * gain smaller than 2 points does not count as reproducing a claim.
+ */
+export const SMALLEST_EFFECT = 0.02;
+export const BOOTSTRAP = { resamples: 2000, seed: 0 };
+
+export type RunOptions = ExampleRunOptions<ExampleConfig> & {
+  /** Name of the budget (labels the run directory and results). */
+  budget?: string;
+  /** Seed of the shared stage 1 (default 0); `seeds` are those of the stage-2 variants (data order, module init). */
+  pretrainSeed?: number;
+};
+
+/** One comparison with its paired CI and verdict. */
+export interface Comparison {
+  claim: string;
+  evalSet: EvalSet;
+  queries: number;
+  method: Variant;
+  control: Variant;
+  method_ci: Interval;
+  control_ci: Interval;
+  difference: Interval;
+  verdict: Verdict;
+}
 
 export interface RunResult {
+  runDir: string;
   outcomes: Outcome[];
+  comparisons: Comparison[];
   table: string;
   files: string[];
-  /** Wall-clock seconds of the whole run, and per-stage seconds summed over seeds. */
+  /** Wall-clock seconds of the whole run, and per-stage seconds summed over tasks. */
   seconds: { total: number; stage1: number; stage2: number; scoring: number };
   backend: string;
 }
 
+/** Progress-bar units of one task: its training steps and scored questions. */
+function taskUnits(config: ExampleConfig, queries: number, seeds: number): number {
+  const trained = REGION_VARIANTS.length - 1;
+  const a = config.stage1Steps + 2 * config.regionQuestions + seeds * trained * (config.stage2Steps + config.regionQuestions);
+  const b = queries === config.primaryQueries ? 2 * config.zeroShotQuestions + seeds * (ZERO_SHOT_VARIANTS.length - 1) * (config.sdtSteps + 2 * config.zeroShotQuestions) : 0;
+  return a + b;
+}
+
 export async function runExample(options: RunOptions): Promise<RunResult> {
   const config: ExampleConfig = { ...DEFAULT_CONFIG, ...options.config };
-  const out = options.outDir;
-  await mkdir(out, { recursive: true });
-  const total = options.seeds.length * (config.stage1Steps + config.stage2Steps + 2 * 2 * config.evalQuestions);
-  const bar = new ProgressBar(total, { stream: options.stream, label: 'vpgc-demonstrative', logEvery: 25 });
+  if (!config.queryCounts.includes(config.primaryQueries)) throw new Error(`primaryQueries must be one of queryCounts (${config.queryCounts.join(', ')}), got ${config.primaryQueries}`);
+  const budget = options.budget ?? 'custom';
+  const runDir = await createRunDirectory(options.outDir, budget);
+  // Primary N first: its task is the longest (experiment B) and holds the checkpoint.
+  const counts = [config.primaryQueries, ...config.queryCounts.filter((q) => q !== config.primaryQueries)];
+  const pretrainSeed = options.pretrainSeed ?? 0;
+  const tasks: SeedTask[] = counts.map((queries) => ({
+    pretrainSeed, seeds: options.seeds, queries, backend: options.backend, config,
+    checkpointDir: queries === config.primaryQueries ? `${options.outDir}/checkpoint` : null,
+  }));
+  const total = tasks.reduce((s, t) => s + taskUnits(config, t.queries, options.seeds.length), 0);
+  const bar = new ProgressBar(total, { stream: options.stream, label: `vpgc-demonstrative ${budget}`, logEvery: 25 });
   bar.start();
   let done = 0;
-  const lastLoss = new Map<number, number>(); // per seed: parallel seeds interleave
+  const lastLoss = new Map<string, number>(); // per task: parallel tasks interleave
   const onProgress = (task: SeedTask, p: SeedProgress) => {
-    if (p.kind === 'step') lastLoss.set(task.seed, p.loss);
-    // parallel seeds share the bar: each line says whose loss it shows
-    bar.update({ step: ++done, loss: lastLoss.get(task.seed) ?? NaN, lr: p.kind === 'step' ? p.lr : undefined, run: `seed ${task.seed}` });
+    const label = taskLabel(task);
+    if (p.kind === 'step') lastLoss.set(label, p.loss);
+    // parallel tasks share the bar: each line says whose run and stage it shows
+    bar.update({ step: ++done, loss: lastLoss.get(label) ?? NaN, lr: p.kind === 'step' ? p.lr : undefined, run: `${label} ${p.stage}` });
   };
   const started = performance.now();
-  const tasks: SeedTask[] = options.seeds.map((seed, i) => ({ seed, backend: options.backend, config, outDir: out, saveCheckpoint: i === 0 }));
   const workers = Math.max(0, Math.min(options.workers ?? Math.min(2, cpus().length), tasks.length));
-  const results = workers === 0 ? await runInline(tasks, onProgress) : (
-          await runOnWorkerPool<SeedTask, SeedProgress, SeedResult>({
-            entry: new URL('./worker-entry.mjs', import.meta.url),
-            workerData: null,
-            count: workers,
-            tasks,
-            onProgress: (task, progress) => onProgress(task, progress),
-            label: (task) => `seed ${task.seed}`,
-          })
-        ).map(({ result }) => result);
+  let results: SeedResult[];
+  if (workers === 0) {
+    results = [];
+    for (const task of tasks) results.push(await runSeed(task, (p) => onProgress(task, p)));
+  } else {
+    results = (
+      await runOnWorkerPool<SeedTask, SeedProgress, SeedResult>({
+        entry: new URL('./worker-entry.mjs', import.meta.url),
+        workerData: null,
+        count: workers,
+        tasks,
+        onProgress: (task, progress) => onProgress(task, progress),
+        label: taskLabel,
+      })
+    ).map(({ result }) => result);
+  }
   bar.finish();
-  results.sort((a, b) => a.seed - b.seed);
-  const outcomes = results.flatMap((r) => r.outcomes);
+  results.sort((a, b) => a.queries - b.queries);
+  const outcomes = results.flatMap((r) => r.outcomes).sort((a, b) => a.seed - b.seed || a.queries - b.queries);
   const sum = (key: 'stage1' | 'stage2' | 'scoring') => results.reduce((s, r) => s + r.seconds[key], 0);
   const seconds = { total: (performance.now() - started) / 1000, stage1: sum('stage1'), stage2: sum('stage2'), scoring: sum('scoring') };
   const backend = results[0]?.backend ?? String(options.backend);
+  const analysis = analyse(outcomes, config, options.seeds);
   const metrics = results.flatMap((r) => r.metrics);
-  const files = await writeResults(out, outcomes, metrics, config, options, backend, seconds, workers);
-  return { outcomes, table: resultsTable(outcomes), files, seconds, backend };
+  const files = await writeResults(runDir, analysis, metrics, { config, budget, seeds: options.seeds, pretrainSeed, backend, seconds, workers, outcomes });
+  return { runDir, outcomes, comparisons: analysis.comparisons, table: analysis.table, files, seconds, backend };
 }
 
-async function runInline(tasks: SeedTask[], onProgress: (task: SeedTask, p: SeedProgress) => void): Promise<SeedResult[]> {
-  const results: SeedResult[] = [];
-  for (const task of tasks) results.push(await runSeed(task, (p) => onProgress(task, p)));
-  return results;
+export interface Analysis {
+  comparisons: Comparison[];
+  table: string;
+  markdown: string;
+  dose: Array<{ x: number; value: number; low: number; high: number; series: string }>;
 }
 
-function valuesOf(outcomes: Outcome[], evalSet: EvalSet, condition: Condition, key: 'accuracyMean' | 'accuracySum' = 'accuracyMean'): number[] {
-  return outcomes.filter((o) => o.evalSet === evalSet && o.condition === condition).map((o) => o.result[key]);
+/** The analysis of a run's outcomes: cells and comparisons with paired bootstrap CIs, verdicts, tables. */
+export function analyse(outcomes: Outcome[], config: ExampleConfig, seeds: number[]): Analysis {
+  /** `[seed][question]` 0/1 scores of a variant (`sum`: ranked by summed log-likelihood). */
+  const scores = (evalSet: EvalSet, variant: Variant, queries: number, sum = false): number[][] =>
+    seeds.map((seed) => {
+      const o = outcomes.find((x) => x.seed === seed && x.queries === queries && x.evalSet === evalSet && x.variant === variant);
+      if (!o) throw new Error(`no outcome for ${variant} on ${evalSet} at N=${queries}, seed ${seed}`);
+      return sum ? o.result.correctSum : o.result.correct;
+    });
+  const cell = (values: SeedQuestionScores): Interval => pairedBootstrap(values, values.map((r) => r.map(() => 0)), BOOTSTRAP).a;
+  /**
+   * One variant's cell. The frozen model is the same for every seed (no stage 2), so its seed rows are
+   * identical copies: its own interval uses one row (over its questions), not S copies counted as
+   * independent. Comparisons keep every seed row (paired with the trained variant's seed).
+   */
+  const frozenOnce = (rows: number[][], variant: Variant) => (variant === 'frozen' ? rows.slice(0, 1) : rows);
+  const cellOf = (evalSet: EvalSet, variant: Variant, queries: number, sum = false): Interval => cell(frozenOnce(scores(evalSet, variant, queries, sum), variant));
+  const compareScores = (claim: string, evalSet: EvalSet, queries: number, method: Variant, control: Variant, a: SeedQuestionScores, b: SeedQuestionScores): Comparison => {
+    const r = pairedBootstrap(a, b, BOOTSTRAP);
+    return { claim, evalSet, queries, method, control, method_ci: r.a, control_ci: r.b, difference: r.difference, verdict: verdictOf(r.difference, 'higher', SMALLEST_EFFECT) };
+  };
+  const compare = (claim: string, evalSet: EvalSet, queries: number, method: Variant, control: Variant): Comparison => {
+    const c = compareScores(claim, evalSet, queries, method, control, scores(evalSet, method, queries), scores(evalSet, control, queries));
+    return control === 'frozen' ? { ...c, control_ci: cellOf(evalSet, control, queries) } : c;
+  };
+  const P = config.primaryQueries;
+  const nMax = Math.max(...config.queryCounts);
+  const gain = (queries: number) => {
+    const a = scores('region', 'vpgc', queries);
+    const b = scores('region', 'frozen', queries);
+    return a.map((row, s) => row.map((v, q) => v - b[s][q]));
+  };
+  const comparisons: Comparison[] = [
+    compare(`primary (A): VPG-C trained on region questions beats the same frozen MLLM without it (N = ${P})`, 'region', P, 'vpgc', 'frozen'),
+    compare(`A: VPG-C beats tuning the VPG's fixed-query path with the same parameter count (N = ${P})`, 'region', P, 'vpgc', 'tuned-vpg'),
+    compare(`A: the gain needs the instruction guidance (VPG-C with qformer_proj zeroed and frozen as control, N = ${P})`, 'region', P, 'vpgc', 'vpgc-noguide'),
+    ...config.queryCounts.filter((q) => q !== P).map((q) => compare(`A, dose–response: VPG-C beats the frozen MLLM at N = ${q}`, 'region', q, 'vpgc', 'frozen')),
+    ...(nMax !== P
+      ? [compareScores(`A, dose–response: the gain shrinks as queries grow (gain at N = ${P} − gain at N = ${nMax})`, 'region', P, 'vpgc', 'vpgc', gain(P), gain(nMax))]
+      : []),
+    compare(`B (zero-shot): VPG-C trained only on synthetic which-differs pairs beats the frozen MLLM on the unseen what-changed task (N = ${P})`, 'what-changed', P, 'sdt-vpgc', 'frozen'),
+    compare(`B: the zero-shot gain needs the guidance (SDT-trained VPG-C with qformer_proj zeroed and frozen as control, N = ${P})`, 'what-changed', P, 'sdt-vpgc', 'sdt-vpgc-noguide'),
+  ];
+  const n = seeds.length;
+  const regionQ = config.regionQuestions;
+  const trainableOf = (variant: Variant, queries: number) => outcomes.find((o) => o.variant === variant && o.queries === queries)?.trainable ?? 0;
+
+  const doseRows = config.queryCounts.map((q) => [
+    q,
+    ...REGION_VARIANTS.map((v) => formatInterval(cellOf('region', v, q))),
+    formatInterval(pairedBootstrap(scores('region', 'vpgc', q), scores('region', 'frozen', q), BOOTSTRAP).difference, { signed: true }),
+  ]);
+  const doseTable = `Experiment A: held-out region-question accuracy (%) against the number of VPG queries N, 95 % CI (paired bootstrap over ${n} seed(s) and ${regionQ} questions per seed; chance 16.7 %)\n\n` +
+    markdownTable(['N (queries)', ...REGION_VARIANTS, 'Δ vpgc − frozen'], doseRows);
+  const claimsTable = `Claims (Δ = method − control, points with 95 % CI; verdict: CI above 0 → reproduced; below 0 or below +${(100 * SMALLEST_EFFECT).toFixed(0)} → not reproduced; else inconclusive at this budget)\n\n` +
+    markdownTable(['claim', 'set', 'N', 'method', 'control', 'Δ', 'verdict'], comparisons.map((c) => [c.claim, c.evalSet, c.queries, c.method, c.control, formatInterval(c.difference, { signed: true }), c.verdict]));
+  const zeroShotRows = ZERO_SHOT_VARIANTS.map((v) => [v, trainableOf(v, P), ...(['what-changed', 'which-differs'] as const).flatMap((set) => [formatInterval(cellOf(set, v, P)), formatInterval(cellOf(set, v, P, true))])]);
+  const zeroShotTable = `Experiment B (zero-shot, N = ${P}): accuracy (%) with 95 % CI, ${config.zeroShotQuestions} questions per set and seed (chance 25.0 / 33.3 %)\n\n` +
+    markdownTable(['variant', 'trainable parameters', 'what changed (held-out task), mean log-lik', 'sum log-lik', 'which differs (trained task), mean log-lik', 'sum log-lik'], zeroShotRows);
+  const premise = pairedBootstrap(scores('region', 'frozen', nMax).slice(0, 1), scores('region', 'frozen', P).slice(0, 1), BOOTSTRAP); // the frozen model: one row
+  const premiseRows = config.queryCounts.map((q) => {
+    const r = pairedBootstrap(scores('region-sparse', 'frozen', q).slice(0, 1), scores('region', 'frozen', q).slice(0, 1), BOOTSTRAP);
+    return [q, formatInterval(r.a), formatInterval(r.b), formatInterval(r.difference, { signed: true })];
+  });
+  const premiseText = `Premise checks (reported, not claims; the frozen stage-1 MLLM, ${regionQ} questions per set, CI over the questions): ` +
+    `region questions on busy scenes at N = ${P}: ${formatInterval(premise.b)} %, at N = ${nMax}: ${formatInterval(premise.a)} % ` +
+    `(N = ${nMax} − N = ${P}: ${formatInterval(premise.difference, { signed: true })} points); sparse scenes (one object: the fixed queries suffice) vs busy scenes:\n\n` +
+    markdownTable(['N (queries)', 'sparse scenes', 'busy scenes', 'sparse − busy'], premiseRows);
+  const budgetRows = REGION_VARIANTS.map((v) => [v, config.queryCounts.map((q) => trainableOf(v, q)).join(' / ')]);
+  const budgetTable = markdownTable([`variant: trainable parameters in stage 2 (N = ${config.queryCounts.join(' / ')})`, 'count'], budgetRows);
+  const sumRows = config.queryCounts.map((q) => [q, ...REGION_VARIANTS.map((v) => formatInterval(cellOf('region', v, q, true)))]);
+  const sumTable = markdownTable(['N (queries), summed log-lik ranking', ...REGION_VARIANTS], sumRows);
+
+  const dose = config.queryCounts.flatMap((q) => {
+    const d = pairedBootstrap(scores('region', 'vpgc', q), scores('region', 'frozen', q), BOOTSTRAP);
+    const frozen = cellOf('region', 'frozen', q);
+    const noguide = cellOf('region', 'vpgc-noguide', q);
+    const tuned = cellOf('region', 'tuned-vpg', q);
+    return [
+      { x: q, value: frozen.estimate, low: frozen.low, high: frozen.high, series: 'frozen MLLM' },
+      { x: q, value: d.a.estimate, low: d.a.low, high: d.a.high, series: 'frozen MLLM + VPG-C' },
+      { x: q, value: noguide.estimate, low: noguide.low, high: noguide.high, series: 'VPG-C without guidance (ablation)' },
+      { x: q, value: tuned.estimate, low: tuned.low, high: tuned.high, series: 'VPG fixed-query path tuned (same parameter count)' },
+      { x: q, value: d.difference.estimate, low: d.difference.low, high: d.difference.high, series: 'Δ VPG-C − frozen' },
+    ];
+  });
+  const table = [doseTable, claimsTable, zeroShotTable, premiseText].join('\n\n');
+  const markdown = [
+    doseTable, claimsTable, zeroShotTable, premiseText,
+    `Region-question accuracy (%) with options ranked by summed log-likelihood (secondary ranking)\n\n${sumTable}`,
+    `Trainable parameters per stage-2 variant\n\n${budgetTable}`,
+  ].join('\n\n');
+  return { comparisons, table, markdown, dose };
 }
 
-export function resultsTable(outcomes: Outcome[]): string {
-  const seeds = [...new Set(outcomes.map((o) => o.seed))];
-  const rows: Array<Array<string | number>> = [];
-  for (const evalSet of Object.keys(EVAL_SETS) as EvalSet[]) {
-    for (const key of ['accuracyMean', 'accuracySum'] as const) {
-      const without = valuesOf(outcomes, evalSet, 'without VPG-C', key);
-      const withVpgc = valuesOf(outcomes, evalSet, 'with VPG-C', key);
-      const delta = withVpgc.map((v, i) => v - without[i]);
-      const chance = evalSet === 'what-changed' ? 1 / 4 : 1 / 3;
-      rows.push([
-        `${EVAL_SETS[evalSet]}, ${key === 'accuracyMean' ? 'mean log-lik' : 'sum log-lik'}`,
-        (100 * chance).toFixed(1),
-        formatPercent(without),
-        formatPercent(withVpgc),
-        formatPercent(delta),
-      ]);
-    }
-  }
-  const n = outcomes[0]?.result.questions ?? 0;
-  return `Accuracy (%) on ${n} held-out questions per set, mean ± std over ${seeds.length} seed(s) (${seeds.join(', ')}); ` +
-    'same frozen model, VPG-C attached vs removed\n\n' +
-    markdownTable(['evaluation set, option ranking', 'chance', 'without VPG-C', 'with VPG-C', 'Δ (with − without)'], rows);
-}
+type RunRecord = { config: ExampleConfig; budget: string; seeds: number[]; pretrainSeed: number; backend: string; seconds: RunResult['seconds']; workers: number; outcomes: Outcome[] };
 
-function perSeedTable(outcomes: Outcome[]): string {
-  const seeds = [...new Set(outcomes.map((o) => o.seed))];
-  const rows = seeds.flatMap((seed) =>
-    (Object.keys(EVAL_SETS) as EvalSet[]).map((evalSet) => {
-      const get = (c: Condition) => outcomes.find((o) => o.seed === seed && o.evalSet === evalSet && o.condition === c)!.result;
-      const [without, withVpgc] = [get('without VPG-C'), get('with VPG-C')];
-      return [
-        seed, evalSet, 100 * without.accuracyMean, 100 * withVpgc.accuracyMean, without.correctLogLik.toFixed(4), withVpgc.correctLogLik.toFixed(4),
-        without.pickedCounts.join(' / '), withVpgc.pickedCounts.join(' / '),
-      ];
-    }),
-  );
-  return markdownTable(
-    ['seed', 'set', 'acc. without (%)', 'acc. with (%)', 'correct-option log-lik/token without', 'with', 'picks per option position without', 'with'],
-    rows,
-  );
-}
-
-async function writeResults(
-  out: string,
-  outcomes: Outcome[],
-  metrics: string[],
-  config: ExampleConfig,
-  options: RunOptions,
-  backend: string,
-  seconds: RunResult['seconds'],
-  workers: number,
-): Promise<string[]> {
+async function writeResults(runDir: string, analysis: Analysis, metrics: string[], record: RunRecord): Promise<string[]> {
   const files: string[] = [];
-  const write = async (name: string, text: string | Uint8Array) => {
-    await writeFile(`${out}/${name}`, text);
-    files.push(`${out}/${name}`);
+  const write = async (name: string, text: string) => {
+    await writeFile(`${runDir}/${name}`, text);
+    files.push(`${runDir}/${name}`);
   };
   await write('metrics.jsonl', metrics.join(''));
-  await write('results.json', `${JSON.stringify({ config, seeds: options.seeds, backend, seconds, outcomes }, null, 2)}\n`);
-
-  const barRows = (Object.keys(EVAL_SETS) as EvalSet[]).flatMap((evalSet) =>
-    (['without VPG-C', 'with VPG-C'] as const).map((condition) => {
-      const { mean, std } = meanStd(valuesOf(outcomes, evalSet, condition));
-      return { group: evalSet, series: condition, value: mean, low: Math.max(0, mean - std), high: Math.min(1, mean + std) };
-    }),
-  );
-  await write('accuracy.svg', await renderSvg(groupedBarSpec({
-    title: 'Held-out accuracy (mean ± std over seeds)', rows: barRows, yTitle: 'accuracy', yDomain: [0, 1],
-  })));
-
+  await write('results.json', `${JSON.stringify({ ...record, smallestEffect: SMALLEST_EFFECT, bootstrap: BOOTSTRAP, comparisons: analysis.comparisons }, null, 2)}\n`);
   const lossRows: Array<{ x: number; value: number; series: string }> = [];
+  const c = record.config;
   for (const line of metrics) {
-    const m = JSON.parse(line) as { kind: string; seed: number; stage: string; step: number; loss: number };
-    if (m.kind !== 'step') continue;
-    lossRows.push({ x: m.stage === 'stage1' ? m.step : config.stage1Steps + m.step, value: m.loss, series: `seed ${m.seed}` });
+    const m = JSON.parse(line) as { kind: string; seed: number | null; queries: number; stage: string; step: number; loss: number };
+    if (m.kind !== 'step' || (m.seed !== null && m.seed !== record.seeds[0]) || m.queries !== c.primaryQueries) continue;
+    lossRows.push({ x: m.stage === 'stage 1' ? m.step : c.stage1Steps + m.step, value: m.loss, series: m.stage });
   }
   await write('loss.svg', await renderSvg(lineSpec({
-    title: `Training loss (VPG-C alone from step ${config.stage1Steps + 1})`,
+    title: `Training loss, seed ${record.seeds[0]}, N = ${c.primaryQueries} (stage 2 variants from step ${c.stage1Steps + 1})`,
     rows: lossRows, xTitle: 'step', yTitle: 'loss',
   })));
-
-  await write(
-    'results.md',
-    `# vpgc-demonstrative results\n\nBackend: ${backend}; seeds: ${options.seeds.join(', ')}; batch ${config.batchSize}; ` +
-      `stage 1 (host + Q-Former VPG, single-image captions/QA): ${config.stage1Steps} steps; ` +
-      `stage 2 (VPG-C alone, synthetic which-differs): ${config.stage2Steps} steps.\n` +
-      `Wall time: ${seconds.total.toFixed(0)} s on ${workers === 0 ? 'this thread' : `${workers} worker thread(s)`}; summed over seeds: ` +
-      `stage 1 ${seconds.stage1.toFixed(0)} s, stage 2 ${seconds.stage2.toFixed(0)} s, scoring ${seconds.scoring.toFixed(0)} s.\n\n` +
-      `${resultsTable(outcomes)}\n\nPer seed (mean log-likelihood ranking; for which-differs the option position is the image index)\n\n${perSeedTable(outcomes)}\n\n` +
-      'Plots: accuracy.svg, loss.svg. Checkpoint (first seed): checkpoint/ (host + VPG, `loadHostModel` with a `QFormerVPG` built from vpg-config.json) and checkpoint/vpgc-adapter/ (`loadAdapterFiles` onto the restored host).\n',
-  );
+  files.push(...(await writeReport(runDir, analysis, record)));
   return files;
+}
+
+/** results.md and dose-response.svg, from the analysis (written by a run, rewritten by `reanalyseRun`). */
+async function writeReport(runDir: string, analysis: Analysis, record: RunRecord, note = ''): Promise<string[]> {
+  const c = record.config;
+  await writeFile(`${runDir}/dose-response.svg`, await renderSvg(doseResponseSpec({
+    title: 'Region-question accuracy vs number of VPG queries (95 % CI)', rows: analysis.dose,
+    xTitle: 'learned queries of the VPG (image tokens per image)', yTitle: 'accuracy / Δ', xScale: 'log', zeroLine: true,
+  })));
+  const s = record.seconds;
+  await writeFile(
+    `${runDir}/results.md`,
+    `# vpgc-demonstrative results (${record.budget} budget)\n\nBackend: ${record.backend}; seeds ${record.seeds.join(', ')}; N = ${c.queryCounts.join(', ')} queries (primary ${c.primaryQueries}); ` +
+      `batch ${c.batchSize}; stage 1 ${c.stage1Steps} steps; stage 2 ${c.stage2Steps} steps per region variant, ${c.sdtSteps} per synthetic-pair variant; ` +
+      `${c.regionQuestions} held-out region questions, ${c.zeroShotQuestions} what-changed and which-differs questions per seed.\n` +
+      `Wall time: ${s.total.toFixed(0)} s on ${record.workers === 0 ? 'this thread' : `${record.workers} worker thread(s)`}; summed over tasks: ` +
+      `stage 1 ${s.stage1.toFixed(0)} s, stage 2 ${s.stage2.toFixed(0)} s, scoring ${s.scoring.toFixed(0)} s.\n${note}\n${analysis.markdown}\n\n` +
+      'Plots: dose-response.svg, loss.svg. Checkpoint (first seed, primary N): <out>/checkpoint/ (host + VPG, `loadHostModel` with a `QFormerVPG` built from vpg-config.json) and checkpoint/vpgc-adapter/ (`loadAdapterFiles` onto the restored host).\n',
+  );
+  return [`${runDir}/dose-response.svg`, `${runDir}/results.md`];
+}
+
+/**
+ * Recompute a run's tables from its results.json (never rewritten: it keeps the comparisons as the run
+ * wrote them) and rewrite its results.md and dose-response.svg — for an analysis fix after a run, so
+ * that nothing is re-trained. Returns the analysis.
+ */
+export async function reanalyseRun(runDir: string): Promise<Analysis> {
+  const record = JSON.parse(await readFile(`${runDir}/results.json`, 'utf8')) as RunRecord;
+  const analysis = analyse(record.outcomes, record.config, record.seeds);
+  await writeReport(runDir, analysis, record, `Tables recomputed from results.json by \`--reanalyse\` (${new Date().toISOString().slice(0, 10)}); the comparisons in results.json are the run's own.\n`);
+  return analysis;
 }
