@@ -14,11 +14,11 @@ import { ProgressBar, toJsonLine } from '@mllm/train';
 import {
   createRunDirectory,
   doseResponseSpec,
+  fewSeedsWarning,
   formatInterval,
   groupedBarSpec,
   heatmapSpec,
   markdownTable,
-  fewSeedsWarning,
   pairedBootstrap,
   renderSvg,
   runOnWorkerPool,

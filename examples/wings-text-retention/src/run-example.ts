@@ -15,11 +15,11 @@ import { ProgressBar, toJsonLine } from '@mllm/train';
 import {
   createRunDirectory,
   doseResponseSpec,
+  fewSeedsWarning,
   formatInterval,
   groupedBarSpec,
   heatmapSpec,
   markdownTable,
-  fewSeedsWarning,
   pairedBootstrap,
   renderSvg,
   runOnWorkerPool,
@@ -33,7 +33,7 @@ import { pretrainedPath, runTask, taskLabel, type Outcome, type Task, type TaskC
 
 /** The two budgets; both print the same tables (the docs report `full`). Only the number of seeds differs. */
 export const BUDGETS = {
-  /** ≤ 5 min on 2 quiet cores (the README's main job). */
+  /** ≤ 5 min on 2 quiet cores (`pnpm example:wings`). */
   default: { seeds: [1, 2] },
   /** ≤ 35 min on one core (`--workers 1`): 1599 s measured on a shared machine (wasm; about 165 s per seed when quiet). */
   full: { seeds: [1, 2, 3, 4, 5, 6] },
