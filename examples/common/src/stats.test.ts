@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bootstrapDraws, FEW_SEEDS, fewSeedsWarning, formatInterval, pairedBootstrap, quantileSorted, verdictOf } from './stats.js';
+import { bootstrapDraws, bootstrapInterval, FEW_SEEDS, fewSeedsWarning, formatInterval, pairedBootstrap, quantileSorted, verdictOf } from './stats.js';
 
 /**
  * Exact bootstrap distribution of the paired difference by enumeration (independent of the sampler):
@@ -76,6 +76,8 @@ describe('paired bootstrap over seeds and questions', () => {
     expect(result.a.high).toBeCloseTo(p + half, 2);
     expect(Math.abs(result.a.high - result.a.low - 2 * half)).toBeLessThan(0.1 * 2 * half);
     expect(result.difference).toEqual(result.a); // b ≡ 0
+    // One recipe's cell: the same draws, so the same interval as that recipe's side of any comparison.
+    expect(bootstrapInterval(scores, { resamples: 4000, seed: 1 })).toEqual(result.a);
   });
 
   it('keeps the pairing: identical recipes differ by exactly 0, a shifted one by its shift', () => {

@@ -142,6 +142,15 @@ export function pairedBootstrap(a: SeedQuestionScores, b: SeedQuestionScores, op
   };
 }
 
+/**
+ * The percentile-bootstrap interval of one recipe's mean score (a table cell), over seeds and questions
+ * as `pairedBootstrap` resamples them. The draws depend only on the shape and `options.seed`, so a cell
+ * equals the `a` / `b` interval any comparison of that recipe reports.
+ */
+export function bootstrapInterval(scores: SeedQuestionScores, options: BootstrapOptions = {}): Interval {
+  return pairedBootstrap(scores, scores, options).a;
+}
+
 /** What an experiment says about a claim. */
 export type Verdict = 'reproduced' | 'not reproduced' | 'inconclusive at this budget';
 

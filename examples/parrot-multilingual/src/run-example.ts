@@ -12,6 +12,7 @@ import { cpus } from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import { ProgressBar, toJsonLine } from '@mllm/train';
 import {
+  bootstrapInterval,
   createRunDirectory,
   doseResponseSpec,
   fewSeedsWarning,
@@ -175,7 +176,7 @@ function analyse(outcomes: Stage2Outcome[], pretrain: PretrainOutcome, config: E
       if (!o) throw new Error(`no outcome for ${recipe} at ${share} seed ${seed}`);
       return subset.map((q) => o.scores[metric][q]);
     });
-  const cell = (values: number[][]): Interval => pairedBootstrap(values, values.map((r) => r.map(() => 0)), BOOTSTRAP).a;
+  const cell = (values: number[][]): Interval => bootstrapInterval(values, BOOTSTRAP);
   const compare = (claim: string, method: RecipeName, control: RecipeName, share: number, metric: Metric = 'exact'): Comparison => {
     const r = pairedBootstrap(scores(method, share, metric, nonEnglish), scores(control, share, metric, nonEnglish), BOOTSTRAP);
     return { claim, metric, share, method, control, method_ci: r.a, control_ci: r.b, difference: r.difference, verdict: verdictOf(r.difference, 'higher', SMALLEST_EFFECT) };

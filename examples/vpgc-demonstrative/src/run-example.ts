@@ -12,6 +12,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { ProgressBar } from '@mllm/train';
 import {
+  bootstrapInterval,
   createRunDirectory,
   doseResponseSpec,
   formatInterval,
@@ -159,7 +160,7 @@ export function analyse(outcomes: Outcome[], config: ExampleConfig, seeds: numbe
       if (!o) throw new Error(`no outcome for ${variant} on ${evalSet} at N=${queries}, seed ${seed}`);
       return sum ? o.result.correctSum : o.result.correct;
     });
-  const cell = (values: SeedQuestionScores): Interval => pairedBootstrap(values, values.map((r) => r.map(() => 0)), BOOTSTRAP).a;
+  const cell = (values: SeedQuestionScores): Interval => bootstrapInterval(values, BOOTSTRAP);
   /**
    * One variant's cell. The frozen model is the same for every seed (no stage 2), so its seed rows are
    * identical copies: its own interval uses one row (over its questions), not S copies counted as
@@ -197,10 +198,12 @@ export function analyse(outcomes: Outcome[], config: ExampleConfig, seeds: numbe
   const regionQ = config.regionQuestions;
   const trainableOf = (variant: Variant, queries: number) => outcomes.find((o) => o.variant === variant && o.queries === queries)?.trainable ?? 0;
 
+  /** VPG-C vs the frozen MLLM on region questions, per N (the dose–response table and plot). */
+  const vpgcVsFrozen = new Map(config.queryCounts.map((q) => [q, pairedBootstrap(scores('region', 'vpgc', q), scores('region', 'frozen', q), BOOTSTRAP)]));
   const doseRows = config.queryCounts.map((q) => [
     q,
     ...REGION_VARIANTS.map((v) => formatInterval(cellOf('region', v, q))),
-    formatInterval(pairedBootstrap(scores('region', 'vpgc', q), scores('region', 'frozen', q), BOOTSTRAP).difference, { signed: true }),
+    formatInterval(vpgcVsFrozen.get(q)!.difference, { signed: true }),
   ]);
   const doseTable = `Experiment A: held-out region-question accuracy (%) against the number of VPG queries N, 95 % CI (paired bootstrap over ${n} seed(s) and ${regionQ} questions per seed; chance 16.7 %)\n\n` +
     markdownTable(['N (queries)', ...REGION_VARIANTS, 'Δ vpgc − frozen'], doseRows);
@@ -224,7 +227,7 @@ export function analyse(outcomes: Outcome[], config: ExampleConfig, seeds: numbe
   const sumTable = markdownTable(['N (queries), summed log-lik ranking', ...REGION_VARIANTS], sumRows);
 
   const dose = config.queryCounts.flatMap((q) => {
-    const d = pairedBootstrap(scores('region', 'vpgc', q), scores('region', 'frozen', q), BOOTSTRAP);
+    const d = vpgcVsFrozen.get(q)!;
     const frozen = cellOf('region', 'frozen', q);
     const noguide = cellOf('region', 'vpgc-noguide', q);
     const tuned = cellOf('region', 'tuned-vpg', q);

@@ -13,6 +13,7 @@ import { cpus } from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import { ProgressBar, toJsonLine } from '@mllm/train';
 import {
+  bootstrapInterval,
   createRunDirectory,
   doseResponseSpec,
   fewSeedsWarning,
@@ -187,7 +188,7 @@ export function analyse(outcomes: Outcome[], config: ExampleConfig, seeds: numbe
     });
   const cellCI = (c: Cell, metric: Metric): Interval => {
     const s = scores(c, metric);
-    return pairedBootstrap(s, s.map((r) => r.map(() => 0)), BOOTSTRAP).a;
+    return bootstrapInterval(s, BOOTSTRAP);
   };
   const compare = (claim: string, role: Comparison['role'], metric: Metric, kind: Kind, method: Cell, control: Cell): Comparison => {
     const r = pairedBootstrap(scores(method, metric), scores(control, metric), BOOTSTRAP);
