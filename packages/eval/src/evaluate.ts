@@ -72,7 +72,8 @@ export type PredictionMethod = ExtractionMethod | 'loglikelihood' | 'unresolved'
 /**
  * Whether `error` is `@mllm/models`' `ModelInputError`: the model cannot take this row as given (e.g. a prompt
  * longer than the checkpoint's limit, more images than the authors' format holds), as opposed to a bug. Matched
- * by name, so the harness does not need `@mllm/models` (an optional peer) to recognise it.
+ * by name, not `instanceof`: the harness imports only `@mllm/models/image` eagerly (the main entry loads lazily,
+ * with the model), and a model from a user's JS module may throw it from another copy of `@mllm/models`.
  */
 export function isModelInputError(error: unknown): error is Error {
   return error instanceof Error && error.name === 'ModelInputError';
