@@ -5,7 +5,8 @@
  * cosine schedule with 5 % warmup, gradient clipping at 1.0, fresh batches from a seeded RNG
  * (each disposed after its step), metrics reported per step.
  */
-import { createRng } from '@mllm/core';
+import * as tf from '@tensorflow/tfjs-core';
+import { createRng, type Module } from '@mllm/core';
 import { disposeBatch, type HostMLLM, type MultimodalBatch } from '@mllm/models';
 import { AdamW, Trainer, applyTrainingStage, cosineScheduleWithWarmup, type ParameterSelector, type StepMetrics } from '@mllm/train';
 
@@ -61,5 +62,18 @@ export async function trainStage(options: TrainStageOptions): Promise<void> {
   } finally {
     if (current) disposeBatch(current);
     optimizer.dispose();
+  }
+}
+
+/**
+ * Writes 0 into every parameter of `module` (the ablations that switch a path off: Parrot's router at zero
+ * logits = uniform weights, VPG-C's guidance projection at zero). Freezing it stays the caller's: through
+ * `trainStage`'s `frozen` when the stage applies `trainable`, else the parameter's `trainable` flag.
+ */
+export function zeroParameters(module: Module): void {
+  for (const [, p] of module.namedParameters()) {
+    const zeros = tf.zeros(p.variable.shape as number[]);
+    p.variable.write(zeros);
+    zeros.dispose();
   }
 }

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { resolve } from 'node:path';
-import { groupedBarSpec, markdownTable, meanStd, parseExampleFlags, renderSvg } from '../src/index.js';
+import * as tf from '@tensorflow/tfjs-core';
+import { Linear } from '@mllm/core';
+import { groupedBarSpec, markdownTable, meanStd, parseExampleFlags, renderSvg, zeroParameters } from '../src/index.js';
 
 describe('example helpers', () => {
   it('renders a grouped bar chart to SVG with one rect per bar', async () => {
@@ -19,6 +21,19 @@ describe('example helpers', () => {
     expect(() => parseExampleFlags(['--steps', '-1'], { out: 'o', seeds: [0] })).toThrow(/--steps must be a positive integer/);
     expect(() => parseExampleFlags(['--bogus'], { out: 'o', seeds: [0] })).toThrow(/unknown flag/);
     expect(() => parseExampleFlags(['--backend', 'gpu'], { out: 'o', seeds: [0] })).toThrow(/--backend must be one of/);
+  });
+  it('zeroParameters writes 0 into every parameter of the module it is given, and nothing else, without leaking', () => {
+    const off = new Linear({ inFeatures: 3, outFeatures: 2 });
+    const kept = new Linear({ inFeatures: 3, outFeatures: 2 });
+    const keptBefore = kept.namedParameters().map(([, p]) => Array.from(p.variable.read().dataSync()));
+    expect(off.namedParameters().some(([, p]) => Array.from(p.variable.read().dataSync()).some((v) => v !== 0))).toBe(true);
+    const before = tf.memory().numTensors;
+    zeroParameters(off);
+    expect(tf.memory().numTensors).toBe(before);
+    for (const [, p] of off.namedParameters()) expect(Array.from(p.variable.read().dataSync()).every((v) => v === 0)).toBe(true);
+    expect(kept.namedParameters().map(([, p]) => Array.from(p.variable.read().dataSync()))).toEqual(keptBefore);
+    off.dispose();
+    kept.dispose();
   });
   it('formats tables and statistics', () => {
     expect(markdownTable(['a', 'b'], [[1, 0.5]])).toBe('| a | b     |\n| - | ----- |\n| 1 | 0.500 |');

@@ -21,7 +21,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { loadStateDict, setSeed, stateDict, type StateDict } from '@mllm/core';
 import { HostMLLM, type Tokenizer } from '@mllm/models';
 import { attachParrot, type ParrotMoE } from '@mllm/parrot';
-import { trainStage, type StepReport } from '@mllm-example/common';
+import { trainStage, zeroParameters, type StepReport } from '@mllm-example/common';
 import { ENGLISH_ONLY, LANGUAGES, colourWords, mixForShare, type Language } from './questions.js';
 import { CHAT_OPTIONS, answerOf, imageBatch, questionOf, textBatch, type ColourQuestion } from './dataset.js';
 
@@ -141,11 +141,7 @@ export async function runStage2(
     }).module;
     if (recipe === 'parrot-uniform') {
       // Zero router logits → softmax = 1/E for every prompt; frozen so it stays uniform.
-      for (const [, p] of moe.gate.namedParameters()) {
-        const zeros = tf.zeros(p.variable.shape as number[]);
-        p.variable.write(zeros);
-        zeros.dispose();
-      }
+      zeroParameters(moe.gate);
       frozen.push('model.moe_model.gate');
     }
   }

@@ -22,7 +22,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { setSeed } from '@mllm/core';
 import { HostMLLM, type Tokenizer } from '@mllm/models';
-import { trainStage, type StepReport } from '@mllm-example/common';
+import { trainStage, zeroParameters, type StepReport } from '@mllm-example/common';
 import { QFormerVPG, attachVPGC, qformerAttentionReader, type AttachedVPGC } from '@mllm/vpgc';
 import { CHAT_OPTIONS, SCENE, differenceGenerator, regionBatch, stage1Batch, syntheticBatch, type ChoiceQuestion } from './data.js';
 
@@ -132,12 +132,8 @@ export function attentionReaderOf(model: HostMLLM, vpg: QFormerVPG) {
 export function attachVariant(model: HostMLLM, guidance: boolean): AttachedVPGC {
   const attached = attachVPGC(model); // freezes the host structurally; only VPG-C's tensors train
   if (!guidance) {
-    for (const [, p] of attached.module.qformerProj.namedParameters()) {
-      const zeros = tf.zeros(p.variable.shape as number[]);
-      p.variable.write(zeros);
-      zeros.dispose();
-      p.variable.trainable = false;
-    }
+    zeroParameters(attached.module.qformerProj);
+    for (const [, p] of attached.module.qformerProj.namedParameters()) p.variable.trainable = false;
   }
   return attached;
 }
